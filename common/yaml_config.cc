@@ -1,0 +1,88 @@
+#include "common/yaml_config.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace dyt {
+
+YamlReader::YamlReader(YAML::Node node, std::string path)
+    : node_(std::move(node)), path_(std::move(path)) {}
+
+std::string YamlReader::FieldPath(const std::string& key) const {
+  return path_.empty() ? key : path_ + "." + key;
+}
+
+bool YamlReader::Has(const std::string& key) const {
+  seen_.insert(key);
+  return node_.IsMap() && node_[key].IsDefined() && !node_[key].IsNull();
+}
+
+template <typename T>
+Status YamlReader::GetScalar(const std::string& key, T& out, const char* type_name) {
+  if (!Has(key)) return Status::Ok();
+  const YAML::Node v = node_[key];
+  if (!v.IsScalar()) {
+    return InvalidArgument(FieldPath(key) + ": must be " + type_name);
+  }
+  try {
+    out = v.as<T>();
+  } catch (const YAML::Exception&) {
+    return InvalidArgument(FieldPath(key) + ": must be " + type_name + " (got '" +
+                           v.Scalar() + "')");
+  }
+  return Status::Ok();
+}
+
+Status YamlReader::Get(const std::string& key, int& out) { return GetScalar(key, out, "an integer"); }
+Status YamlReader::Get(const std::string& key, int64_t& out) {
+  return GetScalar(key, out, "an integer");
+}
+Status YamlReader::Get(const std::string& key, double& out) {
+  return GetScalar(key, out, "a number");
+}
+Status YamlReader::Get(const std::string& key, float& out) {
+  return GetScalar(key, out, "a number");
+}
+Status YamlReader::Get(const std::string& key, bool& out) {
+  return GetScalar(key, out, "true or false");
+}
+Status YamlReader::Get(const std::string& key, std::string& out) {
+  return GetScalar(key, out, "a string");
+}
+
+StatusOr<YamlReader> YamlReader::Child(const std::string& key) {
+  if (!Has(key)) return YamlReader(YAML::Node(), FieldPath(key));
+  const YAML::Node v = node_[key];
+  if (!v.IsMap()) return InvalidArgument(FieldPath(key) + ": must be a map of fields");
+  return YamlReader(v, FieldPath(key));
+}
+
+Status YamlReader::RejectUnknownKeys() const {
+  if (!node_.IsMap()) return Status::Ok();
+  for (const auto& kv : node_) {
+    const std::string key = kv.first.as<std::string>();
+    if (!seen_.count(key)) return InvalidArgument(FieldPath(key) + ": unknown field");
+  }
+  return Status::Ok();
+}
+
+StatusOr<YAML::Node> LoadYamlString(const std::string& text) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    return InvalidArgument("YAML parse error at line " + std::to_string(e.mark.line + 1) +
+                           ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+}
+
+StatusOr<YAML::Node> LoadYamlFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("cannot open config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto node = LoadYamlString(ss.str());
+  if (!node.ok()) return node.status().WithContext(path);
+  return node;
+}
+
+}  // namespace dyt

@@ -1,0 +1,230 @@
+// The tokenizer (trained here on a small generated text) and the text -> tokens -> shard ->
+// tokens -> text round trip, including `dyt-data encode`'s corpus pipeline.
+#include "trainer/data/tokenizer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "tests/data/test_util.h"
+#include "trainer/data/corpus_encoder.h"
+#include "trainer/data/sha256.h"
+#include "trainer/data/shard_writer.h"
+#include "trainer/data/token_shard.h"
+
+namespace dyt {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int kVocab = 400;
+
+// A few thousand lines of pseudo-random English-like text, the same on every run.
+std::string GenerateCorpus(int lines) {
+  static const char* kWords[] = {"the",   "and",   "of",     "light", "earth", "water",
+                                 "said",  "unto",  "heaven", "day",   "night", "was",
+                                 "good",  "God",   "made",   "in",    "be",    "there",
+                                 "seed",  "tree",  "fruit",  "after", "his",   "kind"};
+  uint64_t state = 12345;
+  std::string text;
+  for (int i = 0; i < lines; ++i) {
+    text += "Ge" + std::to_string(i % 50 + 1) + ":" + std::to_string(i % 31 + 1);
+    const int n = 5 + static_cast<int>(state % 12);
+    for (int w = 0; w < n; ++w) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      text += " ";
+      text += kWords[(state >> 33) % (sizeof(kWords) / sizeof(kWords[0]))];
+    }
+    text += (i % 3 == 0) ? ".\n" : ", and;\n";
+  }
+  return text;
+}
+
+class TokenizerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::ScratchDir();
+    corpus_ = new std::string(GenerateCorpus(3000));
+    testing::WriteFile(dir_->File("corpus.txt"), *corpus_);
+    TokenizerTrainOptions options;
+    options.input_files = {dir_->File("corpus.txt")};
+    options.model_prefix = dir_->File("tok");
+    options.vocab_size = kVocab;
+    train_status_ = new Status(TrainTokenizer(options));
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete corpus_;
+    delete train_status_;
+  }
+  void SetUp() override {
+    ASSERT_TRUE(train_status_->ok()) << train_status_->ToString();
+    auto t = LoadTokenizer(dir_->File("tok.model"));
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    tokenizer_ = std::move(*t);
+  }
+
+  static testing::ScratchDir* dir_;
+  static std::string* corpus_;
+  static Status* train_status_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+testing::ScratchDir* TokenizerTest::dir_ = nullptr;
+std::string* TokenizerTest::corpus_ = nullptr;
+Status* TokenizerTest::train_status_ = nullptr;
+
+TEST_F(TokenizerTest, LoadsWithExpectedVocabAndStableId) {
+  EXPECT_EQ(tokenizer_->vocab_size(), kVocab);
+  EXPECT_EQ(tokenizer_->bos_id(), 1);
+  EXPECT_EQ(tokenizer_->eos_id(), 2);
+  auto file_id = Sha256FileHex(dir_->File("tok.model"));
+  ASSERT_TRUE(file_id.ok());
+  EXPECT_EQ(tokenizer_->id(), *file_id);
+  auto id = TokenizerFileId(dir_->File("tok.model"));
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(*id, tokenizer_->id());
+  EXPECT_TRUE(std::filesystem::exists(dir_->File("tok.vocab")));
+}
+
+TEST_F(TokenizerTest, TrainingIsDeterministicAndIndependentOfOutputPath) {
+  TokenizerTrainOptions options;
+  options.input_files = {dir_->File("corpus.txt")};
+  options.model_prefix = dir_->File("again");
+  options.vocab_size = kVocab;
+  ASSERT_TRUE(TrainTokenizer(options).ok());
+  EXPECT_EQ(testing::ReadFile(dir_->File("again.model")),
+            testing::ReadFile(dir_->File("tok.model")));
+}
+
+TEST_F(TokenizerTest, RoundTripsTextExactly) {
+  const std::vector<std::string> texts = {
+      "In the beginning God created the heaven and the earth.",
+      "two\nlines",
+      "trailing newline\n",
+      "\n\nblank lines\n\n\nbetween\n",
+      "  leading spaces and   inner  runs   ",
+      "tabs\tand\r\ncarriage returns",
+      "digits 1234567890 and 3:16",
+      "unseen characters: naïve café — 東京 🙂",
+      "",
+  };
+  for (const std::string& text : texts) {
+    const std::vector<int32_t> ids = tokenizer_->Encode(text);
+    for (const int32_t id : ids) {
+      EXPECT_GE(id, 0);
+      EXPECT_LT(id, kVocab);
+      EXPECT_NE(id, tokenizer_->bos_id());
+      EXPECT_NE(id, tokenizer_->eos_id());
+    }
+    EXPECT_EQ(tokenizer_->Decode(ids), text);
+  }
+  EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode(*corpus_)), *corpus_);
+}
+
+TEST_F(TokenizerTest, CompressesTrainingText) {
+  // A BPE model trained on this text must beat one token per byte by a wide margin.
+  const auto ids = tokenizer_->Encode(*corpus_);
+  EXPECT_LT(ids.size() * 2, corpus_->size());
+}
+
+TEST_F(TokenizerTest, DecodeTreatsEosAsDocumentBoundaryAndSurvivesBadIds) {
+  std::vector<int32_t> ids = tokenizer_->Encode("first document");
+  ids.push_back(tokenizer_->eos_id());
+  const auto second = tokenizer_->Encode("second one");
+  ids.insert(ids.end(), second.begin(), second.end());
+  EXPECT_EQ(tokenizer_->Decode(ids), "first documentsecond one");
+  EXPECT_EQ(tokenizer_->Decode(std::vector<int32_t>{-1, kVocab + 5}), "\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+TEST_F(TokenizerTest, TextTokensShardTokensTextRoundTrip) {
+  const std::string text = corpus_->substr(0, 5000) + "and something new: ünïcödé\n";
+  const std::vector<int32_t> ids = tokenizer_->Encode(text);
+  const std::string path = dir_->File("roundtrip.bin");
+  ASSERT_TRUE(WriteShard(path, ids, tokenizer_->vocab_size(), tokenizer_->id()).ok());
+  auto shard = TokenShard::Open(path);
+  ASSERT_TRUE(shard.ok()) << shard.status().ToString();
+  EXPECT_EQ((*shard)->tokenizer_id(), tokenizer_->id());
+  EXPECT_EQ((*shard)->vocab_size(), static_cast<uint32_t>(kVocab));
+  std::vector<int32_t> back((*shard)->size());
+  (*shard)->Read(0, back.size(), back.data());
+  EXPECT_EQ(back, ids);
+  EXPECT_EQ(tokenizer_->Decode(back), text);
+}
+
+TEST_F(TokenizerTest, EncodeCorpusWritesTrainAndValShards) {
+  const std::string a = corpus_->substr(0, 20000);
+  const std::string b = "a second, shorter document\nwith two lines\n";
+  testing::WriteFile(dir_->File("a.txt"), a);
+  testing::WriteFile(dir_->File("b.txt"), b);
+  EncodeOptions options;
+  options.input_files = {dir_->File("a.txt"), dir_->File("b.txt")};
+  options.output = dir_->File("train.bin");
+  options.val_output = dir_->File("val.bin");
+  options.val_fraction = 0.1;
+  auto result = EncodeCorpus(*tokenizer_, options);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->documents, 2u);
+  EXPECT_EQ(result->text_bytes, a.size() + b.size());
+
+  // Each document is its tokens then EOS; the last 10% of the stream is the validation shard.
+  std::vector<int32_t> expected = tokenizer_->Encode(a);
+  expected.push_back(tokenizer_->eos_id());
+  const auto eb = tokenizer_->Encode(b);
+  expected.insert(expected.end(), eb.begin(), eb.end());
+  expected.push_back(tokenizer_->eos_id());
+  const uint64_t val = (expected.size() + 9) / 10;
+  EXPECT_EQ(result->val_tokens, val);
+  EXPECT_EQ(result->train_tokens + result->val_tokens, expected.size());
+
+  auto train = TokenShard::Open(options.output);
+  auto valid = TokenShard::Open(options.val_output);
+  ASSERT_TRUE(train.ok() && valid.ok());
+  std::vector<int32_t> got((*train)->size() + (*valid)->size());
+  (*train)->Read(0, (*train)->size(), got.data());
+  (*valid)->Read(0, (*valid)->size(), got.data() + (*train)->size());
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ((*valid)->tokenizer_id(), tokenizer_->id());
+}
+
+TEST_F(TokenizerTest, EncodeCorpusMatchesWholeFileEncodingAcrossBlocks) {
+  // Larger than the encoder's 1 MiB read block, so blocks are split at newlines.
+  std::string big;
+  while (big.size() < (3u << 20) / 2) big += *corpus_;
+  testing::WriteFile(dir_->File("big.txt"), big);
+  EncodeOptions options;
+  options.input_files = {dir_->File("big.txt")};
+  options.output = dir_->File("big.bin");
+  ASSERT_TRUE(EncodeCorpus(*tokenizer_, options).ok());
+  auto shard = TokenShard::Open(options.output);
+  ASSERT_TRUE(shard.ok());
+  std::vector<int32_t> got((*shard)->size());
+  (*shard)->Read(0, got.size(), got.data());
+  std::vector<int32_t> expected = tokenizer_->Encode(big);
+  expected.push_back(tokenizer_->eos_id());
+  EXPECT_EQ(got, expected);
+}
+
+TEST(TokenizerErrorsTest, ReportsMissingAndInvalidModels) {
+  auto missing = LoadTokenizer("/nonexistent/tok.model");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("tokenizer model not found"));
+
+  testing::ScratchDir dir;
+  testing::WriteFile(dir.File("junk.model"), "this is not a protobuf");
+  auto junk = LoadTokenizer(dir.File("junk.model"));
+  ASSERT_FALSE(junk.ok());
+  EXPECT_THAT(junk.status().message(), HasSubstr("not a sentencepiece model"));
+
+  TokenizerTrainOptions options;
+  options.input_files = {dir.File("absent.txt")};
+  options.model_prefix = dir.File("m");
+  const Status s = TrainTokenizer(options);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_THAT(s.message(), HasSubstr("absent.txt"));
+}
+
+}  // namespace
+}  // namespace dyt

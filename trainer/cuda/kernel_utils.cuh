@@ -1,0 +1,200 @@
+// Device helpers shared by the elementwise / row kernels (internal to trainer/cuda).
+//
+// Vector access: a thread handles kVec consecutive elements of a row. kVec = 8 is the fast
+// path: 8 bf16 are one 16-byte load/store, 8 floats two. kVec = 1 is the fallback for rows
+// whose width is not a multiple of 8 or pointers not 16-byte aligned. All math is fp32 in
+// registers; values are rounded only when stored.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+namespace dyt::cuda::detail {
+
+// ---- host-side launch geometry ------------------------------------------------------------
+
+inline constexpr int kVecWidth = 8;
+// Threads of a 2-D elementwise block (columns x rows of the tensor).
+inline constexpr int kBlockThreads = 256;
+// Threads the grid aims for in total. Device-independent on purpose: the grid shape (and so
+// the order of the parameter-gradient reductions) is the same on every GPU, which keeps the
+// results bit-identical across GPU models, not only across runs. 128K threads is about half
+// of an H100's resident capacity; each thread keeps several 16-byte loads in flight.
+inline constexpr int64_t kTargetThreads = 128 * 1024;
+
+inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int RoundUp(int a, int b) { return static_cast<int>(CeilDiv(a, b) * b); }
+
+inline bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// The 2-D tiling of an [N, D] tensor used by the DyT kernels: block (bx, by) with bx threads
+// across the row's vectors and by rows; grid (gx, gy), gy row-tiles striding over N.
+struct TileShape {
+  dim3 grid;
+  dim3 block;
+};
+
+inline TileShape RowTileShape(int64_t N, int D, int vec, int rows_per_thread) {
+  const int cols_v = D / vec;
+  const int bx = std::min(RoundUp(cols_v, 32), kBlockThreads);
+  const int by = std::max(1, kBlockThreads / bx);
+  const int gx = static_cast<int>(CeilDiv(cols_v, bx));
+  const int64_t row_tiles = CeilDiv(std::max<int64_t>(N, 1), int64_t{by} * rows_per_thread);
+  const int64_t max_gy = std::max<int64_t>(1, kTargetThreads / (int64_t{bx} * by * gx));
+  const int gy = static_cast<int>(std::min({row_tiles, max_gy, int64_t{65535}}));
+  return {dim3(gx, gy), dim3(bx, by)};
+}
+
+// ---- device-side vector access ------------------------------------------------------------
+
+template <typename T>
+__device__ __forceinline__ float ToFloat(T v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    return __bfloat162float(v);
+  } else {
+    return v;
+  }
+}
+
+// The value `v` takes once stored as T (round to nearest even for bf16).
+template <typename T>
+__device__ __forceinline__ float RoundTo(float v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    return __bfloat162float(__float2bfloat16_rn(v));
+  } else {
+    return v;
+  }
+}
+
+// Loads kVec activations read once (streaming: evict-first, so they do not push the
+// parameters and partial sums out of L2).
+template <int kVec, typename T>
+__device__ __forceinline__ void LoadVec(const T* p, float (&v)[kVec]) {
+  if constexpr (kVec == 1) {
+    v[0] = ToFloat(p[0]);
+  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    static_assert(kVec == 8, "bf16 vectors are 8 wide (16 bytes)");
+    const uint4 u = __ldcs(reinterpret_cast<const uint4*>(p));
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = __bfloat1622float2(h[i]);
+      v[2 * i] = f.x;
+      v[2 * i + 1] = f.y;
+    }
+  } else {
+    static_assert(std::is_same_v<T, float> && kVec % 4 == 0, "float vectors are 4k wide");
+#pragma unroll
+    for (int i = 0; i < kVec / 4; ++i) {
+      const float4 f = __ldcs(reinterpret_cast<const float4*>(p) + i);
+      v[4 * i] = f.x;
+      v[4 * i + 1] = f.y;
+      v[4 * i + 2] = f.z;
+      v[4 * i + 3] = f.w;
+    }
+  }
+}
+
+// Loads kVec fp32 parameters (gamma, beta, weights), read by many rows: through the read-only
+// cache, no streaming hint.
+template <int kVec>
+__device__ __forceinline__ void LoadParams(const float* p, float (&v)[kVec]) {
+  if constexpr (kVec == 1) {
+    v[0] = __ldg(p);
+  } else {
+#pragma unroll
+    for (int i = 0; i < kVec / 4; ++i) {
+      const float4 f = __ldg(reinterpret_cast<const float4*>(p) + i);
+      v[4 * i] = f.x;
+      v[4 * i + 1] = f.y;
+      v[4 * i + 2] = f.z;
+      v[4 * i + 3] = f.w;
+    }
+  }
+}
+
+template <int kVec, typename T>
+__device__ __forceinline__ void StoreVec(T* p, const float (&v)[kVec]) {
+  if constexpr (kVec == 1) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      p[0] = __float2bfloat16_rn(v[0]);
+    } else {
+      p[0] = v[0];
+    }
+  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    static_assert(kVec == 8, "bf16 vectors are 8 wide (16 bytes)");
+    uint4 u;
+    __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+    *reinterpret_cast<uint4*>(p) = u;
+  } else {
+    static_assert(std::is_same_v<T, float> && kVec % 4 == 0, "float vectors are 4k wide");
+#pragma unroll
+    for (int i = 0; i < kVec / 4; ++i) {
+      reinterpret_cast<float4*>(p)[i] = make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2],
+                                                    v[4 * i + 3]);
+    }
+  }
+}
+
+// Stores one value as T (round to nearest even for bf16).
+template <typename T>
+__device__ __forceinline__ void StoreOne(T* p, float v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    *p = __float2bfloat16_rn(v);
+  } else {
+    *p = v;
+  }
+}
+
+// tanh in fp32: libdevice's tanhf (about 1 ulp) or the MUFU.TANH instruction (sm_75+,
+// relative error about 2^-11, finer than bf16's 2^-9 rounding of the output).
+template <bool kFast>
+__device__ __forceinline__ float Tanh(float x) {
+  if constexpr (kFast) {
+    float y;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+  } else {
+    return tanhf(x);
+  }
+}
+
+// ---- deterministic reductions -------------------------------------------------------------
+
+__device__ __forceinline__ float WarpSum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Sum over the whole block (its size a multiple of 32), returned to every thread with the same
+// bits: a fixed butterfly inside each warp, then every thread adds the warp sums in warp order.
+// `smem` holds at least 32 floats. Contains two __syncthreads(), so every thread must call it.
+__device__ __forceinline__ float BlockSum(float v, float* smem) {
+  const int tid = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  const int nwarps = (blockDim.x * blockDim.y * blockDim.z) / 32;
+  v = WarpSum(v);
+  if ((tid & 31) == 0) smem[tid >> 5] = v;
+  __syncthreads();
+  float s = 0.f;
+  for (int w = 0; w < nwarps; ++w) s += smem[w];
+  __syncthreads();
+  return s;
+}
+
+// Second stage of every parameter-gradient reduction (defined in param_grads.cu):
+//   dcol[c]  += sum over p < P  of parts_col[p * D + c]   (fixed order p = 0, 1, ...)
+//   dcol2[c] += likewise over parts_col2 (skipped when dcol2 is null)
+//   dscalar  += sum of the Ps partials parts_scalar[0..Ps) (skipped when dscalar is null)
+// One launch on `stream`; deterministic (no atomics).
+cudaError_t LaunchAccumulateParamGrads(float* dcol, const float* parts_col, float* dcol2,
+                                       const float* parts_col2, int P, int D, float* dscalar,
+                                       const float* parts_scalar, int Ps, cudaStream_t stream);
+
+}  // namespace dyt::cuda::detail

@@ -1,0 +1,77 @@
+#include "trainer/data/corpus_encoder.h"
+
+#include <cerrno>
+#include <cmath>
+#include <fstream>
+#include <span>
+
+#include "trainer/data/shard_writer.h"
+
+namespace dyt {
+namespace {
+
+constexpr size_t kBlockBytes = 1 << 20;
+
+// Appends the tokens of one file, encoding it in blocks that end at a newline. The tokenizer
+// encodes line by line (tokenizer.h), so this equals encoding the whole file at once.
+Status EncodeFile(const Tokenizer& tokenizer, const std::string& path, std::vector<int32_t>& out,
+                  uint64_t& bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return errno == ENOENT ? NotFound("input file not found: " + path)
+                                  : IoError("cannot open", path, errno);
+  std::string pending;
+  std::vector<char> buf(kBlockBytes);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const size_t n = static_cast<size_t>(in.gcount());
+    if (n == 0) break;
+    bytes += n;
+    pending.append(buf.data(), n);
+    const size_t last_nl = pending.rfind('\n');
+    if (last_nl == std::string::npos) continue;
+    // Through the newline itself, which becomes the <0x0A> token before the next block.
+    const std::vector<int32_t> ids =
+        tokenizer.Encode(std::string_view(pending).substr(0, last_nl + 1));
+    out.insert(out.end(), ids.begin(), ids.end());
+    pending.erase(0, last_nl + 1);
+  }
+  if (in.bad()) return IoError("cannot read", path, errno);
+  const std::vector<int32_t> ids = tokenizer.Encode(pending);
+  out.insert(out.end(), ids.begin(), ids.end());
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<EncodeResult> EncodeCorpus(const Tokenizer& tokenizer, const EncodeOptions& options) {
+  if (options.input_files.empty()) return InvalidArgument("encode: no input files");
+  if (options.output.empty()) return InvalidArgument("encode: no output shard");
+  if (!(options.val_fraction >= 0 && options.val_fraction < 1)) {
+    return InvalidArgument("encode: val_fraction must be in [0, 1)");
+  }
+  if (options.val_fraction > 0 && options.val_output.empty()) {
+    return InvalidArgument("encode: val_fraction needs a validation output shard");
+  }
+  EncodeResult result;
+  std::vector<int32_t> tokens;
+  for (const std::string& path : options.input_files) {
+    DYT_RETURN_IF_ERROR(EncodeFile(tokenizer, path, tokens, result.text_bytes));
+    if (tokenizer.eos_id() >= 0) tokens.push_back(tokenizer.eos_id());
+    ++result.documents;
+  }
+  const uint64_t val_tokens = static_cast<uint64_t>(
+      std::ceil(options.val_fraction * static_cast<double>(tokens.size())));
+  result.val_tokens = val_tokens;
+  result.train_tokens = tokens.size() - val_tokens;
+  const std::span<const int32_t> all(tokens);
+  const uint32_t vocab = static_cast<uint32_t>(tokenizer.vocab_size());
+  DYT_RETURN_IF_ERROR(
+      WriteShard(options.output, all.first(result.train_tokens), vocab, tokenizer.id()));
+  if (!options.val_output.empty()) {
+    DYT_RETURN_IF_ERROR(
+        WriteShard(options.val_output, all.last(val_tokens), vocab, tokenizer.id()));
+  }
+  return result;
+}
+
+}  // namespace dyt

@@ -1,0 +1,36 @@
+// Turns text files into token shards: what `dyt-data encode` does.
+//
+// Each input file is one document: its tokens followed by EOS (when the tokenizer has one),
+// so documents never run together and the model learns where one ends. Files are read in
+// newline-ended blocks, which encode exactly as the whole file would (the tokenizer encodes
+// line by line), but all tokens are held in memory (4 bytes each) until the train/val split
+// is known: fine for corpora of a few hundred million tokens, not for web-scale ones.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "trainer/data/tokenizer.h"
+
+namespace dyt {
+
+struct EncodeOptions {
+  std::vector<std::string> input_files;
+  std::string output;      // the training shard
+  std::string val_output;  // optional validation shard
+  // The LAST ceil(val_fraction * tokens) tokens go to val_output; needs val_output when > 0.
+  double val_fraction = 0;
+};
+
+struct EncodeResult {
+  uint64_t documents = 0;
+  uint64_t text_bytes = 0;
+  uint64_t train_tokens = 0;
+  uint64_t val_tokens = 0;
+};
+
+StatusOr<EncodeResult> EncodeCorpus(const Tokenizer& tokenizer, const EncodeOptions& options);
+
+}  // namespace dyt

@@ -1,0 +1,239 @@
+// The sentencepiece implementation of Tokenizer, LoadTokenizer and TrainTokenizer.
+//
+// This is the ONLY file that may include sentencepiece headers: they define their own
+// `absl::string_view`, which breaks any translation unit that also sees real abseil (gRPC).
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <unordered_map>
+
+#include "trainer/data/sha256.h"
+#include "trainer/data/tokenizer.h"
+
+namespace dyt {
+namespace {
+
+constexpr char kReplacementChar[] = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
+
+class SentencePieceTokenizer final : public Tokenizer {
+ public:
+  SentencePieceTokenizer(std::unique_ptr<sentencepiece::SentencePieceProcessor> sp, std::string id)
+      : sp_(std::move(sp)), id_(std::move(id)) {
+    vocab_size_ = sp_->GetPieceSize();
+    // PieceToId answers unk_id for a missing piece, so check that it really is the byte piece.
+    const int nl = sp_->PieceToId("<0x0A>");
+    newline_id_ = sp_->IsByte(nl) ? nl : -1;
+  }
+
+  std::vector<int32_t> Encode(std::string_view text) const override {
+    std::vector<int32_t> out;
+    if (newline_id_ < 0) {
+      AppendEncoded(text, out);
+      return out;
+    }
+    size_t start = 0;
+    while (true) {
+      const size_t nl = text.find('\n', start);
+      AppendEncoded(text.substr(start, nl == std::string_view::npos ? nl : nl - start), out);
+      if (nl == std::string_view::npos) break;
+      out.push_back(newline_id_);
+      start = nl + 1;
+    }
+    return out;
+  }
+
+  std::string Decode(std::span<const int32_t> ids) const override {
+    std::string out;
+    std::vector<int> segment;
+    // sentencepiece strips the dummy-prefix space only at the start of what it decodes, so
+    // each line (and each document after BOS/EOS) is decoded as its own segment.
+    auto flush = [&] {
+      if (segment.empty()) return;
+      std::string text;
+      const auto status = sp_->Decode(segment, &text);
+      if (!status.ok()) Fatal("decode", status.ToString());
+      out += text;
+      segment.clear();
+    };
+    for (const int32_t id : ids) {
+      if (id < 0 || id >= vocab_size_) {
+        flush();
+        out += kReplacementChar;
+      } else if (id == newline_id_) {
+        flush();
+        out += '\n';
+      } else if (id == bos_id() || id == eos_id()) {
+        flush();
+      } else {
+        segment.push_back(id);
+      }
+    }
+    flush();
+    return out;
+  }
+
+  int vocab_size() const override { return vocab_size_; }
+  int32_t bos_id() const override { return sp_->bos_id(); }
+  int32_t eos_id() const override { return sp_->eos_id(); }
+  const std::string& id() const override { return id_; }
+
+ private:
+  void AppendEncoded(std::string_view text, std::vector<int32_t>& out) const {
+    if (text.empty()) return;
+    std::vector<int> ids;
+    const auto status = sp_->Encode(text, &ids);
+    // A loaded model only fails to encode on internal corruption; returning a partial result
+    // would silently damage training data, so stop instead.
+    if (!status.ok()) Fatal("encode", status.ToString());
+    out.insert(out.end(), ids.begin(), ids.end());
+  }
+
+  [[noreturn]] static void Fatal(const char* what, const std::string& message) {
+    std::fprintf(stderr, "fatal: sentencepiece %s failed: %s\n", what, message.c_str());
+    std::abort();
+  }
+
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::string id_;
+  int vocab_size_ = 0;
+  int newline_id_ = -1;
+};
+
+// Feeds every line of every input file to the trainer, so file names may contain commas
+// (sentencepiece's own `input` option splits on them) and a missing file fails up front.
+class FileLineIterator final : public sentencepiece::SentenceIterator {
+ public:
+  explicit FileLineIterator(std::vector<std::string> files) : files_(std::move(files)) {
+    Advance();
+  }
+  bool done() const override { return done_; }
+  void Next() override { Advance(); }
+  const std::string& value() const override { return line_; }
+  sentencepiece::util::Status status() const override {
+    return sentencepiece::util::Status();
+  }
+
+ private:
+  void Advance() {
+    while (true) {
+      if (in_.is_open() && std::getline(in_, line_)) return;
+      if (in_.is_open()) in_.close();
+      if (next_file_ == files_.size()) {
+        done_ = true;
+        return;
+      }
+      in_.open(files_[next_file_++], std::ios::binary);
+    }
+  }
+
+  std::vector<std::string> files_;
+  size_t next_file_ = 0;
+  std::ifstream in_;
+  std::string line_;
+  bool done_ = false;
+};
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Writes to "<path>.tmp" and renames, so readers never see a half-written model.
+Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return IoError("cannot create", tmp, errno);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) return IoError("cannot write", tmp, errno);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return IoError("cannot rename to", path, errno);
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<std::string> TokenizerFileId(const std::string& model_path) {
+  if (!FileExists(model_path)) return NotFound("tokenizer model not found: " + model_path);
+  return Sha256FileHex(model_path);
+}
+
+StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_path) {
+  if (!FileExists(model_path)) return NotFound("tokenizer model not found: " + model_path);
+  std::ifstream in(model_path, std::ios::binary);
+  if (!in) return IoError("cannot open", model_path, errno);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
+  const auto status = sp->LoadFromSerializedProto(bytes);
+  if (!status.ok()) {
+    return InvalidArgument("not a sentencepiece model: " + model_path + " (" +
+                           status.ToString() + ")");
+  }
+  return std::unique_ptr<Tokenizer>(
+      std::make_unique<SentencePieceTokenizer>(std::move(sp), Sha256Hex(bytes)));
+}
+
+Status TrainTokenizer(const TokenizerTrainOptions& options) {
+  if (options.input_files.empty()) return InvalidArgument("train-tokenizer: no input files");
+  for (const std::string& f : options.input_files) {
+    if (!FileExists(f)) return NotFound("train-tokenizer: input file not found: " + f);
+  }
+  if (options.model_prefix.empty()) return InvalidArgument("train-tokenizer: empty model prefix");
+  if (options.vocab_size < 1) return InvalidArgument("train-tokenizer: vocab_size must be >= 1");
+  if (!(options.character_coverage > 0 && options.character_coverage <= 1)) {
+    return InvalidArgument("train-tokenizer: character_coverage must be in (0, 1]");
+  }
+  // Why these options: identity normalization and kept whitespace make Decode(Encode(t)) == t;
+  // split digits and whitespace-only pieces follow LLaMA's tokenizer; ids 0..2 are
+  // <unk>, <s>, </s> and there is no pad piece (the trainer never pads).
+  const std::unordered_map<std::string, std::string> args = {
+      {"vocab_size", std::to_string(options.vocab_size)},
+      {"model_type", "bpe"},
+      {"character_coverage", std::to_string(options.character_coverage)},
+      {"byte_fallback", options.byte_fallback ? "true" : "false"},
+      {"normalization_rule_name", "identity"},
+      {"remove_extra_whitespaces", "false"},
+      {"add_dummy_prefix", "true"},
+      {"split_digits", "true"},
+      {"allow_whitespace_only_pieces", "true"},
+      {"num_threads", std::to_string(options.num_threads)},
+      {"input_sentence_size", std::to_string(options.max_sentences)},
+      {"shuffle_input_sentence", "true"},
+      {"unk_id", "0"},
+      {"bos_id", "1"},
+      {"eos_id", "2"},
+      {"pad_id", "-1"},
+      {"minloglevel", "1"},  // sentencepiece's INFO lines are one per merge batch: too chatty
+  };
+  sentencepiece::SetRandomGeneratorSeed(1234);  // only sampling (max_sentences) uses it
+  FileLineIterator lines(options.input_files);
+  // Training into memory (no model_prefix) keeps output paths out of the model proto, so the
+  // tokenizer id depends only on the corpus and the options, not on where the file is written.
+  std::string model;
+  const auto status = sentencepiece::SentencePieceTrainer::Train(args, &lines, &model);
+  if (!status.ok()) {
+    return InvalidArgument("train-tokenizer: sentencepiece training failed: " +
+                           status.ToString());
+  }
+  sentencepiece::SentencePieceProcessor sp;
+  if (const auto s = sp.LoadFromSerializedProto(model); !s.ok()) {
+    return Internal("train-tokenizer: trained model does not load: " + s.ToString());
+  }
+  // The .vocab file is for people (piece and score per line, as sentencepiece writes it).
+  std::string vocab;
+  for (int i = 0; i < sp.GetPieceSize(); ++i) {
+    vocab += sp.IdToPiece(i) + "\t" + std::to_string(static_cast<int>(sp.GetScore(i))) + "\n";
+  }
+  DYT_RETURN_IF_ERROR(WriteFileAtomically(options.model_prefix + ".model", model));
+  DYT_RETURN_IF_ERROR(WriteFileAtomically(options.model_prefix + ".vocab", vocab));
+  return Status::Ok();
+}
+
+}  // namespace dyt

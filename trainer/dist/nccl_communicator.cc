@@ -1,0 +1,123 @@
+#include "trainer/dist/nccl_communicator.h"
+
+#include <cstring>
+#include <string>
+
+namespace dyt::dist {
+
+namespace {
+
+Status CudaStatus(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return Status::Ok();
+  return Internal(std::string(what) + ": " + cudaGetErrorName(err) + " (" +
+                  cudaGetErrorString(err) + ")");
+}
+
+ncclRedOp_t ToNcclOp(ReduceOp op) { return op == ReduceOp::kAvg ? ncclAvg : ncclSum; }
+
+}  // namespace
+
+Status NcclStatus(ncclResult_t result, const char* what, ncclComm_t comm) {
+  if (result == ncclSuccess) return Status::Ok();
+  std::string msg = std::string(what) + ": " + ncclGetErrorString(result);
+  const char* last = ncclGetLastError(comm);
+  if (last != nullptr && last[0] != '\0') msg += std::string(" (") + last + ")";
+  const bool remote = result == ncclSystemError || result == ncclRemoteError;
+  return Status(remote ? StatusCode::kUnavailable : StatusCode::kInternal, msg);
+}
+
+StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::Create(
+    KvStore& store, const std::string& key, int rank, int world_size, cudaStream_t stream,
+    std::chrono::milliseconds timeout) {
+  if (world_size < 1) {
+    return InvalidArgument("nccl: world_size " + std::to_string(world_size) + " must be >= 1");
+  }
+  if (rank < 0 || rank >= world_size) {
+    return InvalidArgument("nccl: rank " + std::to_string(rank) + " is outside [0, " +
+                           std::to_string(world_size) + ")");
+  }
+  DYT_RETURN_IF_ERROR(ValidateKvKey(key));
+
+  // Rendezvous first: a rank whose peers never show up fails here with DEADLINE_EXCEEDED
+  // naming the key, before it touches the GPU.
+  ncclUniqueId id;
+  std::memset(&id, 0, sizeof(id));
+  if (rank == 0) {
+    DYT_RETURN_IF_ERROR(NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId"));
+    DYT_RETURN_IF_ERROR(store.Set(key, std::string(id.internal, sizeof(id.internal))));
+  } else {
+    DYT_ASSIGN_OR_RETURN(std::string bytes, store.Get(key, timeout));
+    if (bytes.size() != sizeof(id.internal)) {
+      return DataLoss("nccl: rendezvous value under '" + key + "' has " +
+                      std::to_string(bytes.size()) + " bytes, expected an ncclUniqueId of " +
+                      std::to_string(sizeof(id.internal)));
+    }
+    std::memcpy(id.internal, bytes.data(), sizeof(id.internal));
+  }
+
+  int device = -1;
+  DYT_RETURN_IF_ERROR(CudaStatus(cudaGetDevice(&device), "nccl: cudaGetDevice"));
+  float* barrier_buf = nullptr;
+  DYT_RETURN_IF_ERROR(
+      CudaStatus(cudaMalloc(&barrier_buf, sizeof(float)), "nccl: cudaMalloc(barrier)"));
+  Status st = CudaStatus(cudaMemset(barrier_buf, 0, sizeof(float)), "nccl: cudaMemset(barrier)");
+  ncclComm_t comm = nullptr;
+  if (st.ok()) st = NcclStatus(ncclCommInitRank(&comm, world_size, id, rank), "ncclCommInitRank");
+  if (!st.ok()) {
+    cudaFree(barrier_buf);
+    return st;
+  }
+  return std::unique_ptr<NcclCommunicator>(
+      new NcclCommunicator(rank, world_size, device, stream, comm, barrier_buf));
+}
+
+NcclCommunicator::~NcclCommunicator() {
+  // Errors here have no one to report to; the process is usually shutting down.
+  if (comm_ != nullptr) ncclCommDestroy(comm_);
+  if (barrier_buf_ != nullptr) cudaFree(barrier_buf_);
+}
+
+Status NcclCommunicator::AllReduce(float* buf, size_t n, ReduceOp op) {
+  DYT_RETURN_IF_ERROR(CheckBuffer("nccl AllReduce", "buf", buf, n));
+  if (n == 0) return Status::Ok();
+  return NcclStatus(ncclAllReduce(buf, buf, n, ncclFloat32, ToNcclOp(op), comm_, stream_),
+                    "ncclAllReduce", comm_);
+}
+
+Status NcclCommunicator::Broadcast(float* buf, size_t n, int root) {
+  DYT_RETURN_IF_ERROR(CheckRoot("nccl Broadcast", root, world_size_));
+  DYT_RETURN_IF_ERROR(CheckBuffer("nccl Broadcast", "buf", buf, n));
+  if (n == 0) return Status::Ok();
+  return NcclStatus(ncclBroadcast(buf, buf, n, ncclFloat32, root, comm_, stream_),
+                    "ncclBroadcast", comm_);
+}
+
+Status NcclCommunicator::AllGather(const float* send, float* recv, size_t n_per_rank) {
+  DYT_RETURN_IF_ERROR(CheckBuffer("nccl AllGather", "send", send, n_per_rank));
+  DYT_RETURN_IF_ERROR(CheckBuffer("nccl AllGather", "recv", recv, n_per_rank));
+  if (n_per_rank == 0) return Status::Ok();
+  return NcclStatus(ncclAllGather(send, recv, n_per_rank, ncclFloat32, comm_, stream_),
+                    "ncclAllGather", comm_);
+}
+
+Status NcclCommunicator::ReduceScatter(const float* send, float* recv, size_t n_per_rank,
+                                       ReduceOp op) {
+  DYT_RETURN_IF_ERROR(CheckBuffer("nccl ReduceScatter", "send", send, n_per_rank));
+  DYT_RETURN_IF_ERROR(CheckBuffer("nccl ReduceScatter", "recv", recv, n_per_rank));
+  if (n_per_rank == 0) return Status::Ok();
+  return NcclStatus(
+      ncclReduceScatter(send, recv, n_per_rank, ncclFloat32, ToNcclOp(op), comm_, stream_),
+      "ncclReduceScatter", comm_);
+}
+
+Status NcclCommunicator::Barrier() {
+  // NCCL has no barrier: a one-float all-reduce (max of zeros, so the value never grows)
+  // completes only when every rank has issued it,
+  // and synchronizing the stream waits for it (and for everything enqueued before it).
+  DYT_RETURN_IF_ERROR(NcclStatus(
+      ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclMax, comm_, stream_),
+      "ncclAllReduce(barrier)", comm_));
+  return CudaStatus(cudaStreamSynchronize(stream_), "nccl Barrier: cudaStreamSynchronize");
+}
+
+}  // namespace dyt::dist

@@ -1,0 +1,71 @@
+#include "trainer/optim/adamw.h"
+
+#include <cmath>
+
+namespace dyt {
+
+AdamW::AdamW(const ParamLayout& layout, const AdamWConfig& config)
+    : layout_(layout),
+      config_(config),
+      m_(layout.total(), 0.0f),
+      v_(layout.total(), 0.0f) {
+  for (const ParamTensor& t : layout.tensors()) {
+    const bool is_norm_or_scale = t.role == ParamRole::kNormAlpha ||
+                                  t.role == ParamRole::kNormGain ||
+                                  t.role == ParamRole::kNormBias ||
+                                  t.role == ParamRole::kEmbedScale;
+    decay_.push_back(!(config.no_decay_norms_and_scales && is_norm_or_scale));
+  }
+}
+
+void AdamW::Step(float* params, const float* grads, float lr) {
+  ++step_;
+  const float b1 = config_.beta1, b2 = config_.beta2, eps = config_.eps;
+  // Same order of floating-point operations as torch.optim.AdamW (foreach=False).
+  const float bc1 = 1.0f - float(std::pow(double(b1), double(step_)));
+  const float bc2 = 1.0f - float(std::pow(double(b2), double(step_)));
+  const float step_size = lr / bc1;
+  const float bc2_sqrt = std::sqrt(bc2);
+  for (size_t ti = 0; ti < layout_.tensors().size(); ++ti) {
+    const ParamTensor& t = layout_.tensors()[ti];
+    const float decay = decay_[ti] ? 1.0f - lr * config_.weight_decay : 1.0f;
+    float* p = params + t.offset;
+    const float* g = grads + t.offset;
+    float* m = m_.data() + t.offset;
+    float* v = v_.data() + t.offset;
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < t.numel; ++i) {
+      p[i] *= decay;
+      m[i] = m[i] * b1 + g[i] * (1.0f - b1);
+      v[i] = v[i] * b2 + (1.0f - b2) * g[i] * g[i];
+      const float denom = std::sqrt(v[i]) / bc2_sqrt + eps;
+      p[i] += -step_size * (m[i] / denom);
+    }
+  }
+}
+
+double GradNorm(const float* grads, int64_t n) {
+  constexpr int kChunks = 64;  // fixed, so the sum order never depends on the thread count
+  double part[kChunks] = {};
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < kChunks; ++c) {
+    double s = 0;
+    for (int64_t i = n * c / kChunks; i < n * (c + 1) / kChunks; ++i) s += double(grads[i]) * grads[i];
+    part[c] = s;
+  }
+  double s = 0;
+  for (double p : part) s += p;
+  return std::sqrt(s);
+}
+
+double ClipGradNorm(float* grads, int64_t n, float max_norm) {
+  const double norm = GradNorm(grads, n);
+  const float coef = float(max_norm / (norm + 1e-6));
+  if (coef < 1.0f) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) grads[i] *= coef;
+  }
+  return norm;
+}
+
+}  // namespace dyt

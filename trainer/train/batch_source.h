@@ -1,0 +1,29 @@
+// Where training batches come from: token shards through the data loader, or synthetic
+// random tokens (for tests and benchmarks that need no corpus).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "common/status.h"
+#include "trainer/train/train_config.h"
+
+namespace dyt {
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  // Fills inputs and targets [batch, seq_len] with the next training batch.
+  virtual void Next(int batch, int32_t* inputs, int32_t* targets) = 0;
+  // Validation batches available (0: none).
+  virtual int64_t num_val_batches(int batch) const = 0;
+  // The i-th fixed validation batch (the same on every call).
+  virtual Status ValidationBatch(int64_t i, int batch, int32_t* inputs, int32_t* targets) = 0;
+};
+
+// Opens the source the config asks for; for shards every check of the data loader (vocab,
+// corruption, sizes) runs here, before training starts.
+StatusOr<std::unique_ptr<BatchSource>> OpenBatchSource(const TrainConfig& config, int rank,
+                                                       int world_size);
+
+}  // namespace dyt

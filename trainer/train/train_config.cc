@@ -1,0 +1,129 @@
+#include "trainer/train/train_config.h"
+
+#include <cmath>
+
+namespace dyt {
+namespace {
+
+Status AtLeast(const YamlReader& r, const std::string& key, double v, double min) {
+  if (!(v >= min)) {
+    return InvalidArgument(r.FieldPath(key) + ": must be >= " + std::to_string(int64_t(min)) +
+                           " (got " + std::to_string(v) + ")");
+  }
+  return Status::Ok();
+}
+
+Status InRange(const YamlReader& r, const std::string& key, double v, double lo, double hi) {
+  if (!(v >= lo && v < hi)) {
+    return InvalidArgument(r.FieldPath(key) + ": must be in [" + std::to_string(lo) + ", " +
+                           std::to_string(hi) + ") (got " + std::to_string(v) + ")");
+  }
+  return Status::Ok();
+}
+
+Status ParseData(YamlReader& r, DataSection& d) {
+  DYT_RETURN_IF_ERROR(r.Get("synthetic", d.synthetic));
+  DYT_RETURN_IF_ERROR(r.Get("repeat_batch", d.repeat_batch));
+  DYT_RETURN_IF_ERROR(ReadDataConfig(r, d.shards));  // also rejects unknown keys
+  if (!d.synthetic && d.shards.train_paths.empty()) {
+    return InvalidArgument(r.FieldPath("train_paths") +
+                           ": required (token shard paths) unless data.synthetic is true");
+  }
+  if (d.repeat_batch && !d.synthetic) {
+    return InvalidArgument(r.FieldPath("repeat_batch") + ": only valid with data.synthetic");
+  }
+  return Status::Ok();
+}
+
+Status ParseTrain(YamlReader& r, TrainSection& t) {
+  DYT_RETURN_IF_ERROR(r.Get("steps", t.steps));
+  DYT_RETURN_IF_ERROR(r.Get("batch_size", t.batch_size));
+  DYT_RETURN_IF_ERROR(r.Get("grad_accum", t.grad_accum));
+  DYT_RETURN_IF_ERROR(r.Get("seq_len", t.seq_len));
+  int64_t seed = int64_t(t.seed);
+  DYT_RETURN_IF_ERROR(r.Get("seed", seed));
+  t.seed = uint64_t(seed);
+  DYT_RETURN_IF_ERROR(r.Get("threads", t.threads));
+  DYT_RETURN_IF_ERROR(r.Get("log_every", t.log_every));
+  DYT_RETURN_IF_ERROR(r.Get("eval_every", t.eval_every));
+  DYT_RETURN_IF_ERROR(r.Get("eval_batches", t.eval_batches));
+  DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
+  DYT_RETURN_IF_ERROR(AtLeast(r, "steps", double(t.steps), 1));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "batch_size", t.batch_size, 1));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "grad_accum", t.grad_accum, 1));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "seq_len", t.seq_len, 0));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "threads", t.threads, 0));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "log_every", t.log_every, 1));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "eval_every", t.eval_every, 0));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "eval_batches", t.eval_batches, 1));
+  return Status::Ok();
+}
+
+Status ParseOptim(YamlReader& r, OptimSection& o, int64_t steps) {
+  AdamWConfig& a = o.adamw;
+  LrSchedule& s = o.schedule;
+  s.total_steps = steps;
+  DYT_RETURN_IF_ERROR(r.Get("lr", s.lr));
+  s.min_lr = s.lr * 0.1f;
+  DYT_RETURN_IF_ERROR(r.Get("min_lr", s.min_lr));
+  DYT_RETURN_IF_ERROR(r.Get("warmup_steps", s.warmup_steps));
+  DYT_RETURN_IF_ERROR(r.Get("decay_steps", s.total_steps));
+  DYT_RETURN_IF_ERROR(r.Get("beta1", a.beta1));
+  DYT_RETURN_IF_ERROR(r.Get("beta2", a.beta2));
+  DYT_RETURN_IF_ERROR(r.Get("eps", a.eps));
+  DYT_RETURN_IF_ERROR(r.Get("weight_decay", a.weight_decay));
+  DYT_RETURN_IF_ERROR(r.Get("no_decay_norms", a.no_decay_norms_and_scales));
+  DYT_RETURN_IF_ERROR(r.Get("grad_clip", o.grad_clip));
+  DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
+  if (!(s.lr > 0) || !std::isfinite(s.lr)) {
+    return InvalidArgument(r.FieldPath("lr") + ": must be a positive finite number");
+  }
+  if (!(s.min_lr >= 0 && s.min_lr <= s.lr)) {
+    return InvalidArgument(r.FieldPath("min_lr") + ": must be in [0, lr]");
+  }
+  DYT_RETURN_IF_ERROR(AtLeast(r, "warmup_steps", double(s.warmup_steps), 0));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "decay_steps", double(s.total_steps), 1));
+  DYT_RETURN_IF_ERROR(InRange(r, "beta1", a.beta1, 0.0, 1.0));
+  DYT_RETURN_IF_ERROR(InRange(r, "beta2", a.beta2, 0.0, 1.0));
+  if (!(a.eps > 0)) return InvalidArgument(r.FieldPath("eps") + ": must be > 0");
+  if (!(a.weight_decay >= 0)) return InvalidArgument(r.FieldPath("weight_decay") + ": must be >= 0");
+  if (!(o.grad_clip >= 0)) {
+    return InvalidArgument(r.FieldPath("grad_clip") + ": must be >= 0 (0 disables clipping)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<TrainConfig> ParseTrainConfig(const YAML::Node& root) {
+  if (!root.IsMap()) return InvalidArgument("config: must be a YAML map with model/data/train");
+  YamlReader r(root, "");
+  TrainConfig c;
+  DYT_ASSIGN_OR_RETURN(YamlReader model, r.Child("model"));
+  DYT_ASSIGN_OR_RETURN(c.model, ParseModelConfig(model));
+  DYT_ASSIGN_OR_RETURN(YamlReader train, r.Child("train"));
+  DYT_RETURN_IF_ERROR(ParseTrain(train, c.train));
+  if (c.train.seq_len == 0) c.train.seq_len = c.model.max_seq_len;
+  if (c.train.seq_len > c.model.max_seq_len) {
+    return InvalidArgument("train.seq_len: must be <= model.max_seq_len (" +
+                           std::to_string(c.model.max_seq_len) + ")");
+  }
+  DYT_ASSIGN_OR_RETURN(YamlReader data, r.Child("data"));
+  DYT_RETURN_IF_ERROR(ParseData(data, c.data));
+  DYT_ASSIGN_OR_RETURN(YamlReader optim, r.Child("optimizer"));
+  DYT_RETURN_IF_ERROR(ParseOptim(optim, c.optim, c.train.steps));
+  DYT_ASSIGN_OR_RETURN(YamlReader output, r.Child("output"));
+  DYT_RETURN_IF_ERROR(output.Get("dir", c.output_dir));
+  DYT_RETURN_IF_ERROR(output.RejectUnknownKeys());
+  DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
+  return c;
+}
+
+StatusOr<TrainConfig> LoadTrainConfig(const std::string& path) {
+  DYT_ASSIGN_OR_RETURN(YAML::Node root, LoadYamlFile(path));
+  auto c = ParseTrainConfig(root);
+  if (!c.ok()) return c.status().WithContext(path);
+  return c;
+}
+
+}  // namespace dyt

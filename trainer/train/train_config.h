@@ -1,0 +1,64 @@
+// The whole configuration of a training run, as read from `dyt-train --config job.yaml`.
+//
+//   model:     preset and overrides (trainer/model/config.h)
+//   data:      token shards, or `synthetic: true` for random tokens (tests, benchmarks)
+//   train:     steps, micro-batch size, gradient accumulation, sequence length, seed, threads,
+//              logging and evaluation cadence
+//   optimizer: AdamW, clipping, learning-rate schedule
+//   output:    run directory
+// Every field is optional except where noted; unknown fields are rejected by name.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "trainer/data/data_config.h"
+#include "trainer/model/config.h"
+#include "trainer/optim/adamw.h"
+#include "trainer/optim/lr_schedule.h"
+
+namespace dyt {
+
+struct DataSection {
+  bool synthetic = false;     // random tokens from the seed; no files
+  bool repeat_batch = false;  // synthetic only: the same batch every step (memorization)
+  DataConfig shards;          // token shards (trainer/data/data_config.h); seed used by both
+};
+
+struct TrainSection {
+  int64_t steps = 100;
+  int batch_size = 8;    // sequences per micro-batch
+  int grad_accum = 1;    // micro-batches per optimizer step
+  int seq_len = 0;       // 0: model.max_seq_len
+  uint64_t seed = 1;     // parameter init
+  int threads = 0;       // OpenMP threads; 0: all cores
+  int log_every = 10;
+  int eval_every = 0;    // 0: no periodic evaluation
+  int eval_batches = 8;  // validation batches per evaluation
+};
+
+struct OptimSection {
+  AdamWConfig adamw;
+  float grad_clip = 1.0f;  // 0 disables clipping
+  LrSchedule schedule;     // total_steps defaults to train.steps
+};
+
+struct TrainConfig {
+  ModelConfig model;
+  DataSection data;
+  TrainSection train;
+  OptimSection optim;
+  std::string output_dir;  // empty: no files written
+
+  int64_t tokens_per_step() const {
+    return int64_t(train.batch_size) * train.grad_accum * train.seq_len;
+  }
+};
+
+// Parses and validates a config; errors name the field ("train.batch_size: must be >= 1").
+StatusOr<TrainConfig> ParseTrainConfig(const YAML::Node& root);
+StatusOr<TrainConfig> LoadTrainConfig(const std::string& path);
+
+}  // namespace dyt
