@@ -198,15 +198,15 @@ TEST_F(LoaderTest, ValFractionHoldsOutTheTail) {
   ASSERT_TRUE(loader);
   EXPECT_EQ(loader->num_train_tokens(), 900u);
   EXPECT_EQ(loader->num_val_tokens(), 100u);
-  EXPECT_EQ(loader->windows_per_epoch(), 99u);  // (900 - 1) / 9
+  EXPECT_EQ(loader->windows_per_epoch(), 99u);                      // (900 - 1) / 9
   for (int32_t s : NextStarts(*loader, 99)) EXPECT_LE(s + 9, 899);  // never reads the tail
-  ASSERT_EQ(loader->num_val_windows(), 11);    // (100 - 1) / 9
+  ASSERT_EQ(loader->num_val_windows(), 11);                         // (100 - 1) / 9
   EXPECT_EQ(loader->num_val_batches(4), 2);
   std::vector<int32_t> in(4 * 9), tg(4 * 9), in2(4 * 9), tg2(4 * 9);
   ASSERT_TRUE(loader->ValidationBatch(1, 4, in.data(), tg.data()).ok());
-  EXPECT_EQ(in[0], 900 + 4 * 9);  // windows in order: batch 1 starts at window 4
-  EXPECT_EQ(tg[9 * 3 + 8], 900 + 8 * 9 + 9);
-  NextStarts(*loader, 5);  // training reads do not move validation
+  EXPECT_EQ(in[0], 900 + 4 * 9);              // windows in order: batch 1 starts at window 4
+  EXPECT_EQ(tg[9 * 3 + 8], 900 + 7 * 9 + 9);  // row 3 is window 7; its last target
+  NextStarts(*loader, 5);                     // training reads do not move validation
   ASSERT_TRUE(loader->ValidationBatch(1, 4, in2.data(), tg2.data()).ok());
   EXPECT_EQ(in, in2);
   EXPECT_EQ(tg, tg2);
@@ -218,7 +218,7 @@ TEST_F(LoaderTest, ValFractionHoldsOutTheTail) {
 TEST_F(LoaderTest, ValPathsSplitAcrossRanksAndThinEvenly) {
   DataConfig config = Config({Shard("train.bin", 0, 1000)});
   config.val_paths = {Shard("val.bin", 50000, 1001)};  // 100 windows of T = 10
-  config.max_val_windows = 10;                          // every 10th window
+  config.max_val_windows = 10;                         // every 10th window
   std::vector<int32_t> all;
   for (int r = 0; r < 2; ++r) {
     auto loader = MustOpen(config, 10, r, 2);

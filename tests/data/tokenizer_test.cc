@@ -22,10 +22,10 @@ constexpr int kVocab = 400;
 
 // A few thousand lines of pseudo-random English-like text, the same on every run.
 std::string GenerateCorpus(int lines) {
-  static const char* kWords[] = {"the",   "and",   "of",     "light", "earth", "water",
-                                 "said",  "unto",  "heaven", "day",   "night", "was",
-                                 "good",  "God",   "made",   "in",    "be",    "there",
-                                 "seed",  "tree",  "fruit",  "after", "his",   "kind"};
+  static const char* kWords[] = {"the",  "and",  "of",     "light", "earth", "water",
+                                 "said", "unto", "heaven", "day",   "night", "was",
+                                 "good", "God",  "made",   "in",    "be",    "there",
+                                 "seed", "tree", "fruit",  "after", "his",   "kind"};
   uint64_t state = 12345;
   std::string text;
   for (int i = 0; i < lines; ++i) {

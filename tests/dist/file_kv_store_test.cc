@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace dyt::dist {
 namespace {
@@ -72,7 +73,9 @@ TEST_F(FileKvStoreTest, GetTimesOutNamingTheKey) {
 }
 
 TEST_F(FileKvStoreTest, RejectsKeysThatAreNotPlainFileNames) {
-  for (const std::string key : {"", "../escape", "a/b", ".hidden", "sp ace", std::string(201, 'k')}) {
+  const std::vector<std::string> bad = {"",       "../escape", "a/b",
+                                        ".hidden", "sp ace",    std::string(201, 'k')};
+  for (const std::string& key : bad) {
     Status st = store_->Set(key, "v");
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << "key '" << key << "'";
     EXPECT_EQ(store_->Get(key, milliseconds(0)).status().code(), StatusCode::kInvalidArgument);

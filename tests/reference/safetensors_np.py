@@ -2,12 +2,12 @@
 
 The safetensors layout is:
 
-    * 8 bytes: little-endian unsigned 64-bit header length ``N``.
-    * ``N`` bytes: UTF-8 JSON header mapping each tensor name to
-        ``{"dtype": str, "shape": [int, ...], "data_offsets": [begin, end]}``, plus
-        an optional ``"__metadata__"`` entry mapping strings to strings.
-    * The raw little-endian tensor data. ``data_offsets`` are byte offsets
-        relative to the start of this data section.
+  * 8 bytes: little-endian unsigned 64-bit header length ``N``.
+  * ``N`` bytes: UTF-8 JSON header mapping each tensor name to
+    ``{"dtype": str, "shape": [int, ...], "data_offsets": [begin, end]}``,
+    plus an optional ``"__metadata__"`` entry mapping strings to strings.
+  * The raw little-endian tensor data. ``data_offsets`` are byte offsets
+    relative to the start of this data section.
 
 Only the dtypes this project needs are supported. ``BF16`` tensors can be read
 (they are widened to float32) but not written.

@@ -57,7 +57,8 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.norm not in ("dyt", "rmsnorm"):
-            raise ValueError(f"norm must be 'dyt' or 'rmsnorm', got {self.norm!r}")
+            raise ValueError(
+                f"norm must be 'dyt' or 'rmsnorm', got {self.norm!r}")
         if self.dim % self.n_heads:
             raise ValueError("dim must be divisible by n_heads")
         if self.n_heads % self.n_kv_heads:
@@ -162,7 +163,7 @@ def rope_tables(head_dim, max_seq_len, theta):
 
 
 def apply_rope(x, rope):
-    """Rotates interleaved pairs (x[2i], x[2i+1]) of each head (Meta convention).
+    """Rotates interleaved pairs (x[2i], x[2i+1]) of each head (Meta style).
 
     Each pair is treated as the complex number x[2i] + j*x[2i+1] and multiplied
     by exp(j * t * freq_i), i.e.
@@ -269,7 +270,8 @@ class Llama(nn.Module):
         self.cfg = cfg
         self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.dim)
         if cfg.embed_scale:
-            self.embed_scale = nn.Parameter(torch.full((1,), math.sqrt(cfg.dim)))
+            self.embed_scale = nn.Parameter(
+                torch.full((1,), math.sqrt(cfg.dim)))
         else:
             self.register_parameter("embed_scale", None)
         self.layers = nn.ModuleList(
@@ -374,13 +376,15 @@ def load_weights(model, arrays):
     missing = sorted(set(params) - set(arrays))
     extra = sorted(set(arrays) - set(params))
     if missing or extra:
-        raise KeyError(f"weight name mismatch: missing={missing} unexpected={extra}")
+        raise KeyError(
+            f"weight name mismatch: missing={missing} unexpected={extra}")
     with torch.no_grad():
         for name, p in params.items():
             a = np.asarray(arrays[name])
             if tuple(a.shape) != tuple(p.shape):
                 raise ValueError(
-                    f"{name}: shape {tuple(a.shape)} != expected {tuple(p.shape)}")
+                    f"{name}: shape {tuple(a.shape)} != "
+                    f"expected {tuple(p.shape)}")
             p.copy_(torch.from_numpy(np.ascontiguousarray(a)).to(p.dtype))
 
 

@@ -13,8 +13,14 @@
 namespace dyt::cpu {
 
 inline float FastExp(float x) {
-  x = std::fmin(std::fmax(x, -87.0f), 88.0f);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);  // round(x / ln 2)
+  // Ternaries, not std::fmin/fmax: those keep NaN semantics and compile to library calls
+  // that block vectorization.
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  // n = round(x / ln 2) by truncating conversion (vectorizes; std::floor may become a call).
+  const float xl = x * 1.44269504088896341f;
+  const int32_t ni = int32_t(xl + (xl >= 0.0f ? 0.5f : -0.5f));
+  const float n = float(ni);
   // r = x - n * ln2, with ln2 split in two for precision.
   float r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
@@ -25,7 +31,7 @@ inline float FastExp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float er = p * r * r + r + 1.0f;
-  const int32_t bits = (int32_t(n) + 127) << 23;  // 2^n
+  const int32_t bits = (ni + 127) << 23;  // 2^n
   return er * std::bit_cast<float>(bits);
 }
 
@@ -40,7 +46,7 @@ inline float FastTanh(float x) {
   p = p * z - 3.33332819422e-1f;
   const float small = p * z * x + x;
   // Large |x|: 1 - 2 / (exp(2|x|) + 1), saturating cleanly to 1.
-  const float e = FastExp(std::fmin(2.0f * ax, 88.0f));
+  const float e = FastExp(2.0f * ax);  // FastExp clamps: saturates to tanh = 1
   const float big = std::copysign(1.0f - 2.0f / (e + 1.0f), x);
   return ax < 0.625f ? small : big;
 }

@@ -7,7 +7,9 @@
 //   partials of the backward accumulate in registers with no shared memory until the end.
 // * Memory-level parallelism. Each thread loads kRows rows of every input before using any of
 //   them, so 4 (forward) or 2 (backward) independent 16-byte loads per tensor are in flight.
-// * Determinism. The grid shape depends only on (N, D) (detail::RowTileShape), each block's
+// * Persistent grid. The grid holds as many blocks as the GPU keeps resident at once (the
+//   occupancy calculator, times the SM count), so the work is one full wave, no ragged tail.
+// * Determinism. The grid shape depends only on (N, D) and the device, each block's
 //   partials are combined in fixed order, and detail::LaunchAccumulateParamGrads adds the
 //   block partials in fixed order: no float atomics.
 #include "trainer/cuda/cuda_status.h"
@@ -165,7 +167,9 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 size_t BackwardScratchBytesFor(int64_t N, int D, int vec) {
-  const detail::TileShape s = detail::RowTileShape(N, D, vec, kBwdRows);
+  const dim3 block = detail::RowTileBlock(D, vec);
+  const detail::TileShape s = detail::RowTileShape(
+      N, D, vec, kBwdRows, detail::MaxResidentBlocks(static_cast<int>(block.x * block.y)));
   const size_t gy = s.grid.y, gx = s.grid.x;
   return (2 * gy * static_cast<size_t>(D) + gy * gx) * sizeof(float);
 }
@@ -195,10 +199,13 @@ Status LaunchForward(const char* fn, bf16* y, R* r_out, const R* r, const bf16* 
       detail::WithBool(beta != nullptr, [&](auto has_beta) {
         detail::WithBool(tanh_mode == TanhMode::kFast, [&](auto fast) {
           constexpr int kVec = decltype(v)::value ? kVecWidth : 1;
-          const detail::TileShape s = detail::RowTileShape(N, D, kVec, kFwdRows);
-          DytForwardKernel<kVec, R, decltype(res)::value, decltype(has_beta)::value,
-                           decltype(fast)::value>
-              <<<s.grid, s.block, 0, stream>>>(y, r_out, r, d, alpha, gamma, beta, N, D);
+          auto* kernel = DytForwardKernel<kVec, R, decltype(res)::value,
+                                          decltype(has_beta)::value, decltype(fast)::value>;
+          const dim3 block = detail::RowTileBlock(D, kVec);
+          const detail::TileShape s = detail::RowTileShape(
+              N, D, kVec, kFwdRows,
+              detail::ResidentBlocks(kernel, static_cast<int>(block.x * block.y), 0));
+          kernel<<<s.grid, s.block, 0, stream>>>(y, r_out, r, d, alpha, gamma, beta, N, D);
         });
       });
     });
@@ -226,19 +233,26 @@ Status LaunchBackward(const char* fn, bf16* dx, float* dalpha, float* dgamma, fl
   using detail::Aligned16;
   const bool vec = D % kVecWidth == 0 && Aligned16(dx) && Aligned16(dy) && Aligned16(x) &&
                    Aligned16(gamma) && (dr == nullptr || Aligned16(dr));
-  const int kv = vec ? kVecWidth : 1;
-  const detail::TileShape s = detail::RowTileShape(N, D, kv, kBwdRows);
   float* part_gamma = static_cast<float*>(scratch);
-  float* part_beta = part_gamma + static_cast<size_t>(s.grid.y) * D;
-  float* part_alpha = part_beta + static_cast<size_t>(s.grid.y) * D;
-  const size_t smem = (2 * s.block.x * s.block.y * kv + 32) * sizeof(float);
+  float* part_beta = nullptr;
+  float* part_alpha = nullptr;
+  detail::TileShape s{};
   detail::WithBool(vec, [&](auto v) {
     detail::WithBool(dr != nullptr, [&](auto has_dr) {
       detail::WithBool(tanh_mode == TanhMode::kFast, [&](auto fast) {
         constexpr int kVec = decltype(v)::value ? kVecWidth : 1;
-        DytBackwardKernel<kVec, R, decltype(has_dr)::value, decltype(fast)::value>
-            <<<s.grid, s.block, smem, stream>>>(dx, part_gamma, part_beta, part_alpha, dy, x, dr,
-                                                alpha, gamma, N, D);
+        auto* kernel =
+            DytBackwardKernel<kVec, R, decltype(has_dr)::value, decltype(fast)::value>;
+        const dim3 block = detail::RowTileBlock(D, kVec);
+        const int threads = static_cast<int>(block.x * block.y);
+        const size_t smem = (2 * threads * kVec + 32) * sizeof(float);
+        s = detail::RowTileShape(N, D, kVec, kBwdRows,
+                                 detail::ResidentBlocks(kernel, threads, smem));
+        // Scratch layout: part_gamma [gy][D], part_beta [gy][D], part_alpha [gy * gx].
+        part_beta = part_gamma + static_cast<size_t>(s.grid.y) * D;
+        part_alpha = part_beta + static_cast<size_t>(s.grid.y) * D;
+        kernel<<<s.grid, s.block, smem, stream>>>(dx, part_gamma, part_beta, part_alpha, dy, x,
+                                                  dr, alpha, gamma, N, D);
       });
     });
   });

@@ -13,8 +13,8 @@
 //   * Backward functions OVERWRITE dx and ACCUMULATE (+=) into dalpha, dgamma, dbeta.
 //   * The parameter gradients are reduced deterministically: each block writes partial sums to
 //     `scratch`, and a second kernel adds them in a fixed order. No float atomics, so results
-//     are bit-identical from run to run, and across GPU models too (the grid does not depend
-//     on the device).
+//     are bit-identical from run to run on the same GPU model (the grid is sized to the
+//     device, so another model may round differently).
 //   * Everything is enqueued on `stream`; nothing synchronizes. Launchers return
 //     INVALID_ARGUMENT for bad arguments (before launching anything) and INTERNAL for launch
 //     errors. Errors inside a kernel surface at the next synchronizing call.
@@ -57,7 +57,8 @@ Status ResidualDytForward(float* r_out, bf16* y, const float* r, const bf16* d,
                           const float* alpha, const float* gamma, const float* beta, int64_t N,
                           int D, cudaStream_t stream, TanhMode tanh_mode = TanhMode::kAccurate);
 
-// Bytes of device scratch DytBackward needs for an [N, D] input (any alignment, either x type).
+// Bytes of device scratch DytBackward needs for an [N, D] input on the CURRENT device (any
+// alignment, either x type, either tanh mode).
 size_t DytBackwardScratchBytes(int64_t N, int D);
 
 // With t = tanh(alpha * x) recomputed (no stored t):

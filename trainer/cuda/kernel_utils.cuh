@@ -20,11 +20,6 @@ namespace dyt::cuda::detail {
 inline constexpr int kVecWidth = 8;
 // Threads of a 2-D elementwise block (columns x rows of the tensor).
 inline constexpr int kBlockThreads = 256;
-// Threads the grid aims for in total. Device-independent on purpose: the grid shape (and so
-// the order of the parameter-gradient reductions) is the same on every GPU, which keeps the
-// results bit-identical across GPU models, not only across runs. 128K threads is about half
-// of an H100's resident capacity; each thread keeps several 16-byte loads in flight.
-inline constexpr int64_t kTargetThreads = 128 * 1024;
 
 inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int RoundUp(int a, int b) { return static_cast<int>(CeilDiv(a, b) * b); }
@@ -38,15 +33,20 @@ struct TileShape {
   dim3 block;
 };
 
-inline TileShape RowTileShape(int64_t N, int D, int vec, int rows_per_thread) {
-  const int cols_v = D / vec;
-  const int bx = std::min(RoundUp(cols_v, 32), kBlockThreads);
-  const int by = std::max(1, kBlockThreads / bx);
-  const int gx = static_cast<int>(CeilDiv(cols_v, bx));
-  const int64_t row_tiles = CeilDiv(std::max<int64_t>(N, 1), int64_t{by} * rows_per_thread);
-  const int64_t max_gy = std::max<int64_t>(1, kTargetThreads / (int64_t{bx} * by * gx));
-  const int gy = static_cast<int>(std::min({row_tiles, max_gy, int64_t{65535}}));
-  return {dim3(gx, gy), dim3(bx, by)};
+inline dim3 RowTileBlock(int D, int vec) {
+  const int bx = std::min(RoundUp(D / vec, 32), kBlockThreads);
+  return dim3(bx, std::max(1, kBlockThreads / bx));
+}
+
+// A persistent grid: at most `resident_blocks` blocks (what the GPU holds at once), so the
+// work is one wave with no partly-filled last wave; fewer when N has fewer row tiles.
+inline TileShape RowTileShape(int64_t N, int D, int vec, int rows_per_thread,
+                              int64_t resident_blocks) {
+  const dim3 block = RowTileBlock(D, vec);
+  const int gx = static_cast<int>(CeilDiv(D / vec, block.x));
+  const int64_t row_tiles = CeilDiv(std::max<int64_t>(N, 1), int64_t{block.y} * rows_per_thread);
+  const int64_t gy = std::clamp<int64_t>(resident_blocks / gx, 1, std::min<int64_t>(row_tiles, 65535));
+  return {dim3(gx, static_cast<unsigned>(gy)), block};
 }
 
 // ---- device-side vector access ------------------------------------------------------------

@@ -1,4 +1,5 @@
-// RMSNorm kernels. One block per row at a time, striding over rows; each thread holds kPT
+// RMSNorm kernels. One block per row at a time, striding over rows (a persistent grid: as
+// many blocks as the GPU holds at once); each thread holds kPT
 // vectors of kVec channels of the row in registers between the reduction and the output
 // (vector path), or re-reads the row (scalar path). Per-thread dw partials stay in registers
 // (the thread's channels are fixed) and go to scratch once per block; the fixed-order second
@@ -24,10 +25,9 @@ constexpr int kMaxBwdPerThread = 2;
 struct RowShape {
   int threads = 0;
   int per_thread = 0;
-  int blocks = 0;
 };
 
-RowShape VectorRowShape(int64_t N, int D, int max_per_thread) {
+RowShape VectorRowShape(int D, int max_per_thread) {
   RowShape s;
   const int cols_v = D / kVecWidth;
   int pt = 1;
@@ -35,12 +35,13 @@ RowShape VectorRowShape(int64_t N, int D, int max_per_thread) {
   if (CeilDiv(cols_v, pt) > kMaxRowThreads) return s;
   s.per_thread = pt;
   s.threads = detail::RoundUp(static_cast<int>(CeilDiv(cols_v, pt)), 32);
-  s.blocks = static_cast<int>(std::min<int64_t>(N, detail::kTargetThreads / s.threads));
   return s;
 }
 
-int GenericBlocks(int64_t N) {
-  return static_cast<int>(std::min<int64_t>(N, detail::kTargetThreads / kGenericThreads));
+// A persistent grid: one block per row, at most as many as the GPU holds at once.
+template <typename Kernel>
+int GridBlocks(Kernel kernel, int64_t N, int threads) {
+  return static_cast<int>(std::min<int64_t>(N, detail::ResidentBlocks(kernel, threads, 0)));
 }
 
 // ---- forward ------------------------------------------------------------------------------
@@ -243,30 +244,35 @@ Status LaunchForward(const char* fn, bf16* y, float* rstd, R* r_out, const R* r,
   if (N == 0) return Status::Ok();
 
   using detail::Aligned16;
-  const RowShape vs = VectorRowShape(N, D, kMaxFwdPerThread);
+  const RowShape vs = VectorRowShape(D, kMaxFwdPerThread);
   const bool vec = D % kVecWidth == 0 && vs.per_thread > 0 && Aligned16(y) && Aligned16(r) &&
                    Aligned16(w) && (!residual || (Aligned16(r_out) && Aligned16(d)));
   detail::WithBool(residual, [&](auto res) {
     constexpr bool kRes = decltype(res)::value;
     if (vec) {
       WithPerThread(vs.per_thread, [&](auto pt) {
-        RmsNormForwardKernel<kVecWidth, decltype(pt)::value, R, kRes>
-            <<<vs.blocks, vs.threads, 0, stream>>>(y, rstd, r_out, r, d, w, eps, N, D);
+        auto* kernel = RmsNormForwardKernel<kVecWidth, decltype(pt)::value, R, kRes>;
+        kernel<<<GridBlocks(kernel, N, vs.threads), vs.threads, 0, stream>>>(y, rstd, r_out, r,
+                                                                             d, w, eps, N, D);
       });
     } else {
-      RmsNormForwardGenericKernel<R, kRes>
-          <<<GenericBlocks(N), kGenericThreads, 0, stream>>>(y, rstd, r_out, r, d, w, eps, N, D);
+      auto* kernel = RmsNormForwardGenericKernel<R, kRes>;
+      kernel<<<GridBlocks(kernel, N, kGenericThreads), kGenericThreads, 0, stream>>>(
+          y, rstd, r_out, r, d, w, eps, N, D);
     }
   });
   return LaunchStatus(fn);
 }
 
+// An upper bound of the backward grid (blocks by thread count alone) times D floats.
 size_t ScratchBytes(int64_t N, int D) {
   if (N <= 0 || D <= 0) return 0;
-  int64_t blocks = GenericBlocks(N);
+  int64_t blocks = std::min(N, detail::MaxResidentBlocks(kGenericThreads));
   if (D % kVecWidth == 0) {
-    const RowShape vs = VectorRowShape(N, D, kMaxBwdPerThread);
-    if (vs.per_thread > 0) blocks = std::max<int64_t>(blocks, vs.blocks);
+    const RowShape vs = VectorRowShape(D, kMaxBwdPerThread);
+    if (vs.per_thread > 0) {
+      blocks = std::max(blocks, std::min(N, detail::MaxResidentBlocks(vs.threads)));
+    }
   }
   return static_cast<size_t>(blocks) * D * sizeof(float);
 }
@@ -286,23 +292,25 @@ Status LaunchBackward(const char* fn, bf16* dx, float* dw, const bf16* dy, const
   if (N == 0) return Status::Ok();
 
   using detail::Aligned16;
-  const RowShape vs = VectorRowShape(N, D, kMaxBwdPerThread);
+  const RowShape vs = VectorRowShape(D, kMaxBwdPerThread);
   const bool vec = D % kVecWidth == 0 && vs.per_thread > 0 && Aligned16(dx) && Aligned16(dy) &&
                    Aligned16(x) && Aligned16(w) && (dr == nullptr || Aligned16(dr));
   float* part_w = static_cast<float*>(scratch);
-  const int blocks = vec ? vs.blocks : GenericBlocks(N);
+  int blocks = 0;
   detail::WithBool(dr != nullptr, [&](auto has_dr) {
     constexpr bool kDr = decltype(has_dr)::value;
     if (vec) {
       WithPerThread(vs.per_thread, [&](auto pt) {
         if constexpr (decltype(pt)::value <= kMaxBwdPerThread) {
-          RmsNormBackwardKernel<kVecWidth, decltype(pt)::value, R, kDr>
-              <<<blocks, vs.threads, 0, stream>>>(dx, part_w, dy, x, rstd, w, dr, N, D);
+          auto* kernel = RmsNormBackwardKernel<kVecWidth, decltype(pt)::value, R, kDr>;
+          blocks = GridBlocks(kernel, N, vs.threads);
+          kernel<<<blocks, vs.threads, 0, stream>>>(dx, part_w, dy, x, rstd, w, dr, N, D);
         }
       });
     } else {
-      RmsNormBackwardGenericKernel<R, kDr>
-          <<<blocks, kGenericThreads, 0, stream>>>(dx, part_w, dy, x, rstd, w, dr, N, D);
+      auto* kernel = RmsNormBackwardGenericKernel<R, kDr>;
+      blocks = GridBlocks(kernel, N, kGenericThreads);
+      kernel<<<blocks, kGenericThreads, 0, stream>>>(dx, part_w, dy, x, rstd, w, dr, N, D);
     }
   });
   DYT_RETURN_IF_ERROR(LaunchStatus(fn));

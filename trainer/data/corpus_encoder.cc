@@ -17,8 +17,9 @@ constexpr size_t kBlockBytes = 1 << 20;
 Status EncodeFile(const Tokenizer& tokenizer, const std::string& path, std::vector<int32_t>& out,
                   uint64_t& bytes) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return errno == ENOENT ? NotFound("input file not found: " + path)
-                                  : IoError("cannot open", path, errno);
+  if (!in)
+    return errno == ENOENT ? NotFound("input file not found: " + path)
+                           : IoError("cannot open", path, errno);
   std::string pending;
   std::vector<char> buf(kBlockBytes);
   while (in) {
@@ -59,8 +60,8 @@ StatusOr<EncodeResult> EncodeCorpus(const Tokenizer& tokenizer, const EncodeOpti
     if (tokenizer.eos_id() >= 0) tokens.push_back(tokenizer.eos_id());
     ++result.documents;
   }
-  const uint64_t val_tokens = static_cast<uint64_t>(
-      std::ceil(options.val_fraction * static_cast<double>(tokens.size())));
+  const uint64_t val_tokens =
+      static_cast<uint64_t>(std::ceil(options.val_fraction * static_cast<double>(tokens.size())));
   result.val_tokens = val_tokens;
   result.train_tokens = tokens.size() - val_tokens;
   const std::span<const int32_t> all(tokens);

@@ -122,16 +122,17 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   train_cmd->add_option("--model-prefix", train.model_prefix, "writes PREFIX.model/.vocab")
       ->required();
-  train_cmd->add_option("--vocab-size", train.vocab_size, "vocabulary size")
-      ->capture_default_str();
-  train_cmd->add_option("--character-coverage", train.character_coverage,
-                        "fraction of characters given their own pieces")
+  train_cmd->add_option("--vocab-size", train.vocab_size, "vocabulary size")->capture_default_str();
+  train_cmd
+      ->add_option("--character-coverage", train.character_coverage,
+                   "fraction of characters given their own pieces")
       ->capture_default_str();
   train_cmd->add_flag("--byte-fallback,!--no-byte-fallback", train.byte_fallback,
                       "encode unknown characters as UTF-8 bytes (default on)");
   train_cmd->add_option("--threads", train.num_threads, "training threads")->capture_default_str();
-  train_cmd->add_option("--max-sentences", train.max_sentences,
-                        "train on at most this many lines (0 = all)")
+  train_cmd
+      ->add_option("--max-sentences", train.max_sentences,
+                   "train on at most this many lines (0 = all)")
       ->capture_default_str();
 
   std::string tokenizer_path;
@@ -143,8 +144,9 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   encode_cmd->add_option("--output", encode.output, "training shard")->required();
   encode_cmd->add_option("--val-output", encode.val_output, "validation shard");
-  encode_cmd->add_option("--val-fraction", encode.val_fraction,
-                         "the last fraction of the tokens goes to --val-output")
+  encode_cmd
+      ->add_option("--val-fraction", encode.val_fraction,
+                   "the last fraction of the tokens goes to --val-output")
       ->capture_default_str();
 
   std::vector<std::string> stats_paths;

@@ -55,8 +55,7 @@ StatusOr<std::vector<std::unique_ptr<TokenShard>>> OpenShards(const std::vector<
       } else if (shard->tokenizer_id() != tokenizer_id) {
         return InvalidArgument("tokenizer mismatch: shard " + path +
                                " was encoded with tokenizer " + shard->tokenizer_id() +
-                               " but tokenizer_path " + tokenizer_path + " has id " +
-                               tokenizer_id);
+                               " but tokenizer_path " + tokenizer_path + " has id " + tokenizer_id);
       }
     }
     if (auto bad = shard->FirstTokenAtLeast(static_cast<uint64_t>(vocab_size))) {
@@ -112,8 +111,8 @@ Status DataLoader::Init(const DataConfig& config, int vocab_size) {
   DYT_ASSIGN_OR_RETURN(auto val_paths, ExpandPaths(config.val_paths, "val_paths"));
   DYT_ASSIGN_OR_RETURN(train_shards_, OpenShards(train_paths, format, vocab_size,
                                                  config.tokenizer_path, tokenizer_id));
-  DYT_ASSIGN_OR_RETURN(val_shards_, OpenShards(val_paths, format, vocab_size,
-                                               config.tokenizer_path, tokenizer_id));
+  DYT_ASSIGN_OR_RETURN(
+      val_shards_, OpenShards(val_paths, format, vocab_size, config.tokenizer_path, tokenizer_id));
 
   uint64_t total = 0;
   for (const auto& s : train_shards_) total += s->size();
@@ -233,10 +232,9 @@ std::string DataLoader::Summary() const {
   return "train " + std::to_string(train_.size()) + " tokens in " +
          std::to_string(train_shards_.size()) + " shard(s), " + std::to_string(total_windows_) +
          " windows of " + std::to_string(seq_len_ + 1) + " tokens, " +
-         std::to_string(windows_per_epoch_) + " per rank per epoch (rank " +
-         std::to_string(rank_) + " of " + std::to_string(world_size_) + "); val " +
-         std::to_string(val_.size()) + " tokens, " + std::to_string(num_val_windows()) +
-         " windows on this rank";
+         std::to_string(windows_per_epoch_) + " per rank per epoch (rank " + std::to_string(rank_) +
+         " of " + std::to_string(world_size_) + "); val " + std::to_string(val_.size()) +
+         " tokens, " + std::to_string(num_val_windows()) + " windows on this rank";
 }
 
 }  // namespace dyt

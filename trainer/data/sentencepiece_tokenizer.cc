@@ -115,9 +115,7 @@ class FileLineIterator final : public sentencepiece::SentenceIterator {
   bool done() const override { return done_; }
   void Next() override { Advance(); }
   const std::string& value() const override { return line_; }
-  sentencepiece::util::Status status() const override {
-    return sentencepiece::util::Status();
-  }
+  sentencepiece::util::Status status() const override { return sentencepiece::util::Status(); }
 
  private:
   void Advance() {
@@ -173,8 +171,8 @@ StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_path
   auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
   const auto status = sp->LoadFromSerializedProto(bytes);
   if (!status.ok()) {
-    return InvalidArgument("not a sentencepiece model: " + model_path + " (" +
-                           status.ToString() + ")");
+    return InvalidArgument("not a sentencepiece model: " + model_path + " (" + status.ToString() +
+                           ")");
   }
   return std::unique_ptr<Tokenizer>(
       std::make_unique<SentencePieceTokenizer>(std::move(sp), Sha256Hex(bytes)));
@@ -219,8 +217,7 @@ Status TrainTokenizer(const TokenizerTrainOptions& options) {
   std::string model;
   const auto status = sentencepiece::SentencePieceTrainer::Train(args, &lines, &model);
   if (!status.ok()) {
-    return InvalidArgument("train-tokenizer: sentencepiece training failed: " +
-                           status.ToString());
+    return InvalidArgument("train-tokenizer: sentencepiece training failed: " + status.ToString());
   }
   sentencepiece::SentencePieceProcessor sp;
   if (const auto s = sp.LoadFromSerializedProto(model); !s.ok()) {

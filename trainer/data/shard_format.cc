@@ -45,11 +45,16 @@ StatusOr<ShardFormat> ParseShardFormat(std::string_view name) {
 
 const char* ShardFormatName(ShardFormat format) {
   switch (format) {
-    case ShardFormat::kAuto: return "auto";
-    case ShardFormat::kDyt: return "dyt";
-    case ShardFormat::kLlmc: return "llmc";
-    case ShardFormat::kRawU16: return "raw_u16";
-    case ShardFormat::kRawU32: return "raw_u32";
+    case ShardFormat::kAuto:
+      return "auto";
+    case ShardFormat::kDyt:
+      return "dyt";
+    case ShardFormat::kLlmc:
+      return "llmc";
+    case ShardFormat::kRawU16:
+      return "raw_u16";
+    case ShardFormat::kRawU32:
+      return "raw_u32";
   }
   return "unknown";
 }
@@ -92,8 +97,7 @@ StatusOr<DytShardHeader> DecodeDytHeader(std::span<const uint8_t> bytes, const s
   const std::string where = "shard " + path + ": ";
   if (bytes.size() < kDytHeaderBytes) {
     return DataLoss(where + "truncated: " + std::to_string(bytes.size()) +
-                    " bytes, shorter than the " + std::to_string(kDytHeaderBytes) +
-                    "-byte header");
+                    " bytes, shorter than the " + std::to_string(kDytHeaderBytes) + "-byte header");
   }
   const uint8_t* p = bytes.data();
   if (std::memcmp(p, kDytShardMagic.data(), kDytShardMagic.size()) != 0) {

@@ -19,8 +19,7 @@ class ShardWriter {
  public:
   // `vocab_size` (>= 1) picks the token width (uint16 up to 65536, else uint32) and bounds
   // every token; `tokenizer_id` is the tokenizer's id() or "" when unknown.
-  static StatusOr<std::unique_ptr<ShardWriter>> Create(const std::string& path,
-                                                       uint32_t vocab_size,
+  static StatusOr<std::unique_ptr<ShardWriter>> Create(const std::string& path, uint32_t vocab_size,
                                                        const std::string& tokenizer_id);
   ~ShardWriter();
   ShardWriter(const ShardWriter&) = delete;

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The demo (run through `scripts/dyt demo`, which sets up and builds first):
+#   1. prepares the King James Bible as token shards with a trained BPE tokenizer (data/kjv),
+#   2. trains a small DyT LLaMA on it with the standalone trainer, logging loss, tokens/s,
+#      each DyT layer's alpha and the validation loss,
+#   3. reports the validation loss against the corpus's unigram entropy.
+# Options: --steps N (default from examples/kjv-dyt-tiny.yaml).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bin="${DYT_BUILD_DIR:-$repo/build}/bin"
+cd "$repo"
+steps=()
+if [ "${1:-}" = "--steps" ]; then steps=(--steps "$2"); fi
+
+echo "== 1/3 preparing the King James Bible corpus (data/kjv)"
+DYT_BIN_DIR="$bin" scripts/prepare_kjv.sh data/kjv
+
+echo "== 2/3 training a DyT LLaMA on it (examples/kjv-dyt-tiny.yaml)"
+mkdir -p data/runs
+events=data/runs/kjv-dyt-tiny.events.jsonl
+"$bin/dyt-train" --config examples/kjv-dyt-tiny.yaml --events-fd 3 "${steps[@]}" 3>"$events"
+
+echo "== 3/3 result"
+unigram=$("$bin/dyt-data" stats data/kjv/train.bin | sed -n 's/.*unigram entropy.* \([0-9.]*\) nats.*/\1/p' | head -1)
+val=$(grep '"event":"eval"' "$events" | tail -1 | sed 's/.*"val_loss":\([0-9.e+-]*\).*/\1/')
+echo "validation loss ${val} nats/token; unigram entropy of the corpus ${unigram:-?} nats/token"
+echo "events (JSON lines) in $events"
