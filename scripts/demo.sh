@@ -21,7 +21,7 @@ events=data/runs/kjv-dyt-tiny.events.jsonl
 "$bin/dyt-train" --config examples/kjv-dyt-tiny.yaml --events-fd 3 "${steps[@]}" 3>"$events"
 
 echo "== 3/3 result"
-unigram=$("$bin/dyt-data" stats data/kjv/train.bin | sed -n 's/.*unigram entropy.* \([0-9.]*\) nats.*/\1/p' | head -1)
+unigram=$("$bin/dyt-data" stats data/kjv/val.bin | sed -n 's/.*bits\/token, \([0-9.]*\) nats\/token.*/\1/p' | tail -1)
 val=$(grep '"event":"eval"' "$events" | tail -1 | sed 's/.*"val_loss":\([0-9.e+-]*\).*/\1/')
-echo "validation loss ${val} nats/token; unigram entropy of the corpus ${unigram:-?} nats/token"
+echo "validation loss ${val} nats/token; unigram entropy of the validation text ${unigram:-?} nats/token"
 echo "events (JSON lines) in $events"

@@ -36,7 +36,7 @@ Status ResidualRmsNormForward(bf16* r_out, bf16* y, float* rstd, const bf16* r, 
 Status ResidualRmsNormForward(float* r_out, bf16* y, float* rstd, const float* r, const bf16* d,
                               const float* w, float eps, int64_t N, int D, cudaStream_t stream);
 
-// Bytes of device scratch RmsNormBackward needs for an [N, D] input.
+// Bytes of device scratch RmsNormBackward needs for an [N, D] input on the CURRENT device.
 size_t RmsNormBackwardScratchBytes(int64_t N, int D);
 
 // With r = rstd[row] from the forward pass:
