@@ -112,6 +112,7 @@ def main(argv=None):
         "norm": args.norm,
         "tokens_per_s": round(tokens_per_s, 2),
         "step_ms": round(step_s * 1e3, 3),
+        "step_ms_min": round(min(times) * 1e3, 3),
         "threads": args.threads,
         "torch": torch.__version__,
         "batch": args.batch,

@@ -10,7 +10,8 @@ if(DYT_ENABLE_CUDA)
   if(CMAKE_CUDA_COMPILER)
     set(CMAKE_CUDA_ARCHITECTURES ${DYT_CUDA_ARCHITECTURES})
     enable_language(CUDA)
-    set(CMAKE_CUDA_STANDARD 20)
+    # CMake 3.25 knows no C++20 flag for nvcc; the CUDA sources are C++17.
+    set(CMAKE_CUDA_STANDARD 17)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     find_package(CUDAToolkit REQUIRED)
     # NCCL ships with CUDA 13 on our machines but has no CMake config: find it by hand.

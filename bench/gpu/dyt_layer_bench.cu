@@ -33,14 +33,14 @@ using dyt::Status;
 using dyt::cuda::bf16;
 using dyt::cuda::TanhMode;
 
-#define BENCH_CUDA(expr)                                                                 \
-  do {                                                                                   \
-    const cudaError_t bench_err_ = (expr);                                               \
-    if (bench_err_ != cudaSuccess) {                                                     \
-      std::fprintf(stderr, "FATAL %s:%d: %s: %s\n", __FILE__, __LINE__, #expr,           \
-                   cudaGetErrorString(bench_err_));                                      \
-      std::exit(2);                                                                      \
-    }                                                                                    \
+#define BENCH_CUDA(expr)                                                       \
+  do {                                                                         \
+    const cudaError_t bench_err_ = (expr);                                     \
+    if (bench_err_ != cudaSuccess) {                                           \
+      std::fprintf(stderr, "FATAL %s:%d: %s: %s\n", __FILE__, __LINE__, #expr, \
+                   cudaGetErrorString(bench_err_));                            \
+      std::exit(2);                                                            \
+    }                                                                          \
   } while (0)
 
 struct Options {
@@ -89,9 +89,9 @@ double Median(std::vector<double> v) {
 struct Row {
   std::string name;
   std::string shape;
-  double ms = 0;        // median per launch
-  double ms_min = 0;    // fastest batch, per launch
-  double bytes = 0;     // fewest bytes the operation must move
+  double ms = 0;      // median per launch
+  double ms_min = 0;  // fastest batch, per launch
+  double bytes = 0;   // fewest bytes the operation must move
   std::string error;
 };
 
@@ -190,8 +190,8 @@ void BenchShape(int64_t N, int D, const Options& opt, size_t l2_bytes, std::vect
   float* dalpha = Alloc<float>(1, seed++);
   float* dgamma = Alloc<float>(D, seed++);
   float* dbeta = Alloc<float>(D, seed++);
-  const size_t scratch_bytes =
-      std::max(dyt::cuda::DytBackwardScratchBytes(N, D), dyt::cuda::RmsNormBackwardScratchBytes(N, D));
+  const size_t scratch_bytes = std::max(dyt::cuda::DytBackwardScratchBytes(N, D),
+                                        dyt::cuda::RmsNormBackwardScratchBytes(N, D));
   void* scratch = nullptr;
   BENCH_CUDA(cudaMalloc(&scratch, scratch_bytes));
   BENCH_CUDA(cudaDeviceSynchronize());
@@ -207,51 +207,49 @@ void BenchShape(int64_t N, int D, const Options& opt, size_t l2_bytes, std::vect
     rows.push_back(Time("DyT fwd, bf16 in" + tag, shape, 4 * e + params, opt, [&](int i) {
       return DytForward(at(i).y, at(i).x, alpha, gamma, beta, N, D, nullptr, mode);
     }));
-    rows.push_back(Time("res-add + DyT fwd, bf16 residual" + tag, shape, 8 * e + params, opt,
-                        [&](int i) {
-                          return ResidualDytForward(at(i).r_out, at(i).y, at(i).x, at(i).d,
-                                                    alpha, gamma, beta, N, D, nullptr, mode);
-                        }));
+    rows.push_back(
+        Time("res-add + DyT fwd, bf16 residual" + tag, shape, 8 * e + params, opt, [&](int i) {
+          return ResidualDytForward(at(i).r_out, at(i).y, at(i).x, at(i).d, alpha, gamma, beta, N,
+                                    D, nullptr, mode);
+        }));
   }
   rows.push_back(Time("res-add + DyT fwd, fp32 residual", shape, 12 * e + params, opt, [&](int i) {
-    return ResidualDytForward(at(i).r_out32, at(i).y, at(i).x32, at(i).d, alpha, gamma, beta, N,
-                              D, nullptr, TanhMode::kAccurate);
+    return ResidualDytForward(at(i).r_out32, at(i).y, at(i).x32, at(i).d, alpha, gamma, beta, N, D,
+                              nullptr, TanhMode::kAccurate);
   }));
   rows.push_back(Time("RMSNorm fwd, bf16 in", shape, 4 * e + 4.0 * N + params, opt, [&](int i) {
     return RmsNormForward(at(i).y, at(i).rstd, at(i).x, gamma, eps, N, D, nullptr);
   }));
-  rows.push_back(Time("res-add + RMSNorm fwd, bf16 residual", shape, 8 * e + 4.0 * N + params,
-                      opt, [&](int i) {
+  rows.push_back(Time("res-add + RMSNorm fwd, bf16 residual", shape, 8 * e + 4.0 * N + params, opt,
+                      [&](int i) {
                         return ResidualRmsNormForward(at(i).r_out, at(i).y, at(i).rstd, at(i).x,
                                                       at(i).d, gamma, eps, N, D, nullptr);
                       }));
   for (TanhMode mode : {TanhMode::kAccurate, TanhMode::kFast}) {
     const std::string tag = mode == TanhMode::kFast ? " [fast tanh]" : "";
     rows.push_back(Time("DyT bwd (+dr), bf16" + tag, shape, 8 * e + params, opt, [&](int i) {
-      return DytBackward(at(i).dx, dalpha, dgamma, dbeta, at(i).dy, at(i).x, at(i).dr, alpha,
-                         gamma, N, D, scratch, scratch_bytes, nullptr, mode);
+      return DytBackward(at(i).dx, dalpha, dgamma, dbeta, at(i).dy, at(i).x, at(i).dr, alpha, gamma,
+                         N, D, scratch, scratch_bytes, nullptr, mode);
     }));
   }
-  rows.push_back(Time("RMSNorm bwd (+dr), bf16", shape, 8 * e + 4.0 * N + params, opt,
-                      [&](int i) {
-                        return RmsNormBackward(at(i).dx, dgamma, at(i).dy, at(i).x, at(i).rstd,
-                                               gamma, at(i).dr, N, D, scratch, scratch_bytes,
-                                               nullptr);
-                      }));
+  rows.push_back(Time("RMSNorm bwd (+dr), bf16", shape, 8 * e + 4.0 * N + params, opt, [&](int i) {
+    return RmsNormBackward(at(i).dx, dgamma, at(i).dy, at(i).x, at(i).rstd, gamma, at(i).dr, N, D,
+                           scratch, scratch_bytes, nullptr);
+  }));
   BENCH_CUDA(cudaDeviceSynchronize());
 
   for (Set& set : s) {
-    for (void* p : {static_cast<void*>(set.x), static_cast<void*>(set.x32),
-                    static_cast<void*>(set.d), static_cast<void*>(set.y),
-                    static_cast<void*>(set.r_out), static_cast<void*>(set.r_out32),
-                    static_cast<void*>(set.dy), static_cast<void*>(set.dr),
-                    static_cast<void*>(set.dx), static_cast<void*>(set.rstd)}) {
+    for (void* p :
+         {static_cast<void*>(set.x), static_cast<void*>(set.x32), static_cast<void*>(set.d),
+          static_cast<void*>(set.y), static_cast<void*>(set.r_out), static_cast<void*>(set.r_out32),
+          static_cast<void*>(set.dy), static_cast<void*>(set.dr), static_cast<void*>(set.dx),
+          static_cast<void*>(set.rstd)}) {
       BENCH_CUDA(cudaFree(p));
     }
   }
   for (void* p : {static_cast<void*>(alpha), static_cast<void*>(gamma), static_cast<void*>(beta),
-                  static_cast<void*>(dalpha), static_cast<void*>(dgamma),
-                  static_cast<void*>(dbeta), scratch}) {
+                  static_cast<void*>(dalpha), static_cast<void*>(dgamma), static_cast<void*>(dbeta),
+                  scratch}) {
     BENCH_CUDA(cudaFree(p));
   }
 }
@@ -261,8 +259,7 @@ void PrintTable(const std::vector<Row>& rows, double copy_gbs, FILE* out) {
                "%copy");
   for (const Row& r : rows) {
     if (!r.error.empty()) {
-      std::fprintf(out, "%-42s %-14s ERROR %s\n", r.name.c_str(), r.shape.c_str(),
-                   r.error.c_str());
+      std::fprintf(out, "%-42s %-14s ERROR %s\n", r.name.c_str(), r.shape.c_str(), r.error.c_str());
       continue;
     }
     const double gbs = r.bytes / (r.ms * 1e-3) / 1e9;
@@ -287,8 +284,8 @@ int main(int argc, char** argv) {
       opt.batches = 5;
       opt.per_batch = 4;
     } else {
-      std::fprintf(stderr,
-                   "usage: %s [--batches B] [--per-batch K] [--csv FILE] [--quick]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--batches B] [--per-batch K] [--csv FILE] [--quick]\n",
+                   argv[0]);
       return a == "--help" ? 0 : 1;
     }
   }

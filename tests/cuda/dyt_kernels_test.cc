@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -25,6 +26,9 @@ struct Size {
   int64_t N;
   int D;
 };
+
+// For readable test names in CTest ("GetParam() = N7_D1000").
+void PrintTo(const Size& s, std::ostream* os) { *os << "N" << s.N << "_D" << s.D; }
 
 std::string SizeName(const ::testing::TestParamInfo<Size>& info) {
   // Appended piece by piece: "N" + std::to_string(...) trips GCC 12's false -Wrestrict.
@@ -58,7 +62,7 @@ struct FwdCase {
   bool residual;
   bool beta;
   TanhMode tanh_mode;
-  bool in_place;  // r_out == r
+  bool in_place;    // r_out == r
   size_t misalign;  // elements of offset on the activation pointers (forces the scalar path)
 };
 
@@ -100,12 +104,11 @@ void CheckForward(Size s, const FwdCase& c, uint64_t seed) {
   R* r_out = c.in_place ? r_dev.get() : r_out_dev.get();
   const float* beta_ptr = c.beta ? beta_dev.get() : nullptr;
   if (c.residual) {
-    DYT_ASSERT_OK(ResidualDytForward(r_out, y_dev.get(), r_dev.get(), d_dev.get(),
-                                     alpha_dev.get(), gamma_dev.get(), beta_ptr, s.N, s.D,
-                                     nullptr, c.tanh_mode));
+    DYT_ASSERT_OK(ResidualDytForward(r_out, y_dev.get(), r_dev.get(), d_dev.get(), alpha_dev.get(),
+                                     gamma_dev.get(), beta_ptr, s.N, s.D, nullptr, c.tanh_mode));
   } else {
-    DYT_ASSERT_OK(DytForward(y_dev.get(), r_dev.get(), alpha_dev.get(), gamma_dev.get(),
-                             beta_ptr, s.N, s.D, nullptr, c.tanh_mode));
+    DYT_ASSERT_OK(DytForward(y_dev.get(), r_dev.get(), alpha_dev.get(), gamma_dev.get(), beta_ptr,
+                             s.N, s.D, nullptr, c.tanh_mode));
   }
   DYT_TEST_CUDA(cudaDeviceSynchronize());
 
@@ -214,8 +217,8 @@ void CheckBackward(Size s, const BwdCase& c, uint64_t seed) {
   } else {
     EXPECT_EQ(dbeta_dev.Download(), dbeta0) << "dbeta was null, its buffer must be untouched";
   }
-  ExpectClose("dalpha", Increment(dalpha_dev.Download(), dalpha0),
-              Increment(dalpha_cpu, dalpha0), fast ? test::kBf16Tol : test::kScalarSumTol);
+  ExpectClose("dalpha", Increment(dalpha_dev.Download(), dalpha0), Increment(dalpha_cpu, dalpha0),
+              fast ? test::kBf16Tol : test::kScalarSumTol);
 }
 
 class DytBackwardTest : public ::testing::TestWithParam<Size> {};
@@ -260,8 +263,8 @@ TEST(DytBackwardDeterminismTest, BitIdenticalAcrossRuns) {
       DevArray<bf16> dx(n);
       DevArray<float> dalpha(std::vector<float>{0.5f}), dgamma(g0), dbeta(g0);
       DYT_ASSERT_OK(DytBackward(dx.get(), dalpha.get(), dgamma.get(), dbeta.get(), dy.get(),
-                                x.get(), nullptr, alpha.get(), gamma.get(), s.N, s.D,
-                                scratch.get(), scratch_bytes, nullptr));
+                                x.get(), nullptr, alpha.get(), gamma.get(), s.N, s.D, scratch.get(),
+                                scratch_bytes, nullptr));
       DYT_TEST_CUDA(cudaDeviceSynchronize());
       const std::vector<uint8_t> now[4] = {dx.Bytes(), dalpha.Bytes(), dgamma.Bytes(),
                                            dbeta.Bytes()};
@@ -281,8 +284,7 @@ TEST(DytKernelArgsTest, RejectsBadArgumentsWithoutLaunching) {
   bf16* p = reinterpret_cast<bf16*>(uintptr_t{256});
   float* f = reinterpret_cast<float*>(uintptr_t{256});
   EXPECT_EQ(DytForward(p, p, f, f, nullptr, 4, 0, nullptr).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(DytForward(p, p, f, f, nullptr, -1, 8, nullptr).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(DytForward(p, p, f, f, nullptr, -1, 8, nullptr).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(DytForward(p, p, nullptr, f, nullptr, 4, 8, nullptr).code(),
             StatusCode::kInvalidArgument);
   const Status st = ResidualDytForward(p, p, p, nullptr, f, f, f, 4, 8, nullptr);

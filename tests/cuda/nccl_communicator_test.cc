@@ -82,14 +82,14 @@ std::vector<float> CpuAllGather(const std::vector<std::vector<float>>& inputs) {
 std::vector<float> CpuReduceScatter(const std::vector<std::vector<float>>& inputs, int rank,
                                     size_t n_per_rank, ReduceOp op) {
   const std::vector<float> all = CpuAllReduce(inputs, op);
-  return std::vector<float>(all.begin() + rank * n_per_rank,
-                            all.begin() + (rank + 1) * n_per_rank);
+  return std::vector<float>(all.begin() + rank * n_per_rank, all.begin() + (rank + 1) * n_per_rank);
 }
 
 TEST_F(NcclCommunicatorTest, CollectivesAtWorldSizeOne) {
   DYT_REQUIRE_GPU();
   cudaStream_t stream = nullptr;
-  DYT_TEST_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  // A blocking stream: it orders after the legacy-stream copies DevArray makes.
+  DYT_TEST_CUDA(cudaStreamCreate(&stream));
   auto made = NcclCommunicator::Create(*store_, "test.nccl_id", 0, 1, stream, milliseconds(5000));
   ASSERT_TRUE(made.ok()) << made.status().ToString();
   std::unique_ptr<NcclCommunicator> owned = std::move(made).value();

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ struct Size {
   int D;
 };
 
+// For readable test names in CTest ("GetParam() = N7_D1000").
+void PrintTo(const Size& s, std::ostream* os) { *os << "N" << s.N << "_D" << s.D; }
+
 std::string SizeName(const ::testing::TestParamInfo<Size>& info) {
   // Appended piece by piece: "N" + std::to_string(...) trips GCC 12's false -Wrestrict.
   std::string name = "N";
@@ -39,8 +43,8 @@ std::string SizeName(const ::testing::TestParamInfo<Size>& info) {
 
 // 8192 and 12288 take more than one vector per thread (forward) and, for 12288, the backward's
 // scalar path; 77 and 1001 the scalar path everywhere.
-const Size kSizes[] = {{1, 768},  {7, 1000},  {3000, 4096}, {33, 768},
-                       {5, 77},   {33, 1001}, {9, 8192},    {3, 12288}};
+const Size kSizes[] = {{1, 768}, {7, 1000},  {3000, 4096}, {33, 768},
+                       {5, 77},  {33, 1001}, {9, 8192},    {3, 12288}};
 
 void ExpectClose(const char* what, const std::vector<float>& got, const std::vector<float>& want,
                  double tol) {
@@ -157,8 +161,8 @@ void CheckBackward(Size s, const BwdCase& c, uint64_t seed) {
   dx_dev.Poison();
   bf16* dx = c.in_place ? dr_dev.get() : dx_dev.get();
   DYT_ASSERT_OK(RmsNormBackward(dx, dw_dev.get(), dy_dev.get(), x_dev.get(), rstd_dev.get(),
-                                w_dev.get(), c.dr ? dr_dev.get() : nullptr, s.N, s.D,
-                                scratch.get(), scratch_bytes, nullptr));
+                                w_dev.get(), c.dr ? dr_dev.get() : nullptr, s.N, s.D, scratch.get(),
+                                scratch_bytes, nullptr));
   DYT_TEST_CUDA(cudaDeviceSynchronize());
 
   ExpectClose("dx", c.in_place ? dr_dev.Download() : dx_dev.Download(), dx_cpu, test::kBf16Tol);
@@ -193,7 +197,8 @@ TEST(RmsNormBackwardDeterminismTest, BitIdenticalAcrossRuns) {
     std::mt19937_64 rng(seed);
     const size_t n = static_cast<size_t>(s.N) * s.D;
     DevArray<bf16> dy(RandomNonZero(rng, n, 0.05f, 1.f)), x(RandomNonZero(rng, n, 0.05f, 2.f));
-    DevArray<float> rstd(RandomPositive(rng, s.N, 0.5f, 2.f)), w(RandomNonZero(rng, s.D, 0.5f, 1.5f));
+    DevArray<float> rstd(RandomPositive(rng, s.N, 0.5f, 2.f)),
+        w(RandomNonZero(rng, s.D, 0.5f, 1.5f));
     const std::vector<float> dw0 = RandomNonZero(rng, s.D, 0.1f, 1.f);
     const size_t scratch_bytes = RmsNormBackwardScratchBytes(s.N, s.D);
     DevArray<uint8_t> scratch(scratch_bytes);
@@ -220,8 +225,7 @@ TEST(RmsNormKernelArgsTest, RejectsBadArgumentsWithoutLaunching) {
   float* f = reinterpret_cast<float*>(uintptr_t{256});
   EXPECT_EQ(RmsNormForward(p, f, p, nullptr, kEps, 4, 8, nullptr).code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(RmsNormForward(p, f, p, f, kEps, 4, -3, nullptr).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(RmsNormForward(p, f, p, f, kEps, 4, -3, nullptr).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(RmsNormBackward(p, f, p, p, nullptr, f, nullptr, 4, 8, f, 1 << 20, nullptr).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(RmsNormBackward(p, f, p, p, f, f, nullptr, 100, 768, f, 8, nullptr).code(),

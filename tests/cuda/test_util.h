@@ -139,15 +139,15 @@ const char* TypeName() {
 }  // namespace dyt::cuda::test
 
 // First statement of every test that needs a GPU.
-#define DYT_REQUIRE_GPU()                                          \
-  do {                                                             \
-    const std::string dyt_no_gpu_ = ::dyt::cuda::test::NoGpuReason(); \
+#define DYT_REQUIRE_GPU()                                                     \
+  do {                                                                        \
+    const std::string dyt_no_gpu_ = ::dyt::cuda::test::NoGpuReason();         \
     if (!dyt_no_gpu_.empty()) GTEST_SKIP() << "no CUDA GPU: " << dyt_no_gpu_; \
   } while (0)
 
 // Asserts a dyt::Status is OK, printing it otherwise.
-#define DYT_ASSERT_OK(expr)                                  \
-  do {                                                       \
-    const ::dyt::Status dyt_st_ = (expr);                    \
+#define DYT_ASSERT_OK(expr)                                           \
+  do {                                                                \
+    const ::dyt::Status dyt_st_ = (expr);                             \
     ASSERT_TRUE(dyt_st_.ok()) << #expr << ": " << dyt_st_.ToString(); \
   } while (0)

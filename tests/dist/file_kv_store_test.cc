@@ -73,7 +73,7 @@ TEST_F(FileKvStoreTest, GetTimesOutNamingTheKey) {
 }
 
 TEST_F(FileKvStoreTest, RejectsKeysThatAreNotPlainFileNames) {
-  const std::vector<std::string> bad = {"",       "../escape", "a/b",
+  const std::vector<std::string> bad = {"",        "../escape", "a/b",
                                         ".hidden", "sp ace",    std::string(201, 'k')};
   for (const std::string& key : bad) {
     Status st = store_->Set(key, "v");
@@ -86,7 +86,11 @@ TEST_F(FileKvStoreTest, RejectsKeysThatAreNotPlainFileNames) {
 TEST_F(FileKvStoreTest, OpenFailsOnAFile) {
   const std::string file = dir_ + "/plain_file";
   ASSERT_TRUE(store_->Set("x", "").ok());
-  { FILE* f = fopen(file.c_str(), "w"); ASSERT_NE(f, nullptr); fclose(f); }
+  {
+    FILE* f = fopen(file.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fclose(f);
+  }
   auto store = FileKvStore::Open(file);
   EXPECT_FALSE(store.ok());
 }

@@ -67,8 +67,7 @@ StatusOr<Manifest> ParseManifest(const std::string& text) {
   Manifest m;
   m.format_version = j["format_version"].get<int>();
   if (m.format_version != kCheckpointFormatVersion) {
-    return FailedPrecondition("manifest.json: format_version " +
-                              std::to_string(m.format_version) +
+    return FailedPrecondition("manifest.json: format_version " + std::to_string(m.format_version) +
                               " is not supported (this build reads version " +
                               std::to_string(kCheckpointFormatVersion) + ")");
   }

@@ -101,8 +101,7 @@ Status StateFromJson(const std::string& text, CheckpointState* s) {
   std::string format;
   DYT_RETURN_IF_ERROR(GetString(j, "format", &format));
   if (format != kCheckpointFormatName) {
-    return DataLoss(std::string("state.json: \"format\" is not \"") + kCheckpointFormatName +
-                    "\"");
+    return DataLoss(std::string("state.json: \"format\" is not \"") + kCheckpointFormatName + "\"");
   }
   int64_t version = 0;
   DYT_RETURN_IF_ERROR(GetInt(j, "format_version", &version));

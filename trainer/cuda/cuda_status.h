@@ -18,5 +18,4 @@ inline Status LaunchStatus(const char* kernel) { return CudaStatus(cudaGetLastEr
 
 // Returns the Status of a CUDA runtime call from the enclosing function when it fails; the
 // message names the call's text.
-#define DYT_CUDA_RETURN_IF_ERROR(expr) \
-  DYT_RETURN_IF_ERROR(::dyt::cuda::CudaStatus((expr), #expr))
+#define DYT_CUDA_RETURN_IF_ERROR(expr) DYT_RETURN_IF_ERROR(::dyt::cuda::CudaStatus((expr), #expr))

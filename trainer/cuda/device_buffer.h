@@ -36,8 +36,9 @@ class DeviceBuffer {
     DeviceBuffer buf;
     if (count > 0) {
       void* p = nullptr;
-      Status st = CudaStatus(cudaMalloc(&p, count * sizeof(T)),
-                             ("cudaMalloc(" + std::to_string(count * sizeof(T)) + " bytes)").c_str());
+      Status st =
+          CudaStatus(cudaMalloc(&p, count * sizeof(T)),
+                     ("cudaMalloc(" + std::to_string(count * sizeof(T)) + " bytes)").c_str());
       if (!st.ok()) return st;
       buf.ptr_ = static_cast<T*>(p);
       buf.size_ = count;

@@ -199,8 +199,8 @@ Status LaunchForward(const char* fn, bf16* y, R* r_out, const R* r, const bf16* 
       detail::WithBool(beta != nullptr, [&](auto has_beta) {
         detail::WithBool(tanh_mode == TanhMode::kFast, [&](auto fast) {
           constexpr int kVec = decltype(v)::value ? kVecWidth : 1;
-          auto* kernel = DytForwardKernel<kVec, R, decltype(res)::value,
-                                          decltype(has_beta)::value, decltype(fast)::value>;
+          auto* kernel = DytForwardKernel<kVec, R, decltype(res)::value, decltype(has_beta)::value,
+                                          decltype(fast)::value>;
           const dim3 block = detail::RowTileBlock(D, kVec);
           const detail::TileShape s = detail::RowTileShape(
               N, D, kVec, kFwdRows,
@@ -241,8 +241,7 @@ Status LaunchBackward(const char* fn, bf16* dx, float* dalpha, float* dgamma, fl
     detail::WithBool(dr != nullptr, [&](auto has_dr) {
       detail::WithBool(tanh_mode == TanhMode::kFast, [&](auto fast) {
         constexpr int kVec = decltype(v)::value ? kVecWidth : 1;
-        auto* kernel =
-            DytBackwardKernel<kVec, R, decltype(has_dr)::value, decltype(fast)::value>;
+        auto* kernel = DytBackwardKernel<kVec, R, decltype(has_dr)::value, decltype(fast)::value>;
         const dim3 block = detail::RowTileBlock(D, kVec);
         const int threads = static_cast<int>(block.x * block.y);
         const size_t smem = (2 * threads * kVec + 32) * sizeof(float);
@@ -251,24 +250,24 @@ Status LaunchBackward(const char* fn, bf16* dx, float* dalpha, float* dgamma, fl
         // Scratch layout: part_gamma [gy][D], part_beta [gy][D], part_alpha [gy * gx].
         part_beta = part_gamma + static_cast<size_t>(s.grid.y) * D;
         part_alpha = part_beta + static_cast<size_t>(s.grid.y) * D;
-        kernel<<<s.grid, s.block, smem, stream>>>(dx, part_gamma, part_beta, part_alpha, dy, x,
-                                                  dr, alpha, gamma, N, D);
+        kernel<<<s.grid, s.block, smem, stream>>>(dx, part_gamma, part_beta, part_alpha, dy, x, dr,
+                                                  alpha, gamma, N, D);
       });
     });
   });
   DYT_RETURN_IF_ERROR(LaunchStatus(fn));
   return CudaStatus(detail::LaunchAccumulateParamGrads(
-                        dgamma, part_gamma, dbeta, part_beta, static_cast<int>(s.grid.y), D,
-                        dalpha, part_alpha, static_cast<int>(s.grid.y * s.grid.x), stream),
+                        dgamma, part_gamma, dbeta, part_beta, static_cast<int>(s.grid.y), D, dalpha,
+                        part_alpha, static_cast<int>(s.grid.y * s.grid.x), stream),
                     "DytBackward: AccumulateParamGrads");
 }
 
 }  // namespace
 
-Status DytForward(bf16* y, const bf16* x, const float* alpha, const float* gamma,
-                  const float* beta, int64_t N, int D, cudaStream_t stream, TanhMode tanh_mode) {
-  return LaunchForward<bf16>("DytForward", y, nullptr, x, nullptr, alpha, gamma, beta, N, D,
-                             stream, tanh_mode);
+Status DytForward(bf16* y, const bf16* x, const float* alpha, const float* gamma, const float* beta,
+                  int64_t N, int D, cudaStream_t stream, TanhMode tanh_mode) {
+  return LaunchForward<bf16>("DytForward", y, nullptr, x, nullptr, alpha, gamma, beta, N, D, stream,
+                             tanh_mode);
 }
 
 Status DytForward(bf16* y, const float* x, const float* alpha, const float* gamma,
@@ -282,13 +281,13 @@ Status ResidualDytForward(bf16* r_out, bf16* y, const bf16* r, const bf16* d, co
                           cudaStream_t stream, TanhMode tanh_mode) {
   DYT_RETURN_IF_ERROR(detail::CheckNotNull("ResidualDytForward", "r_out", r_out));
   DYT_RETURN_IF_ERROR(detail::CheckNotNull("ResidualDytForward", "d", d));
-  return LaunchForward<bf16>("ResidualDytForward", y, r_out, r, d, alpha, gamma, beta, N, D,
-                             stream, tanh_mode);
+  return LaunchForward<bf16>("ResidualDytForward", y, r_out, r, d, alpha, gamma, beta, N, D, stream,
+                             tanh_mode);
 }
 
-Status ResidualDytForward(float* r_out, bf16* y, const float* r, const bf16* d,
-                          const float* alpha, const float* gamma, const float* beta, int64_t N,
-                          int D, cudaStream_t stream, TanhMode tanh_mode) {
+Status ResidualDytForward(float* r_out, bf16* y, const float* r, const bf16* d, const float* alpha,
+                          const float* gamma, const float* beta, int64_t N, int D,
+                          cudaStream_t stream, TanhMode tanh_mode) {
   DYT_RETURN_IF_ERROR(detail::CheckNotNull("ResidualDytForward", "r_out", r_out));
   DYT_RETURN_IF_ERROR(detail::CheckNotNull("ResidualDytForward", "d", d));
   return LaunchForward<float>("ResidualDytForward", y, r_out, r, d, alpha, gamma, beta, N, D,
@@ -303,19 +302,19 @@ size_t DytBackwardScratchBytes(int64_t N, int D) {
 }
 
 Status DytBackward(bf16* dx, float* dalpha, float* dgamma, float* dbeta, const bf16* dy,
-                   const bf16* x, const bf16* dr, const float* alpha, const float* gamma,
-                   int64_t N, int D, void* scratch, size_t scratch_bytes, cudaStream_t stream,
+                   const bf16* x, const bf16* dr, const float* alpha, const float* gamma, int64_t N,
+                   int D, void* scratch, size_t scratch_bytes, cudaStream_t stream,
                    TanhMode tanh_mode) {
-  return LaunchBackward<bf16>("DytBackward", dx, dalpha, dgamma, dbeta, dy, x, dr, alpha, gamma,
-                              N, D, scratch, scratch_bytes, stream, tanh_mode);
+  return LaunchBackward<bf16>("DytBackward", dx, dalpha, dgamma, dbeta, dy, x, dr, alpha, gamma, N,
+                              D, scratch, scratch_bytes, stream, tanh_mode);
 }
 
 Status DytBackward(bf16* dx, float* dalpha, float* dgamma, float* dbeta, const bf16* dy,
                    const float* x, const bf16* dr, const float* alpha, const float* gamma,
                    int64_t N, int D, void* scratch, size_t scratch_bytes, cudaStream_t stream,
                    TanhMode tanh_mode) {
-  return LaunchBackward<float>("DytBackward", dx, dalpha, dgamma, dbeta, dy, x, dr, alpha, gamma,
-                               N, D, scratch, scratch_bytes, stream, tanh_mode);
+  return LaunchBackward<float>("DytBackward", dx, dalpha, dgamma, dbeta, dy, x, dr, alpha, gamma, N,
+                               D, scratch, scratch_bytes, stream, tanh_mode);
 }
 
 }  // namespace dyt::cuda

@@ -39,9 +39,8 @@ using bf16 = __nv_bfloat16;
 enum class TanhMode { kAccurate, kFast };
 
 // y = gamma * tanh(alpha * x) + beta. The first layer's DyT (no residual add before it).
-Status DytForward(bf16* y, const bf16* x, const float* alpha, const float* gamma,
-                  const float* beta, int64_t N, int D, cudaStream_t stream,
-                  TanhMode tanh_mode = TanhMode::kAccurate);
+Status DytForward(bf16* y, const bf16* x, const float* alpha, const float* gamma, const float* beta,
+                  int64_t N, int D, cudaStream_t stream, TanhMode tanh_mode = TanhMode::kAccurate);
 Status DytForward(bf16* y, const float* x, const float* alpha, const float* gamma,
                   const float* beta, int64_t N, int D, cudaStream_t stream,
                   TanhMode tanh_mode = TanhMode::kAccurate);
@@ -53,9 +52,9 @@ Status DytForward(bf16* y, const float* x, const float* alpha, const float* gamm
 Status ResidualDytForward(bf16* r_out, bf16* y, const bf16* r, const bf16* d, const float* alpha,
                           const float* gamma, const float* beta, int64_t N, int D,
                           cudaStream_t stream, TanhMode tanh_mode = TanhMode::kAccurate);
-Status ResidualDytForward(float* r_out, bf16* y, const float* r, const bf16* d,
-                          const float* alpha, const float* gamma, const float* beta, int64_t N,
-                          int D, cudaStream_t stream, TanhMode tanh_mode = TanhMode::kAccurate);
+Status ResidualDytForward(float* r_out, bf16* y, const float* r, const bf16* d, const float* alpha,
+                          const float* gamma, const float* beta, int64_t N, int D,
+                          cudaStream_t stream, TanhMode tanh_mode = TanhMode::kAccurate);
 
 // Bytes of device scratch DytBackward needs for an [N, D] input on the CURRENT device (any
 // alignment, either x type, either tanh mode).
@@ -66,12 +65,13 @@ size_t DytBackwardScratchBytes(int64_t N, int D);
 //   *dalpha += sum(dy * gamma * (1 - t^2) * x)
 //   dgamma  += sum_rows(dy * t)
 //   dbeta   += sum_rows(dy)                          (skipped when dbeta is null)
-// dr is the gradient arriving through the residual stream; dx may alias dr (in place).
+// dr is the gradient arriving through the residual stream; dx may alias dr (in place), never
+// dy or x.
 // `scratch` holds at least DytBackwardScratchBytes(N, D) bytes of device memory; it must not
 // be in use by other work on other streams.
 Status DytBackward(bf16* dx, float* dalpha, float* dgamma, float* dbeta, const bf16* dy,
-                   const bf16* x, const bf16* dr, const float* alpha, const float* gamma,
-                   int64_t N, int D, void* scratch, size_t scratch_bytes, cudaStream_t stream,
+                   const bf16* x, const bf16* dr, const float* alpha, const float* gamma, int64_t N,
+                   int D, void* scratch, size_t scratch_bytes, cudaStream_t stream,
                    TanhMode tanh_mode = TanhMode::kAccurate);
 Status DytBackward(bf16* dx, float* dalpha, float* dgamma, float* dbeta, const bf16* dy,
                    const float* x, const bf16* dr, const float* alpha, const float* gamma,

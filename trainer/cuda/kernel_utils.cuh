@@ -45,7 +45,8 @@ inline TileShape RowTileShape(int64_t N, int D, int vec, int rows_per_thread,
   const dim3 block = RowTileBlock(D, vec);
   const int gx = static_cast<int>(CeilDiv(D / vec, block.x));
   const int64_t row_tiles = CeilDiv(std::max<int64_t>(N, 1), int64_t{block.y} * rows_per_thread);
-  const int64_t gy = std::clamp<int64_t>(resident_blocks / gx, 1, std::min<int64_t>(row_tiles, 65535));
+  const int64_t gy =
+      std::clamp<int64_t>(resident_blocks / gx, 1, std::min<int64_t>(row_tiles, 65535));
   return {dim3(gx, static_cast<unsigned>(gy)), block};
 }
 
@@ -136,8 +137,8 @@ __device__ __forceinline__ void StoreVec(T* p, const float (&v)[kVec]) {
     static_assert(std::is_same_v<T, float> && kVec % 4 == 0, "float vectors are 4k wide");
 #pragma unroll
     for (int i = 0; i < kVec / 4; ++i) {
-      reinterpret_cast<float4*>(p)[i] = make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2],
-                                                    v[4 * i + 3]);
+      reinterpret_cast<float4*>(p)[i] =
+          make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
     }
   }
 }

@@ -23,12 +23,10 @@ const DeviceLimits& CurrentDeviceLimits() {
     if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device) == cudaSuccess) {
       d.sms = std::max(1, v);
     }
-    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxThreadsPerMultiProcessor, device) ==
-        cudaSuccess) {
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxThreadsPerMultiProcessor, device) == cudaSuccess) {
       d.max_threads_per_sm = std::max(32, v);
     }
-    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxBlocksPerMultiprocessor, device) ==
-        cudaSuccess) {
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxBlocksPerMultiprocessor, device) == cudaSuccess) {
       d.max_blocks_per_sm = std::max(1, v);
     }
     cudaGetLastError();

@@ -1,7 +1,7 @@
 // RMSNorm kernels. One block per row at a time, striding over rows (a persistent grid: as
-// many blocks as the GPU holds at once); each thread holds kPT
-// vectors of kVec channels of the row in registers between the reduction and the output
-// (vector path), or re-reads the row (scalar path). Per-thread dw partials stay in registers
+// many blocks as the GPU holds at once); each thread holds kPT vectors of kVec channels of
+// the row in registers between the reduction and the output (vector path), or re-reads the
+// row (scalar path). Per-thread dw partials stay in registers
 // (the thread's channels are fixed) and go to scratch once per block; the fixed-order second
 // stage (detail::LaunchAccumulateParamGrads) adds them into dw.
 #include "trainer/cuda/cuda_status.h"
@@ -99,8 +99,8 @@ __global__ void __launch_bounds__(kMaxRowThreads)
 template <typename R, bool kResidual>
 __global__ void __launch_bounds__(kGenericThreads)
     RmsNormForwardGenericKernel(bf16* __restrict__ y, float* __restrict__ rstd_out, R* r_out,
-                                const R* r, const bf16* __restrict__ d,
-                                const float* __restrict__ w, float eps, int64_t N, int D) {
+                                const R* r, const bf16* __restrict__ d, const float* __restrict__ w,
+                                float eps, int64_t N, int D) {
   __shared__ float s_red[32];
   // With the residual add, the second pass reads back r_out (this thread wrote those elements).
   const R* x = kResidual ? r_out : r;
@@ -192,10 +192,9 @@ __global__ void __launch_bounds__(kMaxRowThreads)
 // (each element owned by one thread, so no atomics and a fixed order).
 template <typename R, bool kDr>
 __global__ void __launch_bounds__(kGenericThreads)
-    RmsNormBackwardGenericKernel(bf16* dx, float* __restrict__ part_w,
-                                 const bf16* __restrict__ dy, const R* __restrict__ x,
-                                 const float* __restrict__ rstd, const float* __restrict__ w,
-                                 const bf16* dr, int64_t N, int D) {
+    RmsNormBackwardGenericKernel(bf16* dx, float* __restrict__ part_w, const bf16* __restrict__ dy,
+                                 const R* __restrict__ x, const float* __restrict__ rstd,
+                                 const float* __restrict__ w, const bf16* dr, int64_t N, int D) {
   __shared__ float s_red[32];
   float* part = part_w + static_cast<int64_t>(blockIdx.x) * D;
   for (int c = threadIdx.x; c < D; c += blockDim.x) part[c] = 0.f;
@@ -223,9 +222,15 @@ __global__ void __launch_bounds__(kGenericThreads)
 template <typename F>
 void WithPerThread(int pt, F&& f) {
   switch (pt) {
-    case 1: f(std::integral_constant<int, 1>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    default: f(std::integral_constant<int, 4>{}); break;
+    case 1:
+      f(std::integral_constant<int, 1>{});
+      break;
+    case 2:
+      f(std::integral_constant<int, 2>{});
+      break;
+    default:
+      f(std::integral_constant<int, 4>{});
+      break;
   }
 }
 
@@ -252,8 +257,8 @@ Status LaunchForward(const char* fn, bf16* y, float* rstd, R* r_out, const R* r,
     if (vec) {
       WithPerThread(vs.per_thread, [&](auto pt) {
         auto* kernel = RmsNormForwardKernel<kVecWidth, decltype(pt)::value, R, kRes>;
-        kernel<<<GridBlocks(kernel, N, vs.threads), vs.threads, 0, stream>>>(y, rstd, r_out, r,
-                                                                             d, w, eps, N, D);
+        kernel<<<GridBlocks(kernel, N, vs.threads), vs.threads, 0, stream>>>(y, rstd, r_out, r, d,
+                                                                             w, eps, N, D);
       });
     } else {
       auto* kernel = RmsNormForwardGenericKernel<R, kRes>;
@@ -293,8 +298,10 @@ Status LaunchBackward(const char* fn, bf16* dx, float* dw, const bf16* dy, const
 
   using detail::Aligned16;
   const RowShape vs = VectorRowShape(D, kMaxBwdPerThread);
+  // The vector path also writes its dw partials 16 bytes at a time into scratch.
   const bool vec = D % kVecWidth == 0 && vs.per_thread > 0 && Aligned16(dx) && Aligned16(dy) &&
-                   Aligned16(x) && Aligned16(w) && (dr == nullptr || Aligned16(dr));
+                   Aligned16(x) && Aligned16(w) && (dr == nullptr || Aligned16(dr)) &&
+                   Aligned16(scratch);
   float* part_w = static_cast<float*>(scratch);
   int blocks = 0;
   detail::WithBool(dr != nullptr, [&](auto has_dr) {
@@ -323,30 +330,26 @@ Status LaunchBackward(const char* fn, bf16* dx, float* dw, const bf16* dy, const
 
 Status RmsNormForward(bf16* y, float* rstd, const bf16* x, const float* w, float eps, int64_t N,
                       int D, cudaStream_t stream) {
-  return LaunchForward<bf16>("RmsNormForward", y, rstd, nullptr, x, nullptr, w, eps, N, D,
-                             stream);
+  return LaunchForward<bf16>("RmsNormForward", y, rstd, nullptr, x, nullptr, w, eps, N, D, stream);
 }
 
 Status RmsNormForward(bf16* y, float* rstd, const float* x, const float* w, float eps, int64_t N,
                       int D, cudaStream_t stream) {
-  return LaunchForward<float>("RmsNormForward", y, rstd, nullptr, x, nullptr, w, eps, N, D,
-                              stream);
+  return LaunchForward<float>("RmsNormForward", y, rstd, nullptr, x, nullptr, w, eps, N, D, stream);
 }
 
 Status ResidualRmsNormForward(bf16* r_out, bf16* y, float* rstd, const bf16* r, const bf16* d,
                               const float* w, float eps, int64_t N, int D, cudaStream_t stream) {
   DYT_RETURN_IF_ERROR(detail::CheckNotNull("ResidualRmsNormForward", "r_out", r_out));
   DYT_RETURN_IF_ERROR(detail::CheckNotNull("ResidualRmsNormForward", "d", d));
-  return LaunchForward<bf16>("ResidualRmsNormForward", y, rstd, r_out, r, d, w, eps, N, D,
-                             stream);
+  return LaunchForward<bf16>("ResidualRmsNormForward", y, rstd, r_out, r, d, w, eps, N, D, stream);
 }
 
 Status ResidualRmsNormForward(float* r_out, bf16* y, float* rstd, const float* r, const bf16* d,
                               const float* w, float eps, int64_t N, int D, cudaStream_t stream) {
   DYT_RETURN_IF_ERROR(detail::CheckNotNull("ResidualRmsNormForward", "r_out", r_out));
   DYT_RETURN_IF_ERROR(detail::CheckNotNull("ResidualRmsNormForward", "d", d));
-  return LaunchForward<float>("ResidualRmsNormForward", y, rstd, r_out, r, d, w, eps, N, D,
-                              stream);
+  return LaunchForward<float>("ResidualRmsNormForward", y, rstd, r_out, r, d, w, eps, N, D, stream);
 }
 
 size_t RmsNormBackwardScratchBytes(int64_t N, int D) { return ScratchBytes(N, D); }

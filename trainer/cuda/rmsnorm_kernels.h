@@ -40,7 +40,8 @@ Status ResidualRmsNormForward(float* r_out, bf16* y, float* rstd, const float* r
 size_t RmsNormBackwardScratchBytes(int64_t N, int D);
 
 // With r = rstd[row] from the forward pass:
-//   dx  = dr + r * w * dy - x * r^3 * mean(w * dy * x)     (dr may be null; dx may alias dr)
+//   dx  = dr + r * w * dy - x * r^3 * mean(w * dy * x)     (dr may be null; dx may alias dr,
+//                                                          never dy or x)
 //   dw += sum_rows(dy * x * r)
 Status RmsNormBackward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const float* rstd,
                        const float* w, const bf16* dr, int64_t N, int D, void* scratch,

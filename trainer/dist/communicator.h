@@ -44,8 +44,7 @@ class Communicator {
   virtual Status AllGather(const float* send, float* recv, size_t n_per_rank) = 0;
   // recv[i] = op over ranks r of send_r[rank() * n_per_rank + i]; send holds
   // world_size() * n_per_rank floats, recv n_per_rank.
-  virtual Status ReduceScatter(const float* send, float* recv, size_t n_per_rank,
-                               ReduceOp op) = 0;
+  virtual Status ReduceScatter(const float* send, float* recv, size_t n_per_rank, ReduceOp op) = 0;
   // Returns once every rank has entered the barrier (and, on device backends, once all work
   // enqueued on the stream before it has finished).
   virtual Status Barrier() = 0;

@@ -95,8 +95,7 @@ StatusOr<std::string> FileKvStore::TryRead(const std::string& key) const {
   return out;
 }
 
-StatusOr<std::string> FileKvStore::Get(const std::string& key,
-                                       std::chrono::milliseconds timeout) {
+StatusOr<std::string> FileKvStore::Get(const std::string& key, std::chrono::milliseconds timeout) {
   DYT_RETURN_IF_ERROR(ValidateKvKey(key));
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   auto pause = std::chrono::duration_cast<std::chrono::steady_clock::duration>(kFirstPoll);
@@ -105,8 +104,8 @@ StatusOr<std::string> FileKvStore::Get(const std::string& key,
     if (value.ok() || value.status().code() != StatusCode::kNotFound) return value;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) {
-      return DeadlineExceeded("FileKvStore: key '" + key + "' was not set in " + dir_ +
-                              " within " + std::to_string(timeout.count()) + " ms");
+      return DeadlineExceeded("FileKvStore: key '" + key + "' was not set in " + dir_ + " within " +
+                              std::to_string(timeout.count()) + " ms");
     }
     std::this_thread::sleep_for(std::min(pause, deadline - now));
     pause = std::min(pause * 2,

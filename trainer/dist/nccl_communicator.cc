@@ -88,8 +88,8 @@ Status NcclCommunicator::Broadcast(float* buf, size_t n, int root) {
   DYT_RETURN_IF_ERROR(CheckRoot("nccl Broadcast", root, world_size_));
   DYT_RETURN_IF_ERROR(CheckBuffer("nccl Broadcast", "buf", buf, n));
   if (n == 0) return Status::Ok();
-  return NcclStatus(ncclBroadcast(buf, buf, n, ncclFloat32, root, comm_, stream_),
-                    "ncclBroadcast", comm_);
+  return NcclStatus(ncclBroadcast(buf, buf, n, ncclFloat32, root, comm_, stream_), "ncclBroadcast",
+                    comm_);
 }
 
 Status NcclCommunicator::AllGather(const float* send, float* recv, size_t n_per_rank) {
@@ -112,11 +112,11 @@ Status NcclCommunicator::ReduceScatter(const float* send, float* recv, size_t n_
 
 Status NcclCommunicator::Barrier() {
   // NCCL has no barrier: a one-float all-reduce (max of zeros, so the value never grows)
-  // completes only when every rank has issued it,
-  // and synchronizing the stream waits for it (and for everything enqueued before it).
-  DYT_RETURN_IF_ERROR(NcclStatus(
-      ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclMax, comm_, stream_),
-      "ncclAllReduce(barrier)", comm_));
+  // completes only when every rank has issued it, and synchronizing the stream waits for it
+  // (and for everything enqueued before it).
+  DYT_RETURN_IF_ERROR(
+      NcclStatus(ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclMax, comm_, stream_),
+                 "ncclAllReduce(barrier)", comm_));
   return CudaStatus(cudaStreamSynchronize(stream_), "nccl Barrier: cudaStreamSynchronize");
 }
 
