@@ -73,12 +73,10 @@ void SafetensorsWriter::Add(const std::string& name, StDtype dtype, std::vector<
 Status SafetensorsWriter::Write(const std::string& path, bool fsync_file) const {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
+  // Tensors sit back to back: the reference implementation rejects gaps between them. The
+  // header is padded with spaces so the data section starts 8-byte aligned.
   uint64_t offset = 0;
-  std::vector<uint64_t> pads;
   for (const StTensor& t : tensors_) {
-    const uint64_t pad = (8 - offset % 8) % 8;
-    offset += pad;
-    pads.push_back(pad);
     header[t.name] = {{"dtype", StDtypeName(t.dtype)},
                       {"shape", t.shape},
                       {"data_offsets", {offset, offset + t.data.size()}}};
@@ -94,10 +92,8 @@ Status SafetensorsWriter::Write(const std::string& path, bool fsync_file) const 
   if (fd < 0) return IoError("cannot create", path, errno);
   Status s = WriteAll(fd, len, 8, path);
   if (s.ok()) s = WriteAll(fd, json.data(), json.size(), path);
-  static const uint8_t kZeros[8] = {};
   for (size_t i = 0; s.ok() && i < tensors_.size(); ++i) {
-    s = WriteAll(fd, kZeros, pads[i], path);
-    if (s.ok()) s = WriteAll(fd, tensors_[i].data.data(), tensors_[i].data.size(), path);
+    s = WriteAll(fd, tensors_[i].data.data(), tensors_[i].data.size(), path);
   }
   if (s.ok() && fsync_file && ::fsync(fd) != 0) s = IoError("fsync", path, errno);
   if (::close(fd) != 0 && s.ok()) s = IoError("close", path, errno);

@@ -27,8 +27,8 @@ struct StTensor {
   std::vector<uint8_t> data;  // raw little-endian bytes
 };
 
-// Writes tensors in the given order, 8-byte aligning each tensor's data (the header is
-// padded with spaces, as the reference implementation does). Not atomic by itself: callers
+// Writes tensors in the given order, back to back (the reference implementation rejects gaps);
+// the header is padded with spaces so the data starts 8-byte aligned. Not atomic by itself: callers
 // that need atomicity write to a temporary name and rename.
 class SafetensorsWriter {
  public:

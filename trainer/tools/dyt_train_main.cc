@@ -1,10 +1,12 @@
 // dyt-train: trains a LLaMA-DyT model from a YAML config.
 //
-//   dyt-train --config job.yaml [--events-fd 3] [--steps N] [--threads N] [--log-level info]
+//   dyt-train --config job.yaml [--resume auto|DIR] [--events-fd 3] [--steps N]
+//             [--threads N] [--job-id ID] [--log-level info]
 //
 // Human-readable progress goes to stderr; JSON-line events (docs/trainer.md) go to the file
 // descriptor given by --events-fd (the worker daemon passes a pipe). Exit codes: 0 done,
-// 1 runtime failure, 2 invalid config or arguments, 3 stopped by SIGTERM/SIGINT.
+// 1 runtime failure, 2 invalid config or arguments, 3 stopped by SIGTERM/SIGINT after saving
+// a checkpoint ("preempted, resumable": run again with --resume auto).
 #include <CLI/CLI.hpp>
 
 #include "common/logging.h"
@@ -19,14 +21,19 @@ constexpr int kExitStopped = 3;
 
 int main(int argc, char** argv) {
   CLI::App app{"dyt-train: pretrain a LLaMA model with Dynamic Tanh normalization"};
-  std::string config_path, log_level = "info";
+  std::string config_path, log_level = "info", resume = "none", job_id;
   int events_fd = -1, threads = -1;
   int64_t steps = -1;
   app.add_option("--config", config_path, "YAML training config")->required();
   app.add_option("--events-fd", events_fd, "write JSON-line events to this file descriptor");
-  app.add_option("--steps", steps, "override train.steps");
+  app.add_option("--steps", steps, "override train.steps (and the schedule's length with it)");
+  int64_t stop_at_step = 0;
+  app.add_option("--stop-at-step", stop_at_step,
+                 "end this run after step K with a checkpoint; the schedule is unchanged");
   app.add_option("--threads", threads, "override train.threads (0 = all cores)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  app.add_option("--resume", resume, "auto (newest good checkpoint), a checkpoint dir, or none");
+  app.add_option("--job-id", job_id, "job id recorded in checkpoints and events");
   CLI11_PARSE(app, argc, argv);
 
   dyt::InitLogging("dyt-train", log_level);
@@ -42,6 +49,8 @@ int main(int argc, char** argv) {
     config->train.steps = steps;
   }
   if (threads >= 0) config->train.threads = threads;
+  if (!job_id.empty()) config->job_id = job_id;
+  config->train.stop_at_step = stop_at_step;
 
   dyt::EventWriter events(events_fd);
   auto trainer = dyt::Trainer::Create(*config, &events);
@@ -51,13 +60,18 @@ int main(int argc, char** argv) {
     return trainer.status().code() == dyt::StatusCode::kInvalidArgument ? kExitBadConfig
                                                                         : kExitFailure;
   }
+  // Installed before resuming: a signal during a long load still ends in a clean stop.
   dyt::ShutdownSignal stop;
-  const dyt::Status s = (*trainer)->Run(&stop);
-  if (!s.ok()) {
-    spdlog::error("training failed: {}", s.ToString());
-    events.Emit({{"event", "error"}, {"message", s.ToString()}});
+  if (const dyt::Status r = (*trainer)->Resume(resume); !r.ok()) {
+    spdlog::error("resume failed: {}", r.ToString());
+    events.Emit({{"event", "error"}, {"message", r.ToString()}});
+    return r.code() == dyt::StatusCode::kInvalidArgument ? kExitBadConfig : kExitFailure;
+  }
+  const auto outcome = (*trainer)->Run(&stop);
+  if (!outcome.ok()) {
+    spdlog::error("training failed: {}", outcome.status().ToString());
+    events.Emit({{"event", "error"}, {"message", outcome.status().ToString()}});
     return kExitFailure;
   }
-  if (stop.requested()) return kExitStopped;
-  return 0;
+  return *outcome == dyt::RunOutcome::kStopped ? kExitStopped : 0;
 }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "trainer/data/loader.h"
 #include "trainer/model/rng.h"
 
 namespace dyt {
@@ -23,6 +22,12 @@ class SyntheticSource : public BatchSource {
   Status ValidationBatch(int64_t i, int batch, int32_t* inputs, int32_t* targets) override {
     Rng r(MixSeed(seed_ ^ 0x5eed, uint64_t(i)));
     Fill(r, batch, inputs, targets);
+    return Status::Ok();
+  }
+  LoaderPosition position() const override { return {}; }
+  uint64_t rng_state() const override { return rng_.state(); }
+  Status Restore(const LoaderPosition&, uint64_t rng_state) override {
+    rng_.set_state(rng_state);
     return Status::Ok();
   }
 
@@ -47,8 +52,7 @@ class SyntheticSource : public BatchSource {
 
 class ShardSource : public BatchSource {
  public:
-  ShardSource(std::unique_ptr<DataLoader> loader, int seq_len)
-      : loader_(std::move(loader)), T_(seq_len) {}
+  explicit ShardSource(std::unique_ptr<DataLoader> loader) : loader_(std::move(loader)) {}
 
   void Next(int batch, int32_t* inputs, int32_t* targets) override {
     loader_->NextBatch(batch, inputs, targets);
@@ -57,10 +61,14 @@ class ShardSource : public BatchSource {
   Status ValidationBatch(int64_t i, int batch, int32_t* inputs, int32_t* targets) override {
     return loader_->ValidationBatch(int(i), batch, inputs, targets);
   }
+  LoaderPosition position() const override { return loader_->position(); }
+  uint64_t rng_state() const override { return 0; }
+  Status Restore(const LoaderPosition& position, uint64_t) override {
+    return loader_->Restore(position);
+  }
 
  private:
   std::unique_ptr<DataLoader> loader_;
-  int T_;
 };
 
 }  // namespace
@@ -77,7 +85,7 @@ StatusOr<std::unique_ptr<BatchSource>> OpenBatchSource(const TrainConfig& config
       DataLoader::Open(d.shards, config.train.seq_len, config.model.vocab_size, rank, world_size);
   if (!loader.ok()) return loader.status().WithContext("data");
   return std::unique_ptr<BatchSource>(
-      new ShardSource(std::move(loader).value(), config.train.seq_len));
+      new ShardSource(std::move(loader).value()));
 }
 
 }  // namespace dyt

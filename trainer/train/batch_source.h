@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "common/status.h"
+#include "trainer/data/loader.h"
 #include "trainer/train/train_config.h"
 
 namespace dyt {
@@ -19,6 +20,13 @@ class BatchSource {
   virtual int64_t num_val_batches(int batch) const = 0;
   // The i-th fixed validation batch (the same on every call).
   virtual Status ValidationBatch(int64_t i, int batch, int32_t* inputs, int32_t* targets) = 0;
+
+  // Where the source stands, for checkpoints: the loader position (shards) and the RNG state
+  // (synthetic tokens). Restore() makes the following batches those the saved source would
+  // have produced.
+  virtual LoaderPosition position() const = 0;
+  virtual uint64_t rng_state() const = 0;
+  virtual Status Restore(const LoaderPosition& position, uint64_t rng_state) = 0;
 };
 
 // Opens the source the config asks for; for shards every check of the data loader (vocab,

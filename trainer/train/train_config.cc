@@ -1,6 +1,8 @@
 #include "trainer/train/train_config.h"
 
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 namespace dyt {
 namespace {
@@ -93,6 +95,20 @@ Status ParseOptim(YamlReader& r, OptimSection& o, int64_t steps) {
   return Status::Ok();
 }
 
+Status ParseCheckpoint(YamlReader& r, CheckpointSection& c) {
+  DYT_RETURN_IF_ERROR(r.Get("dir", c.dir));
+  DYT_RETURN_IF_ERROR(r.Get("every_steps", c.every_steps));
+  DYT_RETURN_IF_ERROR(r.Get("every_minutes", c.every_minutes));
+  DYT_RETURN_IF_ERROR(r.Get("keep_last", c.keep_last));
+  DYT_RETURN_IF_ERROR(r.Get("keep_every_steps", c.keep_every_steps));
+  DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
+  DYT_RETURN_IF_ERROR(AtLeast(r, "every_steps", double(c.every_steps), 0));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "every_minutes", c.every_minutes, 0));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "keep_last", c.keep_last, 1));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "keep_every_steps", double(c.keep_every_steps), 0));
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<TrainConfig> ParseTrainConfig(const YAML::Node& root) {
@@ -115,7 +131,18 @@ StatusOr<TrainConfig> ParseTrainConfig(const YAML::Node& root) {
   DYT_ASSIGN_OR_RETURN(YamlReader output, r.Child("output"));
   DYT_RETURN_IF_ERROR(output.Get("dir", c.output_dir));
   DYT_RETURN_IF_ERROR(output.RejectUnknownKeys());
+  DYT_ASSIGN_OR_RETURN(YamlReader ckpt, r.Child("checkpoint"));
+  DYT_RETURN_IF_ERROR(ParseCheckpoint(ckpt, c.checkpoint));
+  if (c.checkpoint.dir.empty() && !c.output_dir.empty()) {
+    c.checkpoint.dir = c.output_dir + "/checkpoints";
+  }
+  if (c.checkpoint.dir.empty() &&
+      (c.checkpoint.every_steps > 0 || c.checkpoint.every_minutes > 0)) {
+    return InvalidArgument("checkpoint.dir: required for periodic checkpoints (or set output.dir)");
+  }
+  DYT_RETURN_IF_ERROR(r.Get("job_id", c.job_id));
   DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
+  c.source_yaml = YAML::Dump(root);
   return c;
 }
 
@@ -123,6 +150,10 @@ StatusOr<TrainConfig> LoadTrainConfig(const std::string& path) {
   DYT_ASSIGN_OR_RETURN(YAML::Node root, LoadYamlFile(path));
   auto c = ParseTrainConfig(root);
   if (!c.ok()) return c.status().WithContext(path);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  c->source_yaml = text.str();  // verbatim, comments included
   return c;
 }
 

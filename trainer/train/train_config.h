@@ -37,6 +37,9 @@ struct TrainSection {
   int log_every = 10;
   int eval_every = 0;    // 0: no periodic evaluation
   int eval_batches = 8;  // validation batches per evaluation
+  // Not from YAML: dyt-train --stop-at-step K ends this run cleanly after step K (with a
+  // checkpoint) without changing train.steps, so the schedule is the same as a full run.
+  int64_t stop_at_step = 0;
 };
 
 struct OptimSection {
@@ -45,12 +48,25 @@ struct OptimSection {
   LrSchedule schedule;     // total_steps defaults to train.steps
 };
 
+// When and where checkpoints are written (docs/checkpoints.md). A checkpoint is always
+// written at the end of training and on SIGTERM/SIGINT when `dir` is set.
+struct CheckpointSection {
+  std::string dir;             // the artifact store; default <output.dir>/checkpoints
+  int64_t every_steps = 0;     // 0: off
+  double every_minutes = 0;    // 0: off
+  int keep_last = 3;           // retention: newest N ...
+  int64_t keep_every_steps = 0;  // ... plus every step divisible by this (0: none)
+};
+
 struct TrainConfig {
   ModelConfig model;
   DataSection data;
   TrainSection train;
   OptimSection optim;
+  CheckpointSection checkpoint;
   std::string output_dir;  // empty: no files written
+  std::string job_id;      // recorded in checkpoints; set by the worker (--job-id)
+  std::string source_yaml;  // the config text as given, kept in every checkpoint
 
   int64_t tokens_per_step() const {
     return int64_t(train.batch_size) * train.grad_accum * train.seq_len;

@@ -1,13 +1,20 @@
 // The training loop of dyt-train: model + optimizer + schedule + data, one optimizer step
-// (gradient accumulation over micro-batches, clipping, AdamW) at a time, with human log lines
-// and JSON events.
+// (gradient accumulation over micro-batches, clipping, AdamW) at a time, with human log lines,
+// JSON events and checkpoints.
+//
+// Checkpoints are taken only between optimizer steps (never inside gradient accumulation), so
+// a resumed run replays exactly the same micro-batches: N steps straight and k steps + save +
+// resume + N-k steps give bit-identical parameters and losses on the same machine and thread
+// count (tests/trainer/resume_test.cc).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 
 #include "common/signals.h"
 #include "common/status.h"
+#include "trainer/checkpoint/checkpoint_state.h"
 #include "trainer/cpu/llama_cpu.h"
 #include "trainer/optim/adamw.h"
 #include "trainer/train/batch_source.h"
@@ -17,12 +24,19 @@
 namespace dyt {
 
 struct StepStats {
-  int64_t step = 0;  // 1-based optimizer step just completed
-  double loss = 0;   // mean over the step's micro-batches
-  double grad_norm = 0;  // before clipping
+  int64_t step = 0;       // 1-based optimizer step just completed
+  double loss = 0;        // mean over the step's micro-batches
+  double grad_norm = 0;   // before clipping
   float lr = 0;
   double seconds = 0;
   double tokens_per_s = 0;
+};
+
+// How Run() ended.
+enum class RunOutcome {
+  kFinished,  // reached train.steps
+  kStopped,   // a stop signal arrived; a checkpoint was saved when checkpoint.dir is set
+  kPaused,    // reached train.stop_at_step; a checkpoint was saved when checkpoint.dir is set
 };
 
 class Trainer {
@@ -32,13 +46,21 @@ class Trainer {
   static StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config,
                                                    EventWriter* events);
 
+  // Restores model, optimizer, data position and RNG from a checkpoint of the same model
+  // config. `resume` is "auto" (the newest good checkpoint in checkpoint.dir; a fresh start
+  // when there is none) or a checkpoint directory. Skipped corrupt checkpoints are logged and
+  // reported as "checkpoint_skipped" events.
+  Status Resume(const std::string& resume);
+
   // One optimizer step.
   StepStats TrainStep();
   // Mean validation loss over up to train.eval_batches fixed batches.
   StatusOr<double> Evaluate();
-  // Trains until train.steps, logging every log_every steps and evaluating every eval_every.
-  // Returns early (OK) when `stop` is requested; the caller decides what that means.
-  Status Run(const ShutdownSignal* stop);
+  // Trains until train.steps, logging, evaluating and checkpointing as configured. On a stop
+  // request it finishes the current step, saves a checkpoint and returns kStopped.
+  StatusOr<RunOutcome> Run(const ShutdownSignal* stop);
+  // Writes a checkpoint of the current state into checkpoint.dir and applies retention.
+  Status SaveCheckpoint();
 
   LlamaCpu& model() { return *model_; }
   AdamW& optimizer() { return *optim_; }
@@ -48,6 +70,8 @@ class Trainer {
  private:
   Trainer(const TrainConfig& config, EventWriter* events);
   void Log(const StepStats& s);
+  CheckpointState Snapshot() const;
+  Status Restore(const CheckpointState& state);
 
   TrainConfig config_;
   EventWriter* events_;
@@ -55,6 +79,9 @@ class Trainer {
   std::unique_ptr<AdamW> optim_;
   std::unique_ptr<BatchSource> data_;
   std::vector<int32_t> inputs_, targets_;
+  double last_loss_ = NAN, last_val_loss_ = NAN;
+  int64_t last_saved_step_ = -1;
+  std::chrono::steady_clock::time_point last_save_time_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace dyt

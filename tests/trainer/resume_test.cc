@@ -1,0 +1,166 @@
+// Checkpoint/resume through the real dyt-train binary, each run its own process:
+//  * N steps straight == k steps, save, a fresh process resuming, N - k steps: bit-identical
+//    losses at every step and bit-identical parameters and optimizer state at the end, for
+//    several k, with gradient accumulation on and shard data (the loader position matters);
+//  * SIGTERM during training gives exit code 3 and a checkpoint that resumes.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "trainer/checkpoint/checkpoint_reader.h"
+#include "trainer/checkpoint/checkpoint_store.h"
+#include "trainer/data/shard_writer.h"
+#include "trainer/model/rng.h"
+
+namespace dyt {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ResumeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("dyt_resume_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::vector<int32_t> tokens(30000);
+    Rng rng(17);
+    // Not uniform noise: a repeating pattern with noise, so the loss moves.
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      tokens[i] = int32_t((i % 7) * 11 + rng.NextBelow(5));
+    }
+    ASSERT_TRUE(WriteShard((dir_ / "train.bin").string(), tokens, 96, "").ok());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Writes a config whose checkpoints go to <dir>/<name>/ckpt; returns its path.
+  std::string Config(const std::string& name, int64_t steps, int every_steps = 0) {
+    const fs::path run = dir_ / name;
+    fs::create_directories(run);
+    std::ofstream(run / "job.yaml")
+        << "model: {preset: test}\n"
+        << "data: {train_paths: " << (dir_ / "train.bin").string() << ", seed: 5}\n"
+        << "train: {steps: " << steps << ", batch_size: 3, grad_accum: 2, log_every: 1,"
+        << " threads: 2}\n"
+        << "optimizer: {lr: 0.003, warmup_steps: 3}\n"
+        << "checkpoint: {dir: " << (run / "ckpt").string() << ", every_steps: " << every_steps
+        << ", keep_last: 2}\n";
+    return (run / "job.yaml").string();
+  }
+
+  // Runs dyt-train with `args`, events to `events`; returns the exit status.
+  static int RunTrain(const std::vector<std::string>& args, const std::string& events) {
+    std::string cmd = std::string(DYT_TRAIN_BIN) + " --log-level warn --events-fd 3";
+    for (const auto& a : args) cmd += " " + a;
+    cmd += " 3>>" + events;
+    const int rc = std::system(cmd.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  }
+
+  static std::map<int64_t, double> StepLosses(const std::string& events) {
+    std::map<int64_t, double> out;
+    std::ifstream in(events);
+    for (std::string line; std::getline(in, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j["event"] == "step") out[j["step"].get<int64_t>()] = j["loss"].get<double>();
+    }
+    return out;
+  }
+
+  fs::path dir_;
+};
+
+void ExpectSameState(const CheckpointState& a, const CheckpointState& b) {
+  ASSERT_EQ(a.params.size(), b.params.size());
+  EXPECT_EQ(0, std::memcmp(a.params.data(), b.params.data(), a.params.size() * 4)) << "params";
+  EXPECT_EQ(0, std::memcmp(a.adam_m.data(), b.adam_m.data(), a.adam_m.size() * 4)) << "adam m";
+  EXPECT_EQ(0, std::memcmp(a.adam_v.data(), b.adam_v.data(), a.adam_v.size() * 4)) << "adam v";
+  EXPECT_EQ(a.adam_step, b.adam_step);
+  EXPECT_EQ(a.loader, b.loader);
+}
+
+TEST_F(ResumeTest, ResumedRunsAreBitIdenticalToAStraightRun) {
+  const int64_t N = 12;
+  const std::string straight_events = (dir_ / "straight.jsonl").string();
+  ASSERT_EQ(RunTrain({"--config", Config("straight", N)}, straight_events), 0);
+  const auto straight = StepLosses(straight_events);
+  ASSERT_EQ(straight.size(), size_t(N));
+  auto ref = FindLatestGood((dir_ / "straight" / "ckpt").string(), nullptr);
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  ASSERT_EQ(ref->state.step, N);
+  EXPECT_LT(straight.at(N), straight.at(1)) << "the run must learn something";
+
+  for (int64_t k : {1, 5, 11}) {
+    SCOPED_TRACE("k = " + std::to_string(k));
+    const std::string name = "split" + std::to_string(k);
+    const std::string cfg = Config(name, N);
+    const std::string events = (dir_ / (name + ".jsonl")).string();
+    ASSERT_EQ(RunTrain({"--config", cfg, "--stop-at-step", std::to_string(k)}, events), 0);
+    ASSERT_EQ(RunTrain({"--config", cfg, "--resume", "auto"}, events), 0);
+    const auto split = StepLosses(events);
+    ASSERT_EQ(split.size(), size_t(N));
+    for (int64_t s = 1; s <= N; ++s) {
+      EXPECT_EQ(split.at(s), straight.at(s)) << "loss at step " << s;
+    }
+    auto got = FindLatestGood((dir_ / name / "ckpt").string(), nullptr);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ExpectSameState(got->state, ref->state);
+  }
+}
+
+TEST_F(ResumeTest, SigtermSavesACheckpointAndExitsWithThePreemptedCode) {
+  const std::string cfg = Config("sigterm", 1000000);
+  const std::string events = (dir_ / "sigterm.jsonl").string();
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int fd = ::open(events.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 3);
+    ::execl(DYT_TRAIN_BIN, DYT_TRAIN_BIN, "--config", cfg.c_str(), "--events-fd", "3",
+            "--log-level", "warn", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until it is really training (a few step events), then ask it to stop.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (StepLosses(events).size() < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(StepLosses(events).size(), 3u) << "dyt-train never started stepping";
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int status = 0;
+  bool exited = false;
+  for (int i = 0; i < 600 && !exited; ++i) {  // at most 30 s
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!exited) ::kill(pid, SIGKILL);
+  ASSERT_TRUE(exited) << "dyt-train did not exit within 30 s of SIGTERM";
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3) << "the preempted-resumable exit code";
+
+  const auto losses = StepLosses(events);
+  const int64_t last_step = losses.rbegin()->first;
+  auto ckpt = FindLatestGood((dir_ / "sigterm" / "ckpt").string(), nullptr);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status().ToString();
+  EXPECT_EQ(ckpt->state.step, last_step) << "the checkpoint holds the last finished step";
+
+  // It resumes from there.
+  ASSERT_EQ(RunTrain({"--config", cfg, "--resume", "auto", "--stop-at-step",
+                      std::to_string(last_step + 2)},
+                     events),
+            0);
+  const auto after = StepLosses(events);
+  EXPECT_EQ(after.rbegin()->first, last_step + 2);
+}
+
+}  // namespace
+}  // namespace dyt
