@@ -47,12 +47,9 @@ int main(int argc, char** argv) {
   for (int i = 0; i < steps; ++i) secs.push_back((*trainer)->TrainStep().seconds);
   std::sort(secs.begin(), secs.end());
   const double median = secs[secs.size() / 2];
-  nlohmann::json out = {{"impl", "dyt"},
-                        {"norm", norm},
-                        {"preset", preset},
-                        {"tokens_per_s", double(batch) * seq / median},
-                        {"step_ms", median * 1e3},
-                        {"threads", omp_get_max_threads()}};
+  nlohmann::json out = {{"impl", "dyt"},           {"norm", norm},
+                        {"preset", preset},        {"tokens_per_s", double(batch) * seq / median},
+                        {"step_ms", median * 1e3}, {"threads", omp_get_max_threads()}};
   std::cout << out.dump() << std::endl;
   return 0;
 }

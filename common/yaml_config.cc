@@ -27,13 +27,15 @@ Status YamlReader::GetScalar(const std::string& key, T& out, const char* type_na
   try {
     out = v.as<T>();
   } catch (const YAML::Exception&) {
-    return InvalidArgument(FieldPath(key) + ": must be " + type_name + " (got '" +
-                           v.Scalar() + "')");
+    return InvalidArgument(FieldPath(key) + ": must be " + type_name + " (got '" + v.Scalar() +
+                           "')");
   }
   return Status::Ok();
 }
 
-Status YamlReader::Get(const std::string& key, int& out) { return GetScalar(key, out, "an integer"); }
+Status YamlReader::Get(const std::string& key, int& out) {
+  return GetScalar(key, out, "an integer");
+}
 Status YamlReader::Get(const std::string& key, int64_t& out) {
   return GetScalar(key, out, "an integer");
 }

@@ -12,6 +12,7 @@
 // shapes. Inputs are random and non-zero.
 //
 // Usage: dyt-gpu-layer-bench [--batches B] [--per-batch K] [--csv FILE] [--quick]
+//        dyt-gpu-layer-bench --sweep [--csv FILE]   (every DyT kernel variant: dyt_sweep.cu)
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -23,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/gpu/bench_util.cuh"
+#include "bench/gpu/dyt_sweep.h"
 #include "trainer/cuda/cuda_status.h"
 #include "trainer/cuda/dyt_kernels.h"
 #include "trainer/cuda/rmsnorm_kernels.h"
@@ -33,58 +36,15 @@ using dyt::Status;
 using dyt::cuda::bf16;
 using dyt::cuda::TanhMode;
 
-#define BENCH_CUDA(expr)                                                       \
-  do {                                                                         \
-    const cudaError_t bench_err_ = (expr);                                     \
-    if (bench_err_ != cudaSuccess) {                                           \
-      std::fprintf(stderr, "FATAL %s:%d: %s: %s\n", __FILE__, __LINE__, #expr, \
-                   cudaGetErrorString(bench_err_));                            \
-      std::exit(2);                                                            \
-    }                                                                          \
-  } while (0)
+using dyt::bench::Alloc;
+using dyt::bench::Median;
 
 struct Options {
   int batches = 25;
   int per_batch = 10;
   std::string csv;
+  bool sweep = false;
 };
-
-// Random non-zero values: magnitude in [0.05, 1] (times `scale`), random sign. A hash of the
-// index, so filling is one pass and reproducible.
-template <typename T>
-__global__ void FillRandom(T* p, size_t n, uint32_t seed, float scale) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 0x9E3779B1u ^ seed ^ static_cast<uint32_t>(i >> 32);
-    h ^= h >> 16;
-    h *= 0x85EBCA6Bu;
-    h ^= h >> 13;
-    h *= 0xC2B2AE35u;
-    h ^= h >> 16;
-    const float mag = 0.05f + 0.95f * static_cast<float>(h >> 8) * (1.f / 16777216.f);
-    const float v = (h & 1u) ? -mag * scale : mag * scale;
-    if constexpr (sizeof(T) == 2) {
-      p[i] = __float2bfloat16_rn(v);
-    } else {
-      p[i] = v;
-    }
-  }
-}
-
-template <typename T>
-T* Alloc(size_t n, uint32_t seed, float scale = 1.f) {
-  T* p = nullptr;
-  BENCH_CUDA(cudaMalloc(&p, n * sizeof(T)));
-  FillRandom<T><<<1024, 256>>>(p, n, seed, scale);
-  BENCH_CUDA(cudaGetLastError());
-  return p;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
 
 struct Row {
   std::string name;
@@ -100,53 +60,19 @@ struct Row {
 Row Time(const std::string& name, const std::string& shape, double bytes, const Options& opt,
          const std::function<Status(int)>& fn) {
   Row row{name, shape, 0, 0, bytes, ""};
-  cudaEvent_t start, stop;
-  BENCH_CUDA(cudaEventCreate(&start));
-  BENCH_CUDA(cudaEventCreate(&stop));
-  int launch = 0;
-  std::vector<double> per_launch;
-  for (int b = -1; b < opt.batches; ++b) {
-    BENCH_CUDA(cudaEventRecord(start));
-    for (int k = 0; k < opt.per_batch; ++k) {
-      const Status st = fn(launch++);
-      if (!st.ok()) {
-        row.error = st.ToString();
-        b = opt.batches;
-        break;
-      }
-    }
-    BENCH_CUDA(cudaEventRecord(stop));
-    BENCH_CUDA(cudaEventSynchronize(stop));
-    float ms = 0;
-    BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    if (b >= 0 && row.error.empty()) per_launch.push_back(ms / opt.per_batch);
+  const dyt::bench::Timing t = dyt::bench::TimeBatches(opt.batches, opt.per_batch, fn);
+  row.error = t.error;
+  if (!t.per_launch.empty() && t.error.empty()) {
+    row.ms = Median(t.per_launch);
+    row.ms_min = *std::min_element(t.per_launch.begin(), t.per_launch.end());
   }
-  BENCH_CUDA(cudaGetLastError());
-  if (!per_launch.empty()) {
-    row.ms = Median(per_launch);
-    row.ms_min = *std::min_element(per_launch.begin(), per_launch.end());
-  }
-  BENCH_CUDA(cudaEventDestroy(start));
-  BENCH_CUDA(cudaEventDestroy(stop));
   return row;
 }
 
 Row CopyBandwidth(const Options& opt) {
-  const size_t bytes = size_t{2} << 30;  // 2 GiB
-  void* src = nullptr;
-  void* dst = nullptr;
-  BENCH_CUDA(cudaMalloc(&src, bytes));
-  BENCH_CUDA(cudaMalloc(&dst, bytes));
-  FillRandom<float><<<1024, 256>>>(static_cast<float*>(src), bytes / 4, 7u, 1.f);
-  BENCH_CUDA(cudaGetLastError());
-  Options copy_opt = opt;
-  copy_opt.per_batch = 2;
-  Row row = Time("copy (cudaMemcpy D2D, 2 GiB)", "-", 2.0 * bytes, copy_opt, [&](int) {
-    return dyt::cuda::CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice),
-                                 "cudaMemcpyAsync");
-  });
-  BENCH_CUDA(cudaFree(src));
-  BENCH_CUDA(cudaFree(dst));
+  Row row{"copy (cudaMemcpy D2D, 2 GiB)", "-", 2.0 * (size_t{2} << 30), 0, 0, ""};
+  dyt::bench::CopyBandwidthGBs(opt.batches, &row.ms);
+  row.ms_min = row.ms;
   return row;
 }
 
@@ -283,8 +209,11 @@ int main(int argc, char** argv) {
     } else if (a == "--quick") {
       opt.batches = 5;
       opt.per_batch = 4;
+    } else if (a == "--sweep") {
+      opt.sweep = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--batches B] [--per-batch K] [--csv FILE] [--quick]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--batches B] [--per-batch K] [--csv FILE] [--quick] [--sweep]\n",
                    argv[0]);
       return a == "--help" ? 0 : 1;
     }
@@ -308,6 +237,8 @@ int main(int argc, char** argv) {
               prop.totalGlobalMem / 1e9, peak_gbs);
   std::printf("timing: median of %d batches x %d launches, CUDA events, warm-up batch first\n",
               opt.batches, opt.per_batch);
+
+  if (opt.sweep) return dyt::bench::RunDytSweep(opt.csv);
 
   std::vector<Row> rows;
   const Row copy = CopyBandwidth(opt);

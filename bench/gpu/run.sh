@@ -6,14 +6,15 @@
 #
 # Needs the binaries built on the dev machine (carried in BIN_DIR) and, for the libraries a
 # bare GPU machine lacks, <repo>/.carry/lib.tar.gz from bench/gpu/bundle_libs.sh. Writes its
-# logs to $OUT (or /tmp/dyt-gpu-run) - at most 8 files, the device tool's limit - and prints a
-# summary table last. Steps, each under `timeout`:
+# logs to $OUT (or /tmp/dyt-gpu-run) - at most 8 files, the device tool's limit: summary.txt,
+# 6 logs and csv.tar (every CSV) - and prints a summary table last. Steps, each under `timeout`:
 #   1. environment: nvidia-smi -L, driver, clocks; which libraries resolve
 #   2. dist_tests (CPU; proves the carried binaries load)
 #   3. cuda_tests, all of them (kernels vs CPU twins, NCCL at world size 1)
-#   4. dyt-gpu-layer-bench (copy bandwidth, DyT / RMSNorm kernels)
-#   5. torch_dyt_layer.py (eager vs torch.compile, same table)
-#   6. compute-sanitizer memcheck and racecheck on small cuda_tests cases, if time is left
+#   4. dyt-gpu-layer-bench --sweep (every compiled-in DyT forward variant, checked and timed)
+#   5. dyt-gpu-layer-bench (copy bandwidth, DyT / RMSNorm kernels with the defaults)
+#   6. torch_dyt_layer.py (eager vs torch.compile, same table)
+#   7. compute-sanitizer memcheck and racecheck on small cuda_tests cases, if time is left
 # Exit status: 0 when every step that ran passed.
 set -uo pipefail
 
@@ -24,6 +25,7 @@ bin_dir=$(cd "${1:-$repo/build-cuda/bin}" 2>/dev/null && pwd) || {
 }
 out=${OUT:-/tmp/dyt-gpu-run}
 mkdir -p "$out"
+csv_dir=$(mktemp -d /tmp/dyt-csv.XXXXXX)  # tarred into $out/csv.tar at the end
 budget_s=225  # whole script; the optional sanitizer steps use what is left
 t_start=$(date +%s)
 elapsed() { echo $(($(date +%s) - t_start)); }
@@ -124,18 +126,21 @@ if [ $tests_rc -ne 0 ]; then  # the first failure messages, for a quick look
   grep -B2 -A8 -m6 -E "Failure|error:|Expected" "$out/cuda_tests.log" | head -60
 fi
 
-# ---- 4-5. benchmarks --------------------------------------------------------------------------
+# ---- 4-6. benchmarks --------------------------------------------------------------------------
+step "fwd variant sweep" 60 "$out/sweep.log" \
+  "${ours[@]}" "$bin_dir/dyt-gpu-layer-bench" --sweep --csv "$csv_dir/sweep.csv"
+sed -n '/^config = /,$p' "$out/sweep.log"
 step "dyt-gpu-layer-bench" 45 "$out/layer_bench.log" \
-  "${ours[@]}" "$bin_dir/dyt-gpu-layer-bench" --csv "$out/layer_bench.csv"
+  "${ours[@]}" "$bin_dir/dyt-gpu-layer-bench" --csv "$csv_dir/layer_bench.csv"
 sed -n '/^kernel/,$p' "$out/layer_bench.log"
-torch_left=$((budget_s - $(elapsed) - 35))  # keep ~35 s for the sanitizer
+torch_left=$((budget_s - $(elapsed) - 25))  # keep ~25 s for the sanitizer
 torch_limit=$((torch_left < 100 ? (torch_left < 30 ? 30 : torch_left) : 100))
 step "torch_dyt_layer.py" "$torch_limit" "$out/torch_bench.log" \
   env PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/dyt-inductor python3 \
-  "$repo/bench/gpu/torch_dyt_layer.py" --csv "$out/torch_bench.csv" --budget-s $((torch_limit - 25))
+  "$repo/bench/gpu/torch_dyt_layer.py" --csv "$csv_dir/torch_bench.csv" --budget-s $((torch_limit - 25))
 sed -n '/^kernel/,$p' "$out/torch_bench.log"
 
-# ---- 6. compute-sanitizer on small cases ------------------------------------------------------
+# ---- 7. compute-sanitizer on small cases ------------------------------------------------------
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
   /usr/local/cuda/compute-sanitizer/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
 small='*N1_D768*:*N7_D1000*:*N5_D77*:*N33_D1001*'
@@ -175,11 +180,14 @@ fi
     echo "-- compute-sanitizer (memcheck, then racecheck):"
     grep -h -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer.log" | sed 's/^/   /'
   fi
+  echo "-- DyT forward variant sweep (sweep.log; every row in csv.tar:sweep.csv):"
+  sed -n '/^-- /,$p' "$out/sweep.log" 2>/dev/null | grep -v '^$'
   echo "-- ours (dyt-gpu-layer-bench):"
   sed -n '/^kernel/,$p' "$out/layer_bench.log" 2>/dev/null
   echo "-- PyTorch (torch_dyt_layer.py):"
   sed -n '/^kernel/,/^total/p' "$out/torch_bench.log" 2>/dev/null
 } | tee -a "$summary"
+tar -C "$csv_dir" -cf "$out/csv.tar" . 2>/dev/null && rm -rf "$csv_dir"
 failed=0
 for r in "${rows[@]}"; do
   case $r in *FAILED* | *TIMEOUT*) failed=1 ;; esac

@@ -8,6 +8,7 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/cuda/test_util.h"
@@ -279,6 +280,69 @@ TEST(DytBackwardDeterminismTest, BitIdenticalAcrossRuns) {
   }
 }
 
+// Every compiled-in forward variant (tuning::DytForwardConfigs, with launch-time knobs) against
+// the CPU twin, and the accurate ones bit for bit against the default (same math, only the
+// schedule differs). Sizes: partial tiles, idle lanes (D = 1000), several persistent waves.
+TEST(DytForwardTunedTest, EveryVariantMatchesCpuAndDefault) {
+  DYT_REQUIRE_GPU();
+  const uint64_t seed = test::TestSeed();
+  for (const Size s : {Size{33, 768}, Size{7, 1000}, Size{4097, 768}, Size{515, 4096}}) {
+    for (const bool residual : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "N=" << s.N << " D=" << s.D
+                                      << (residual ? " residual" : "") << " seed=" << seed);
+      std::mt19937_64 rng(seed + s.N);
+      const size_t n = static_cast<size_t>(s.N) * s.D;
+      const std::vector<float> r = Rounded<bf16>(RandomNonZero(rng, n, 0.05f, 2.f));
+      const std::vector<float> d = Rounded<bf16>(RandomNonZero(rng, n, 0.05f, 1.f));
+      const float alpha = RandomPositive(rng, 1, 0.3f, 1.f)[0];
+      const std::vector<float> gamma = RandomNonZero(rng, s.D, 0.5f, 1.5f);
+      const std::vector<float> beta = RandomNonZero(rng, s.D, 0.05f, 0.5f);
+      std::vector<float> x = r;
+      if (residual) {
+        cpu::Add(x.data(), r.data(), d.data(), static_cast<int64_t>(n));
+        x = Rounded<bf16>(x);
+      }
+      std::vector<float> y_cpu(n), t_cpu(n);
+      cpu::DytForward(y_cpu.data(), t_cpu.data(), x.data(), alpha, gamma.data(), beta.data(), s.N,
+                      s.D);
+
+      DevArray<bf16> r_dev(r), d_dev(d), r_out_dev(n), y_dev(n);
+      DevArray<float> alpha_dev(std::vector<float>{alpha}), gamma_dev(gamma), beta_dev(beta);
+      auto run = [&](const tuning::DytForwardConfig& c) {
+        y_dev.Poison();
+        r_out_dev.Poison();
+        return residual ? tuning::ResidualDytForwardTuned(c, r_out_dev.get(), y_dev.get(),
+                                                          r_dev.get(), d_dev.get(), alpha_dev.get(),
+                                                          gamma_dev.get(), beta_dev.get(), s.N, s.D,
+                                                          nullptr)
+                        : tuning::DytForwardTuned(c, y_dev.get(), r_dev.get(), alpha_dev.get(),
+                                                  gamma_dev.get(), beta_dev.get(), s.N, s.D,
+                                                  nullptr);
+      };
+      DYT_ASSERT_OK(run(tuning::DefaultDytForwardConfig(TanhMode::kAccurate)));
+      DYT_TEST_CUDA(cudaDeviceSynchronize());
+      const std::vector<uint8_t> y_default = y_dev.Bytes();
+
+      for (const tuning::DytForwardConfig& compiled : tuning::DytForwardConfigs(residual)) {
+        for (const auto& [waves, block_x] : {std::pair{1, 0}, std::pair{0, 0}, std::pair{1, 32}}) {
+          tuning::DytForwardConfig c = compiled;
+          c.waves = waves;
+          c.block_x = block_x;
+          SCOPED_TRACE(c.Name());
+          DYT_ASSERT_OK(run(c));
+          DYT_TEST_CUDA(cudaDeviceSynchronize());
+          ExpectClose("y", y_dev.Download(), y_cpu, test::kBf16Tol);
+          if (residual) ExpectClose("r_out", r_out_dev.Download(), x, 0.0);
+          if (c.tanh != tuning::TanhImpl::kHardware) {
+            EXPECT_TRUE(y_dev.Bytes() == y_default) << "accurate variant differs from the default";
+          }
+          if (c.legacy) break;  // the launch knobs do not apply
+        }
+      }
+    }
+  }
+}
+
 // Argument checks happen before any CUDA call, so this runs without a GPU too.
 TEST(DytKernelArgsTest, RejectsBadArgumentsWithoutLaunching) {
   bf16* p = reinterpret_cast<bf16*>(uintptr_t{256});
@@ -294,6 +358,33 @@ TEST(DytKernelArgsTest, RejectsBadArgumentsWithoutLaunching) {
   EXPECT_EQ(sc.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(sc.message().find("scratch"), std::string::npos) << sc.ToString();
   EXPECT_TRUE(DytForward(p, p, f, f, nullptr, 0, 8, nullptr).ok()) << "N = 0 is a no-op";
+  // Tuning configs: a combination that is not compiled in, bad launch knobs, sweep variants
+  // without beta (compiled with beta only).
+  tuning::DytForwardConfig c;
+  c.rows = 3;
+  EXPECT_EQ(tuning::DytForwardTuned(c, p, p, f, f, f, 4, 8, nullptr).code(),
+            StatusCode::kInvalidArgument);
+  c = tuning::DefaultDytForwardConfig(TanhMode::kAccurate);
+  c.block_x = 48;
+  EXPECT_EQ(tuning::DytForwardTuned(c, p, p, f, f, f, 4, 8, nullptr).code(),
+            StatusCode::kInvalidArgument);
+  for (const bool residual : {false, true}) {
+    const auto& configs = tuning::DytForwardConfigs(residual);
+    ASSERT_GE(configs.size(), 4u);
+    EXPECT_EQ(configs[0], tuning::DefaultDytForwardConfig(TanhMode::kAccurate));
+    EXPECT_EQ(configs[1], tuning::DefaultDytForwardConfig(TanhMode::kFast));
+    for (const tuning::DytForwardConfig& k : configs) {
+      SCOPED_TRACE(k.Name());
+      EXPECT_TRUE(residual ? tuning::ResidualDytForwardTuned(k, p, p, p, p, f, f, f, 0, 8, nullptr)
+                                 .ok()
+                           : tuning::DytForwardTuned(k, p, p, f, f, f, 0, 8, nullptr).ok());
+      const bool is_default = k == configs[0] || k == configs[1];
+      if (!is_default && !k.legacy) {
+        EXPECT_EQ(tuning::DytForwardTuned(k, p, p, f, f, nullptr, 0, 8, nullptr).code(),
+                  StatusCode::kInvalidArgument);
+      }
+    }
+  }
   EXPECT_GT(DytBackwardScratchBytes(16384, 4096), 0u);
 }
 

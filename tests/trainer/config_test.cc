@@ -1,6 +1,7 @@
+#include "trainer/model/config.h"
+
 #include <gtest/gtest.h>
 
-#include "trainer/model/config.h"
 #include "trainer/model/param_layout.h"
 #include "trainer/train/train_config.h"
 
@@ -84,9 +85,10 @@ TEST(ModelConfigTest, RejectsInvalidShapesNamingTheField) {
   ExpectInvalid("dim: abc", "model.dim: must be an integer");
   ExpectInvalid("dimm: 4", "model.dimm: unknown field");
   ExpectInvalid("preset: nope", "unknown preset 'nope'");
-  ExpectInvalid("vocab_size: 2000000000\ndim: 2000000000\nn_heads: 1\nn_kv_heads: 1\n"
-                "ffn_dim: 2000000000\nn_layers: 2000000000\nmax_seq_len: 1",
-                "overflows");
+  ExpectInvalid(
+      "vocab_size: 2000000000\ndim: 2000000000\nn_heads: 1\nn_kv_heads: 1\n"
+      "ffn_dim: 2000000000\nn_layers: 2000000000\nmax_seq_len: 1",
+      "overflows");
 }
 
 TEST(ParamLayoutTest, NamesShapesAndTies) {

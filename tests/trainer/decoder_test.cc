@@ -1,11 +1,10 @@
 // The KV-cached decoder agrees with the training forward pass, and sampling honours its knobs.
-#include "trainer/cpu/llama_decoder.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "trainer/cpu/llama_cpu.h"
+#include "trainer/cpu/llama_decoder.h"
 #include "trainer/model/rng.h"
 
 namespace dyt {

@@ -47,8 +47,7 @@ void CheckGrad(const char* what, std::vector<float>& theta, const std::vector<fl
     const double lm = loss();
     theta[i] = saved;
     const double fd = (lp - lm) / (2.0 * h);
-    EXPECT_NEAR(fd, analytic[i], 2e-3 + 2e-2 * std::fabs(analytic[i]))
-        << what << "[" << i << "]";
+    EXPECT_NEAR(fd, analytic[i], 2e-3 + 2e-2 * std::fabs(analytic[i])) << what << "[" << i << "]";
     ++checked;
   }
   EXPECT_GT(checked, 0);
@@ -80,8 +79,8 @@ TEST(KernelGradTest, DytAllGradients) {
     // The forward really is gamma * tanh(alpha x) + beta.
     loss();  // CheckGrad leaves y from a perturbed evaluation
     for (int64_t i = 0; i < N * D; ++i) {
-      const double want = gamma[i % D] * std::tanh(double(alpha[0]) * x[i]) +
-                          (with_bias ? beta[i % D] : 0.0);
+      const double want =
+          gamma[i % D] * std::tanh(double(alpha[0]) * x[i]) + (with_bias ? beta[i % D] : 0.0);
       ASSERT_NEAR(y[i], want, 1e-6 * (1 + std::fabs(want)));
     }
   }
@@ -166,8 +165,8 @@ TEST(KernelGradTest, AttentionGradientsWithGqaAndPartialBlocks) {
   std::vector<float> out(q.size()), lse(int64_t(B) * H * T);
   std::vector<float> scratch(AttentionScratchFloats(T) * 64);
   auto loss = [&]() {
-    AttentionForward(out.data(), lse.data(), q.data(), k.data(), v.data(), scratch.data(), B, T,
-                     H, HKV, hd);
+    AttentionForward(out.data(), lse.data(), q.data(), k.data(), v.data(), scratch.data(), B, T, H,
+                     HKV, hd);
     return Dot(out, w);
   };
   loss();

@@ -32,16 +32,14 @@ struct Case {
 class TorchReferenceTest : public ::testing::TestWithParam<Case> {};
 
 fs::path MakeTempDir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("dyt_torch_ref_" + name + "_" +
-                                              std::to_string(::getpid()));
+  fs::path dir =
+      fs::temp_directory_path() / ("dyt_torch_ref_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
 }
 
-void WriteFile(const fs::path& p, const std::string& text) {
-  std::ofstream(p) << text;
-}
+void WriteFile(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
 
 TEST_P(TorchReferenceTest, LossGradientsAndAdamWStepsMatchPyTorch) {
   const Case& tc = GetParam();
@@ -60,11 +58,20 @@ TEST_P(TorchReferenceTest, LossGradientsAndAdamWStepsMatchPyTorch) {
     for (int64_t i = 0; i < t.numel; ++i) {
       const float z = float(rng.NextNormal());
       switch (t.role) {
-        case ParamRole::kNormAlpha: P[t.offset + i] *= 1.0f + 0.1f * z; break;
-        case ParamRole::kNormGain: P[t.offset + i] += 0.2f * z; break;
-        case ParamRole::kNormBias: P[t.offset + i] += 0.1f * z; break;
-        case ParamRole::kEmbedScale: P[t.offset + i] *= 0.5f; break;
-        default: P[t.offset + i] *= 5.0f;  // std 0.1: attention patterns far from uniform
+        case ParamRole::kNormAlpha:
+          P[t.offset + i] *= 1.0f + 0.1f * z;
+          break;
+        case ParamRole::kNormGain:
+          P[t.offset + i] += 0.2f * z;
+          break;
+        case ParamRole::kNormBias:
+          P[t.offset + i] += 0.1f * z;
+          break;
+        case ParamRole::kEmbedScale:
+          P[t.offset + i] *= 0.5f;
+          break;
+        default:
+          P[t.offset + i] *= 5.0f;  // std 0.1: attention patterns far from uniform
       }
     }
   }
@@ -87,10 +94,10 @@ TEST_P(TorchReferenceTest, LossGradientsAndAdamWStepsMatchPyTorch) {
   const float clip = 1.0f;
   std::vector<float> lrs;
   for (int s = 0; s < kSteps; ++s) lrs.push_back(1e-3f * float(s + 1) / kSteps);
-  nlohmann::json optim = {{"steps", kSteps},         {"lr", lrs},
-                          {"beta1", acfg.beta1},     {"beta2", acfg.beta2},
-                          {"eps", acfg.eps},         {"weight_decay", acfg.weight_decay},
-                          {"grad_clip", clip},       {"no_decay", nlohmann::json::array()}};
+  nlohmann::json optim = {{"steps", kSteps},     {"lr", lrs},
+                          {"beta1", acfg.beta1}, {"beta2", acfg.beta2},
+                          {"eps", acfg.eps},     {"weight_decay", acfg.weight_decay},
+                          {"grad_clip", clip},   {"no_decay", nlohmann::json::array()}};
   WriteFile(dir / "optim.json", optim.dump());
 
   const std::string cmd = std::string(DYT_REFERENCE_PYTHON) + " " + DYT_SOURCE_DIR +
@@ -146,12 +153,13 @@ TEST_P(TorchReferenceTest, LossGradientsAndAdamWStepsMatchPyTorch) {
 
 INSTANTIATE_TEST_SUITE_P(
     Models, TorchReferenceTest,
-    ::testing::Values(
-        Case{"dyt", "preset: test"},
-        Case{"dyt_nobias_tied", "preset: test\ndyt_bias: false\ntie_embeddings: true\n"
-                                "alpha0_attn: 0.8\nalpha0_ffn: 0.2"},
-        Case{"rmsnorm", "preset: test\nnorm: rmsnorm"},
-        Case{"dyt_mha_rope500", "preset: test\nn_kv_heads: 4\nrope_theta: 500\nn_layers: 3"}),
+    ::testing::Values(Case{"dyt", "preset: test"},
+                      Case{"dyt_nobias_tied",
+                           "preset: test\ndyt_bias: false\ntie_embeddings: true\n"
+                           "alpha0_attn: 0.8\nalpha0_ffn: 0.2"},
+                      Case{"rmsnorm", "preset: test\nnorm: rmsnorm"},
+                      Case{"dyt_mha_rope500",
+                           "preset: test\nn_kv_heads: 4\nrope_theta: 500\nn_layers: 3"}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 }  // namespace

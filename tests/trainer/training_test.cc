@@ -22,7 +22,7 @@ std::vector<double> RunLosses(const TrainConfig& c) {
   auto t = Trainer::Create(c, nullptr);
   EXPECT_TRUE(t.ok()) << t.status().ToString();
   std::vector<double> losses;
-  for (int64_t i = 0; i < c.train.steps; ++i) losses.push_back((*t)->TrainStep().loss);
+  for (int64_t i = 0; i < c.train.steps; ++i) losses.push_back((*t)->TrainStep().value().loss);
   return losses;
 }
 

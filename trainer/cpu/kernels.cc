@@ -245,8 +245,8 @@ void AttentionForward(float* out, float* lse, const float* q, const float* k, co
         const float* K = k + int64_t(b) * T * KVD + (h / group) * hd;
         const float* V = v + int64_t(b) * T * KVD + (h / group) * hd;
         // S[rows, kv_len] = scale * Q K^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kv_len, hd, scale, Q, D, K,
-                    KVD, 0.0f, S, kv_len);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kv_len, hd, scale, Q, D, K, KVD,
+                    0.0f, S, kv_len);
         float* L = lse + (int64_t(b) * n_heads + h) * T;
         for (int r = 0; r < rows; ++r) {
           float* s = S + int64_t(r) * kv_len;
@@ -268,8 +268,8 @@ void AttentionForward(float* out, float* lse, const float* q, const float* k, co
         }
         // O[rows, hd] = P V
         float* O = out + (int64_t(b) * T + t0) * D + h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, kv_len, 1.0f, S, kv_len,
-                    V, KVD, 0.0f, O, D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, kv_len, 1.0f, S, kv_len, V,
+                    KVD, 0.0f, O, D);
       }
     }
   }
@@ -333,8 +333,8 @@ void AttentionBackward(float* dq, float* dk, float* dv, const float* dout, const
             for (int j = valid; j < kv_len; ++j) p[j] = dp[j] = 0.0f;
           }
           // dQ = dS K ; dK += dS^T Q ; dV += P^T dO
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, kv_len, 1.0f, dP,
-                      kv_len, K, KVD, 0.0f, dQ, D);
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, kv_len, 1.0f, dP, kv_len,
+                      K, KVD, 0.0f, dQ, D);
           cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kv_len, hd, rows, 1.0f, dP, kv_len,
                       Q, D, 1.0f, dK, KVD);
           cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kv_len, hd, rows, 1.0f, P, kv_len,
@@ -396,8 +396,8 @@ double CrossEntropyForward(const float* logits, const int32_t* targets, int64_t 
 
 // ---- Embedding ------------------------------------------------------------------------------
 
-void EmbeddingForward(float* x, const int32_t* tokens, const float* table, float scale,
-                      int64_t N, int D) {
+void EmbeddingForward(float* x, const int32_t* tokens, const float* table, float scale, int64_t N,
+                      int D) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     const float* e = table + int64_t(tokens[n]) * D;
@@ -447,8 +447,8 @@ void EmbeddingBackward(float* dtable, float* dscale, const float* dx, const int3
 // ---- Linear ---------------------------------------------------------------------------------
 
 void LinearForward(float* y, const float* x, const float* w, int64_t N, int in, int out) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), out, in, 1.0f, x, in, w, in, 0.0f,
-              y, out);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), out, in, 1.0f, x, in, w, in, 0.0f, y,
+              out);
 }
 
 void LinearBackward(float* dx, float* dw, const float* dy, const float* x, const float* w,
@@ -457,8 +457,8 @@ void LinearBackward(float* dx, float* dw, const float* dy, const float* x, const
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(N), in, out, 1.0f, dy, out, w, in,
                 accumulate_dx ? 1.0f : 0.0f, dx, in);
   }
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, int(N), 1.0f, dy, out, x, in,
-              1.0f, dw, in);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, int(N), 1.0f, dy, out, x, in, 1.0f,
+              dw, in);
 }
 
 // ---- Elementwise ----------------------------------------------------------------------------

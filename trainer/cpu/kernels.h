@@ -24,8 +24,7 @@ void DytForward(float* y, float* t, const float* x, float alpha, const float* ga
 // dx = dy * gamma * alpha * (1 - t^2); dalpha += sum(dy * gamma * (1 - t^2) * x);
 // dgamma += sum_rows(dy * t); dbeta += sum_rows(dy) (skipped when dbeta is null).
 void DytBackward(float* dx, float* dalpha, float* dgamma, float* dbeta, const float* dy,
-                 const float* x, const float* t, float alpha, const float* gamma, int64_t N,
-                 int D);
+                 const float* x, const float* t, float alpha, const float* gamma, int64_t N, int D);
 
 // ---- RMSNorm: y = x / sqrt(mean(x^2) + eps) * w ------------------------------------------
 // `rstd` [N] receives 1 / sqrt(mean(x^2) + eps).
@@ -75,8 +74,8 @@ double CrossEntropyForward(const float* logits, const int32_t* targets, int64_t 
 
 // ---- Token embedding -----------------------------------------------------------------------
 // x[n] = table[tokens[n]] * scale.
-void EmbeddingForward(float* x, const int32_t* tokens, const float* table, float scale,
-                      int64_t N, int D);
+void EmbeddingForward(float* x, const int32_t* tokens, const float* table, float scale, int64_t N,
+                      int D);
 // dtable[tokens[n]] += dx[n] * scale (race-free: threads split the channels), and when
 // dscale is not null, *dscale += sum_n dot(dx[n], table[tokens[n]]).
 void EmbeddingBackward(float* dtable, float* dscale, const float* dx, const int32_t* tokens,

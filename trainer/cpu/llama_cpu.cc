@@ -11,7 +11,8 @@
 
 namespace dyt {
 
-LlamaCpu::LlamaCpu(const ModelConfig& config, int max_batch, int seq_len)
+LlamaCpu::LlamaCpu(const ModelConfig& config, int max_batch, int seq_len,
+                   int64_t buffer_multiple)
     : config_(config), layout_(config), max_batch_(max_batch), T_(seq_len) {
   assert(seq_len <= config.max_seq_len && max_batch > 0);
   const ModelConfig& c = config_;
@@ -20,13 +21,17 @@ LlamaCpu::LlamaCpu(const ModelConfig& config, int max_batch, int seq_len)
   const bool dyt = c.norm == NormKind::kDyt;
   const int64_t norm_aux = dyt ? N * D : N;
 
-  params_.assign(layout_.total(), 0.0f);
-  grads_.assign(layout_.total(), 0.0f);
+  const int64_t m = std::max<int64_t>(1, buffer_multiple);
+  params_.assign((layout_.total() + m - 1) / m * m, 0.0f);
+  grads_.assign(params_.size(), 0.0f);
 
   // Plan the activation buffer: every view is a [offset, size] slice, 16-float aligned.
   int64_t total = 0;
   std::vector<std::pair<float**, int64_t>> plan;
-  auto take = [&](float** p, int64_t n) { plan.push_back({p, total}); total += (n + 15) / 16 * 16; };
+  auto take = [&](float** p, int64_t n) {
+    plan.push_back({p, total});
+    total += (n + 15) / 16 * 16;
+  };
   resid_.assign(c.n_layers + 1, nullptr);
   layer_.resize(c.n_layers);
   for (auto& r : resid_) take(&r, N * D);
@@ -88,13 +93,13 @@ void LlamaCpu::NormForward(const NormOffsets& off, const NormActs& a, const floa
   }
 }
 
-void LlamaCpu::NormBackward(const NormOffsets& off, const NormActs& a, float* dx,
-                            const float* dy, const float* x, int64_t N) {
+void LlamaCpu::NormBackward(const NormOffsets& off, const NormActs& a, float* dx, const float* dy,
+                            const float* x, int64_t N) {
   const float* P = params_.data();
   float* G = grads_.data();
   if (config_.norm == NormKind::kDyt) {
-    cpu::DytBackward(dx, G + off.alpha, G + off.weight, off.bias >= 0 ? G + off.bias : nullptr,
-                     dy, x, a.aux, P[off.alpha], P + off.weight, N, config_.dim);
+    cpu::DytBackward(dx, G + off.alpha, G + off.weight, off.bias >= 0 ? G + off.bias : nullptr, dy,
+                     x, a.aux, P[off.alpha], P + off.weight, N, config_.dim);
   } else {
     cpu::RmsNormBackward(dx, G + off.weight, dy, x, a.aux, P + off.weight, N, config_.dim);
   }
@@ -165,8 +170,8 @@ double LlamaCpu::ForwardBackward(const int32_t* inputs, const int32_t* targets, 
     cpu::AddInPlace(d_resid_, d_tmp_, N * D);  // now d resid_mid
     // Attention branch: resid_mid = resid[l] + wo(attn(rope(wq n1), rope(wk n1), wv n1)).
     cpu::LinearBackward(d_att_, G + o.wo, d_resid_, a.att, P + o.wo, N, D, D);
-    cpu::AttentionBackward(dq_, dk_, dv_, d_att_, a.att, a.lse, a.q, a.k, a.v,
-                           attn_scratch_.data(), B, T_, c.n_heads, c.n_kv_heads, hd);
+    cpu::AttentionBackward(dq_, dk_, dv_, d_att_, a.att, a.lse, a.q, a.k, a.v, attn_scratch_.data(),
+                           B, T_, c.n_heads, c.n_kv_heads, hd);
     cpu::RopeBackward(dq_, rope_cos_.data(), rope_sin_.data(), B, T_, c.n_heads, hd);
     cpu::RopeBackward(dk_, rope_cos_.data(), rope_sin_.data(), B, T_, c.n_kv_heads, hd);
     cpu::LinearBackward(d_norm_out_, G + o.wq, dq_, a.n1.y, P + o.wq, N, D, D);
@@ -176,9 +181,9 @@ double LlamaCpu::ForwardBackward(const int32_t* inputs, const int32_t* targets, 
     cpu::AddInPlace(d_resid_, d_tmp_, N * D);  // now d resid[l]
   }
   const bool has_scale = layout_.embed_scale() >= 0;
-  cpu::EmbeddingBackward(G + layout_.tok_embeddings(), has_scale ? G + layout_.embed_scale() : nullptr,
-                         d_resid_, inputs, P + layout_.tok_embeddings(),
-                         has_scale ? P[layout_.embed_scale()] : 1.0f, N, D);
+  cpu::EmbeddingBackward(
+      G + layout_.tok_embeddings(), has_scale ? G + layout_.embed_scale() : nullptr, d_resid_,
+      inputs, P + layout_.tok_embeddings(), has_scale ? P[layout_.embed_scale()] : 1.0f, N, D);
   return loss_sum / double(N);
 }
 

@@ -17,14 +17,17 @@ namespace dyt {
 
 class LlamaCpu {
  public:
-  // `config` must be validated; seq_len <= config.max_seq_len.
-  LlamaCpu(const ModelConfig& config, int max_batch, int seq_len);
+  // `config` must be validated; seq_len <= config.max_seq_len. The parameter and gradient
+  // buffers are zero-padded to a multiple of `buffer_multiple` floats (data parallelism
+  // splits them into equal per-rank shards).
+  LlamaCpu(const ModelConfig& config, int max_batch, int seq_len, int64_t buffer_multiple = 1);
 
   const ModelConfig& config() const { return config_; }
   const ParamLayout& layout() const { return layout_; }
   int max_batch() const { return max_batch_; }
   int seq_len() const { return T_; }
-  int64_t num_params() const { return layout_.total(); }  // buffer length, incl. alignment pad
+  int64_t num_params() const { return layout_.total(); }  // layout length, incl. alignment pad
+  int64_t buffer_size() const { return int64_t(params_.size()); }  // >= num_params()
   float* params() { return params_.data(); }
   const float* params() const { return params_.data(); }
   float* grads() { return grads_.data(); }
@@ -52,8 +55,8 @@ class LlamaCpu {
 
  private:
   struct NormActs {
-    float* y;     // norm output [N, D]
-    float* aux;   // DyT: tanh(alpha x) [N, D]; RMSNorm: rstd [N]
+    float* y;    // norm output [N, D]
+    float* aux;  // DyT: tanh(alpha x) [N, D]; RMSNorm: rstd [N]
   };
   struct LayerActs {
     NormActs n1, n2;

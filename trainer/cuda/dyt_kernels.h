@@ -29,6 +29,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -77,5 +79,99 @@ Status DytBackward(bf16* dx, float* dalpha, float* dgamma, float* dbeta, const b
                    const float* x, const bf16* dr, const float* alpha, const float* gamma,
                    int64_t N, int D, void* scratch, size_t scratch_bytes, cudaStream_t stream,
                    TanhMode tanh_mode = TanhMode::kAccurate);
+
+// ---- tuning: the forward kernel's knobs, for benchmarks and tests ---------------------------
+//
+// The functions above run the DEFAULT configuration (DefaultDytForwardConfig). The knobs below
+// pick another compiled-in variant of the same kernel, so one benchmark run can time them all
+// (bench/gpu/dyt_layer_bench.cu --variants) and tests can check each against the CPU twin.
+namespace tuning {
+
+// How tanh is computed. kLibdevice and kExpRcp give bit-identical results (the same formula;
+// kExpRcp drops tanhf's redundant saturation test, two instructions fewer per element);
+// kHardware is TanhMode::kFast (MUFU.TANH, relative error ~2^-11).
+enum class TanhImpl { kLibdevice = 0, kExpRcp = 1, kHardware = 2 };
+
+// Cache hints of the activation accesses (kernel_utils.cuh has the instructions).
+enum class CacheHint {
+  kStreaming = 0,        // loads ld.global.cs (evict-first), plain stores
+  kReadOnly = 1,         // loads ld.global.nc (ld.global.ca for r, which r_out may alias)
+  kNoAllocate = 2,       // loads ld.global.L1::no_allocate.L2::256B
+  kStreamingStores = 3,  // loads as kStreaming, stores st.global.cs
+};
+
+struct DytForwardConfig {
+  // The kernel before 2026-12 (its per-row bounds checks kept one load per tensor in flight);
+  // kept only to measure against. When true, only `tanh` (libdevice or hardware) applies.
+  bool legacy = false;
+  // Compile-time knobs: a combination must be compiled in (DytForwardConfigs()).
+  int rows = 4;        // rows per thread whose loads are all issued before the first is used
+  int min_blocks = 1;  // __launch_bounds__(256, min_blocks): caps registers at 64K / (256 * it)
+  TanhImpl tanh = TanhImpl::kLibdevice;
+  CacheHint hint = CacheHint::kStreaming;
+  // Launch-time knobs, any value:
+  int waves = 1;    // grid = waves x the blocks resident at once (persistent); 0: a block per tile
+  int block_x = 0;  // threads across a row (a multiple of 32, <= 256; 0: auto); 256 per block
+
+  std::string Name() const;  // e.g. "r4.b1.lib.cs.w1.x0"
+  bool operator==(const DytForwardConfig& o) const;
+};
+
+// The configuration the public functions use for `mode`.
+DytForwardConfig DefaultDytForwardConfig(TanhMode mode);
+
+// Every compiled-in combination of the compile-time knobs of the plain (residual false) or
+// the residual-add kernel: the two defaults (accurate, fast; with their launch knobs), the two
+// legacy kernels, then the sweep (waves = 1, block_x = 0). The tuned entry points accept each
+// with any waves / block_x.
+const std::vector<DytForwardConfig>& DytForwardConfigs(bool residual);
+
+// DytForward / ResidualDytForward (bf16, beta non-null) with configuration `cfg`. A config
+// that is not compiled in returns INVALID_ARGUMENT; a shape or alignment the vector path
+// cannot take (D % 8 != 0, a pointer not 16-byte aligned) runs the default scalar path.
+Status DytForwardTuned(const DytForwardConfig& cfg, bf16* y, const bf16* x, const float* alpha,
+                       const float* gamma, const float* beta, int64_t N, int D,
+                       cudaStream_t stream);
+Status ResidualDytForwardTuned(const DytForwardConfig& cfg, bf16* r_out, bf16* y, const bf16* r,
+                               const bf16* d, const float* alpha, const float* gamma,
+                               const float* beta, int64_t N, int D, cudaStream_t stream);
+
+// Registers per thread and the blocks of 256 threads one SM holds, of cfg's vector-path kernel
+// (the occupancy calculator on the current device); false if not compiled in or no GPU.
+bool DytForwardKernelInfo(const DytForwardConfig& cfg, bool residual, int* registers,
+                          int* blocks_per_sm);
+
+// The backward kernel's knobs, the same way (legacy: the kernel before 2026-12, whose per-row
+// bounds checks kept one row's three loads in flight at a time).
+struct DytBackwardConfig {
+  bool legacy = false;
+  int rows = 2;        // rows per thread whose loads are all issued before the first is used
+  int min_blocks = 1;  // __launch_bounds__(256, min_blocks)
+  TanhImpl tanh = TanhImpl::kLibdevice;
+
+  std::string Name() const;  // e.g. "r2.b1.lib"
+  bool operator==(const DytBackwardConfig& o) const;
+};
+
+DytBackwardConfig DefaultDytBackwardConfig(TanhMode mode);
+
+// The defaults (accurate, fast), the two legacy kernels, then the sweep (bf16 x only).
+const std::vector<DytBackwardConfig>& DytBackwardConfigs();
+
+// DytBackward (bf16 x) with configuration `cfg`; scratch as for DytBackward (its size covers
+// every variant). Not compiled in: INVALID_ARGUMENT.
+Status DytBackwardTuned(const DytBackwardConfig& cfg, bf16* dx, float* dalpha, float* dgamma,
+                        float* dbeta, const bf16* dy, const bf16* x, const bf16* dr,
+                        const float* alpha, const float* gamma, int64_t N, int D, void* scratch,
+                        size_t scratch_bytes, cudaStream_t stream);
+
+// Registers and blocks of 256 threads per SM of cfg's vector-path kernel (with dr).
+bool DytBackwardKernelInfo(const DytBackwardConfig& cfg, int* registers, int* blocks_per_sm);
+
+// y[i] = tanh(x[i]) by implementation `impl` (the kernels' device function), n elements of
+// device memory: lets tests measure each implementation's error on the hardware.
+Status TanhForTest(TanhImpl impl, float* y, const float* x, int64_t n, cudaStream_t stream);
+
+}  // namespace tuning
 
 }  // namespace dyt::cuda

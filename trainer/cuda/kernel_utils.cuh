@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "trainer/cuda/tanh_math.h"
+
 namespace dyt::cuda::detail {
 
 // ---- host-side launch geometry ------------------------------------------------------------
@@ -163,6 +165,124 @@ __device__ __forceinline__ float Tanh(float x) {
     return y;
   } else {
     return tanhf(x);
+  }
+}
+
+// tanh implementations of the tuned DyT kernels (TanhImpl in dyt_kernels.h, same numbering):
+// 0 libdevice tanhf; 1 the same formula without its saturation test (tanh_math.h), two
+// instructions fewer, identical results; 2 the hardware MUFU.TANH (what Tanh<true> is).
+template <int kImpl>
+__device__ __forceinline__ float TanhBy(float x) {
+  if constexpr (kImpl == 1) {
+    return tanh_math::TanhExpRcp(
+        x,
+        [](float a) {
+          float r;
+          asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(a));
+          return r;
+        },
+        [](float a) {
+          float r;
+          asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(a));
+          return r;
+        });
+  } else {
+    return Tanh<kImpl == 2>(x);
+  }
+}
+
+// ---- raw 16-byte access with cache hints (the tuned DyT kernels) -------------------------
+//
+// The loads of a tile go into these raw registers first and are converted only when used, so
+// a thread's loads are all in flight together (4 registers per 8 bf16, not 8 floats), and no
+// conversion sits between two loads. kHint (CacheHint in dyt_kernels.h, same numbering):
+//   0 ld.global.cs (streaming, evict-first), plain stores
+//   1 ld.global.nc for data the kernel never writes (kReadOnly), else ld.global.ca
+//   2 ld.global.L1::no_allocate.L2::256B (no L1 line, L2 prefetches 256-byte blocks)
+//   3 as 0, with st.global.cs (streaming) stores
+template <int kHint, bool kReadOnly>
+__device__ __forceinline__ uint4 Load16(const void* p) {
+  const uint4* q = static_cast<const uint4*>(p);
+  if constexpr (kHint == 1) {
+    if constexpr (kReadOnly) {
+      return __ldg(q);
+    } else {
+      return __ldca(q);
+    }
+  } else if constexpr (kHint == 2) {
+    uint4 v;
+    asm("ld.global.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(q));
+    return v;
+  } else {
+    return __ldcs(q);
+  }
+}
+
+template <int kHint>
+__device__ __forceinline__ void Store16(void* p, uint4 v) {
+  if constexpr (kHint == 3) {
+    __stcs(static_cast<uint4*>(p), v);
+  } else {
+    *static_cast<uint4*>(p) = v;
+  }
+}
+
+// 8 consecutive elements of T as loaded: one 16-byte register quad for bf16, two for fp32.
+template <typename T>
+struct Raw8 {
+  static constexpr int kQuads = sizeof(T) * 8 / 16;
+  uint4 q[kQuads];
+};
+
+template <int kHint, bool kReadOnly, typename T>
+__device__ __forceinline__ void LoadRaw8(const T* p, Raw8<T>& r) {
+#pragma unroll
+  for (int i = 0; i < Raw8<T>::kQuads; ++i) {
+    r.q[i] = Load16<kHint, kReadOnly>(reinterpret_cast<const uint4*>(p) + i);
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void Unpack8(const Raw8<T>& r, float (&v)[8]) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r.q[0]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = __bfloat1622float2(h[i]);
+      v[2 * i] = f.x;
+      v[2 * i + 1] = f.y;
+    }
+  } else {
+    static_assert(std::is_same_v<T, float>);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      v[4 * i] = __uint_as_float(r.q[i].x);
+      v[4 * i + 1] = __uint_as_float(r.q[i].y);
+      v[4 * i + 2] = __uint_as_float(r.q[i].z);
+      v[4 * i + 3] = __uint_as_float(r.q[i].w);
+    }
+  }
+}
+
+// Stores 8 values as T (round to nearest even for bf16) with the store hint of kHint.
+template <int kHint, typename T>
+__device__ __forceinline__ void Store8(T* p, const float (&v)[8]) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    uint4 u;
+    __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+    Store16<kHint>(p, u);
+  } else {
+    static_assert(std::is_same_v<T, float>);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      Store16<kHint>(reinterpret_cast<uint4*>(p) + i,
+                     make_uint4(__float_as_uint(v[4 * i]), __float_as_uint(v[4 * i + 1]),
+                                __float_as_uint(v[4 * i + 2]), __float_as_uint(v[4 * i + 3])));
+    }
   }
 }
 

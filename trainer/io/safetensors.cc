@@ -18,8 +18,8 @@ struct DtypeInfo {
   int size;
 };
 constexpr DtypeInfo kDtypes[] = {
-    {StDtype::kF32, "F32", 4}, {StDtype::kF64, "F64", 8},  {StDtype::kI32, "I32", 4},
-    {StDtype::kI64, "I64", 8}, {StDtype::kU16, "U16", 2},  {StDtype::kBF16, "BF16", 2},
+    {StDtype::kF32, "F32", 4}, {StDtype::kF64, "F64", 8}, {StDtype::kI32, "I32", 4},
+    {StDtype::kI64, "I64", 8}, {StDtype::kU16, "U16", 2}, {StDtype::kBF16, "BF16", 2},
     {StDtype::kF16, "F16", 2}, {StDtype::kU8, "U8", 1},
 };
 

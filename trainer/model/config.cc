@@ -98,13 +98,12 @@ Status ModelConfig::Validate() const {
   DYT_RETURN_IF_ERROR(positive("ffn_dim", ffn_dim));
   DYT_RETURN_IF_ERROR(positive("max_seq_len", max_seq_len));
   if (dim % n_heads != 0) {
-    return InvalidArgument("model.dim: must be divisible by model.n_heads (" +
-                           std::to_string(dim) + " % " + std::to_string(n_heads) + " != 0)");
+    return InvalidArgument("model.dim: must be divisible by model.n_heads (" + std::to_string(dim) +
+                           " % " + std::to_string(n_heads) + " != 0)");
   }
   if (n_heads % n_kv_heads != 0) {
     return InvalidArgument("model.n_heads: must be divisible by model.n_kv_heads (" +
-                           std::to_string(n_heads) + " % " + std::to_string(n_kv_heads) +
-                           " != 0)");
+                           std::to_string(n_heads) + " % " + std::to_string(n_kv_heads) + " != 0)");
   }
   if (head_dim() % 2 != 0) {
     return InvalidArgument("model.dim: head dimension dim / n_heads = " +
@@ -125,8 +124,8 @@ Status ModelConfig::Validate() const {
     for (const auto& [field, value] : alphas) {
       if (!(value > 0) || !std::isfinite(value)) {
         return InvalidArgument(std::string("model.") + field +
-                               ": must be a positive finite number (got " +
-                               std::to_string(value) + ")");
+                               ": must be a positive finite number (got " + std::to_string(value) +
+                               ")");
       }
     }
   }
@@ -227,14 +226,22 @@ StatusOr<ModelConfig> ParseModelConfig(YamlReader& r) {
 
 std::string ModelConfigToJson(const ModelConfig& c) {
   nlohmann::json j = {
-      {"vocab_size", c.vocab_size},     {"dim", c.dim},
-      {"n_layers", c.n_layers},         {"n_heads", c.n_heads},
-      {"n_kv_heads", c.n_kv_heads},     {"ffn_dim", c.ffn_dim},
-      {"max_seq_len", c.max_seq_len},   {"rope_theta", c.rope_theta},
-      {"tie_embeddings", c.tie_embeddings}, {"init_std", c.init_std},
-      {"norm", NormKindName(c.norm)},   {"norm_eps", c.norm_eps},
-      {"alpha0_attn", c.alpha0_attn},   {"alpha0_ffn", c.alpha0_ffn},
-      {"alpha0_final", c.alpha0_final}, {"dyt_bias", c.dyt_bias},
+      {"vocab_size", c.vocab_size},
+      {"dim", c.dim},
+      {"n_layers", c.n_layers},
+      {"n_heads", c.n_heads},
+      {"n_kv_heads", c.n_kv_heads},
+      {"ffn_dim", c.ffn_dim},
+      {"max_seq_len", c.max_seq_len},
+      {"rope_theta", c.rope_theta},
+      {"tie_embeddings", c.tie_embeddings},
+      {"init_std", c.init_std},
+      {"norm", NormKindName(c.norm)},
+      {"norm_eps", c.norm_eps},
+      {"alpha0_attn", c.alpha0_attn},
+      {"alpha0_ffn", c.alpha0_ffn},
+      {"alpha0_final", c.alpha0_final},
+      {"dyt_bias", c.dyt_bias},
       {"embed_scale", c.has_embed_scale()},
   };
   return j.dump();

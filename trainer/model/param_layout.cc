@@ -4,8 +4,7 @@
 
 namespace dyt {
 
-int64_t ParamLayout::Add(std::string name, std::vector<int64_t> shape, ParamRole role,
-                         float init) {
+int64_t ParamLayout::Add(std::string name, std::vector<int64_t> shape, ParamRole role, float init) {
   ParamTensor t;
   t.name = std::move(name);
   t.numel = 1;
@@ -20,8 +19,7 @@ int64_t ParamLayout::Add(std::string name, std::vector<int64_t> shape, ParamRole
   return tensors_.back().offset;
 }
 
-NormOffsets ParamLayout::AddNorm(const std::string& prefix, const ModelConfig& c,
-                                 float alpha0) {
+NormOffsets ParamLayout::AddNorm(const std::string& prefix, const ModelConfig& c, float alpha0) {
   NormOffsets n;
   if (c.norm == NormKind::kDyt) {
     n.alpha = Add(prefix + ".alpha", {1}, ParamRole::kNormAlpha, alpha0);

@@ -1,19 +1,24 @@
 #include "trainer/optim/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace dyt {
 
 AdamW::AdamW(const ParamLayout& layout, const AdamWConfig& config)
+    : AdamW(layout, config, 0, layout.total()) {}
+
+AdamW::AdamW(const ParamLayout& layout, const AdamWConfig& config, int64_t begin, int64_t end)
     : layout_(layout),
       config_(config),
-      m_(layout.total(), 0.0f),
-      v_(layout.total(), 0.0f) {
+      m_(std::max<int64_t>(0, end - begin), 0.0f),
+      v_(std::max<int64_t>(0, end - begin), 0.0f),
+      begin_(begin),
+      end_(end) {
   for (const ParamTensor& t : layout.tensors()) {
-    const bool is_norm_or_scale = t.role == ParamRole::kNormAlpha ||
-                                  t.role == ParamRole::kNormGain ||
-                                  t.role == ParamRole::kNormBias ||
-                                  t.role == ParamRole::kEmbedScale;
+    const bool is_norm_or_scale =
+        t.role == ParamRole::kNormAlpha || t.role == ParamRole::kNormGain ||
+        t.role == ParamRole::kNormBias || t.role == ParamRole::kEmbedScale;
     decay_.push_back(!(config.no_decay_norms_and_scales && is_norm_or_scale));
   }
 }
@@ -28,13 +33,15 @@ void AdamW::Step(float* params, const float* grads, float lr) {
   const float bc2_sqrt = std::sqrt(bc2);
   for (size_t ti = 0; ti < layout_.tensors().size(); ++ti) {
     const ParamTensor& t = layout_.tensors()[ti];
+    const int64_t lo = std::max(begin_, t.offset), hi = std::min(end_, t.offset + t.numel);
+    if (lo >= hi) continue;
     const float decay = decay_[ti] ? 1.0f - lr * config_.weight_decay : 1.0f;
-    float* p = params + t.offset;
-    const float* g = grads + t.offset;
-    float* m = m_.data() + t.offset;
-    float* v = v_.data() + t.offset;
+    float* p = params + lo;
+    const float* g = grads + lo;
+    float* m = m_.data() + (lo - begin_);
+    float* v = v_.data() + (lo - begin_);
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < t.numel; ++i) {
+    for (int64_t i = 0; i < hi - lo; ++i) {
       p[i] *= decay;
       m[i] = m[i] * b1 + g[i] * (1.0f - b1);
       v[i] = v[i] * b2 + (1.0f - b2) * g[i] * g[i];
@@ -50,7 +57,8 @@ double GradNorm(const float* grads, int64_t n) {
 #pragma omp parallel for schedule(static)
   for (int c = 0; c < kChunks; ++c) {
     double s = 0;
-    for (int64_t i = n * c / kChunks; i < n * (c + 1) / kChunks; ++i) s += double(grads[i]) * grads[i];
+    for (int64_t i = n * c / kChunks; i < n * (c + 1) / kChunks; ++i)
+      s += double(grads[i]) * grads[i];
     part[c] = s;
   }
   double s = 0;

@@ -20,15 +20,22 @@ struct AdamWConfig {
   bool no_decay_norms_and_scales = false;
 };
 
+// The optimizer owns the moments of the flat-buffer range [begin, end): the whole model, or
+// with ZeRO-1 one rank's shard of it.
 class AdamW {
  public:
   AdamW(const ParamLayout& layout, const AdamWConfig& config);
+  AdamW(const ParamLayout& layout, const AdamWConfig& config, int64_t begin, int64_t end);
 
-  // One update of params from grads at learning rate `lr`; increments step().
+  // One update of params[begin, end) from grads[begin, end) at learning rate `lr` (both
+  // pointers index the full flat buffer); increments step().
   void Step(float* params, const float* grads, float lr);
+  int64_t begin() const { return begin_; }
+  int64_t end() const { return end_; }
 
   int64_t step() const { return step_; }
   void set_step(int64_t s) { step_ = s; }
+  // Moments of [begin, end), indexed from begin.
   std::vector<float>& m() { return m_; }
   std::vector<float>& v() { return v_; }
   const std::vector<float>& m() const { return m_; }
@@ -42,6 +49,7 @@ class AdamW {
   AdamWConfig config_;
   std::vector<float> m_, v_;
   std::vector<bool> decay_;
+  int64_t begin_, end_;
   int64_t step_ = 0;
 };
 

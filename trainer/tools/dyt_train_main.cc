@@ -11,6 +11,7 @@
 
 #include "common/logging.h"
 #include "common/signals.h"
+#include "trainer/dist/make_communicator.h"
 #include "trainer/train/trainer.h"
 
 namespace {
@@ -36,7 +37,18 @@ int main(int argc, char** argv) {
   app.add_option("--job-id", job_id, "job id recorded in checkpoints and events");
   CLI11_PARSE(app, argc, argv);
 
-  dyt::InitLogging("dyt-train", log_level);
+  // Data parallelism: dyt-launch (or the worker) sets DYT_RANK, DYT_WORLD_SIZE, DYT_RDZV...;
+  // without them this is a single process.
+  auto dist_env = dyt::dist::DistEnvFromEnvironment();
+  if (!dist_env.ok()) {
+    dyt::InitLogging("dyt-train", log_level);
+    spdlog::error("{}", dist_env.status().message());
+    return kExitBadConfig;
+  }
+  const int rank = dist_env->rank;
+  dyt::InitLogging(dist_env->world_size > 1 ? "dyt-train[" + std::to_string(rank) + "]"
+                                            : std::string("dyt-train"),
+                   log_level);
   auto config = dyt::LoadTrainConfig(config_path);
   if (!config.ok()) {
     spdlog::error("invalid config: {}", config.status().message());
@@ -52,11 +64,17 @@ int main(int argc, char** argv) {
   if (!job_id.empty()) config->job_id = job_id;
   config->train.stop_at_step = stop_at_step;
 
-  dyt::EventWriter events(events_fd);
-  auto trainer = dyt::Trainer::Create(*config, &events);
+  dyt::EventWriter events(rank == 0 ? events_fd : -1);
+  auto comm = dyt::dist::MakeHostCommunicator(*dist_env);
+  if (!comm.ok()) {
+    spdlog::error("rendezvous failed: {}", comm.status().ToString());
+    events.Emit(nlohmann::json{{"event", "error"}, {"message", comm.status().ToString()}});
+    return kExitFailure;
+  }
+  auto trainer = dyt::Trainer::Create(*config, &events, comm->get());
   if (!trainer.ok()) {
     spdlog::error("{}", trainer.status().message());
-    events.Emit({{"event", "error"}, {"message", trainer.status().ToString()}});
+    events.Emit(nlohmann::json{{"event", "error"}, {"message", trainer.status().ToString()}});
     return trainer.status().code() == dyt::StatusCode::kInvalidArgument ? kExitBadConfig
                                                                         : kExitFailure;
   }
@@ -64,13 +82,13 @@ int main(int argc, char** argv) {
   dyt::ShutdownSignal stop;
   if (const dyt::Status r = (*trainer)->Resume(resume); !r.ok()) {
     spdlog::error("resume failed: {}", r.ToString());
-    events.Emit({{"event", "error"}, {"message", r.ToString()}});
+    events.Emit(nlohmann::json{{"event", "error"}, {"message", r.ToString()}});
     return r.code() == dyt::StatusCode::kInvalidArgument ? kExitBadConfig : kExitFailure;
   }
   const auto outcome = (*trainer)->Run(&stop);
   if (!outcome.ok()) {
     spdlog::error("training failed: {}", outcome.status().ToString());
-    events.Emit({{"event", "error"}, {"message", outcome.status().ToString()}});
+    events.Emit(nlohmann::json{{"event", "error"}, {"message", outcome.status().ToString()}});
     return kExitFailure;
   }
   return *outcome == dyt::RunOutcome::kStopped ? kExitStopped : 0;

@@ -77,15 +77,14 @@ StatusOr<std::unique_ptr<BatchSource>> OpenBatchSource(const TrainConfig& config
                                                        int world_size) {
   const DataSection& d = config.data;
   if (d.synthetic) {
-    return std::unique_ptr<BatchSource>(new SyntheticSource(
-        config.model.vocab_size, config.train.seq_len, MixSeed(d.shards.seed, uint64_t(rank)),
-        d.repeat_batch));
+    return std::unique_ptr<BatchSource>(
+        new SyntheticSource(config.model.vocab_size, config.train.seq_len,
+                            MixSeed(d.shards.seed, uint64_t(rank)), d.repeat_batch));
   }
   auto loader =
       DataLoader::Open(d.shards, config.train.seq_len, config.model.vocab_size, rank, world_size);
   if (!loader.ok()) return loader.status().WithContext("data");
-  return std::unique_ptr<BatchSource>(
-      new ShardSource(std::move(loader).value()));
+  return std::unique_ptr<BatchSource>(new ShardSource(std::move(loader).value()));
 }
 
 }  // namespace dyt

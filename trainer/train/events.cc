@@ -11,7 +11,8 @@ void EventWriter::Emit(nlohmann::json event) {
   if (fd_ < 0) return;
   const auto now = std::chrono::system_clock::now().time_since_epoch();
   event["time"] = std::chrono::duration<double>(now).count();
-  const std::string line = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  const std::string line =
+      event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   const char* p = line.data();
   size_t left = line.size();
   while (left > 0) {

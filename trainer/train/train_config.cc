@@ -49,6 +49,7 @@ Status ParseTrain(YamlReader& r, TrainSection& t) {
   DYT_RETURN_IF_ERROR(r.Get("log_every", t.log_every));
   DYT_RETURN_IF_ERROR(r.Get("eval_every", t.eval_every));
   DYT_RETURN_IF_ERROR(r.Get("eval_batches", t.eval_batches));
+  DYT_RETURN_IF_ERROR(r.Get("zero1", t.zero1));
   DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
   DYT_RETURN_IF_ERROR(AtLeast(r, "steps", double(t.steps), 1));
   DYT_RETURN_IF_ERROR(AtLeast(r, "batch_size", t.batch_size, 1));
@@ -88,7 +89,8 @@ Status ParseOptim(YamlReader& r, OptimSection& o, int64_t steps) {
   DYT_RETURN_IF_ERROR(InRange(r, "beta1", a.beta1, 0.0, 1.0));
   DYT_RETURN_IF_ERROR(InRange(r, "beta2", a.beta2, 0.0, 1.0));
   if (!(a.eps > 0)) return InvalidArgument(r.FieldPath("eps") + ": must be > 0");
-  if (!(a.weight_decay >= 0)) return InvalidArgument(r.FieldPath("weight_decay") + ": must be >= 0");
+  if (!(a.weight_decay >= 0))
+    return InvalidArgument(r.FieldPath("weight_decay") + ": must be >= 0");
   if (!(o.grad_clip >= 0)) {
     return InvalidArgument(r.FieldPath("grad_clip") + ": must be >= 0 (0 disables clipping)");
   }

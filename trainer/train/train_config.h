@@ -29,14 +29,17 @@ struct DataSection {
 
 struct TrainSection {
   int64_t steps = 100;
-  int batch_size = 8;    // sequences per micro-batch
-  int grad_accum = 1;    // micro-batches per optimizer step
-  int seq_len = 0;       // 0: model.max_seq_len
-  uint64_t seed = 1;     // parameter init
-  int threads = 0;       // OpenMP threads; 0: all cores
+  int batch_size = 8;  // sequences per micro-batch
+  int grad_accum = 1;  // micro-batches per optimizer step
+  int seq_len = 0;     // 0: model.max_seq_len
+  uint64_t seed = 1;   // parameter init
+  int threads = 0;     // OpenMP threads; 0: all cores
   int log_every = 10;
   int eval_every = 0;    // 0: no periodic evaluation
   int eval_batches = 8;  // validation batches per evaluation
+  // Data parallel only: shard the AdamW moments across ranks (ZeRO stage 1): reduce-scatter
+  // the gradients, update this rank's shard, all-gather the parameters.
+  bool zero1 = false;
   // Not from YAML: dyt-train --stop-at-step K ends this run cleanly after step K (with a
   // checkpoint) without changing train.steps, so the schedule is the same as a full run.
   int64_t stop_at_step = 0;
@@ -51,10 +54,10 @@ struct OptimSection {
 // When and where checkpoints are written (docs/checkpoints.md). A checkpoint is always
 // written at the end of training and on SIGTERM/SIGINT when `dir` is set.
 struct CheckpointSection {
-  std::string dir;             // the artifact store; default <output.dir>/checkpoints
-  int64_t every_steps = 0;     // 0: off
-  double every_minutes = 0;    // 0: off
-  int keep_last = 3;           // retention: newest N ...
+  std::string dir;               // the artifact store; default <output.dir>/checkpoints
+  int64_t every_steps = 0;       // 0: off
+  double every_minutes = 0;      // 0: off
+  int keep_last = 3;             // retention: newest N ...
   int64_t keep_every_steps = 0;  // ... plus every step divisible by this (0: none)
 };
 
@@ -64,8 +67,8 @@ struct TrainConfig {
   TrainSection train;
   OptimSection optim;
   CheckpointSection checkpoint;
-  std::string output_dir;  // empty: no files written
-  std::string job_id;      // recorded in checkpoints; set by the worker (--job-id)
+  std::string output_dir;   // empty: no files written
+  std::string job_id;       // recorded in checkpoints; set by the worker (--job-id)
   std::string source_yaml;  // the config text as given, kept in every checkpoint
 
   int64_t tokens_per_step() const {

@@ -15,24 +15,92 @@
 
 namespace dyt {
 
-Trainer::Trainer(const TrainConfig& config, EventWriter* events)
-    : config_(config), events_(events) {}
+namespace {
+// Gradients travel in buckets of this many floats (16 MB), so no single message is huge and
+// a future overlap of communication with the backward pass has natural units.
+constexpr int64_t kBucketFloats = int64_t(1) << 22;
+}  // namespace
+
+Trainer::Trainer(const TrainConfig& config, EventWriter* events, dist::Communicator* comm)
+    : config_(config), events_(events), comm_(comm) {}
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config,
-                                                   EventWriter* events) {
+                                                   EventWriter* events,
+                                                   dist::Communicator* comm) {
   if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
-  std::unique_ptr<Trainer> t(new Trainer(config, events));
+  std::unique_ptr<Trainer> t(new Trainer(config, events, comm));
   const TrainSection& tr = config.train;
-  DYT_ASSIGN_OR_RETURN(t->data_, OpenBatchSource(config, /*rank=*/0, /*world_size=*/1));
-  t->model_ = std::make_unique<LlamaCpu>(config.model, tr.batch_size, tr.seq_len);
+  const int world = t->world_size(), rank = t->rank();
+  DYT_ASSIGN_OR_RETURN(t->data_, OpenBatchSource(config, rank, world));
+  t->model_ = std::make_unique<LlamaCpu>(config.model, tr.batch_size, tr.seq_len, world);
   t->model_->InitParams(tr.seed);
-  t->optim_ = std::make_unique<AdamW>(t->model_->layout(), config.optim.adamw);
+  if (tr.zero1 && world > 1) {
+    const int64_t shard = t->model_->buffer_size() / world;
+    t->optim_ = std::make_unique<AdamW>(t->model_->layout(), config.optim.adamw, rank * shard,
+                                        (rank + 1) * shard);
+    t->shard_.resize(shard);
+  } else {
+    t->optim_ = std::make_unique<AdamW>(t->model_->layout(), config.optim.adamw);
+  }
   t->inputs_.resize(size_t(tr.batch_size) * tr.seq_len);
   t->targets_.resize(t->inputs_.size());
+  DYT_RETURN_IF_ERROR(t->BroadcastParams());
   return t;
 }
 
-StepStats Trainer::TrainStep() {
+Status Trainer::BroadcastParams() {
+  if (world_size() == 1) return Status::Ok();
+  float* p = model_->params();
+  for (int64_t off = 0; off < model_->buffer_size(); off += kBucketFloats) {
+    const int64_t n = std::min(kBucketFloats, model_->buffer_size() - off);
+    DYT_RETURN_IF_ERROR(comm_->Broadcast(p + off, size_t(n), 0));
+  }
+  return Status::Ok();
+}
+
+StatusOr<double> Trainer::SumOverRanks(double value) {
+  if (world_size() == 1) return value;
+  float v = float(value);
+  DYT_RETURN_IF_ERROR(comm_->AllReduce(&v, 1, dist::ReduceOp::kSum));
+  return double(v);
+}
+
+StatusOr<double> Trainer::ReduceAndUpdate(float lr) {
+  float* g = model_->grads();
+  float* p = model_->params();
+  const int64_t total = model_->buffer_size();
+  const float clip = config_.optim.grad_clip;
+  const int world = world_size();
+  if (world > 1 && !shard_.empty()) {
+    // ZeRO-1: this rank receives the averaged gradient of its shard only.
+    const int64_t n = int64_t(shard_.size()), begin = optim_->begin();
+    DYT_RETURN_IF_ERROR(comm_->ReduceScatter(g, shard_.data(), size_t(n), dist::ReduceOp::kAvg));
+    std::copy(shard_.begin(), shard_.end(), g + begin);
+    const double local = GradNorm(g + begin, n);
+    DYT_ASSIGN_OR_RETURN(const double sumsq, SumOverRanks(local * local));
+    const double norm = std::sqrt(sumsq);
+    const float coef = float(clip / (norm + 1e-6));
+    if (clip > 0 && coef < 1.0f) {
+      for (int64_t i = 0; i < n; ++i) g[begin + i] *= coef;
+    }
+    optim_->Step(p, g, lr);
+    std::copy(p + begin, p + begin + n, shard_.begin());  // AllGather needs disjoint buffers
+    DYT_RETURN_IF_ERROR(comm_->AllGather(shard_.data(), p, size_t(n)));
+    return norm;
+  }
+  if (world > 1) {
+    for (int64_t off = 0; off < total; off += kBucketFloats) {
+      const int64_t n = std::min(kBucketFloats, total - off);
+      DYT_RETURN_IF_ERROR(comm_->AllReduce(g + off, size_t(n), dist::ReduceOp::kAvg));
+    }
+  }
+  const int64_t n = model_->num_params();
+  const double norm = clip > 0 ? ClipGradNorm(g, n, clip) : GradNorm(g, n);
+  optim_->Step(p, g, lr);
+  return norm;
+}
+
+StatusOr<StepStats> Trainer::TrainStep() {
   const auto t0 = std::chrono::steady_clock::now();
   const TrainSection& tr = config_.train;
   StepStats s;
@@ -43,17 +111,14 @@ StepStats Trainer::TrainStep() {
     loss += model_->ForwardBackward(inputs_.data(), targets_.data(), tr.batch_size,
                                     1.0f / float(tr.grad_accum));
   }
-  s.loss = loss / tr.grad_accum;
+  DYT_ASSIGN_OR_RETURN(const double loss_sum, SumOverRanks(loss / tr.grad_accum));
+  s.loss = loss_sum / world_size();
   last_loss_ = s.loss;
-  float* g = model_->grads();
-  const int64_t n = model_->num_params();
-  s.grad_norm = config_.optim.grad_clip > 0 ? ClipGradNorm(g, n, config_.optim.grad_clip)
-                                            : GradNorm(g, n);
   s.lr = config_.optim.schedule.At(optim_->step());
-  optim_->Step(model_->params(), g, s.lr);
+  DYT_ASSIGN_OR_RETURN(s.grad_norm, ReduceAndUpdate(s.lr));
   s.step = optim_->step();
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  s.tokens_per_s = double(config_.tokens_per_step()) / s.seconds;
+  s.tokens_per_s = double(config_.tokens_per_step()) * world_size() / s.seconds;
   return s;
 }
 
@@ -66,17 +131,28 @@ StatusOr<double> Trainer::Evaluate() {
     DYT_RETURN_IF_ERROR(data_->ValidationBatch(i, B, inputs_.data(), targets_.data()));
     sum += model_->Loss(inputs_.data(), targets_.data(), B);
   }
-  last_val_loss_ = sum / double(n);
+  // Every rank evaluates its own validation windows: average over ranks.
+  DYT_ASSIGN_OR_RETURN(const double total, SumOverRanks(sum / double(n)));
+  last_val_loss_ = total / world_size();
   return last_val_loss_;
 }
 
+void Trainer::Emit(nlohmann::json event) {
+  if (events_ && rank() == 0) events_->Emit(std::move(event));
+}
+
 void Trainer::Log(const StepStats& s) {
+  if (rank() != 0) return;
   const std::vector<float> alphas = model_->Alphas();
   std::string alpha_text;
-  nlohmann::json ev = {{"event", "step"},          {"step", s.step},
-                       {"steps", config_.train.steps}, {"loss", s.loss},
-                       {"lr", s.lr},               {"grad_norm", s.grad_norm},
-                       {"tokens_per_s", s.tokens_per_s}, {"step_seconds", s.seconds},
+  nlohmann::json ev = {{"event", "step"},
+                       {"step", s.step},
+                       {"steps", config_.train.steps},
+                       {"loss", s.loss},
+                       {"lr", s.lr},
+                       {"grad_norm", s.grad_norm},
+                       {"tokens_per_s", s.tokens_per_s},
+                       {"step_seconds", s.seconds},
                        {"tokens", s.step * config_.tokens_per_step()}};
   if (!alphas.empty()) {
     const auto [mn, mx] = std::minmax_element(alphas.begin(), alphas.end());
@@ -94,70 +170,90 @@ void Trainer::Log(const StepStats& s) {
   }
   spdlog::info("step {}/{} loss {:.4f} lr {:.3e} grad_norm {:.3f} {:.0f} tok/s{}", s.step,
                config_.train.steps, s.loss, s.lr, s.grad_norm, s.tokens_per_s, alpha_text);
-  if (events_) events_->Emit(std::move(ev));
+  Emit(std::move(ev));
 }
 
 StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
   const TrainSection& tr = config_.train;
   const CheckpointSection& ck = config_.checkpoint;
-  spdlog::info("model: {}", config_.model.Summary());
-  spdlog::info("train: steps {}..{} x {} tokens (batch {} x accum {} x seq {}), {} threads",
-               step(), tr.steps, config_.tokens_per_step(), tr.batch_size, tr.grad_accum,
-               tr.seq_len, omp_get_max_threads());
-  if (events_) {
-    events_->Emit({{"event", "start"},
-                   {"step", step()},
-                   {"steps", tr.steps},
-                   {"params", config_.model.ParameterCount()},
-                   {"model", nlohmann::json::parse(ModelConfigToJson(config_.model))}});
+  if (rank() == 0) {
+    spdlog::info("model: {}", config_.model.Summary());
+    spdlog::info("train: steps {}..{} x {} tokens (batch {} x accum {} x seq {} x {} ranks{}), {} "
+                 "threads",
+                 step(), tr.steps, config_.tokens_per_step() * world_size(), tr.batch_size,
+                 tr.grad_accum, tr.seq_len, world_size(), tr.zero1 ? ", ZeRO-1" : "",
+                 omp_get_max_threads());
   }
+  Emit({{"event", "start"},
+        {"step", step()},
+        {"steps", tr.steps},
+        {"world_size", world_size()},
+        {"params", config_.model.ParameterCount()},
+        {"model", nlohmann::json::parse(ModelConfigToJson(config_.model))}});
   last_save_time_ = std::chrono::steady_clock::now();
   const int64_t last = tr.stop_at_step > 0 ? std::min(tr.steps, tr.stop_at_step) : tr.steps;
   while (step() < last) {
-    if (stop && stop->requested()) {
-      spdlog::warn("signal {} received: stopping after step {}", stop->signal_number(), step());
+    // Ranks must agree to stop at the same step, or one would wait for the other forever.
+    const bool local_stop = stop && stop->requested();
+    DYT_ASSIGN_OR_RETURN(const double stops, SumOverRanks(local_stop ? 1.0 : 0.0));
+    if (stops > 0) {
+      spdlog::warn("stop requested (signal {}): stopping after step {}",
+                   stop ? stop->signal_number() : 0, step());
       if (!ck.dir.empty() && last_saved_step_ != step()) DYT_RETURN_IF_ERROR(SaveCheckpoint());
-      if (events_) events_->Emit({{"event", "stopped"}, {"step", step()}, {"signal", stop->signal_number()}});
+      Emit({{"event", "stopped"}, {"step", step()}, {"signal", stop ? stop->signal_number() : 0}});
       return RunOutcome::kStopped;
     }
-    const StepStats s = TrainStep();
+    DYT_ASSIGN_OR_RETURN(const StepStats s, TrainStep());
     if (!std::isfinite(s.loss)) {
-      if (events_) events_->Emit({{"event", "error"}, {"step", s.step}, {"message", "loss is not finite"}});
+      Emit({{"event", "error"}, {"step", s.step}, {"message", "loss is not finite"}});
       return Internal("loss is not finite at step " + std::to_string(s.step));
     }
     if (s.step % tr.log_every == 0 || s.step == 1 || s.step == tr.steps) Log(s);
     if (tr.eval_every > 0 && (s.step % tr.eval_every == 0 || s.step == tr.steps)) {
-      auto val = Evaluate();
-      if (!val.ok()) return val.status();
-      spdlog::info("eval step {} val_loss {:.4f}", s.step, *val);
-      if (events_) events_->Emit({{"event", "eval"}, {"step", s.step}, {"val_loss", *val}});
+      DYT_ASSIGN_OR_RETURN(const double val, Evaluate());
+      if (rank() == 0) spdlog::info("eval step {} val_loss {:.4f}", s.step, val);
+      Emit({{"event", "eval"}, {"step", s.step}, {"val_loss", val}});
     }
-    const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                         last_save_time_).count() / 60.0;
-    const bool due = (ck.every_steps > 0 && s.step % ck.every_steps == 0) ||
-                     (ck.every_minutes > 0 && minutes >= ck.every_minutes) || s.step == tr.steps;
+    const double minutes =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save_time_)
+            .count() /
+        60.0;
+    // Time-based saves are decided by rank 0's clock and agreed on, like stops.
+    const bool time_due = ck.every_minutes > 0 && minutes >= ck.every_minutes && rank() == 0;
+    DYT_ASSIGN_OR_RETURN(const double time_votes, SumOverRanks(time_due ? 1.0 : 0.0));
+    const bool due = (ck.every_steps > 0 && s.step % ck.every_steps == 0) || time_votes > 0 ||
+                     s.step == tr.steps;
     if (!ck.dir.empty() && due) DYT_RETURN_IF_ERROR(SaveCheckpoint());
   }
   if (step() < tr.steps) {  // stopped at train.stop_at_step
     if (!ck.dir.empty() && last_saved_step_ != step()) DYT_RETURN_IF_ERROR(SaveCheckpoint());
-    if (events_) events_->Emit({{"event", "paused"}, {"step", step()}, {"loss", last_loss_}});
+    Emit({{"event", "paused"}, {"step", step()}, {"loss", last_loss_}});
     return RunOutcome::kPaused;
   }
-  if (events_) events_->Emit({{"event", "done"}, {"step", step()}, {"loss", last_loss_}});
+  Emit({{"event", "done"}, {"step", step()}, {"loss", last_loss_}});
   return RunOutcome::kFinished;
 }
 
-CheckpointState Trainer::Snapshot() const {
+StatusOr<CheckpointState> Trainer::Snapshot() {
   CheckpointState st;
+  const int64_t n = model_->num_params();
+  if (!shard_.empty()) {
+    // ZeRO-1: gather the sharded moments so the checkpoint holds the full optimizer state.
+    std::vector<float> full(model_->buffer_size());
+    for (auto [src, dst] : {std::pair{&optim_->m(), &st.adam_m}, {&optim_->v(), &st.adam_v}}) {
+      DYT_RETURN_IF_ERROR(comm_->AllGather(src->data(), full.data(), src->size()));
+      dst->assign(full.begin(), full.begin() + n);
+    }
+  } else {
+    st.adam_m = optim_->m();
+    st.adam_v = optim_->v();
+  }
   st.model_config_json = ModelConfigToJson(config_.model);
   st.train_config_yaml = config_.source_yaml;
-  const int64_t n = model_->num_params();
   st.params.assign(model_->params(), model_->params() + n);
-  st.adam_m = optim_->m();
-  st.adam_v = optim_->v();
   st.adam_step = optim_->step();
   st.step = step();
-  st.tokens_seen = step() * config_.tokens_per_step();
+  st.tokens_seen = step() * config_.tokens_per_step() * world_size();
   st.loader = data_->position();
   st.rng_state = data_->rng_state();
   st.meta.job_id = config_.job_id;
@@ -166,32 +262,32 @@ CheckpointState Trainer::Snapshot() const {
   st.meta.unix_time =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   st.meta.code_version = DYT_VERSION;
-  st.meta.world_size = 1;
+  st.meta.world_size = world_size();
   return st;
 }
 
 Status Trainer::SaveCheckpoint() {
   const CheckpointSection& ck = config_.checkpoint;
   if (ck.dir.empty()) return FailedPrecondition("checkpoint.dir: not set");
-  SaveResult saved;
-  DYT_RETURN_IF_ERROR(dyt::SaveCheckpoint(ck.dir, Snapshot(), model_->layout(), &saved));
+  DYT_ASSIGN_OR_RETURN(CheckpointState state, Snapshot());
   last_saved_step_ = step();
   last_save_time_ = std::chrono::steady_clock::now();
+  if (rank() != 0) return Status::Ok();  // one writer per store: rank 0
+  SaveResult saved;
+  DYT_RETURN_IF_ERROR(dyt::SaveCheckpoint(ck.dir, state, model_->layout(), &saved));
   spdlog::info("checkpoint saved: {} ({:.1f} MB in {:.2f} s)", saved.dir, saved.bytes / 1e6,
                saved.seconds);
-  if (events_) {
-    nlohmann::json files = nlohmann::json::array();
-    for (const auto& f : saved.files) {
-      files.push_back({{"name", f.name}, {"size", f.size}, {"sha256", f.sha256}});
-    }
-    events_->Emit({{"event", "checkpoint"},
-                   {"step", step()},
-                   {"dir", saved.dir},
-                   {"bytes", saved.bytes},
-                   {"seconds", saved.seconds},
-                   {"loss", last_loss_},
-                   {"files", files}});
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& f : saved.files) {
+    files.push_back({{"name", f.name}, {"size", f.size}, {"sha256", f.sha256}});
   }
+  Emit({{"event", "checkpoint"},
+        {"step", step()},
+        {"dir", saved.dir},
+        {"bytes", saved.bytes},
+        {"seconds", saved.seconds},
+        {"loss", last_loss_},
+        {"files", files}});
   RetentionReport report;
   const Status r = ApplyRetention(ck.dir, ck.keep_last, ck.keep_every_steps, &report);
   for (const auto& d : report.deleted) spdlog::info("retention: deleted {}", d);
@@ -207,14 +303,34 @@ Status Trainer::Restore(const CheckpointState& st) {
     return FailedPrecondition("checkpoint: parameter buffers do not match the model");
   }
   std::memcpy(model_->params(), st.params.data(), size_t(n) * sizeof(float));
-  optim_->m() = st.adam_m;
-  optim_->v() = st.adam_v;
+  // The optimizer keeps the moments of its range only (everything, or this rank's ZeRO-1
+  // shard), so a checkpoint from any number of ranks restores onto any other.
+  for (auto [src, dst] : {std::pair{&st.adam_m, &optim_->m()}, {&st.adam_v, &optim_->v()}}) {
+    for (int64_t i = optim_->begin(); i < optim_->end(); ++i) {
+      (*dst)[i - optim_->begin()] = i < n ? (*src)[i] : 0.0f;
+    }
+  }
   optim_->set_step(st.adam_step);
-  DYT_RETURN_IF_ERROR(data_->Restore(st.loader, st.rng_state).WithContext("checkpoint"));
+  // The loader position counts windows of one rank's share; rank r of W reads the epoch's
+  // permutation entries r, r + W, ...  On a different world size the same global point is
+  // index * W_old / W_new, which must be whole.
+  LoaderPosition pos = st.loader;
+  const int64_t old_world = std::max(1, st.meta.world_size);
+  if (old_world != world_size()) {
+    const uint64_t consumed = pos.index * uint64_t(old_world);
+    if (consumed % uint64_t(world_size()) != 0) {
+      return FailedPrecondition(
+          "checkpoint: saved on " + std::to_string(old_world) + " ranks at data window " +
+          std::to_string(consumed) + ", which " + std::to_string(world_size()) +
+          " ranks cannot split evenly; resume on a world size that divides it");
+    }
+    pos.index = consumed / uint64_t(world_size());
+  }
+  DYT_RETURN_IF_ERROR(data_->Restore(pos, st.rng_state).WithContext("checkpoint"));
   last_loss_ = st.meta.train_loss;
   last_val_loss_ = st.meta.val_loss;
   last_saved_step_ = st.step;
-  return Status::Ok();
+  return BroadcastParams();
 }
 
 Status Trainer::Resume(const std::string& resume) {
@@ -233,7 +349,7 @@ Status Trainer::Resume(const std::string& resume) {
     if (!point.ok()) return point.status();
     for (const auto& w : point->warnings) {
       spdlog::warn("resume: {}", w);
-      if (events_) events_->Emit({{"event", "checkpoint_skipped"}, {"message", w}});
+      Emit({{"event", "checkpoint_skipped"}, {"message", w}});
     }
     dir = point->dir;
     state = std::move(point->state);
@@ -244,8 +360,8 @@ Status Trainer::Resume(const std::string& resume) {
     state = std::move(st).value();
   }
   DYT_RETURN_IF_ERROR(Restore(state));
-  spdlog::info("resumed from {} at step {}", dir, step());
-  if (events_) events_->Emit({{"event", "resumed"}, {"step", step()}, {"dir", dir}});
+  if (rank() == 0) spdlog::info("resumed from {} at step {}", dir, step());
+  Emit({{"event", "resumed"}, {"step", step()}, {"dir", dir}});
   return Status::Ok();
 }
 

@@ -16,6 +16,7 @@
 #include "common/status.h"
 #include "trainer/checkpoint/checkpoint_state.h"
 #include "trainer/cpu/llama_cpu.h"
+#include "trainer/dist/communicator.h"
 #include "trainer/optim/adamw.h"
 #include "trainer/train/batch_source.h"
 #include "trainer/train/events.h"
@@ -24,9 +25,9 @@
 namespace dyt {
 
 struct StepStats {
-  int64_t step = 0;       // 1-based optimizer step just completed
-  double loss = 0;        // mean over the step's micro-batches
-  double grad_norm = 0;   // before clipping
+  int64_t step = 0;      // 1-based optimizer step just completed
+  double loss = 0;       // mean over the step's micro-batches
+  double grad_norm = 0;  // before clipping
   float lr = 0;
   double seconds = 0;
   double tokens_per_s = 0;
@@ -39,12 +40,19 @@ enum class RunOutcome {
   kPaused,    // reached train.stop_at_step; a checkpoint was saved when checkpoint.dir is set
 };
 
+// Data parallelism: with a communicator of world size W, every rank reads its own slice of the
+// data, gradients are averaged across ranks (in buckets) before clipping and AdamW, and
+// parameters are broadcast from rank 0 at start and after a resume, so the ranks start and stay
+// bit-identical (the all-reduce gives every rank the same bits). With train.zero1 the AdamW
+// moments are sharded. Only rank 0 writes events and checkpoints; checkpoints hold the full
+// (gathered) optimizer state, so a run can resume on a different number of ranks.
 class Trainer {
  public:
   // Builds the model (initialised from train.seed), optimizer and data source. `events` may
-  // be null; it must outlive the trainer.
+  // be null; `comm` may be null (one process). Both must outlive the trainer.
   static StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config,
-                                                   EventWriter* events);
+                                                   EventWriter* events,
+                                                   dist::Communicator* comm = nullptr);
 
   // Restores model, optimizer, data position and RNG from a checkpoint of the same model
   // config. `resume` is "auto" (the newest good checkpoint in checkpoint.dir; a fresh start
@@ -52,8 +60,8 @@ class Trainer {
   // reported as "checkpoint_skipped" events.
   Status Resume(const std::string& resume);
 
-  // One optimizer step.
-  StepStats TrainStep();
+  // One optimizer step (collective across ranks).
+  StatusOr<StepStats> TrainStep();
   // Mean validation loss over up to train.eval_batches fixed batches.
   StatusOr<double> Evaluate();
   // Trains until train.steps, logging, evaluating and checkpointing as configured. On a stop
@@ -66,15 +74,27 @@ class Trainer {
   AdamW& optimizer() { return *optim_; }
   int64_t step() const { return optim_->step(); }
   const TrainConfig& config() const { return config_; }
+  int rank() const { return comm_ ? comm_->rank() : 0; }
+  int world_size() const { return comm_ ? comm_->world_size() : 1; }
 
  private:
-  Trainer(const TrainConfig& config, EventWriter* events);
+  Trainer(const TrainConfig& config, EventWriter* events, dist::Communicator* comm);
   void Log(const StepStats& s);
-  CheckpointState Snapshot() const;
+  void Emit(nlohmann::json event);  // rank 0 only
+  StatusOr<CheckpointState> Snapshot();  // collective with ZeRO-1 (gathers the moments)
   Status Restore(const CheckpointState& state);
+  // Averages gradients over ranks, clips them and applies AdamW; returns the global gradient
+  // norm before clipping.
+  StatusOr<double> ReduceAndUpdate(float lr);
+  // Makes every rank hold rank 0's parameters.
+  Status BroadcastParams();
+  // Sum of `value` over ranks (identity for one process).
+  StatusOr<double> SumOverRanks(double value);
 
   TrainConfig config_;
   EventWriter* events_;
+  dist::Communicator* comm_;
+  std::vector<float> shard_;  // ZeRO-1 scratch: one rank's shard
   std::unique_ptr<LlamaCpu> model_;
   std::unique_ptr<AdamW> optim_;
   std::unique_ptr<BatchSource> data_;

@@ -1,0 +1,49 @@
+// Where a rank learns its place in the job, and the host Communicator built from it.
+//
+// A launcher (dyt-launch, or dyt-worker) starts each rank with these environment variables:
+//   DYT_RANK          global rank, 0 <= rank < world size                 (default 0)
+//   DYT_WORLD_SIZE    number of ranks, >= 1                               (default 1)
+//   DYT_LOCAL_RANK    rank on this machine, 0 <= local rank < world size  (default = rank)
+//   DYT_RDZV          rendezvous directory shared by all ranks (FileKvStore); needed when
+//                     the world size is > 1
+//   DYT_RDZV_ID       key prefix naming the job attempt, a KvStore key (letters, digits, '.',
+//                     '_', '-'); needed when the world size is > 1; never reused by another
+//                     attempt, so that no rank reads a stale address
+//   DYT_DIST_TIMEOUT_S  rendezvous and collective timeout in seconds, > 0, may be
+//                     fractional (default 300: keep it above the longest pause of one rank
+//                     between collectives, such as writing a checkpoint)
+//   DYT_DIST_HOST     interface name or host/IP this rank listens on for Gloo (default
+//                     127.0.0.1, right for one machine only)
+// With no variables set, a program is the single rank of a world of one.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "trainer/dist/communicator.h"
+
+namespace dyt::dist {
+
+struct DistEnv {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  std::string rdzv;  // a directory for the FileKvStore
+  std::string job;   // key prefix: the job attempt
+  std::chrono::milliseconds timeout{std::chrono::seconds(300)};
+  std::string host = "127.0.0.1";
+};
+
+// Reads and validates the variables above. INVALID_ARGUMENT naming the variable, its value
+// and the rule it breaks.
+StatusOr<DistEnv> DistEnvFromEnvironment();
+
+// Checks the fields of `env` against the same rules (for DistEnv built in code).
+Status ValidateDistEnv(const DistEnv& env);
+
+// World size 1: a LocalCommunicator, with no rendezvous. Otherwise a GlooCommunicator that
+// meets its peers through a FileKvStore in env.rdzv under the prefix env.job.
+StatusOr<std::unique_ptr<Communicator>> MakeHostCommunicator(const DistEnv& env);
+
+}  // namespace dyt::dist
