@@ -23,8 +23,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/gpu/bench_util.cuh"
@@ -104,33 +106,57 @@ __global__ void CompareKernel(const bf16* y, const float* y_ref, const bf16* y_d
   }
 }
 
+// dx_ref = dr + dy * gamma * alpha * (1 - tanh(alpha * x)^2) in fp64.
+__global__ void BackwardReferenceKernel(float* dx_ref, const bf16* dy, const bf16* x,
+                                        const bf16* dr, const float* alpha, const float* gamma,
+                                        int64_t N, int D) {
+  const size_t n = static_cast<size_t>(N) * D;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const double a = *alpha;
+    const double t = tanh(a * static_cast<double>(__bfloat162float(x[i])));
+    dx_ref[i] = static_cast<float>(static_cast<double>(__bfloat162float(dr[i])) +
+                                   static_cast<double>(__bfloat162float(dy[i])) *
+                                       gamma[i % D] * a * (1 - t * t));
+  }
+}
+
 struct Result {
-  std::string op;  // "dyt" or "res+dyt"
+  std::string op;  // "dyt", "res+dyt" or "bwd"
   int64_t N = 0;
   int D = 0;
-  DytForwardConfig cfg;
+  std::string name;  // the configuration
+  bool accurate = true, is_default = false, is_legacy = false;
+  std::string knobs;         // CSV: legacy,rows,min_blocks,tanh,hint,waves,block_x
   int regs = 0, blocks = 0;  // of the kernel, from the runtime (blocks of 256 threads per SM)
   double ms1 = 0, ms2 = 0;   // median ms per launch, pass 1 and pass 2
   double ms = 0;             // median over both passes' batches
   double bytes = 0;
-  double err = 0;
+  double err = 0;       // relative L2 error of y / dx against fp64
+  double grad_err = 0;  // backward: max relative L2 difference of the parameter gradients
   unsigned long long nonfinite = 0, diff = 0, rdiff = 0;
   std::string error;
   std::vector<double> batches;
 
-  bool Accurate() const { return cfg.tanh != TanhImpl::kHardware; }
   bool Failed() const {
     return !error.empty() || nonfinite != 0 || rdiff != 0 || !(err <= 1e-2) ||
-           (Accurate() && diff != 0);
+           (accurate && diff != 0) || !(grad_err <= (accurate ? 1e-4 : 1e-2));
   }
-  double Pct(double copy_gbs) const { return ms > 0 ? 100.0 * bytes / (ms * 1e-3) / 1e9 / copy_gbs : 0; }
+  double Pct(double copy_gbs) const {
+    return ms > 0 ? 100.0 * bytes / (ms * 1e-3) / 1e9 / copy_gbs : 0;
+  }
+};
+
+struct Variant {
+  Result r;
+  std::function<Status(int set)> run;
 };
 
 std::string ShapeName(int64_t N, int D) {
   return "(" + std::to_string(N) + ", " + std::to_string(D) + ")";
 }
 
-// The launch-time knobs tried with each compiled-in configuration.
+// The launch-time knobs tried with each compiled-in forward configuration.
 std::vector<DytForwardConfig> WithLaunchKnobs(const std::vector<DytForwardConfig>& compiled) {
   std::vector<DytForwardConfig> out;
   for (const DytForwardConfig& c : compiled) {
@@ -138,15 +164,54 @@ std::vector<DytForwardConfig> WithLaunchKnobs(const std::vector<DytForwardConfig
       out.push_back(c);
       continue;
     }
-    for (const auto& [waves, block_x] : {std::pair{1, 0}, std::pair{0, 0}, std::pair{2, 0},
-                                         std::pair{1, 32}}) {
+    for (const auto& [waves, block_x] :
+         {std::pair{1, 0}, std::pair{0, 0}, std::pair{2, 0}, std::pair{1, 32}}) {
       DytForwardConfig v = c;
       v.waves = waves;
       v.block_x = block_x;
-      out.push_back(v);
+      if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
     }
   }
   return out;
+}
+
+CheckSums Compare(const bf16* y, const float* ref, const bf16* y_default, const bf16* r_out,
+                  const bf16* r_ref, size_t n, CheckSums* sums_dev) {
+  BENCH_CUDA(cudaMemset(sums_dev, 0, sizeof(CheckSums)));
+  CompareKernel<<<1024, 256>>>(y, ref, y_default, r_out, r_ref, n, sums_dev);
+  BENCH_CUDA(cudaGetLastError());
+  CheckSums h{};
+  BENCH_CUDA(cudaMemcpy(&h, sums_dev, sizeof(h), cudaMemcpyDeviceToHost));
+  return h;
+}
+
+double RelL2(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    num += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
+    den += static_cast<double>(want[i]) * want[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : (num == 0 ? 0 : INFINITY);
+}
+
+// Times every variant without an error: pass 1 in order, pass 2 reversed (slow drift then
+// shows as a pass difference).
+void TimeVariants(std::vector<Variant>& vs, int sets) {
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t k = 0; k < vs.size(); ++k) {
+      Variant& v = vs[pass == 0 ? k : vs.size() - 1 - k];
+      if (!v.r.error.empty()) continue;
+      const Timing t = TimeBatches(kBatches, kPerBatch, [&](int i) { return v.run(i % sets); });
+      if (!t.error.empty()) {
+        v.r.error = t.error;
+        continue;
+      }
+      (pass == 0 ? v.r.ms1 : v.r.ms2) = Median(t.per_launch);
+      v.r.batches.insert(v.r.batches.end(), t.per_launch.begin(), t.per_launch.end());
+    }
+  }
+  for (Variant& v : vs) v.r.ms = Median(v.r.batches);
 }
 
 void SweepShape(int64_t N, int D, size_t l2_bytes, std::vector<Result>& results) {
@@ -165,26 +230,25 @@ void SweepShape(int64_t N, int D, size_t l2_bytes, std::vector<Result>& results)
   float* alpha = Alloc<float>(1, seed++);
   float* gamma = Alloc<float>(D, seed++);
   float* beta = Alloc<float>(D, seed++);
-  float* y_ref = nullptr;
+  float* grads = Alloc<float>(2 * static_cast<size_t>(D) + 1, seed++);  // dgamma, dbeta, dalpha
+  float* ref = nullptr;
   bf16* r_ref = nullptr;
   bf16* y_default = nullptr;
   CheckSums* sums = nullptr;
-  BENCH_CUDA(cudaMalloc(&y_ref, n * sizeof(float)));
+  BENCH_CUDA(cudaMalloc(&ref, n * sizeof(float)));
   BENCH_CUDA(cudaMalloc(&r_ref, n * sizeof(bf16)));
   BENCH_CUDA(cudaMalloc(&y_default, n * sizeof(bf16)));
   BENCH_CUDA(cudaMalloc(&sums, sizeof(CheckSums)));
+  const size_t scratch_bytes = cuda::DytBackwardScratchBytes(N, D);
+  void* scratch = nullptr;
+  BENCH_CUDA(cudaMalloc(&scratch, scratch_bytes));
   BENCH_CUDA(cudaDeviceSynchronize());
 
+  // ---- forward ----
   for (const bool residual : {false, true}) {
     const std::string op = residual ? "res+dyt" : "dyt";
-    auto run = [&](const DytForwardConfig& c, int s) {
-      return residual ? cuda::tuning::ResidualDytForwardTuned(c, r_out[s], y[s], x[s], d[s], alpha,
-                                                              gamma, beta, N, D, nullptr)
-                      : cuda::tuning::DytForwardTuned(c, y[s], x[s], alpha, gamma, beta, N, D,
-                                                      nullptr);
-    };
-    ReferenceKernel<<<1024, 256>>>(y_ref, r_ref, x[0], residual ? d[0] : nullptr, alpha, gamma,
-                                   beta, N, D);
+    ReferenceKernel<<<1024, 256>>>(ref, r_ref, x[0], residual ? d[0] : nullptr, alpha, gamma, beta,
+                                   N, D);
     BENCH_CUDA(cudaGetLastError());
     // The default's output, through the public entry point.
     const Status st =
@@ -196,74 +260,141 @@ void SweepShape(int64_t N, int D, size_t l2_bytes, std::vector<Result>& results)
       std::exit(2);
     }
     BENCH_CUDA(cudaMemcpy(y_default, y[0], n * sizeof(bf16), cudaMemcpyDeviceToDevice));
+    const DytForwardConfig def = cuda::tuning::DefaultDytForwardConfig(TanhMode::kAccurate);
 
-    const size_t first = results.size();
+    std::vector<Variant> vs;
     for (const DytForwardConfig& c : WithLaunchKnobs(cuda::tuning::DytForwardConfigs(residual))) {
-      Result r;
+      Variant v;
+      Result& r = v.r;
       r.op = op;
       r.N = N;
       r.D = D;
-      r.cfg = c;
+      r.name = c.Name();
+      r.accurate = c.tanh != TanhImpl::kHardware;
+      r.is_default = c == def;
+      r.is_legacy = c.legacy;
+      r.knobs = std::to_string(c.legacy) + "," + std::to_string(c.rows) + "," +
+                std::to_string(c.min_blocks) + "," + std::to_string(static_cast<int>(c.tanh)) +
+                "," + std::to_string(static_cast<int>(c.hint)) + "," + std::to_string(c.waves) +
+                "," + std::to_string(c.block_x);
       r.bytes = (residual ? 8.0 : 4.0) * static_cast<double>(n) + 3.0 * D * 4;
       cuda::tuning::DytForwardKernelInfo(c, residual, &r.regs, &r.blocks);
+      v.run = [&, c, residual](int s) {
+        return residual ? cuda::tuning::ResidualDytForwardTuned(c, r_out[s], y[s], x[s], d[s],
+                                                                alpha, gamma, beta, N, D, nullptr)
+                        : cuda::tuning::DytForwardTuned(c, y[s], x[s], alpha, gamma, beta, N, D,
+                                                        nullptr);
+      };
       // Check: poisoned outputs, one launch on set 0.
       BENCH_CUDA(cudaMemset(y[0], 0xFF, n * sizeof(bf16)));
       BENCH_CUDA(cudaMemset(r_out[0], 0xFF, n * sizeof(bf16)));
-      const Status cst = run(c, 0);
+      const Status cst = v.run(0);
       BENCH_CUDA(cudaDeviceSynchronize());
       if (!cst.ok()) {
         r.error = cst.ToString();
-        results.push_back(r);
-        continue;
+      } else {
+        const CheckSums h =
+            Compare(y[0], ref, y_default, residual ? r_out[0] : nullptr, r_ref, n, sums);
+        r.err = h.ref2 > 0 ? std::sqrt(h.err2 / h.ref2) : INFINITY;
+        r.nonfinite = h.nonfinite;
+        r.diff = h.diff;
+        r.rdiff = h.rdiff;
       }
-      BENCH_CUDA(cudaMemset(sums, 0, sizeof(CheckSums)));
-      CompareKernel<<<1024, 256>>>(y[0], y_ref, y_default, residual ? r_out[0] : nullptr, r_ref, n,
-                                   sums);
-      BENCH_CUDA(cudaGetLastError());
-      CheckSums h{};
-      BENCH_CUDA(cudaMemcpy(&h, sums, sizeof(h), cudaMemcpyDeviceToHost));
+      vs.push_back(std::move(v));
+    }
+    TimeVariants(vs, sets);
+    for (const Variant& v : vs) results.push_back(v.r);
+  }
+
+  // ---- backward (+dr): dy = d, x = x, dr = r_out (refilled), dx = y ----
+  for (int s = 0; s < sets; ++s) {
+    FillRandom<bf16><<<1024, 256>>>(r_out[s], n, 900u + s, 1.f);
+    BENCH_CUDA(cudaGetLastError());
+  }
+  BackwardReferenceKernel<<<1024, 256>>>(ref, d[0], x[0], r_out[0], alpha, gamma, N, D);
+  BENCH_CUDA(cudaGetLastError());
+  // Runs cfg on set 0 (dx = y[0] poisoned) with zeroed gradients; returns its status and the
+  // gradients (dgamma, dbeta, dalpha).
+  auto grads_of = [&](const cuda::tuning::DytBackwardConfig& c) {
+    BENCH_CUDA(cudaMemset(grads, 0, (2 * static_cast<size_t>(D) + 1) * sizeof(float)));
+    BENCH_CUDA(cudaMemset(y[0], 0xFF, n * sizeof(bf16)));
+    const Status st = cuda::tuning::DytBackwardTuned(c, y[0], grads + 2 * D, grads, grads + D,
+                                                     d[0], x[0], r_out[0], alpha, gamma, N, D,
+                                                     scratch, scratch_bytes, nullptr);
+    BENCH_CUDA(cudaDeviceSynchronize());
+    std::vector<float> g(2 * static_cast<size_t>(D) + 1);
+    BENCH_CUDA(cudaMemcpy(g.data(), grads, g.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    return std::pair<Status, std::vector<float>>(st, std::move(g));
+  };
+  const cuda::tuning::DytBackwardConfig bdef =
+      cuda::tuning::DefaultDytBackwardConfig(TanhMode::kAccurate);
+  const auto [dst, g_default] = grads_of(bdef);
+  if (!dst.ok()) {
+    std::fprintf(stderr, "default backward failed: %s\n", dst.ToString().c_str());
+    std::exit(2);
+  }
+  BENCH_CUDA(cudaMemcpy(y_default, y[0], n * sizeof(bf16), cudaMemcpyDeviceToDevice));
+  std::vector<Variant> vs;
+  for (const cuda::tuning::DytBackwardConfig& c : cuda::tuning::DytBackwardConfigs()) {
+    Variant v;
+    Result& r = v.r;
+    r.op = "bwd";
+    r.N = N;
+    r.D = D;
+    r.name = "bwd." + c.Name();
+    r.accurate = c.tanh != TanhImpl::kHardware;
+    r.is_default = c == bdef;
+    r.is_legacy = c.legacy;
+    r.knobs = std::to_string(c.legacy) + "," + std::to_string(c.rows) + "," +
+              std::to_string(c.min_blocks) + "," + std::to_string(static_cast<int>(c.tanh)) +
+              ",,,";
+    r.bytes = 8.0 * static_cast<double>(n) + 3.0 * D * 4;
+    cuda::tuning::DytBackwardKernelInfo(c, &r.regs, &r.blocks);
+    v.run = [&, c](int s) {
+      return cuda::tuning::DytBackwardTuned(c, y[s], grads + 2 * D, grads, grads + D, d[s], x[s],
+                                            r_out[s], alpha, gamma, N, D, scratch, scratch_bytes,
+                                            nullptr);
+    };
+    const auto [cst, g] = grads_of(c);
+    if (!cst.ok()) {
+      r.error = cst.ToString();
+    } else {
+      const CheckSums h = Compare(y[0], ref, y_default, nullptr, nullptr, n, sums);
       r.err = h.ref2 > 0 ? std::sqrt(h.err2 / h.ref2) : INFINITY;
       r.nonfinite = h.nonfinite;
       r.diff = h.diff;
-      r.rdiff = h.rdiff;
-      results.push_back(r);
+      auto part = [](const std::vector<float>& v, size_t from, size_t count) {
+        return std::vector<float>(v.begin() + from, v.begin() + from + count);
+      };
+      const size_t dd = static_cast<size_t>(D);
+      r.grad_err = std::max({RelL2(part(g, 0, dd), part(g_default, 0, dd)),
+                             RelL2(part(g, dd, dd), part(g_default, dd, dd)),
+                             RelL2(part(g, 2 * dd, 1), part(g_default, 2 * dd, 1))});
     }
-    // Time: pass 1 in list order, pass 2 reversed, so slow drift shows as a pass difference.
-    for (int pass = 0; pass < 2; ++pass) {
-      for (size_t k = 0; k < results.size() - first; ++k) {
-        Result& r = results[pass == 0 ? first + k : results.size() - 1 - k];
-        if (!r.error.empty()) continue;
-        const Timing t = TimeBatches(kBatches, kPerBatch, [&](int i) { return run(r.cfg, i % sets); });
-        if (!t.error.empty()) {
-          r.error = t.error;
-          continue;
-        }
-        (pass == 0 ? r.ms1 : r.ms2) = Median(t.per_launch);
-        r.batches.insert(r.batches.end(), t.per_launch.begin(), t.per_launch.end());
-      }
-    }
-    for (size_t k = first; k < results.size(); ++k) results[k].ms = Median(results[k].batches);
+    vs.push_back(std::move(v));
   }
+  TimeVariants(vs, sets);
+  for (const Variant& v : vs) results.push_back(v.r);
 
   for (int s = 0; s < sets; ++s) {
     for (bf16* p : {x[s], d[s], y[s], r_out[s]}) BENCH_CUDA(cudaFree(p));
   }
   for (void* p : {static_cast<void*>(alpha), static_cast<void*>(gamma), static_cast<void*>(beta),
-                  static_cast<void*>(y_ref), static_cast<void*>(r_ref),
-                  static_cast<void*>(y_default), static_cast<void*>(sums)}) {
+                  static_cast<void*>(grads), static_cast<void*>(ref), static_cast<void*>(r_ref),
+                  static_cast<void*>(y_default), static_cast<void*>(sums), scratch}) {
     BENCH_CUDA(cudaFree(p));
   }
 }
 
-void PrintRow(const char* tag, const Result& r, double copy_gbs) {
+void PrintRow(const std::string& tag, const Result& r, double copy_gbs) {
   if (!r.error.empty()) {
-    std::printf("%-8s %-22s ERROR %s\n", tag, r.cfg.Name().c_str(), r.error.c_str());
+    std::printf("%-5s %-22s ERROR %s\n", tag.c_str(), r.name.c_str(), r.error.c_str());
     return;
   }
-  std::printf("%-8s %-22s %4d %3d %8.4f %6.1f%% %5.1f%% %8.1e %9llu%s\n", tag,
-              r.cfg.Name().c_str(), r.regs, r.blocks, r.ms, r.Pct(copy_gbs),
+  std::printf("%-5s %-22s %4d %3d %8.4f %5.1f%% %5.1f%% %7.1e %6llu%s\n", tag.c_str(),
+              r.name.c_str(), r.regs, r.blocks, r.ms, r.Pct(copy_gbs),
               r.ms > 0 ? 100.0 * std::fabs(r.ms1 - r.ms2) / r.ms : 0.0, r.err, r.diff,
-              r.Failed() ? "  FAIL" : "");
+              r.Failed() ? " FAIL" : "");
 }
 
 bool ByTime(const Result* a, const Result* b) {
@@ -271,14 +402,19 @@ bool ByTime(const Result* a, const Result* b) {
   return a->ms < b->ms;
 }
 
+double GeoMean(const std::vector<double>& v) {
+  double log_sum = 0;
+  for (double p : v) log_sum += std::log(std::max(p, 1e-9));
+  return v.empty() ? 0 : std::exp(log_sum / static_cast<double>(v.size()));
+}
+
 }  // namespace
 
-int RunDytForwardSweep(const std::string& csv) {
+int RunDytSweep(const std::string& csv) {
   cudaDeviceProp prop;
   BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   const double copy_gbs = CopyBandwidthGBs(kBatches);
-  std::printf("== DyT forward variant sweep: copy bandwidth %.0f GB/s; %d x %d launches per pass, "
-              "2 passes\n",
+  std::printf("== DyT variant sweep: copy bandwidth %.0f GB/s; %d x %d launches per pass, 2 passes\n",
               copy_gbs, kBatches, kPerBatch);
   std::vector<Result> results;
   for (const auto& [N, D] : {std::pair<int64_t, int>{16384, 4096}, {16384, 768}}) {
@@ -292,15 +428,15 @@ int RunDytForwardSweep(const std::string& csv) {
     } else {
       std::fprintf(f,
                    "op,shape,config,legacy,rows,min_blocks,tanh,hint,waves,block_x,regs,"
-                   "blocks_per_sm,ms,ms_pass1,ms_pass2,pct_copy,rel_err,nonfinite,diff_default,"
-                   "rdiff,failed,error\n");
+                   "blocks_per_sm,ms,ms_pass1,ms_pass2,pct_copy,rel_err,grad_err,nonfinite,"
+                   "diff_default,rdiff,failed,error\n");
       for (const Result& r : results) {
-        std::fprintf(f, "%s,\"%s\",%s,%d,%d,%d,%d,%d,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.2f,%.3e,%llu,%llu,%llu,%d,\"%s\"\n",
-                     r.op.c_str(), ShapeName(r.N, r.D).c_str(), r.cfg.Name().c_str(),
-                     r.cfg.legacy, r.cfg.rows, r.cfg.min_blocks, static_cast<int>(r.cfg.tanh),
-                     static_cast<int>(r.cfg.hint), r.cfg.waves, r.cfg.block_x, r.regs, r.blocks,
-                     r.ms, r.ms1, r.ms2, r.Pct(copy_gbs), r.err, r.nonfinite, r.diff, r.rdiff,
-                     r.Failed(), r.error.c_str());
+        std::fprintf(f,
+                     "%s,\"%s\",%s,%s,%d,%d,%.6f,%.6f,%.6f,%.2f,%.3e,%.3e,%llu,%llu,%llu,%d,"
+                     "\"%s\"\n",
+                     r.op.c_str(), ShapeName(r.N, r.D).c_str(), r.name.c_str(), r.knobs.c_str(),
+                     r.regs, r.blocks, r.ms, r.ms1, r.ms2, r.Pct(copy_gbs), r.err, r.grad_err,
+                     r.nonfinite, r.diff, r.rdiff, r.Failed(), r.error.c_str());
       }
       std::fclose(f);
     }
@@ -308,15 +444,16 @@ int RunDytForwardSweep(const std::string& csv) {
 
   // Compact tables: per (kernel, shape), the 6 fastest accurate variants, the default, the
   // legacy kernels, the fastest hardware-tanh variant, and any that failed.
-  std::printf("\nconfig = r<rows>.b<min blocks>.<tanh lib|exp|hw>.<hint cs|nc|na|st>.w<waves, 0 = "
-              "all tiles>.x<block_x, 0 = auto>; D = default, L = legacy\n"
-              "regs/blk = registers, blocks of 256 per SM; spread = |pass1 - pass2| / ms; diff = y "
-              "bits differing from the default's (0 for accurate)\n");
+  std::printf("\nconfig = r<rows>.b<min blocks>.<tanh lib|exp|hw>[.<hint cs|nc|na|st>.w<waves, 0 = "
+              "all tiles>.x<block_x, 0 = auto>]; D = default, L = legacy\n"
+              "regs/blk = registers, blocks of 256 per SM; spread = |pass1 - pass2| / ms; diff = "
+              "output bits differing from the default's (0 for accurate)\n");
   int failed = 0;
   std::vector<double> spreads;
-  std::map<std::string, std::vector<double>> pct_by_config;  // accurate, all four groups
-  const DytForwardConfig def = cuda::tuning::DefaultDytForwardConfig(TanhMode::kAccurate);
-  for (const std::string op : {"dyt", "res+dyt"}) {
+  std::map<std::string, std::vector<double>> fwd_pct;  // accurate forward configs, 4 groups
+  const std::string def_name =
+      cuda::tuning::DefaultDytForwardConfig(TanhMode::kAccurate).Name();
+  for (const std::string op : {"dyt", "res+dyt", "bwd"}) {
     for (const int D : {4096, 768}) {
       std::vector<const Result*> group;
       for (const Result& r : results) {
@@ -328,56 +465,46 @@ int RunDytForwardSweep(const std::string& csv) {
       for (const Result* r : group) {
         failed += r->Failed();
         if (r->ms > 0) sp.push_back(std::fabs(r->ms1 - r->ms2) / r->ms);
-        if (r->Accurate() && r->error.empty()) {
-          pct_by_config[r->cfg.Name()].push_back(r->Pct(copy_gbs));
+        if (op != "bwd" && r->accurate && r->error.empty()) {
+          fwd_pct[r->name].push_back(r->Pct(copy_gbs));
         }
       }
       spreads.insert(spreads.end(), sp.begin(), sp.end());
-      std::printf("\n-- %s %s, bf16: %zu variants, timing spread median %.1f%%\n",
-                  op == "dyt" ? "DyT fwd" : "res-add + DyT fwd", ShapeName(16384, D).c_str(),
-                  group.size(), 100.0 * Median(sp));
-      std::printf("%-8s %-22s %4s %3s %8s %7s %6s %8s %9s\n", "rank", "config", "regs", "blk",
-                  "ms", "%copy", "spread", "rel err", "diff");
+      const char* title = op == "dyt" ? "DyT fwd" : (op == "bwd" ? "DyT bwd (+dr)" : "res-add + DyT fwd");
+      std::printf("\n-- %s %s, bf16: %zu variants, spread median %.1f%%\n", title,
+                  ShapeName(16384, D).c_str(), group.size(), 100.0 * Median(sp));
+      std::printf("%-5s %-22s %4s %3s %8s %6s %6s %7s %6s\n", "rank", "config", "regs", "blk", "ms",
+                  "%copy", "spread", "rel err", "diff");
       int shown_acc = 0, shown_hw = 0;
       for (size_t i = 0; i < group.size(); ++i) {
         const Result& r = *group[i];
-        const bool is_default = r.cfg == def;
-        const bool is_legacy = r.cfg.legacy;
-        bool show = is_default || is_legacy || r.Failed();
-        if (r.Accurate() && shown_acc < 6) show = true;
-        if (!r.Accurate() && shown_hw < 1) show = true;
+        bool show = r.is_default || r.is_legacy || r.Failed();
+        if (r.accurate && shown_acc < 6) show = true;
+        if (!r.accurate && shown_hw < 1) show = true;
         if (!show) continue;
-        if (!is_legacy) (r.Accurate() ? shown_acc : shown_hw)++;
-        const std::string tag =
-            std::string(is_default ? "D " : (is_legacy ? "L " : "")) + std::to_string(i + 1);
-        PrintRow(tag.c_str(), r, copy_gbs);
+        if (!r.is_legacy) (r.accurate ? shown_acc : shown_hw)++;
+        PrintRow(std::string(r.is_default ? "D" : (r.is_legacy ? "L" : "")) + std::to_string(i + 1),
+                 r, copy_gbs);
       }
     }
   }
-  // The accurate configuration best over all four groups (geometric mean of %copy).
+  // The accurate forward configuration best over all four forward groups.
   std::string best;
   double best_score = 0;
-  for (const auto& [name, pcts] : pct_by_config) {
-    if (pcts.size() != 4) continue;
-    double log_sum = 0;
-    for (double p : pcts) log_sum += std::log(std::max(p, 1e-9));
-    const double score = std::exp(log_sum / 4);
-    if (score > best_score) {
-      best_score = score;
+  for (const auto& [name, pcts] : fwd_pct) {
+    if (pcts.size() == 4 && GeoMean(pcts) > best_score) {
+      best_score = GeoMean(pcts);
       best = name;
     }
   }
   auto score_of = [&](const std::string& name) {
-    auto it = pct_by_config.find(name);
-    if (it == pct_by_config.end() || it->second.size() != 4) return 0.0;
-    double log_sum = 0;
-    for (double p : it->second) log_sum += std::log(std::max(p, 1e-9));
-    return std::exp(log_sum / 4);
+    const auto it = fwd_pct.find(name);
+    return it != fwd_pct.end() && it->second.size() == 4 ? GeoMean(it->second) : 0.0;
   };
-  std::printf("\nbest accurate config over all 4 (geomean %%copy): %s %.1f%%; default %s %.1f%%; "
-              "timing spread median %.1f%%; failed variants: %d\n",
-              best.c_str(), best_score, def.Name().c_str(), score_of(def.Name()),
-              100.0 * Median(spreads), failed);
+  std::printf("\nfwd, best accurate config over all 4 (geomean %%copy): %s %.1f%%; default %s "
+              "%.1f%%; legacy %.1f%%\nspread median %.1f%%; failed variants: %d\n",
+              best.c_str(), best_score, def_name.c_str(), score_of(def_name),
+              score_of("legacy.lib"), 100.0 * Median(spreads), failed);
   return failed > 0 ? 1 : 0;
 }
 

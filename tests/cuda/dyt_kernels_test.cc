@@ -343,6 +343,65 @@ TEST(DytForwardTunedTest, EveryVariantMatchesCpuAndDefault) {
   }
 }
 
+// Every compiled-in backward variant against the CPU twin; accurate ones give the default's dx
+// bit for bit (the parameter gradients may be grouped differently: other grids).
+TEST(DytBackwardTunedTest, EveryVariantMatchesCpuAndDefault) {
+  DYT_REQUIRE_GPU();
+  const uint64_t seed = test::TestSeed();
+  for (const Size s : {Size{33, 768}, Size{7, 1000}, Size{4097, 768}, Size{515, 4096}}) {
+    for (const bool with_dr : {true, false}) {
+      SCOPED_TRACE(testing::Message() << "N=" << s.N << " D=" << s.D << (with_dr ? " +dr" : "")
+                                      << " seed=" << seed);
+      std::mt19937_64 rng(seed + s.N);
+      const size_t n = static_cast<size_t>(s.N) * s.D;
+      const std::vector<float> dy = Rounded<bf16>(RandomNonZero(rng, n, 0.05f, 1.f));
+      const std::vector<float> x = Rounded<bf16>(RandomNonZero(rng, n, 0.05f, 2.f));
+      const std::vector<float> dr = Rounded<bf16>(RandomNonZero(rng, n, 0.05f, 1.f));
+      const float alpha = RandomPositive(rng, 1, 0.3f, 1.f)[0];
+      const std::vector<float> gamma = RandomNonZero(rng, s.D, 0.5f, 1.5f);
+      std::vector<float> y(n), t(n), dx_cpu(n), dalpha_cpu(1, 0.f), dgamma_cpu(s.D, 0.f),
+          dbeta_cpu(s.D, 0.f);
+      cpu::DytForward(y.data(), t.data(), x.data(), alpha, gamma.data(), nullptr, s.N, s.D);
+      cpu::DytBackward(dx_cpu.data(), dalpha_cpu.data(), dgamma_cpu.data(), dbeta_cpu.data(),
+                       dy.data(), x.data(), t.data(), alpha, gamma.data(), s.N, s.D);
+      if (with_dr) cpu::AddInPlace(dx_cpu.data(), dr.data(), static_cast<int64_t>(n));
+
+      DevArray<bf16> dy_dev(dy), x_dev(x), dr_dev(dr), dx_dev(n);
+      DevArray<float> alpha_dev(std::vector<float>{alpha}), gamma_dev(gamma);
+      DevArray<float> dalpha_dev(1), dgamma_dev(s.D), dbeta_dev(s.D);
+      const size_t scratch_bytes = DytBackwardScratchBytes(s.N, s.D);
+      DevArray<uint8_t> scratch(scratch_bytes);
+      auto run = [&](const tuning::DytBackwardConfig& c) {
+        dx_dev.Poison();
+        DYT_TEST_CUDA(cudaMemset(dalpha_dev.get(), 0, sizeof(float)));
+        DYT_TEST_CUDA(cudaMemset(dgamma_dev.get(), 0, s.D * sizeof(float)));
+        DYT_TEST_CUDA(cudaMemset(dbeta_dev.get(), 0, s.D * sizeof(float)));
+        return tuning::DytBackwardTuned(c, dx_dev.get(), dalpha_dev.get(), dgamma_dev.get(),
+                                        dbeta_dev.get(), dy_dev.get(), x_dev.get(),
+                                        with_dr ? dr_dev.get() : nullptr, alpha_dev.get(),
+                                        gamma_dev.get(), s.N, s.D, scratch.get(), scratch_bytes,
+                                        nullptr);
+      };
+      DYT_ASSERT_OK(run(tuning::DefaultDytBackwardConfig(TanhMode::kAccurate)));
+      DYT_TEST_CUDA(cudaDeviceSynchronize());
+      const std::vector<uint8_t> dx_default = dx_dev.Bytes();
+      for (const tuning::DytBackwardConfig& c : tuning::DytBackwardConfigs()) {
+        SCOPED_TRACE(c.Name());
+        DYT_ASSERT_OK(run(c));
+        DYT_TEST_CUDA(cudaDeviceSynchronize());
+        const bool fast = c.tanh == tuning::TanhImpl::kHardware;
+        ExpectClose("dx", dx_dev.Download(), dx_cpu, test::kBf16Tol);
+        ExpectClose("dgamma", dgamma_dev.Download(), dgamma_cpu,
+                    fast ? test::kBf16Tol : test::kFp32Tol);
+        ExpectClose("dbeta", dbeta_dev.Download(), dbeta_cpu, test::kFp32Tol);
+        ExpectClose("dalpha", dalpha_dev.Download(), dalpha_cpu,
+                    fast ? test::kBf16Tol : test::kScalarSumTol);
+        if (!fast) EXPECT_TRUE(dx_dev.Bytes() == dx_default) << "dx differs from the default's";
+      }
+    }
+  }
+}
+
 // Argument checks happen before any CUDA call, so this runs without a GPU too.
 TEST(DytKernelArgsTest, RejectsBadArgumentsWithoutLaunching) {
   bf16* p = reinterpret_cast<bf16*>(uintptr_t{256});
@@ -368,6 +427,16 @@ TEST(DytKernelArgsTest, RejectsBadArgumentsWithoutLaunching) {
   c.block_x = 48;
   EXPECT_EQ(tuning::DytForwardTuned(c, p, p, f, f, f, 4, 8, nullptr).code(),
             StatusCode::kInvalidArgument);
+  tuning::DytBackwardConfig bc;
+  bc.rows = 3;
+  EXPECT_EQ(tuning::DytBackwardTuned(bc, p, f, f, f, p, p, nullptr, f, f, 0, 8, f, 1 << 20, nullptr)
+                .code(),
+            StatusCode::kInvalidArgument);
+  for (const tuning::DytBackwardConfig& k : tuning::DytBackwardConfigs()) {
+    EXPECT_TRUE(
+        tuning::DytBackwardTuned(k, p, f, f, f, p, p, nullptr, f, f, 0, 8, f, 1 << 20, nullptr).ok())
+        << k.Name();
+  }
   for (const bool residual : {false, true}) {
     const auto& configs = tuning::DytForwardConfigs(residual);
     ASSERT_GE(configs.size(), 4u);
