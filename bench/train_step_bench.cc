@@ -42,9 +42,15 @@ int main(int argc, char** argv) {
     std::cerr << trainer.status().ToString() << "\n";
     return 1;
   }
-  for (int i = 0; i < warmup; ++i) (*trainer)->TrainStep();
   std::vector<double> secs;
-  for (int i = 0; i < steps; ++i) secs.push_back((*trainer)->TrainStep().seconds);
+  for (int i = 0; i < warmup + steps; ++i) {
+    auto s = (*trainer)->TrainStep();
+    if (!s.ok()) {
+      std::cerr << s.status().ToString() << "\n";
+      return 1;
+    }
+    if (i >= warmup) secs.push_back(s->seconds);
+  }
   std::sort(secs.begin(), secs.end());
   const double median = secs[secs.size() / 2];
   nlohmann::json out = {{"impl", "dyt"},           {"norm", norm},

@@ -14,8 +14,6 @@
 //
 // Output: one compact table per (kernel, shape), best first, then the forward configuration
 // best over all four forward tables (what the default could become). The CSV has every row.
-#include "bench/gpu/dyt_sweep.h"
-
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -30,6 +28,7 @@
 #include <vector>
 
 #include "bench/gpu/bench_util.cuh"
+#include "bench/gpu/dyt_sweep.h"
 #include "trainer/cuda/dyt_kernels.h"
 
 namespace dyt::bench {
@@ -116,8 +115,8 @@ __global__ void BackwardReferenceKernel(float* dx_ref, const bf16* dy, const bf1
     const double a = *alpha;
     const double t = tanh(a * static_cast<double>(__bfloat162float(x[i])));
     dx_ref[i] = static_cast<float>(static_cast<double>(__bfloat162float(dr[i])) +
-                                   static_cast<double>(__bfloat162float(dy[i])) *
-                                       gamma[i % D] * a * (1 - t * t));
+                                   static_cast<double>(__bfloat162float(dy[i])) * gamma[i % D] * a *
+                                       (1 - t * t));
   }
 }
 
@@ -251,10 +250,9 @@ void SweepShape(int64_t N, int D, size_t l2_bytes, std::vector<Result>& results)
                                    N, D);
     BENCH_CUDA(cudaGetLastError());
     // The default's output, through the public entry point.
-    const Status st =
-        residual ? cuda::ResidualDytForward(r_out[0], y[0], x[0], d[0], alpha, gamma, beta, N, D,
-                                            nullptr, TanhMode::kAccurate)
-                 : cuda::DytForward(y[0], x[0], alpha, gamma, beta, N, D, nullptr);
+    const Status st = residual ? cuda::ResidualDytForward(r_out[0], y[0], x[0], d[0], alpha, gamma,
+                                                          beta, N, D, nullptr, TanhMode::kAccurate)
+                               : cuda::DytForward(y[0], x[0], alpha, gamma, beta, N, D, nullptr);
     if (!st.ok()) {
       std::fprintf(stderr, "default %s failed: %s\n", op.c_str(), st.ToString().c_str());
       std::exit(2);
@@ -318,9 +316,9 @@ void SweepShape(int64_t N, int D, size_t l2_bytes, std::vector<Result>& results)
   auto grads_of = [&](const cuda::tuning::DytBackwardConfig& c) {
     BENCH_CUDA(cudaMemset(grads, 0, (2 * static_cast<size_t>(D) + 1) * sizeof(float)));
     BENCH_CUDA(cudaMemset(y[0], 0xFF, n * sizeof(bf16)));
-    const Status st = cuda::tuning::DytBackwardTuned(c, y[0], grads + 2 * D, grads, grads + D,
-                                                     d[0], x[0], r_out[0], alpha, gamma, N, D,
-                                                     scratch, scratch_bytes, nullptr);
+    const Status st = cuda::tuning::DytBackwardTuned(c, y[0], grads + 2 * D, grads, grads + D, d[0],
+                                                     x[0], r_out[0], alpha, gamma, N, D, scratch,
+                                                     scratch_bytes, nullptr);
     BENCH_CUDA(cudaDeviceSynchronize());
     std::vector<float> g(2 * static_cast<size_t>(D) + 1);
     BENCH_CUDA(cudaMemcpy(g.data(), grads, g.size() * sizeof(float), cudaMemcpyDeviceToHost));
@@ -346,8 +344,7 @@ void SweepShape(int64_t N, int D, size_t l2_bytes, std::vector<Result>& results)
     r.is_default = c == bdef;
     r.is_legacy = c.legacy;
     r.knobs = std::to_string(c.legacy) + "," + std::to_string(c.rows) + "," +
-              std::to_string(c.min_blocks) + "," + std::to_string(static_cast<int>(c.tanh)) +
-              ",,,";
+              std::to_string(c.min_blocks) + "," + std::to_string(static_cast<int>(c.tanh)) + ",,,";
     r.bytes = 8.0 * static_cast<double>(n) + 3.0 * D * 4;
     cuda::tuning::DytBackwardKernelInfo(c, &r.regs, &r.blocks);
     v.run = [&, c](int s) {
@@ -414,8 +411,9 @@ int RunDytSweep(const std::string& csv) {
   cudaDeviceProp prop;
   BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   const double copy_gbs = CopyBandwidthGBs(kBatches);
-  std::printf("== DyT variant sweep: copy bandwidth %.0f GB/s; %d x %d launches per pass, 2 passes\n",
-              copy_gbs, kBatches, kPerBatch);
+  std::printf(
+      "== DyT variant sweep: copy bandwidth %.0f GB/s; %d x %d launches per pass, 2 passes\n",
+      copy_gbs, kBatches, kPerBatch);
   std::vector<Result> results;
   for (const auto& [N, D] : {std::pair<int64_t, int>{16384, 4096}, {16384, 768}}) {
     SweepShape(N, D, prop.l2CacheSize, results);
@@ -442,17 +440,17 @@ int RunDytSweep(const std::string& csv) {
     }
   }
 
-  // Compact tables: per (kernel, shape), the 6 fastest accurate variants, the default, the
+  // Compact tables: per (kernel, shape), the 5 fastest accurate variants, the default, the
   // legacy kernels, the fastest hardware-tanh variant, and any that failed.
-  std::printf("\nconfig = r<rows>.b<min blocks>.<tanh lib|exp|hw>[.<hint cs|nc|na|st>.w<waves, 0 = "
-              "all tiles>.x<block_x, 0 = auto>]; D = default, L = legacy\n"
-              "regs/blk = registers, blocks of 256 per SM; spread = |pass1 - pass2| / ms; diff = "
-              "output bits differing from the default's (0 for accurate)\n");
+  std::printf(
+      "\nconfig = r<rows>.b<min blocks>.<tanh lib|exp|hw>[.<hint cs|nc|na|st>.w<waves, 0 = "
+      "all tiles>.x<block_x, 0 = auto>]; D = default, L = legacy\n"
+      "regs/blk = registers, blocks of 256 per SM; spread = |pass1 - pass2| / ms; diff = "
+      "output bits differing from the default's (0 for accurate)\n");
   int failed = 0;
   std::vector<double> spreads;
   std::map<std::string, std::vector<double>> fwd_pct;  // accurate forward configs, 4 groups
-  const std::string def_name =
-      cuda::tuning::DefaultDytForwardConfig(TanhMode::kAccurate).Name();
+  const std::string def_name = cuda::tuning::DefaultDytForwardConfig(TanhMode::kAccurate).Name();
   for (const std::string op : {"dyt", "res+dyt", "bwd"}) {
     for (const int D : {4096, 768}) {
       std::vector<const Result*> group;
@@ -470,7 +468,8 @@ int RunDytSweep(const std::string& csv) {
         }
       }
       spreads.insert(spreads.end(), sp.begin(), sp.end());
-      const char* title = op == "dyt" ? "DyT fwd" : (op == "bwd" ? "DyT bwd (+dr)" : "res-add + DyT fwd");
+      const char* title =
+          op == "dyt" ? "DyT fwd" : (op == "bwd" ? "DyT bwd (+dr)" : "res-add + DyT fwd");
       std::printf("\n-- %s %s, bf16: %zu variants, spread median %.1f%%\n", title,
                   ShapeName(16384, D).c_str(), group.size(), 100.0 * Median(sp));
       std::printf("%-5s %-22s %4s %3s %8s %6s %6s %7s %6s\n", "rank", "config", "regs", "blk", "ms",
@@ -479,7 +478,7 @@ int RunDytSweep(const std::string& csv) {
       for (size_t i = 0; i < group.size(); ++i) {
         const Result& r = *group[i];
         bool show = r.is_default || r.is_legacy || r.Failed();
-        if (r.accurate && shown_acc < 6) show = true;
+        if (r.accurate && shown_acc < 5) show = true;
         if (!r.accurate && shown_hw < 1) show = true;
         if (!show) continue;
         if (!r.is_legacy) (r.accurate ? shown_acc : shown_hw)++;
@@ -501,10 +500,11 @@ int RunDytSweep(const std::string& csv) {
     const auto it = fwd_pct.find(name);
     return it != fwd_pct.end() && it->second.size() == 4 ? GeoMean(it->second) : 0.0;
   };
-  std::printf("\nfwd, best accurate config over all 4 (geomean %%copy): %s %.1f%%; default %s "
-              "%.1f%%; legacy %.1f%%\nspread median %.1f%%; failed variants: %d\n",
-              best.c_str(), best_score, def_name.c_str(), score_of(def_name),
-              score_of("legacy.lib"), 100.0 * Median(spreads), failed);
+  std::printf(
+      "\nfwd, best accurate config over all 4 (geomean %%copy): %s %.1f%%; default %s "
+      "%.1f%%; legacy %.1f%%\nspread median %.1f%%; failed variants: %d\n",
+      best.c_str(), best_score, def_name.c_str(), score_of(def_name), score_of("legacy.lib"),
+      100.0 * Median(spreads), failed);
   return failed > 0 ? 1 : 0;
 }
 

@@ -8,6 +8,7 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -282,11 +283,12 @@ TEST(DytBackwardDeterminismTest, BitIdenticalAcrossRuns) {
 
 // Every compiled-in forward variant (tuning::DytForwardConfigs, with launch-time knobs) against
 // the CPU twin, and the accurate ones bit for bit against the default (same math, only the
-// schedule differs). Sizes: partial tiles, idle lanes (D = 1000), several persistent waves.
+// schedule differs). Sizes: partial tiles, idle lanes (D = 1000); the grid capped at 3 row
+// tiles makes every block walk several full tiles and then a partial one.
 TEST(DytForwardTunedTest, EveryVariantMatchesCpuAndDefault) {
   DYT_REQUIRE_GPU();
   const uint64_t seed = test::TestSeed();
-  for (const Size s : {Size{33, 768}, Size{7, 1000}, Size{4097, 768}, Size{515, 4096}}) {
+  for (const Size s : {Size{33, 768}, Size{7, 1000}, Size{1031, 768}, Size{515, 4096}}) {
     for (const bool residual : {false, true}) {
       SCOPED_TRACE(testing::Message() << "N=" << s.N << " D=" << s.D
                                       << (residual ? " residual" : "") << " seed=" << seed);
@@ -311,23 +313,25 @@ TEST(DytForwardTunedTest, EveryVariantMatchesCpuAndDefault) {
       auto run = [&](const tuning::DytForwardConfig& c) {
         y_dev.Poison();
         r_out_dev.Poison();
-        return residual ? tuning::ResidualDytForwardTuned(c, r_out_dev.get(), y_dev.get(),
-                                                          r_dev.get(), d_dev.get(), alpha_dev.get(),
-                                                          gamma_dev.get(), beta_dev.get(), s.N, s.D,
-                                                          nullptr)
-                        : tuning::DytForwardTuned(c, y_dev.get(), r_dev.get(), alpha_dev.get(),
-                                                  gamma_dev.get(), beta_dev.get(), s.N, s.D,
-                                                  nullptr);
+        return residual
+                   ? tuning::ResidualDytForwardTuned(c, r_out_dev.get(), y_dev.get(), r_dev.get(),
+                                                     d_dev.get(), alpha_dev.get(), gamma_dev.get(),
+                                                     beta_dev.get(), s.N, s.D, nullptr)
+                   : tuning::DytForwardTuned(c, y_dev.get(), r_dev.get(), alpha_dev.get(),
+                                             gamma_dev.get(), beta_dev.get(), s.N, s.D, nullptr);
       };
       DYT_ASSERT_OK(run(tuning::DefaultDytForwardConfig(TanhMode::kAccurate)));
       DYT_TEST_CUDA(cudaDeviceSynchronize());
       const std::vector<uint8_t> y_default = y_dev.Bytes();
 
       for (const tuning::DytForwardConfig& compiled : tuning::DytForwardConfigs(residual)) {
-        for (const auto& [waves, block_x] : {std::pair{1, 0}, std::pair{0, 0}, std::pair{1, 32}}) {
+        for (const auto& [waves, block_x, max_grid_y] :
+             {std::tuple{1, 0, 0}, std::tuple{0, 0, 0}, std::tuple{1, 32, 0},
+              std::tuple{1, 0, 3}}) {
           tuning::DytForwardConfig c = compiled;
           c.waves = waves;
           c.block_x = block_x;
+          c.max_grid_y = max_grid_y;
           SCOPED_TRACE(c.Name());
           DYT_ASSERT_OK(run(c));
           DYT_TEST_CUDA(cudaDeviceSynchronize());
@@ -350,8 +354,8 @@ TEST(DytBackwardTunedTest, EveryVariantMatchesCpuAndDefault) {
   const uint64_t seed = test::TestSeed();
   for (const Size s : {Size{33, 768}, Size{7, 1000}, Size{4097, 768}, Size{515, 4096}}) {
     for (const bool with_dr : {true, false}) {
-      SCOPED_TRACE(testing::Message() << "N=" << s.N << " D=" << s.D << (with_dr ? " +dr" : "")
-                                      << " seed=" << seed);
+      SCOPED_TRACE(testing::Message()
+                   << "N=" << s.N << " D=" << s.D << (with_dr ? " +dr" : "") << " seed=" << seed);
       std::mt19937_64 rng(seed + s.N);
       const size_t n = static_cast<size_t>(s.N) * s.D;
       const std::vector<float> dy = Rounded<bf16>(RandomNonZero(rng, n, 0.05f, 1.f));
@@ -376,11 +380,10 @@ TEST(DytBackwardTunedTest, EveryVariantMatchesCpuAndDefault) {
         DYT_TEST_CUDA(cudaMemset(dalpha_dev.get(), 0, sizeof(float)));
         DYT_TEST_CUDA(cudaMemset(dgamma_dev.get(), 0, s.D * sizeof(float)));
         DYT_TEST_CUDA(cudaMemset(dbeta_dev.get(), 0, s.D * sizeof(float)));
-        return tuning::DytBackwardTuned(c, dx_dev.get(), dalpha_dev.get(), dgamma_dev.get(),
-                                        dbeta_dev.get(), dy_dev.get(), x_dev.get(),
-                                        with_dr ? dr_dev.get() : nullptr, alpha_dev.get(),
-                                        gamma_dev.get(), s.N, s.D, scratch.get(), scratch_bytes,
-                                        nullptr);
+        return tuning::DytBackwardTuned(
+            c, dx_dev.get(), dalpha_dev.get(), dgamma_dev.get(), dbeta_dev.get(), dy_dev.get(),
+            x_dev.get(), with_dr ? dr_dev.get() : nullptr, alpha_dev.get(), gamma_dev.get(), s.N,
+            s.D, scratch.get(), scratch_bytes, nullptr);
       };
       DYT_ASSERT_OK(run(tuning::DefaultDytBackwardConfig(TanhMode::kAccurate)));
       DYT_TEST_CUDA(cudaDeviceSynchronize());
@@ -396,7 +399,9 @@ TEST(DytBackwardTunedTest, EveryVariantMatchesCpuAndDefault) {
         ExpectClose("dbeta", dbeta_dev.Download(), dbeta_cpu, test::kFp32Tol);
         ExpectClose("dalpha", dalpha_dev.Download(), dalpha_cpu,
                     fast ? test::kBf16Tol : test::kScalarSumTol);
-        if (!fast) EXPECT_TRUE(dx_dev.Bytes() == dx_default) << "dx differs from the default's";
+        if (!fast) {
+          EXPECT_TRUE(dx_dev.Bytes() == dx_default) << "dx differs from the default's";
+        }
       }
     }
   }
@@ -434,7 +439,8 @@ TEST(DytKernelArgsTest, RejectsBadArgumentsWithoutLaunching) {
             StatusCode::kInvalidArgument);
   for (const tuning::DytBackwardConfig& k : tuning::DytBackwardConfigs()) {
     EXPECT_TRUE(
-        tuning::DytBackwardTuned(k, p, f, f, f, p, p, nullptr, f, f, 0, 8, f, 1 << 20, nullptr).ok())
+        tuning::DytBackwardTuned(k, p, f, f, f, p, p, nullptr, f, f, 0, 8, f, 1 << 20, nullptr)
+            .ok())
         << k.Name();
   }
   for (const bool residual : {false, true}) {
@@ -444,9 +450,9 @@ TEST(DytKernelArgsTest, RejectsBadArgumentsWithoutLaunching) {
     EXPECT_EQ(configs[1], tuning::DefaultDytForwardConfig(TanhMode::kFast));
     for (const tuning::DytForwardConfig& k : configs) {
       SCOPED_TRACE(k.Name());
-      EXPECT_TRUE(residual ? tuning::ResidualDytForwardTuned(k, p, p, p, p, f, f, f, 0, 8, nullptr)
-                                 .ok()
-                           : tuning::DytForwardTuned(k, p, p, f, f, f, 0, 8, nullptr).ok());
+      EXPECT_TRUE(residual
+                      ? tuning::ResidualDytForwardTuned(k, p, p, p, p, f, f, f, 0, 8, nullptr).ok()
+                      : tuning::DytForwardTuned(k, p, p, f, f, f, 0, 8, nullptr).ok());
       const bool is_default = k == configs[0] || k == configs[1];
       if (!is_default && !k.legacy) {
         EXPECT_EQ(tuning::DytForwardTuned(k, p, p, f, f, nullptr, 0, 8, nullptr).code(),

@@ -9,6 +9,8 @@
 // Measured here (2026-12, this sweep): exact ex2/rcp max abs error 1.05e-7 (relative 2.0e-7),
 // with the bounds 2.41e-7 (relative 4.5e-7), worst just above |x| = 0.6 where the formula
 // switches from the polynomial to 1 - 2 / (e + 1). The CPU twin's FastTanh: 7.8e-8.
+#include "trainer/cuda/tanh_math.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -19,7 +21,6 @@
 
 #include "tests/cuda/test_util.h"
 #include "trainer/cuda/dyt_kernels.h"
-#include "trainer/cuda/tanh_math.h"
 
 namespace dyt::cuda {
 namespace {
@@ -78,8 +79,8 @@ TEST(TanhMathTest, FormulaWithinBoundsOfHardwareApproximations) {
   const std::vector<float> points = SweepPoints(61);
   for (const int ex2_sign : {-1, 1}) {
     for (const int rcp_sign : {-1, 1}) {
-      SCOPED_TRACE(testing::Message() << "ex2 error " << ex2_sign << " * 2^-22, rcp error "
-                                      << rcp_sign << " * 2^-23");
+      SCOPED_TRACE(testing::Message()
+                   << "ex2 error " << ex2_sign << " * 2^-22, rcp error " << rcp_sign << " * 2^-23");
       auto ex2 = [&](float a) {
         return static_cast<float>(std::exp2(static_cast<double>(a)) * (1 + ex2_sign * ex2_err));
       };
@@ -128,8 +129,8 @@ TEST(TanhMathTest, DeviceImplementationsMatchAndMeetBounds) {
   for (int impl = 0; impl < 3; ++impl) {
     test::DevArray<float> y_dev(x.size());
     y_dev.Poison();
-    DYT_ASSERT_OK(tuning::TanhForTest(static_cast<tuning::TanhImpl>(impl), y_dev.get(),
-                                      x_dev.get(), n, nullptr));
+    DYT_ASSERT_OK(tuning::TanhForTest(static_cast<tuning::TanhImpl>(impl), y_dev.get(), x_dev.get(),
+                                      n, nullptr));
     DYT_TEST_CUDA(cudaDeviceSynchronize());
     y[impl] = y_dev.Download();
   }
@@ -137,7 +138,8 @@ TEST(TanhMathTest, DeviceImplementationsMatchAndMeetBounds) {
   int64_t first = -1;
   ErrorStats lib, hw;
   for (int64_t i = 0; i < n; ++i) {
-    const bool same = Bits(y[0][i]) == Bits(y[1][i]) || (std::isnan(y[0][i]) && std::isnan(y[1][i]));
+    const bool same =
+        Bits(y[0][i]) == Bits(y[1][i]) || (std::isnan(y[0][i]) && std::isnan(y[1][i]));
     if (!same && mismatches++ == 0) first = i;
     if (std::isfinite(x[i]) && x[i] != 0) {
       lib.Add(x[i], y[0][i]);
@@ -149,9 +151,10 @@ TEST(TanhMathTest, DeviceImplementationsMatchAndMeetBounds) {
   EXPECT_LE(lib.max_abs, 2.5e-7) << "at x = " << lib.worst_x;
   EXPECT_LE(lib.max_rel, 5e-7) << "at x = " << lib.worst_x;
   EXPECT_LE(hw.max_rel, std::ldexp(1.0, -9)) << "at x = " << hw.worst_x;
-  std::printf("device tanh vs double: libdevice/kExpRcp max abs %.3g (rel %.3g) at x=%g; "
-              "hardware max rel %.3g\n",
-              lib.max_abs, lib.max_rel, lib.worst_x, hw.max_rel);
+  std::printf(
+      "device tanh vs double: libdevice/kExpRcp max abs %.3g (rel %.3g) at x=%g; "
+      "hardware max rel %.3g\n",
+      lib.max_abs, lib.max_rel, lib.worst_x, hw.max_rel);
 }
 
 }  // namespace

@@ -47,8 +47,8 @@ class DataParallelTest : public ::testing::Test {
     std::ofstream(run / "job.yaml")
         << "model: {preset: test}\n"
         << "data: {train_paths: " << (dir_ / "train.bin").string() << ", seed: 9}\n"
-        << "train: {steps: 20, batch_size: " << batch << ", log_every: 1, threads: 1, zero1: "
-        << (zero1 ? "true" : "false") << "}\n"
+        << "train: {steps: 20, batch_size: " << batch
+        << ", log_every: 1, threads: 1, zero1: " << (zero1 ? "true" : "false") << "}\n"
         << "optimizer: {lr: 0.003, warmup_steps: 2}\n"
         << "checkpoint: {dir: " << (run / "ckpt").string() << "}\n";
     return (run / "job.yaml").string();
@@ -58,8 +58,8 @@ class DataParallelTest : public ::testing::Test {
   int Run(int nproc, const std::vector<std::string>& args, const std::string& events) {
     std::string cmd;
     if (nproc > 1) {
-      cmd = std::string(DYT_LAUNCH_BIN) + " --nproc " + std::to_string(nproc) +
-            " --timeout-s 30 -- ";
+      cmd =
+          std::string(DYT_LAUNCH_BIN) + " --nproc " + std::to_string(nproc) + " --timeout-s 30 -- ";
     }
     cmd += std::string(DYT_TRAIN_BIN) + " --log-level warn --events-fd 3";
     for (const auto& a : args) cmd += " " + a;

@@ -11,8 +11,7 @@
 
 namespace dyt {
 
-LlamaCpu::LlamaCpu(const ModelConfig& config, int max_batch, int seq_len,
-                   int64_t buffer_multiple)
+LlamaCpu::LlamaCpu(const ModelConfig& config, int max_batch, int seq_len, int64_t buffer_multiple)
     : config_(config), layout_(config), max_batch_(max_batch), T_(seq_len) {
   assert(seq_len <= config.max_seq_len && max_batch > 0);
   const ModelConfig& c = config_;

@@ -18,14 +18,13 @@
 // * Determinism. The grid shape depends only on (N, D) and the device, each block's
 //   partials are combined in fixed order, and detail::LaunchAccumulateParamGrads adds the
 //   block partials in fixed order: no float atomics.
-#include "trainer/cuda/dyt_kernels.h"
-
 #include <algorithm>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "trainer/cuda/cuda_status.h"
+#include "trainer/cuda/dyt_kernels.h"
 #include "trainer/cuda/kernel_utils.cuh"
 #include "trainer/cuda/launch_utils.h"
 
@@ -47,7 +46,7 @@ constexpr int kLegacyBwdRows = 2;
 // change it; DefaultDytForwardConfig and the compiled-in lists follow. Tanh and hint use the
 // numbering of tuning::TanhImpl / tuning::CacheHint.
 constexpr int kFwdRows = 4;
-constexpr int kFwdMinBlocks = 3;  // 80 registers: 3 blocks per SM, as the legacy kernel had
+constexpr int kFwdMinBlocks = 3;     // 80 registers: 3 blocks per SM, as the legacy kernel had
 constexpr int kFwdAccurateTanh = 0;  // libdevice tanhf
 constexpr int kFwdFastTanh = 2;      // MUFU.TANH
 constexpr int kFwdHint = 0;          // ld.global.cs
@@ -229,9 +228,8 @@ using FwdSweepResidual = KnobList<
     FwdKnobs<1, 1, 0, 0>, FwdKnobs<1, 5, 0, 0>, FwdKnobs<2, 1, 0, 0>, FwdKnobs<2, 3, 0, 0>,
     FwdKnobs<2, 4, 0, 0>, FwdKnobs<4, 1, 0, 0>, FwdKnobs<4, 3, 0, 0>, FwdKnobs<8, 1, 0, 0>,
     FwdKnobs<2, 4, 1, 0>, FwdKnobs<4, 1, 1, 0>, FwdKnobs<4, 3, 1, 0>, FwdKnobs<2, 4, 2, 0>,
-    FwdKnobs<4, 1, 2, 0>, FwdKnobs<4, 3, 2, 0>,
-    FwdKnobs<4, 3, 0, 1>, FwdKnobs<4, 3, 0, 2>, FwdKnobs<4, 3, 0, 3>, FwdKnobs<2, 4, 1, 1>,
-    FwdKnobs<2, 4, 1, 2>, FwdKnobs<2, 4, 1, 3>>;
+    FwdKnobs<4, 1, 2, 0>, FwdKnobs<4, 3, 2, 0>, FwdKnobs<4, 3, 0, 1>, FwdKnobs<4, 3, 0, 2>,
+    FwdKnobs<4, 3, 0, 3>, FwdKnobs<2, 4, 1, 1>, FwdKnobs<2, 4, 1, 2>, FwdKnobs<2, 4, 1, 3>>;
 template <bool kResidual>
 using FwdSweepKnobs = std::conditional_t<kResidual, FwdSweepResidual, FwdSweepPlain>;
 
@@ -285,6 +283,7 @@ struct FwdArgs {
   int D;
   int waves;
   int block_x;
+  int max_grid_y;
   cudaStream_t stream;
 };
 
@@ -302,15 +301,14 @@ void LaunchTiledForward(const FwdArgs& a, bf16* y, R* r_out, const R* r, const b
         detail::ResidentBlocks(kernel, static_cast<int>(block.x * block.y), 0) * a.waves;
     gy = std::clamp<int64_t>(resident / gx, 1, row_tiles);
   }
-  gy = std::min<int64_t>(gy, 65535);
-  kernel<<<dim3(gx, static_cast<unsigned>(gy)), block, 0, a.stream>>>(y, r_out, r, d, alpha,
-                                                                      gamma, beta, a.N, a.D);
+  gy = std::min<int64_t>(gy, a.max_grid_y > 0 ? a.max_grid_y : 65535);
+  kernel<<<dim3(gx, static_cast<unsigned>(gy)), block, 0, a.stream>>>(y, r_out, r, d, alpha, gamma,
+                                                                      beta, a.N, a.D);
 }
 
 template <typename R, bool kResidual, bool kBeta>
 void LaunchLegacyForward(const FwdArgs& a, bool vec, bool fast, bf16* y, R* r_out, const R* r,
-                         const bf16* d, const float* alpha, const float* gamma,
-                         const float* beta) {
+                         const bf16* d, const float* alpha, const float* gamma, const float* beta) {
   detail::WithBool(vec, [&](auto v) {
     detail::WithBool(fast, [&](auto f) {
       constexpr int kVec = decltype(v)::value ? kVecWidth : 1;
@@ -414,13 +412,10 @@ __global__ void __launch_bounds__(kBlockThreads)
 // One tile of the tiled backward: this thread's kRows rows of its 8 channels, loads first (raw),
 // then row by row in the legacy kernel's order, so the partial sums are the same.
 template <bool kGuard, int kRows, int kTanh, bool kDr, typename R>
-__device__ __forceinline__ void DytBackwardTile(bf16* dx, const bf16* __restrict__ dy,
-                                                const R* __restrict__ x, const bf16* dr,
-                                                int64_t off0, int64_t row_step, int64_t row0,
-                                                int by, int64_t N, float alpha,
-                                                const float (&g)[kVecWidth],
-                                                float (&acc_g)[kVecWidth],
-                                                float (&acc_b)[kVecWidth], float& acc_a) {
+__device__ __forceinline__ void DytBackwardTile(
+    bf16* dx, const bf16* __restrict__ dy, const R* __restrict__ x, const bf16* dr, int64_t off0,
+    int64_t row_step, int64_t row0, int by, int64_t N, float alpha, const float (&g)[kVecWidth],
+    float (&acc_g)[kVecWidth], float (&acc_b)[kVecWidth], float& acc_a) {
   detail::Raw8<bf16> dyr[kRows] = {};
   detail::Raw8<R> xr[kRows] = {};
   detail::Raw8<bf16> drr[kRows] = {};
@@ -461,9 +456,9 @@ __device__ __forceinline__ void DytBackwardTile(bf16* dx, const bf16* __restrict
 // legacy kernel for the same grid.
 template <typename R, bool kDr, int kRows, int kMinBlocks, int kTanh>
 __global__ void __launch_bounds__(kBlockThreads, kMinBlocks)
-    DytBackwardTiledKernel(bf16* dx, float* __restrict__ part_gamma,
-                           float* __restrict__ part_beta, float* __restrict__ part_alpha,
-                           const bf16* __restrict__ dy, const R* __restrict__ x, const bf16* dr,
+    DytBackwardTiledKernel(bf16* dx, float* __restrict__ part_gamma, float* __restrict__ part_beta,
+                           float* __restrict__ part_alpha, const bf16* __restrict__ dy,
+                           const R* __restrict__ x, const bf16* dr,
                            const float* __restrict__ alpha_p, const float* __restrict__ gamma,
                            int64_t N, int D) {
   extern __shared__ float smem[];
@@ -498,8 +493,8 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocks)
                                                 g, acc_g, acc_b, acc_a);
     }
     if (row0 < N) {
-      DytBackwardTile<true, kRows, kTanh, kDr>(dx, dy, x, dr, off0, row_step, row0, by, N, alpha,
-                                               g, acc_g, acc_b, acc_a);
+      DytBackwardTile<true, kRows, kTanh, kDr>(dx, dy, x, dr, off0, row_step, row0, by, N, alpha, g,
+                                               acc_g, acc_b, acc_a);
     }
   }
 
@@ -536,10 +531,9 @@ using BwdDefaultKnobs = KnobList<BwdKnobs<kBwdRows, kBwdMinBlocks, kFwdAccurateT
                                  BwdKnobs<kBwdRows, kBwdMinBlocks, kFwdFastTanh>>;
 // Registers (blocks of 256 per SM), with dr: r1 96 (2), r1.b3 80 (3), r1.b4 64 (4), r2 120 (2),
 // r2.b3 80 (3), r4 128 (2). Left out, they spill: r2.b4, r4.b3.
-using BwdSweepKnobs =
-    KnobList<BwdKnobs<1, 1, 0>, BwdKnobs<1, 3, 0>, BwdKnobs<1, 4, 0>, BwdKnobs<2, 1, 0>,
-             BwdKnobs<2, 3, 0>, BwdKnobs<4, 1, 0>, BwdKnobs<2, 3, 1>, BwdKnobs<2, 1, 2>,
-             BwdKnobs<2, 3, 2>>;
+using BwdSweepKnobs = KnobList<BwdKnobs<1, 1, 0>, BwdKnobs<1, 3, 0>, BwdKnobs<1, 4, 0>,
+                               BwdKnobs<2, 1, 0>, BwdKnobs<2, 3, 0>, BwdKnobs<4, 1, 0>,
+                               BwdKnobs<2, 3, 1>, BwdKnobs<2, 1, 2>, BwdKnobs<2, 3, 2>>;
 
 template <typename K>
 bool BwdKnobsMatch(const tuning::DytBackwardConfig& c) {
@@ -595,7 +589,8 @@ Status LaunchForward(const char* fn, const tuning::DytForwardConfig& cfg, bool s
   }
   DYT_RETURN_IF_ERROR(detail::CheckNotNull(fn, "alpha", alpha));
   DYT_RETURN_IF_ERROR(detail::CheckNotNull(fn, "gamma", gamma));
-  if (cfg.block_x < 0 || cfg.block_x % 32 != 0 || cfg.block_x > kBlockThreads || cfg.waves < 0) {
+  if (cfg.block_x < 0 || cfg.block_x % 32 != 0 || cfg.block_x > kBlockThreads || cfg.waves < 0 ||
+      cfg.max_grid_y < 0) {
     return InvalidArgument(std::string(fn) + ": bad launch knobs in config " + cfg.Name());
   }
   if (cfg.legacy && cfg.tanh == tuning::TanhImpl::kExpRcp) {
@@ -618,7 +613,7 @@ Status LaunchForward(const char* fn, const tuning::DytForwardConfig& cfg, bool s
   const bool vec = D % kVecWidth == 0 && Aligned16(y) && Aligned16(r) && Aligned16(gamma) &&
                    (beta == nullptr || Aligned16(beta)) &&
                    (!residual || (Aligned16(r_out) && Aligned16(d)));
-  const FwdArgs a{N, D, cfg.waves, cfg.block_x, stream};
+  const FwdArgs a{N, D, cfg.waves, cfg.block_x, cfg.max_grid_y, stream};
   detail::WithBool(residual, [&](auto res) {
     detail::WithBool(beta != nullptr, [&](auto has_beta) {
       constexpr bool kRes = decltype(res)::value;
@@ -759,12 +754,12 @@ std::string DytForwardConfig::Name() const {
   if (legacy) return "legacy." + tanh_name;
   return "r" + std::to_string(rows) + ".b" + std::to_string(min_blocks) + "." + tanh_name + "." +
          (h >= 0 && h < 4 ? kHint[h] : "?") + ".w" + std::to_string(waves) + ".x" +
-         std::to_string(block_x);
+         std::to_string(block_x) + (max_grid_y > 0 ? ".g" + std::to_string(max_grid_y) : "");
 }
 
 bool DytForwardConfig::operator==(const DytForwardConfig& o) const {
   return legacy == o.legacy && rows == o.rows && min_blocks == o.min_blocks && tanh == o.tanh &&
-         hint == o.hint && waves == o.waves && block_x == o.block_x;
+         hint == o.hint && waves == o.waves && block_x == o.block_x && max_grid_y == o.max_grid_y;
 }
 
 DytForwardConfig DefaultDytForwardConfig(TanhMode mode) {
@@ -821,7 +816,8 @@ bool DytForwardKernelInfo(const DytForwardConfig& cfg, bool residual, int* regis
       if (cfg.tanh == TanhImpl::kHardware) {
         kernel = reinterpret_cast<const void*>(DytForwardKernel<kVecWidth, bf16, kRes, true, true>);
       } else if (cfg.tanh == TanhImpl::kLibdevice) {
-        kernel = reinterpret_cast<const void*>(DytForwardKernel<kVecWidth, bf16, kRes, true, false>);
+        kernel =
+            reinterpret_cast<const void*>(DytForwardKernel<kVecWidth, bf16, kRes, true, false>);
       }
       return;
     }

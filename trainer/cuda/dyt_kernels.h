@@ -112,8 +112,9 @@ struct DytForwardConfig {
   // Launch-time knobs, any value:
   int waves = 1;    // grid = waves x the blocks resident at once (persistent); 0: a block per tile
   int block_x = 0;  // threads across a row (a multiple of 32, <= 256; 0: auto); 256 per block
+  int max_grid_y = 0;  // caps the grid's row-tile dimension (tests: many tiles per block); 0: none
 
-  std::string Name() const;  // e.g. "r4.b1.lib.cs.w1.x0"
+  std::string Name() const;  // e.g. "r4.b3.lib.cs.w1.x0" (".g<max_grid_y>" when set)
   bool operator==(const DytForwardConfig& o) const;
 };
 

@@ -24,11 +24,11 @@ namespace dyt::cuda::tanh_math {
 
 // Hex-exact fp32 constants (libdevice's bits).
 inline constexpr float kTwoOverLn2 = 0x1.715476p+1f;  // 2 / ln 2, 0x4038AA3B
-inline constexpr float kP0 = 0x1.01e104p-6f;           // 0x3C80F082
-inline constexpr float kP1 = -0x1.ac795cp-5f;          // 0xBD563CAE
-inline constexpr float kP2 = 0x1.10b282p-3f;           // 0x3E085941
-inline constexpr float kP3 = -0x1.5553dap-2f;          // 0xBEAAA9ED
-inline constexpr float kSmall = 0x1.333334p-1f;        // 0.6f, 0x3F19999A
+inline constexpr float kP0 = 0x1.01e104p-6f;          // 0x3C80F082
+inline constexpr float kP1 = -0x1.ac795cp-5f;         // 0xBD563CAE
+inline constexpr float kP2 = 0x1.10b282p-3f;          // 0x3E085941
+inline constexpr float kP3 = -0x1.5553dap-2f;         // 0xBEAAA9ED
+inline constexpr float kSmall = 0x1.333334p-1f;       // 0.6f, 0x3F19999A
 
 // ex2(a) ~ 2^a and rcp(v) ~ 1 / v, each a callable float -> float.
 template <typename Ex2, typename Rcp>

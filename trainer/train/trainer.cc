@@ -24,8 +24,7 @@ constexpr int64_t kBucketFloats = int64_t(1) << 22;
 Trainer::Trainer(const TrainConfig& config, EventWriter* events, dist::Communicator* comm)
     : config_(config), events_(events), comm_(comm) {}
 
-StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config,
-                                                   EventWriter* events,
+StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config, EventWriter* events,
                                                    dist::Communicator* comm) {
   if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
   std::unique_ptr<Trainer> t(new Trainer(config, events, comm));
@@ -178,11 +177,11 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
   const CheckpointSection& ck = config_.checkpoint;
   if (rank() == 0) {
     spdlog::info("model: {}", config_.model.Summary());
-    spdlog::info("train: steps {}..{} x {} tokens (batch {} x accum {} x seq {} x {} ranks{}), {} "
-                 "threads",
-                 step(), tr.steps, config_.tokens_per_step() * world_size(), tr.batch_size,
-                 tr.grad_accum, tr.seq_len, world_size(), tr.zero1 ? ", ZeRO-1" : "",
-                 omp_get_max_threads());
+    spdlog::info(
+        "train: steps {}..{} x {} tokens (batch {} x accum {} x seq {} x {} ranks{}), {} "
+        "threads",
+        step(), tr.steps, config_.tokens_per_step() * world_size(), tr.batch_size, tr.grad_accum,
+        tr.seq_len, world_size(), tr.zero1 ? ", ZeRO-1" : "", omp_get_max_threads());
   }
   Emit({{"event", "start"},
         {"step", step()},
@@ -215,8 +214,7 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
       Emit({{"event", "eval"}, {"step", s.step}, {"val_loss", val}});
     }
     const double minutes =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save_time_)
-            .count() /
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save_time_).count() /
         60.0;
     // Time-based saves are decided by rank 0's clock and agreed on, like stops.
     const bool time_due = ck.every_minutes > 0 && minutes >= ck.every_minutes && rank() == 0;

@@ -50,8 +50,7 @@ class Trainer {
  public:
   // Builds the model (initialised from train.seed), optimizer and data source. `events` may
   // be null; `comm` may be null (one process). Both must outlive the trainer.
-  static StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config,
-                                                   EventWriter* events,
+  static StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config, EventWriter* events,
                                                    dist::Communicator* comm = nullptr);
 
   // Restores model, optimizer, data position and RNG from a checkpoint of the same model
@@ -80,7 +79,7 @@ class Trainer {
  private:
   Trainer(const TrainConfig& config, EventWriter* events, dist::Communicator* comm);
   void Log(const StepStats& s);
-  void Emit(nlohmann::json event);  // rank 0 only
+  void Emit(nlohmann::json event);       // rank 0 only
   StatusOr<CheckpointState> Snapshot();  // collective with ZeRO-1 (gathers the moments)
   Status Restore(const CheckpointState& state);
   // Averages gradients over ranks, clips them and applies AdamW; returns the global gradient
