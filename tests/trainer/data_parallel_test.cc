@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/trainer/train_process.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/data/shard_writer.h"
 #include "trainer/model/rng.h"
@@ -54,28 +55,11 @@ class DataParallelTest : public ::testing::Test {
     return (run / "job.yaml").string();
   }
 
-  // Runs `dyt-train ARGS` under dyt-launch with `nproc` ranks (1: no launcher).
   int Run(int nproc, const std::vector<std::string>& args, const std::string& events) {
-    std::string cmd;
-    if (nproc > 1) {
-      cmd =
-          std::string(DYT_LAUNCH_BIN) + " --nproc " + std::to_string(nproc) + " --timeout-s 30 -- ";
-    }
-    cmd += std::string(DYT_TRAIN_BIN) + " --log-level warn --events-fd 3";
-    for (const auto& a : args) cmd += " " + a;
-    cmd += " 3>>" + events;
-    const int rc = std::system(cmd.c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return testing::RunDytTrain(args, events, nproc);
   }
-
   static std::map<int64_t, double> Losses(const std::string& events) {
-    std::map<int64_t, double> out;
-    std::ifstream in(events);
-    for (std::string line; std::getline(in, line);) {
-      const auto j = nlohmann::json::parse(line);
-      if (j["event"] == "step") out[j["step"].get<int64_t>()] = j["loss"].get<double>();
-    }
-    return out;
+    return testing::StepLosses(events);
   }
 
   std::vector<float> FinalParams(const std::string& name) {

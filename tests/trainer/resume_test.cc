@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/trainer/train_process.h"
 #include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/data/shard_writer.h"
@@ -25,6 +26,8 @@ namespace dyt {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::RunDytTrain;
+using testing::StepLosses;
 
 class ResumeTest : public ::testing::Test {
  protected:
@@ -57,25 +60,6 @@ class ResumeTest : public ::testing::Test {
     return (run / "job.yaml").string();
   }
 
-  // Runs dyt-train with `args`, events to `events`; returns the exit status.
-  static int RunTrain(const std::vector<std::string>& args, const std::string& events) {
-    std::string cmd = std::string(DYT_TRAIN_BIN) + " --log-level warn --events-fd 3";
-    for (const auto& a : args) cmd += " " + a;
-    cmd += " 3>>" + events;
-    const int rc = std::system(cmd.c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  }
-
-  static std::map<int64_t, double> StepLosses(const std::string& events) {
-    std::map<int64_t, double> out;
-    std::ifstream in(events);
-    for (std::string line; std::getline(in, line);) {
-      const auto j = nlohmann::json::parse(line);
-      if (j["event"] == "step") out[j["step"].get<int64_t>()] = j["loss"].get<double>();
-    }
-    return out;
-  }
-
   fs::path dir_;
 };
 
@@ -91,7 +75,7 @@ void ExpectSameState(const CheckpointState& a, const CheckpointState& b) {
 TEST_F(ResumeTest, ResumedRunsAreBitIdenticalToAStraightRun) {
   const int64_t N = 12;
   const std::string straight_events = (dir_ / "straight.jsonl").string();
-  ASSERT_EQ(RunTrain({"--config", Config("straight", N)}, straight_events), 0);
+  ASSERT_EQ(RunDytTrain({"--config", Config("straight", N)}, straight_events), 0);
   const auto straight = StepLosses(straight_events);
   ASSERT_EQ(straight.size(), size_t(N));
   auto ref = FindLatestGood((dir_ / "straight" / "ckpt").string(), nullptr);
@@ -104,8 +88,8 @@ TEST_F(ResumeTest, ResumedRunsAreBitIdenticalToAStraightRun) {
     const std::string name = "split" + std::to_string(k);
     const std::string cfg = Config(name, N);
     const std::string events = (dir_ / (name + ".jsonl")).string();
-    ASSERT_EQ(RunTrain({"--config", cfg, "--stop-at-step", std::to_string(k)}, events), 0);
-    ASSERT_EQ(RunTrain({"--config", cfg, "--resume", "auto"}, events), 0);
+    ASSERT_EQ(RunDytTrain({"--config", cfg, "--stop-at-step", std::to_string(k)}, events), 0);
+    ASSERT_EQ(RunDytTrain({"--config", cfg, "--resume", "auto"}, events), 0);
     const auto split = StepLosses(events);
     ASSERT_EQ(split.size(), size_t(N));
     for (int64_t s = 1; s <= N; ++s) {
@@ -154,9 +138,9 @@ TEST_F(ResumeTest, SigtermSavesACheckpointAndExitsWithThePreemptedCode) {
   EXPECT_EQ(ckpt->state.step, last_step) << "the checkpoint holds the last finished step";
 
   // It resumes from there.
-  ASSERT_EQ(RunTrain({"--config", cfg, "--resume", "auto", "--stop-at-step",
-                      std::to_string(last_step + 2)},
-                     events),
+  ASSERT_EQ(RunDytTrain({"--config", cfg, "--resume", "auto", "--stop-at-step",
+                         std::to_string(last_step + 2)},
+                        events),
             0);
   const auto after = StepLosses(events);
   EXPECT_EQ(after.rbegin()->first, last_step + 2);
