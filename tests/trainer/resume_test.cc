@@ -21,6 +21,7 @@
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/data/shard_writer.h"
 #include "trainer/model/rng.h"
+#include "trainer/train/trainer.h"
 
 namespace dyt {
 namespace {
@@ -144,6 +145,43 @@ TEST_F(ResumeTest, SigtermSavesACheckpointAndExitsWithThePreemptedCode) {
             0);
   const auto after = StepLosses(events);
   EXPECT_EQ(after.rbegin()->first, last_step + 2);
+}
+
+}  // namespace
+}  // namespace dyt
+
+namespace dyt {
+namespace {
+
+TEST(CheckpointTriggerTest, EveryMinutesAndEveryStepsSaveWhereDue) {
+  const fs::path dir = fs::temp_directory_path() / ("dyt_trigger_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  for (const auto& [trigger, want] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           // A time budget already spent after every step: a checkpoint after each one.
+           {"every_minutes: 0.0000001", {1, 2, 3, 4, 5}},
+           // Every 2 steps, plus the final step.
+           {"every_steps: 2", {2, 4, 5}},
+       }) {
+    fs::remove_all(dir);
+    auto node = LoadYamlString(
+        "model: {preset: test}\ndata: {synthetic: true}\n"
+        "train: {steps: 5, batch_size: 2, threads: 1}\n"
+        "checkpoint: {dir: " +
+        dir.string() + ", keep_last: 10, " + trigger + "}\n");
+    ASSERT_TRUE(node.ok());
+    auto cfg = ParseTrainConfig(*node);
+    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+    auto t = Trainer::Create(*cfg, nullptr);
+    ASSERT_TRUE(t.ok());
+    auto outcome = (*t)->Run(nullptr);
+    ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+    auto list = ListCheckpoints(dir.string());
+    ASSERT_TRUE(list.ok());
+    std::vector<int64_t> steps;
+    for (const auto& c : *list) steps.insert(steps.begin(), c.step);  // listed newest first
+    EXPECT_EQ(steps, want) << trigger;
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -1,10 +1,9 @@
 // A safetensors writer that streams tensors from the caller's buffers.
 //
-// Why not trainer/io SafetensorsWriter: (1) it copies every tensor before writing, which for
-// a checkpoint means a second copy of params, m and v in memory; (2) it 8-byte aligns each
-// tensor by leaving gaps between tensors, and the reference implementation (Hugging Face
-// safetensors, Metadata::validate) rejects any gap: tensor data must be contiguous and cover
-// the whole buffer. The DyT scalars (alpha, embed_scale: 4 bytes each) would create such gaps.
+// Why not trainer/io SafetensorsWriter: it copies every tensor before writing, which for a
+// checkpoint would mean a second copy of params, m and v in memory, and it cannot convert to
+// BF16 on the way out. The reference implementation (Hugging Face safetensors,
+// Metadata::validate) requires tensor data to be contiguous and cover the whole buffer.
 // This writer emits tensors back to back in the order added; only the header is padded (with
 // spaces, as the reference does) so the data section starts 8-byte aligned. Files it writes
 // read back with ReadSafetensors.
