@@ -70,7 +70,7 @@ Row Time(const std::string& name, const std::string& shape, double bytes, const 
 }
 
 Row CopyBandwidth(const Options& opt) {
-  Row row{"copy (cudaMemcpy D2D, 2 GiB)", "-", 2.0 * (size_t{2} << 30), 0, 0, ""};
+  Row row{"copy (cudaMemcpy D2D, 2 GiB)", "-", 0, 0, 2.0 * (size_t{2} << 30), ""};
   dyt::bench::CopyBandwidthGBs(opt.batches, &row.ms);
   row.ms_min = row.ms;
   return row;

@@ -45,6 +45,7 @@ constexpr int kLegacyBwdRows = 2;
 // The DEFAULT forward configuration (what DytForward / ResidualDytForward run): change these to
 // change it; DefaultDytForwardConfig and the compiled-in lists follow. Tanh and hint use the
 // numbering of tuning::TanhImpl / tuning::CacheHint.
+constexpr bool kFwdLegacy = false;  // true: back to the legacy kernel (tanh from the mode)
 constexpr int kFwdRows = 4;
 constexpr int kFwdMinBlocks = 3;     // 80 registers: 3 blocks per SM, as the legacy kernel had
 constexpr int kFwdAccurateTanh = 0;  // libdevice tanhf
@@ -53,6 +54,7 @@ constexpr int kFwdHint = 0;          // ld.global.cs
 constexpr int kFwdWaves = 1;         // persistent grid
 constexpr int kFwdBlockX = 0;        // auto
 // The default backward (tuning::DytBackwardConfig): rows per thread, register cap.
+constexpr bool kBwdLegacy = false;
 constexpr int kBwdRows = 2;
 constexpr int kBwdMinBlocks = 1;
 
@@ -764,6 +766,7 @@ bool DytForwardConfig::operator==(const DytForwardConfig& o) const {
 
 DytForwardConfig DefaultDytForwardConfig(TanhMode mode) {
   DytForwardConfig c;
+  c.legacy = kFwdLegacy;
   c.rows = kFwdRows;
   c.min_blocks = kFwdMinBlocks;
   c.tanh = static_cast<TanhImpl>(mode == TanhMode::kFast ? kFwdFastTanh : kFwdAccurateTanh);
@@ -781,7 +784,7 @@ const std::vector<DytForwardConfig>& DytForwardConfigs(bool residual) {
       DytForwardConfig legacy;
       legacy.legacy = true;
       legacy.tanh = t;
-      v.push_back(legacy);
+      if (std::find(v.begin(), v.end(), legacy) == v.end()) v.push_back(legacy);
     }
     AppendConfigs(sweep, v);
     return v;
@@ -859,6 +862,7 @@ bool DytBackwardConfig::operator==(const DytBackwardConfig& o) const {
 
 DytBackwardConfig DefaultDytBackwardConfig(TanhMode mode) {
   DytBackwardConfig c;
+  c.legacy = kBwdLegacy;
   c.rows = kBwdRows;
   c.min_blocks = kBwdMinBlocks;
   c.tanh = static_cast<TanhImpl>(mode == TanhMode::kFast ? kFwdFastTanh : kFwdAccurateTanh);
@@ -873,7 +877,7 @@ const std::vector<DytBackwardConfig>& DytBackwardConfigs() {
       DytBackwardConfig legacy;
       legacy.legacy = true;
       legacy.tanh = t;
-      v.push_back(legacy);
+      if (std::find(v.begin(), v.end(), legacy) == v.end()) v.push_back(legacy);
     }
     AppendBwdConfigs(BwdSweepKnobs{}, v);
     return v;
