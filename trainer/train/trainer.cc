@@ -117,7 +117,7 @@ StatusOr<StepStats> Trainer::TrainStep() {
   DYT_ASSIGN_OR_RETURN(s.grad_norm, ReduceAndUpdate(s.lr));
   s.step = optim_->step();
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  s.tokens_per_s = double(config_.tokens_per_step()) * world_size() / s.seconds;
+  s.tokens_per_s = double(tokens_per_step()) / s.seconds;
   return s;
 }
 
@@ -152,7 +152,7 @@ void Trainer::Log(const StepStats& s) {
                        {"grad_norm", s.grad_norm},
                        {"tokens_per_s", s.tokens_per_s},
                        {"step_seconds", s.seconds},
-                       {"tokens", s.step * config_.tokens_per_step()}};
+                       {"tokens", s.step * tokens_per_step()}};
   if (!alphas.empty()) {
     const auto [mn, mx] = std::minmax_element(alphas.begin(), alphas.end());
     double mean = 0;
@@ -180,8 +180,8 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
     spdlog::info(
         "train: steps {}..{} x {} tokens (batch {} x accum {} x seq {} x {} ranks{}), {} "
         "threads",
-        step(), tr.steps, config_.tokens_per_step() * world_size(), tr.batch_size, tr.grad_accum,
-        tr.seq_len, world_size(), tr.zero1 ? ", ZeRO-1" : "", omp_get_max_threads());
+        step(), tr.steps, tokens_per_step(), tr.batch_size, tr.grad_accum, tr.seq_len, world_size(),
+        tr.zero1 ? ", ZeRO-1" : "", omp_get_max_threads());
   }
   Emit({{"event", "start"},
         {"step", step()},
@@ -251,7 +251,7 @@ StatusOr<CheckpointState> Trainer::Snapshot() {
   st.params.assign(model_->params(), model_->params() + n);
   st.adam_step = optim_->step();
   st.step = step();
-  st.tokens_seen = step() * config_.tokens_per_step() * world_size();
+  st.tokens_seen = step() * tokens_per_step();
   st.loader = data_->position();
   st.rng_state = data_->rng_state();
   st.meta.job_id = config_.job_id;

@@ -75,6 +75,8 @@ class Trainer {
   const TrainConfig& config() const { return config_; }
   int rank() const { return comm_ ? comm_->rank() : 0; }
   int world_size() const { return comm_ ? comm_->world_size() : 1; }
+  // Tokens one optimizer step consumes, all ranks together.
+  int64_t tokens_per_step() const { return config_.tokens_per_step() * world_size(); }
 
  private:
   Trainer(const TrainConfig& config, EventWriter* events, dist::Communicator* comm);
