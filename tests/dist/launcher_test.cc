@@ -130,7 +130,10 @@ TEST(DytLaunchTest, SetsTheDistributedEnvironment) {
   const LaunchRun run =
       Launch(dir, {"--nproc", "2", "--nnodes", "3", "--node-rank", "1", "--rdzv", rdzv, "--rdzv-id",
                    "job9.attempt2", "--timeout-s", "2.5", "--host", "lo", "--", "/bin/sh", "-c",
-                   "env | grep '^DYT_' | sort > \"$OUT/env.$DYT_LOCAL_RANK\""});
+                   // Only the variables dyt-launch sets: the test's own environment may hold
+                   // other DYT_ settings (e.g. a build directory).
+                   "env | grep -E '^DYT_(DIST_|LOCAL_|NODE_|RANK|RDZV|WORLD_)' | sort > "
+                   "\"$OUT/env.$DYT_LOCAL_RANK\""});
   ASSERT_TRUE(run.exit.finished);
   ASSERT_EQ(run.exit.code, 0) << run.stderr_text;
   for (int local = 0; local < 2; ++local) {

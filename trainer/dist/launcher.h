@@ -43,7 +43,8 @@ struct LaunchSpec {
   int nproc = 1;                     // ranks on this machine
   int nnodes = 1;                    // machines in the job
   int node_rank = 0;                 // this machine's index in [0, nnodes)
-  std::string rdzv_dir;              // DYT_RDZV; may be empty only for a world of one
+  std::string rdzv_dir;              // DYT_RDZV (a directory or HOST:PORT); may be empty only
+                                     // for a world of one
   std::string rdzv_id;               // DYT_RDZV_ID; may be empty only for a world of one
   double dist_timeout_s = 0;         // DYT_DIST_TIMEOUT_S when > 0; unset (trainer default) else
   std::string host;                  // DYT_DIST_HOST when not empty

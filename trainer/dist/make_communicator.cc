@@ -9,6 +9,7 @@
 #include "trainer/dist/gloo_communicator.h"
 #include "trainer/dist/kv_store.h"
 #include "trainer/dist/local_communicator.h"
+#include "trainer/dist/tcp_kv_store.h"
 
 namespace dyt::dist {
 
@@ -42,6 +43,16 @@ StatusOr<int> ParseInt(const char* name, const std::string& value, long lo, long
   return static_cast<int>(v);
 }
 
+// For a HOST:PORT rendezvous: the server's address, or INVALID_ARGUMENT saying what is wrong
+// with it (a client needs a real port, not 0).
+StatusOr<HostPort> TcpRendezvousAddress(const std::string& rdzv) {
+  DYT_ASSIGN_OR_RETURN(HostPort server, ParseHostPort(rdzv));
+  if (server.port == 0) {
+    return InvalidArgument("address '" + rdzv + "': port 0 names no server; give its real port");
+  }
+  return server;
+}
+
 }  // namespace
 
 Status ValidateDistEnv(const DistEnv& env) {
@@ -63,8 +74,15 @@ Status ValidateDistEnv(const DistEnv& env) {
   }
   if (env.world_size > 1) {
     if (env.rdzv.empty()) {
-      return InvalidArgument("rdzv: a rendezvous directory is needed when world_size is " +
-                             std::to_string(env.world_size));
+      return InvalidArgument(
+          "rdzv: a rendezvous directory or HOST:PORT is needed when "
+          "world_size is " +
+          std::to_string(env.world_size));
+    }
+    if (IsTcpRendezvous(env.rdzv)) {
+      if (StatusOr<HostPort> server = TcpRendezvousAddress(env.rdzv); !server.ok()) {
+        return InvalidArgument("rdzv: " + server.status().message());
+      }
     }
     if (env.job.empty()) {
       return InvalidArgument("job: a rendezvous id (key prefix) is needed when world_size is " +
@@ -107,7 +125,14 @@ StatusOr<DistEnv> DistEnvFromEnvironment() {
     }
     env.timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(s * 1000.0)));
   }
-  if (auto v = Env("DYT_RDZV")) env.rdzv = *v;
+  if (auto v = Env("DYT_RDZV")) {
+    env.rdzv = *v;
+    if (IsTcpRendezvous(env.rdzv)) {
+      if (StatusOr<HostPort> server = TcpRendezvousAddress(env.rdzv); !server.ok()) {
+        return BadVar("DYT_RDZV", *v, server.status().message());
+      }
+    }
+  }
   if (auto v = Env("DYT_RDZV_ID")) {
     env.job = *v;
     if (Status st = ValidateKvKey(env.job); !st.ok()) {
@@ -122,7 +147,8 @@ StatusOr<DistEnv> DistEnvFromEnvironment() {
   if (env.world_size > 1) {
     if (env.rdzv.empty()) {
       return InvalidArgument(
-          "DYT_RDZV: must be set (a directory all ranks share) when "
+          "DYT_RDZV: must be set (HOST:PORT of the rendezvous server, or a directory all "
+          "ranks share) when "
           "DYT_WORLD_SIZE=" +
           std::to_string(env.world_size) + " > 1");
     }
@@ -140,7 +166,13 @@ StatusOr<DistEnv> DistEnvFromEnvironment() {
 StatusOr<std::unique_ptr<Communicator>> MakeHostCommunicator(const DistEnv& env) {
   DYT_RETURN_IF_ERROR(ValidateDistEnv(env));
   if (env.world_size == 1) return std::unique_ptr<Communicator>(new LocalCommunicator());
-  DYT_ASSIGN_OR_RETURN(std::unique_ptr<FileKvStore> store, FileKvStore::Open(env.rdzv));
+  std::unique_ptr<KvStore> store;
+  if (IsTcpRendezvous(env.rdzv)) {
+    DYT_ASSIGN_OR_RETURN(HostPort server, TcpRendezvousAddress(env.rdzv));
+    DYT_ASSIGN_OR_RETURN(store, TcpKvStore::Connect(server, env.timeout));
+  } else {
+    DYT_ASSIGN_OR_RETURN(store, FileKvStore::Open(env.rdzv));
+  }
   GlooOptions options;
   options.interface_or_host = env.host;
   options.timeout = env.timeout;

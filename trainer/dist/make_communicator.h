@@ -4,8 +4,11 @@
 //   DYT_RANK          global rank, 0 <= rank < world size                 (default 0)
 //   DYT_WORLD_SIZE    number of ranks, >= 1                               (default 1)
 //   DYT_LOCAL_RANK    rank on this machine, 0 <= local rank < world size  (default = rank)
-//   DYT_RDZV          rendezvous directory shared by all ranks (FileKvStore); needed when
-//                     the world size is > 1
+//   DYT_RDZV          where the ranks meet; needed when the world size is > 1. Either
+//                     HOST:PORT (also tcp://HOST:PORT, [IPV6]:PORT) of a TcpKvStoreServer,
+//                     which dyt-launch on node rank 0 serves (see tcp_kv_store.h for how
+//                     the two forms are told apart), or a directory shared by all ranks
+//                     (FileKvStore)
 //   DYT_RDZV_ID       key prefix naming the job attempt, a KvStore key (letters, digits, '.',
 //                     '_', '-'); needed when the world size is > 1; never reused by another
 //                     attempt, so that no rank reads a stale address
@@ -29,7 +32,7 @@ struct DistEnv {
   int rank = 0;
   int world_size = 1;
   int local_rank = 0;
-  std::string rdzv;  // a directory for the FileKvStore
+  std::string rdzv;  // HOST:PORT of a TcpKvStoreServer, or a directory for the FileKvStore
   std::string job;   // key prefix: the job attempt
   std::chrono::milliseconds timeout{std::chrono::seconds(300)};
   std::string host = "127.0.0.1";
@@ -43,7 +46,9 @@ StatusOr<DistEnv> DistEnvFromEnvironment();
 Status ValidateDistEnv(const DistEnv& env);
 
 // World size 1: a LocalCommunicator, with no rendezvous. Otherwise a GlooCommunicator that
-// meets its peers through a FileKvStore in env.rdzv under the prefix env.job.
+// meets its peers under the prefix env.job through a TcpKvStore connected to env.rdzv (the
+// connection retried for up to env.timeout, since the server may start later) when it is
+// HOST:PORT, else through a FileKvStore in the directory env.rdzv.
 StatusOr<std::unique_ptr<Communicator>> MakeHostCommunicator(const DistEnv& env);
 
 }  // namespace dyt::dist

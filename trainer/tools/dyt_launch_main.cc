@@ -7,7 +7,13 @@
 // DYT_RDZV, DYT_RDZV_ID, DYT_DIST_TIMEOUT_S (with --timeout-s) and DYT_DIST_HOST (see
 // trainer/dist/make_communicator.h and docs/distributed.md). On one machine --rdzv defaults to
 // a fresh temporary directory (removed at the end) and --rdzv-id to a fresh id; with several
-// machines both are required, the directory shared by all and the id the same on each.
+// machines --rdzv is required and is either
+//   * HOST:PORT (or tcp://HOST:PORT): node rank 0's dyt-launch serves the rendezvous store
+//     (TcpKvStoreServer) on PORT before it starts its ranks, until they have all exited; the
+//     other machines' ranks connect to HOST:PORT (retrying, so the order of starting does not
+//     matter). No shared file system is needed; --rdzv-id defaults to "dyt-launch", since
+//     every attempt gets a fresh, empty server. On one machine PORT may be 0 (any free port);
+//   * a directory on a shared file system, with --rdzv-id the same on each machine.
 //
 // Exit codes: 0 all ranks succeeded; 3 all ranks stopped resumable (preempted after a
 // checkpoint); otherwise the first failing rank's exit code (128 + signal if it was killed),
@@ -23,11 +29,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "trainer/dist/launcher.h"
+#include "trainer/dist/tcp_kv_store.h"
 
 namespace {
 
@@ -47,6 +55,15 @@ void InstallHandlers() {
 }
 
 void Error(const std::string& msg) { std::fprintf(stderr, "dyt-launch: %s\n", msg.c_str()); }
+void Note(const std::string& msg) { Error(msg); }
+
+// Where node rank 0's rendezvous server listens, given the HOST of --rdzv HOST:PORT: HOST
+// itself when it is a loopback address (a store for one machine is not exposed to the
+// network); else every interface, since HOST is this machine as the others reach it.
+std::string ServerBindHost(const std::string& host) {
+  if (host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1") return host;
+  return host.find(':') != std::string::npos ? "::" : "0.0.0.0";
+}
 
 }  // namespace
 
@@ -72,11 +89,11 @@ int main(int argc, char** argv) {
   app.add_option("--node-rank", spec.node_rank, "this machine's index in [0, nnodes)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--rdzv", spec.rdzv_dir,
-                 "rendezvous directory shared by every rank (default on one machine: a fresh "
-                 "temporary directory)");
+                 "rendezvous: HOST:PORT, served by node rank 0's dyt-launch, or a directory "
+                 "shared by every rank (default on one machine: a fresh temporary directory)");
   app.add_option("--rdzv-id", spec.rdzv_id,
                  "rendezvous id, unique to this job attempt (default on one machine: a fresh "
-                 "one)");
+                 "one; with HOST:PORT: dyt-launch)");
   app.add_option("--timeout-s", spec.dist_timeout_s,
                  "rendezvous and collective timeout in seconds (DYT_DIST_TIMEOUT_S)")
       ->check(CLI::PositiveNumber);
@@ -102,8 +119,28 @@ int main(int argc, char** argv) {
   spec.omp_threads_if_unset =
       static_cast<int>(std::max(1u, cores / static_cast<unsigned>(spec.nproc)));
 
-  // One machine: a private rendezvous directory and id unless given. Several: both required,
-  // and the ranks listen on this machine's name unless told otherwise.
+  // HOST:PORT: a TCP store that node rank 0 serves.
+  const bool tcp_rdzv = !spec.rdzv_dir.empty() && dyt::dist::IsTcpRendezvous(spec.rdzv_dir);
+  dyt::dist::HostPort rdzv_server;
+  if (tcp_rdzv) {
+    auto parsed = dyt::dist::ParseHostPort(spec.rdzv_dir);
+    if (!parsed.ok()) {
+      Error("--rdzv: " + parsed.status().message());
+      return kExitBadArgs;
+    }
+    rdzv_server = *parsed;
+    if (rdzv_server.port == 0 && spec.nnodes > 1) {
+      Error("--rdzv " + spec.rdzv_dir +
+            ": port 0 (any free port) works on one machine only; the other machines must know "
+            "the port");
+      return kExitBadArgs;
+    }
+    if (spec.rdzv_id.empty() && spec.nnodes > 1) spec.rdzv_id = "dyt-launch";
+  }
+
+  // One machine: a private rendezvous directory and id unless given. Several: --rdzv required
+  // (and --rdzv-id with a directory), and the ranks listen on this machine's name unless told
+  // otherwise.
   std::string temp_rdzv;
   if (spec.nnodes == 1) {
     if (spec.rdzv_dir.empty() && spec.nproc > 1) {
@@ -124,7 +161,9 @@ int main(int argc, char** argv) {
     }
   } else {
     if (spec.rdzv_dir.empty() || spec.rdzv_id.empty()) {
-      Error("--rdzv and --rdzv-id are required with --nnodes > 1 (the same on every machine)");
+      Error(
+          "--rdzv (HOST:PORT of node rank 0, or a shared directory) is required with --nnodes "
+          "> 1, and --rdzv-id with a directory (the same on every machine)");
       return kExitBadArgs;
     }
     if (spec.host.empty()) {
@@ -138,6 +177,24 @@ int main(int argc, char** argv) {
   }
 
   InstallHandlers();
+  // Node rank 0 serves a TCP rendezvous before its ranks start, until they have all exited.
+  std::unique_ptr<dyt::dist::TcpKvStoreServer> rdzv_store;
+  if (tcp_rdzv) {
+    if (spec.node_rank == 0) {
+      const std::string bind = ServerBindHost(rdzv_server.host);
+      auto started = dyt::dist::TcpKvStoreServer::Start(bind, rdzv_server.port);
+      if (!started.ok()) {
+        Error("rendezvous server: " + started.status().ToString());
+        return kExitFailure;
+      }
+      rdzv_store = std::move(*started);
+      rdzv_server.port = rdzv_store->port();
+      Note("rendezvous server listening on " +
+           dyt::dist::HostPort{bind, rdzv_store->port()}.ToString() + "; ranks connect to " +
+           rdzv_server.ToString());
+    }
+    spec.rdzv_dir = rdzv_server.ToString();  // without "tcp://", with the real port
+  }
   int code = kExitFailure;
   {
     auto launcher = dyt::dist::Launcher::Start(spec);
@@ -155,6 +212,7 @@ int main(int argc, char** argv) {
       }
     }
   }
+  if (rdzv_store != nullptr) rdzv_store->Stop();
   if (!temp_rdzv.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(temp_rdzv, ec);
