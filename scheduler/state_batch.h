@@ -63,7 +63,7 @@ class StateBatch {
   // Operations added so far (the counter merges Commit adds are not counted).
   int size() const { return static_cast<int>(ops_.size()); }
   bool empty() const { return ops_.empty(); }
-  // "put job job-0000000001, append event to job-0000000001": for error messages.
+  // "put job job-000000000001, append event to job-000000000001": for error messages.
   std::string Describe() const;
 
   // The underlying RocksDB batch, for tests that inject failures into a commit.

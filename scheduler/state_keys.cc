@@ -6,7 +6,7 @@ namespace dyt {
 namespace {
 
 constexpr std::string_view kJobIdPrefix = "job-";
-constexpr size_t kJobIdDigits = 10;
+constexpr size_t kJobIdDigits = 12;
 constexpr std::string_view kPageTokenVersion = "v1:";
 
 std::string Hex(std::string_view bytes) {

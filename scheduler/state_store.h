@@ -17,7 +17,7 @@
 // Thread safety: every method may be called from any number of threads at once. The directory
 // belongs to one StateStore at a time (RocksDB's LOCK file); a second Open fails.
 //
-// Errors name what failed: "get job job-0000000007: ...", "jobs/job-0000000007: value does
+// Errors name what failed: "get job job-000000000007: ...", "jobs/job-000000000007: value does
 // not parse as dyt.v1.JobRecord". A damaged store answers DATA_LOSS. After a failed WAL write
 // or sync RocksDB refuses further writes until the store is reopened; the service should exit
 // and let its supervisor restart it.
@@ -102,7 +102,7 @@ class StateStore {
   Status Commit(StateBatch& batch);
 
   // ----- Jobs.
-  // Submits a new job: gives record.job.id the next job number ("job-0000000042"; ids sort
+  // Submits a new job: gives record.job.id the next job number ("job-000000000042"; ids sort
   // in submission order, see FormatJobId) and writes the job, `event` (its first, usually
   // QUEUED) and, when record.client_request_id is set, the request index entry, in one
   // batch. When client_request_id is already indexed it writes nothing and returns the job

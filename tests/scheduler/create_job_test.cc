@@ -35,12 +35,12 @@ TEST(CreateJobTest, AssignsIncreasingIdsAndWritesTheFirstEvent) {
   auto b = store->CreateJob(MakeJob("b"), MakeEvent(v1::QUEUED, "submitted"));
   ASSERT_TRUE(a.ok() && b.ok()) << a.status().ToString() << b.status().ToString();
   EXPECT_TRUE(a->created);
-  EXPECT_EQ(a->record.job().id(), "job-0000000001");
-  EXPECT_EQ(b->record.job().id(), "job-0000000002");
-  auto got = store->GetJob("job-0000000002");
+  EXPECT_EQ(a->record.job().id(), "job-000000000001");
+  EXPECT_EQ(b->record.job().id(), "job-000000000002");
+  auto got = store->GetJob("job-000000000002");
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->job().spec().name(), "b");
-  auto events = store->ListJobEvents("job-0000000001");
+  auto events = store->ListJobEvents("job-000000000001");
   ASSERT_TRUE(events.ok());
   ASSERT_EQ(events->size(), 1u);
   EXPECT_EQ((*events)[0].event.reason(), "submitted");
@@ -55,7 +55,7 @@ TEST(CreateJobTest, IdsAreNeverReusedAcrossReopen) {
   auto store = OpenStore(dir.Join("db"));
   auto next = store->CreateJob(MakeJob("y"), {});
   ASSERT_TRUE(next.ok());
-  EXPECT_EQ(next->record.job().id(), "job-0000000004");
+  EXPECT_EQ(next->record.job().id(), "job-000000000004");
 }
 
 TEST(CreateJobTest, AJobPutUnderAStoreStyleIdAdvancesTheCounter) {

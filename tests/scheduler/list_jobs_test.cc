@@ -127,7 +127,7 @@ TEST(ListJobsTest, PageSizeDefaultAndCap) {
 TEST(ListJobsTest, ForeignTokenIsInvalidArgument) {
   TempDir dir;
   auto store = OpenStore(dir.Join("db"));
-  auto page = store->ListJobs({}, 10, "job-0000000001");
+  auto page = store->ListJobs({}, 10, "job-000000000001");
   ASSERT_FALSE(page.ok());
   EXPECT_EQ(page.status().ToString(),
             "INVALID_ARGUMENT: page_token: not a token that ListJobs returned");

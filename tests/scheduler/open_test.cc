@@ -135,24 +135,25 @@ TEST(OpenTest, DamagedRecordIsDataLossNamingIt) {
   {
     auto store = OpenStore(dir.Join("db"));
     v1::JobRecord record = testing::MakeJob("fine");
-    record.mutable_job()->set_id("job-0000000001");
+    record.mutable_job()->set_id("job-000000000001");
     ASSERT_TRUE(store->PutJob(record).ok());
   }
   WriteRaw(dir.Join("db"), [](rocksdb::DB* db, auto& handles, const auto& names) {
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), Family(handles, names, "jobs"), "job-0000000002",
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), Family(handles, names, "jobs"), "job-000000000002",
                         "\x0a\x05"
                         "ab")  // field 1 says 5 bytes, 2 follow
                     .ok());
   });
   auto store = OpenStore(dir.Join("db"));
   ASSERT_NE(store, nullptr);
-  EXPECT_TRUE(store->GetJob("job-0000000001").ok());
-  auto bad = store->GetJob("job-0000000002");
+  EXPECT_TRUE(store->GetJob("job-000000000001").ok());
+  auto bad = store->GetJob("job-000000000002");
   EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
-  EXPECT_EQ(bad.status().message(), "job job-0000000002: value does not parse as dyt.v1.JobRecord");
+  EXPECT_EQ(bad.status().message(),
+            "job job-000000000002: value does not parse as dyt.v1.JobRecord");
   auto all = LoadAll(*store);
   EXPECT_EQ(all.status().code(), StatusCode::kDataLoss);
-  EXPECT_TRUE(Contains(all.status().message(), "jobs/job-0000000002")) << all.status().ToString();
+  EXPECT_TRUE(Contains(all.status().message(), "jobs/job-000000000002")) << all.status().ToString();
 }
 
 }  // namespace

@@ -41,10 +41,10 @@ TEST(RecoveryTest, RestartRecoversExactlyTheActiveState) {
     // Checkpoints for the first RUNNING job (job 3) and a terminal one (job 4).
     for (int64_t step : {100, 200}) {
       v1::CheckpointRecord checkpoint;
-      checkpoint.set_job_id("job-0000000003");
+      checkpoint.set_job_id("job-000000000003");
       checkpoint.set_step(step);
       ASSERT_TRUE(store->PutCheckpoint(checkpoint).ok());
-      checkpoint.set_job_id("job-0000000004");
+      checkpoint.set_job_id("job-000000000004");
       ASSERT_TRUE(store->PutCheckpoint(checkpoint).ok());
     }
     v1::WorkerRecord worker;
@@ -67,7 +67,7 @@ TEST(RecoveryTest, RestartRecoversExactlyTheActiveState) {
     EXPECT_TRUE(MessageDifferencer::Equals(record, active[record.job().id()]));
   }
   ASSERT_EQ(state->latest_checkpoints.size(), 1u);
-  EXPECT_EQ(state->latest_checkpoints.at("job-0000000003").step(), 200);
+  EXPECT_EQ(state->latest_checkpoints.at("job-000000000003").step(), 200);
   ASSERT_EQ(state->workers.size(), 2u);
   EXPECT_EQ(state->workers[0].id(), "w1");
   EXPECT_EQ(state->jobs_by_state.at(v1::RUNNING), 2);

@@ -11,13 +11,14 @@
 namespace dyt {
 namespace {
 
-TEST(JobIdTest, FormatsTenDigitsAndParsesBack) {
-  EXPECT_EQ(FormatJobId(1), "job-0000000001");
-  EXPECT_EQ(FormatJobId(9999999999ull), "job-9999999999");
+TEST(JobIdTest, FormatsTwelveDigitsAndParsesBack) {
+  EXPECT_EQ(FormatJobId(1), "job-000000000001");
+  EXPECT_EQ(FormatJobId(9999999999ull), "job-009999999999");
+  EXPECT_EQ(FormatJobId(999999999999ull), "job-999999999999");
   for (uint64_t n : {0ull, 1ull, 42ull, 1234567890ull}) EXPECT_EQ(ParseJobId(FormatJobId(n)), n);
   EXPECT_FALSE(ParseJobId("job-1").has_value());
-  EXPECT_FALSE(ParseJobId("job-00000000001").has_value());  // not canonical
-  EXPECT_FALSE(ParseJobId("job-00000000x1").has_value());
+  EXPECT_FALSE(ParseJobId("job-0000000000001").has_value());  // not canonical
+  EXPECT_FALSE(ParseJobId("job-0000000000x1").has_value());
   EXPECT_FALSE(ParseJobId("my-job").has_value());
 }
 
@@ -60,7 +61,7 @@ TEST(StateKeysTest, RendezvousAttemptsAreSeparateRanges) {
 }
 
 TEST(StateKeysTest, RecordIdRules) {
-  EXPECT_TRUE(CheckRecordId("job id", "job-0000000001").ok());
+  EXPECT_TRUE(CheckRecordId("job id", "job-000000000001").ok());
   const Status empty = CheckRecordId("job id", "");
   EXPECT_EQ(empty.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(empty.message(), "job id: must not be empty");
@@ -71,11 +72,11 @@ TEST(StateKeysTest, RecordIdRules) {
 }
 
 TEST(PageTokenTest, RoundTripsAndRejectsForgeries) {
-  const std::string token = EncodeJobPageToken("job-0000000042");
+  const std::string token = EncodeJobPageToken("job-000000000042");
   EXPECT_EQ(token.find("job"), std::string::npos);  // opaque: not the id in clear
   auto decoded = DecodeJobPageToken(token);
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
-  EXPECT_EQ(*decoded, "job-0000000042");
+  EXPECT_EQ(*decoded, "job-000000000042");
   const std::vector<std::string> forgeries = {"xyz", "abc", "6a6f62",
                                               EncodeJobPageToken("") + "00"};
   for (const std::string& bad : forgeries) {

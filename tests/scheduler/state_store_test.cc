@@ -57,7 +57,7 @@ class StateStoreTest : public ::testing::Test {
 
 TEST_F(StateStoreTest, JobRoundTripWithoutEvents) {
   v1::JobRecord record = MakeJob("llama");
-  record.mutable_job()->set_id("job-0000000007");
+  record.mutable_job()->set_id("job-000000000007");
   record.set_client_request_id("req-7");
   v1::RankPlacement* rank = record.add_placement();
   rank->set_rank(0);
@@ -69,14 +69,14 @@ TEST_F(StateStoreTest, JobRoundTripWithoutEvents) {
   v1::JobRecord expected = record;
   expected.mutable_job()->clear_events();
   for (int pass = 0; pass < 2; ++pass) {
-    auto got = store_->GetJob("job-0000000007");
+    auto got = store_->GetJob("job-000000000007");
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     EXPECT_TRUE(MessageDifferencer::Equals(*got, expected)) << got->DebugString();
     Reopen();
   }
-  auto missing = store_->GetJob("job-0000000008");
+  auto missing = store_->GetJob("job-000000000008");
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(missing.status().message(), "job job-0000000008: not found");
+  EXPECT_EQ(missing.status().message(), "job job-000000000008: not found");
   EXPECT_EQ(store_->GetJob("").status().code(), StatusCode::kInvalidArgument);
 }
 

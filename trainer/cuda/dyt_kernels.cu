@@ -50,8 +50,8 @@ constexpr int kFwdRows = 4;
 constexpr int kFwdMinBlocks = 3;     // 80 registers: 3 blocks per SM, as the legacy kernel had
 constexpr int kFwdAccurateTanh = 0;  // libdevice tanhf
 constexpr int kFwdFastTanh = 2;      // MUFU.TANH
-constexpr int kFwdHint = 0;          // ld.global.cs
-constexpr int kFwdWaves = 1;         // persistent grid
+constexpr int kFwdHint = 3;          // cs loads, cs stores (H200 sweep, 2026-11-28)
+constexpr int kFwdWaves = 0;         // a block per row tile (H200 sweep, 2026-11-28)
 constexpr int kFwdBlockX = 0;        // auto
 // The default backward (tuning::DytBackwardConfig): rows per thread, register cap.
 constexpr bool kBwdLegacy = false;
