@@ -119,7 +119,8 @@ struct DytForwardConfig {
 };
 
 // The configuration the public functions use for `mode`.
-DytForwardConfig DefaultDytForwardConfig(TanhMode mode);
+// `residual`: the default of ResidualDytForward (it differs only in launch shape, `waves`).
+DytForwardConfig DefaultDytForwardConfig(TanhMode mode, bool residual = false);
 
 // Every compiled-in combination of the compile-time knobs of the plain (residual false) or
 // the residual-add kernel: the two defaults (accurate, fast; with their launch knobs), the two
