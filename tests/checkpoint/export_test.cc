@@ -82,7 +82,8 @@ class ExportTest : public ::testing::Test {
     return nlohmann::json::parse(testing::ReadText(json_path));
   }
   void SetUp() override {
-    if (std::string(DYT_REFERENCE_PYTHON).empty()) GTEST_SKIP() << "python3 not found";
+    ASSERT_FALSE(std::string(DYT_REFERENCE_PYTHON).empty())
+        << "python3 not found: scripts/setup.sh installs it (with numpy)";
   }
 
   TempDir work_;
