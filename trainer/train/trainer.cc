@@ -124,7 +124,8 @@ StatusOr<StepStats> Trainer::TrainStep() {
 StatusOr<double> Trainer::Evaluate() {
   const int B = config_.train.batch_size;
   const int64_t n = std::min<int64_t>(config_.train.eval_batches, data_->num_val_batches(B));
-  if (n <= 0) return FailedPrecondition("no validation data (set data.val_paths or data.val_fraction)");
+  if (n <= 0)
+    return FailedPrecondition("no validation data (set data.val_paths or data.val_fraction)");
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) {
     DYT_RETURN_IF_ERROR(data_->ValidationBatch(i, B, inputs_.data(), targets_.data()));

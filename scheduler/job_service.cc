@@ -1,0 +1,179 @@
+#include "scheduler/job_service.h"
+
+#include <google/protobuf/util/message_differencer.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <exception>
+#include <functional>
+#include <utility>
+
+#include "scheduler/job_states.h"
+
+namespace dyt {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr int kMaxIdLength = 256;
+
+Status CheckJobId(const std::string& id) {
+  if (id.empty()) return InvalidArgument("id: required");
+  if (id.size() > static_cast<size_t>(kMaxIdLength)) {
+    return InvalidArgument("id: at most " + std::to_string(kMaxIdLength) + " characters (got " +
+                           std::to_string(id.size()) + ")");
+  }
+  if (id.find('\0') != std::string::npos) return InvalidArgument("id: must not contain NUL");
+  return Status::Ok();
+}
+
+// Runs `body`, turning an escaped exception into INTERNAL and the result into a grpc::Status.
+grpc::Status Guard(const char* method, const std::function<Status()>& body) {
+  try {
+    return ToGrpcStatus(body());
+  } catch (const std::exception& e) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, std::string(method) + ": " + e.what());
+  } catch (...) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, std::string(method) + ": unknown exception");
+  }
+}
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(static_cast<int>(status.code())),
+                      status.message());
+}
+
+JobServiceImpl::JobServiceImpl(StateStore* store, JobServiceOptions options)
+    : store_(store), validator_(std::move(options.validator)) {}
+
+StatusOr<v1::Job> JobServiceImpl::Assemble(const v1::JobRecord& record) const {
+  v1::Job job = record.job();
+  job.clear_events();
+  DYT_ASSIGN_OR_RETURN(auto events, store_->ListJobEvents(job.id()));
+  for (auto& e : events) *job.add_events() = std::move(e.event);
+  return job;
+}
+
+StatusOr<v1::Job> JobServiceImpl::Submit(const v1::SubmitJobRequest& request) {
+  if (!request.has_spec()) return InvalidArgument("spec: required");
+  DYT_RETURN_IF_ERROR(JobSpecValidator::ValidateClientRequestId(request.client_request_id()));
+  DYT_RETURN_IF_ERROR(validator_.Validate(request.spec()));
+
+  auto now = TimeUtil::GetCurrentTime();
+  v1::JobRecord record;
+  record.set_client_request_id(request.client_request_id());
+  v1::Job* job = record.mutable_job();
+  *job->mutable_spec() = request.spec();
+  job->set_state(v1::QUEUED);
+  job->set_attempt(0);
+  *job->mutable_created() = now;
+  *job->mutable_updated() = now;
+  v1::JobEvent event;
+  *event.mutable_time() = now;
+  event.set_state(v1::QUEUED);
+  event.set_reason("submitted");
+
+  DYT_ASSIGN_OR_RETURN(CreateJobResult result, store_->CreateJob(std::move(record), event));
+  if (!result.created && !google::protobuf::util::MessageDifferencer::Equals(
+                             result.record.job().spec(), request.spec())) {
+    return Status(StatusCode::kAlreadyExists, "client_request_id: '" + request.client_request_id() +
+                                                  "' was already used for job " +
+                                                  result.record.job().id() +
+                                                  " with a different spec");
+  }
+  return Assemble(result.record);
+}
+
+StatusOr<v1::Job> JobServiceImpl::Get(const v1::GetJobRequest& request) {
+  DYT_RETURN_IF_ERROR(CheckJobId(request.id()));
+  DYT_ASSIGN_OR_RETURN(auto record, store_->GetJob(request.id()));
+  return Assemble(record);
+}
+
+StatusOr<v1::ListJobsResponse> JobServiceImpl::List(const v1::ListJobsRequest& request) {
+  if (request.page_size() < 0) {
+    return InvalidArgument(
+        "page_size: must be >= 0 (0: " + std::to_string(StateStore::kDefaultPageSize) + "; got " +
+        std::to_string(request.page_size()) + ")");
+  }
+  if (!v1::JobState_IsValid(request.state())) {
+    return InvalidArgument("state: unknown job state " + std::to_string(request.state()));
+  }
+  JobFilter filter;
+  filter.state = request.state();
+  filter.owner = request.owner();
+  filter.name = request.name();
+  int page_size = request.page_size() == 0 ? StateStore::kDefaultPageSize : request.page_size();
+  if (page_size > StateStore::kMaxPageSize) page_size = StateStore::kMaxPageSize;
+  DYT_ASSIGN_OR_RETURN(JobPage page, store_->ListJobs(filter, page_size, request.page_token()));
+  v1::ListJobsResponse response;
+  for (const auto& record : page.jobs) {
+    DYT_ASSIGN_OR_RETURN(v1::Job job, Assemble(record));
+    *response.add_jobs() = std::move(job);
+  }
+  response.set_next_page_token(page.next_page_token);
+  return response;
+}
+
+StatusOr<v1::Job> JobServiceImpl::Cancel(const v1::CancelJobRequest& request) {
+  DYT_RETURN_IF_ERROR(CheckJobId(request.id()));
+  if (request.reason().size() > static_cast<size_t>(JobSpecLimits::kMaxReasonLength)) {
+    return InvalidArgument("reason: at most " + std::to_string(JobSpecLimits::kMaxReasonLength) +
+                           " characters (got " + std::to_string(request.reason().size()) + ")");
+  }
+  KeyLockGuard lock(job_locks_, request.id());
+  DYT_ASSIGN_OR_RETURN(v1::JobRecord record, store_->GetJob(request.id()));
+  v1::JobState state = record.job().state();
+  if (IsTerminalJobState(state)) {
+    return FailedPrecondition("job " + request.id() + " is " + v1::JobState_Name(state) +
+                              "; only a job that has not finished can be cancelled");
+  }
+  auto now = TimeUtil::GetCurrentTime();
+  std::string reason = request.reason().empty() ? "cancelled by user" : request.reason();
+  record.mutable_job()->set_state(v1::CANCELLED);
+  *record.mutable_job()->mutable_updated() = now;
+  record.clear_placement();
+  record.set_state_reason(reason);
+  v1::JobEvent event;
+  *event.mutable_time() = now;
+  event.set_state(v1::CANCELLED);
+  event.set_reason(reason);
+  DYT_RETURN_IF_ERROR(store_->PutJobWithEvent(record, event).status());
+  return Assemble(record);
+}
+
+grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* request,
+                                       v1::SubmitJobResponse* response) {
+  return Guard("SubmitJob", [&]() -> Status {
+    DYT_ASSIGN_OR_RETURN(*response->mutable_job(), Submit(*request));
+    return Status::Ok();
+  });
+}
+
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,
+                                    v1::Job* response) {
+  return Guard("GetJob", [&]() -> Status {
+    DYT_ASSIGN_OR_RETURN(*response, Get(*request));
+    return Status::Ok();
+  });
+}
+
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* request,
+                                      v1::ListJobsResponse* response) {
+  return Guard("ListJobs", [&]() -> Status {
+    DYT_ASSIGN_OR_RETURN(*response, List(*request));
+    return Status::Ok();
+  });
+}
+
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* request,
+                                       v1::Job* response) {
+  return Guard("CancelJob", [&]() -> Status {
+    DYT_ASSIGN_OR_RETURN(*response, Cancel(*request));
+    return Status::Ok();
+  });
+}
+
+}  // namespace dyt

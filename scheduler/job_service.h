@@ -1,0 +1,68 @@
+// JobService: the user-facing gRPC API of dyt-scheduler (proto/dyt/v1/job_service.proto) over
+// the durable StateStore (docs/scheduler.md).
+//
+// Every RPC validates its request first and answers INVALID_ARGUMENT naming the field and the
+// rule, with nothing stored. Store errors keep their code (dyt::Status and grpc::Status codes
+// are the same numbers). An exception thrown while handling a request becomes INTERNAL; it
+// never takes the server down. An OK SubmitJob or CancelJob is durable (the store syncs its WAL
+// before it returns).
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "dyt/v1/job_service.grpc.pb.h"
+#include "scheduler/job_spec_validator.h"
+#include "scheduler/key_lock.h"
+#include "scheduler/state_store.h"
+
+namespace dyt {
+
+// The grpc::Status with the same code and message.
+grpc::Status ToGrpcStatus(const Status& status);
+
+struct JobServiceOptions {
+  JobSpecValidatorOptions validator;
+};
+
+class JobServiceImpl final : public v1::JobService::Service {
+ public:
+  // `store` must outlive the service.
+  explicit JobServiceImpl(StateStore* store, JobServiceOptions options = {});
+
+  // Creates a QUEUED job with a first event. A retry with the same client_request_id and the
+  // same spec returns the job the first call created; a different spec under a used request
+  // id is ALREADY_EXISTS.
+  grpc::Status SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
+                         v1::SubmitJobResponse* response) override;
+  // The job with its events; NOT_FOUND "job <id>: not found".
+  grpc::Status GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request,
+                      v1::Job* response) override;
+  // Jobs matching the filters in submission order, with their events. page_size: 0 means
+  // 100, above 1000 means 1000, negative is INVALID_ARGUMENT.
+  grpc::Status ListJobs(grpc::ServerContext* context, const v1::ListJobsRequest* request,
+                        v1::ListJobsResponse* response) override;
+  // Moves a job that has not finished to CANCELLED with an event carrying the reason;
+  // FAILED_PRECONDITION naming the state for a job already SUCCEEDED, FAILED or CANCELLED.
+  grpc::Status CancelJob(grpc::ServerContext* context, const v1::CancelJobRequest* request,
+                         v1::Job* response) override;
+
+  // The same operations with dyt::Status, for in-process callers and tests.
+  StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);
+  StatusOr<v1::Job> Get(const v1::GetJobRequest& request);
+  StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request);
+  StatusOr<v1::Job> Cancel(const v1::CancelJobRequest& request);
+
+ private:
+  // The API view of a stored job: record.job with its events.
+  StatusOr<v1::Job> Assemble(const v1::JobRecord& record) const;
+
+  StateStore* store_;
+  JobSpecValidator validator_;
+  KeyLock job_locks_;  // serializes read-modify-write state changes of one job
+};
+
+}  // namespace dyt

@@ -1,0 +1,264 @@
+#include "scheduler/job_spec_validator.h"
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include "trainer/model/config.h"
+
+namespace dyt {
+namespace {
+
+bool IsNameChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+Status Invalid(const std::string& field, const std::string& rule) {
+  return InvalidArgument(field + ": " + rule);
+}
+
+// A number as a user wrote it: 0.9, 1e-08, 4096 (not std::to_string's "0.900000").
+template <typename T>
+std::string Str(T value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+template <typename T>
+Status Invalid(const std::string& field, const std::string& rule, T got) {
+  return InvalidArgument(field + ": " + rule + " (got " + Str(got) + ")");
+}
+
+// A name-like field: required, 1..128 characters of [A-Za-z0-9._-] (plus `extra`).
+Status CheckName(const std::string& field, const std::string& value, std::string_view extra) {
+  std::string rule = "required, at most " + std::to_string(JobSpecLimits::kMaxNameLength) +
+                     " characters of [A-Za-z0-9._-" + std::string(extra) + "]";
+  if (value.empty() || value.size() > static_cast<size_t>(JobSpecLimits::kMaxNameLength)) {
+    return Invalid(field, rule + " (got " + std::to_string(value.size()) + " characters)");
+  }
+  for (char c : value) {
+    if (!IsNameChar(c) && extra.find(c) == std::string_view::npos) {
+      return Invalid(field, rule);
+    }
+  }
+  return Status::Ok();
+}
+
+template <typename T>
+Status CheckRange(const std::string& field, T value, T lo, T hi) {
+  if (value < lo || value > hi) {
+    return Invalid(field, "must be between " + Str(lo) + " and " + Str(hi), value);
+  }
+  return Status::Ok();
+}
+
+template <typename T>
+Status CheckAtLeast(const std::string& field, T value, T lo) {
+  if (value < lo) return Invalid(field, "must be >= " + std::to_string(lo), value);
+  return Status::Ok();
+}
+
+// A float field: finite and within [lo, hi]; `hi_open` excludes hi.
+Status CheckReal(const std::string& field, double value, double lo, double hi,
+                 bool hi_open = false) {
+  if (!std::isfinite(value)) return Invalid(field, "must be a finite number");
+  if (value < lo || value > hi || (hi_open && value == hi)) {
+    std::ostringstream range;
+    range << "must be in [" << lo << ", " << hi << (hi_open ? ")" : "]");
+    return Invalid(field, range.str(), value);
+  }
+  return Status::Ok();
+}
+
+Status CheckModel(const v1::ModelSpec& m) {
+  if (m.preset().empty()) {
+    std::string known;
+    for (const auto& n : ModelPresetNames()) known += (known.empty() ? "" : ", ") + n;
+    return Invalid("spec.model.preset", "required, one of " + known);
+  }
+  if (auto preset = ModelPreset(m.preset()); !preset.ok()) {
+    // ModelPreset's message already says "model.preset: unknown preset ... (known: ...)".
+    return InvalidArgument("spec." + preset.status().message());
+  }
+  if (!m.norm().empty() && m.norm() != "dyt" && m.norm() != "rmsnorm") {
+    return Invalid("spec.model.norm", "must be dyt or rmsnorm (got '" + m.norm() + "')");
+  }
+  DYT_RETURN_IF_ERROR(CheckRange("spec.model.vocab_size", m.vocab_size(), 0, 1 << 22));
+  DYT_RETURN_IF_ERROR(CheckRange("spec.model.dim", m.dim(), 0, 65536));
+  DYT_RETURN_IF_ERROR(CheckRange("spec.model.n_layers", m.n_layers(), 0, 1024));
+  DYT_RETURN_IF_ERROR(CheckRange("spec.model.n_heads", m.n_heads(), 0, 1024));
+  DYT_RETURN_IF_ERROR(CheckRange("spec.model.n_kv_heads", m.n_kv_heads(), 0, 1024));
+  DYT_RETURN_IF_ERROR(CheckRange("spec.model.ffn_dim", m.ffn_dim(), 0, 1 << 20));
+  DYT_RETURN_IF_ERROR(CheckRange("spec.model.max_seq_len", m.max_seq_len(), 0, 1 << 20));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.model.rope_theta", m.rope_theta(), 0, 1e9));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.model.alpha0_attn", m.alpha0_attn(), 0, 100));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.model.alpha0_ffn", m.alpha0_ffn(), 0, 100));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.model.alpha0_final", m.alpha0_final(), 0, 100));
+  if (m.dim() > 0 && m.n_heads() > 0 && m.dim() % m.n_heads() != 0) {
+    return Invalid("spec.model.dim", "must be divisible by spec.model.n_heads (got " +
+                                         std::to_string(m.dim()) + " and " +
+                                         std::to_string(m.n_heads()) + ")");
+  }
+  return Status::Ok();
+}
+
+Status CheckOptimizer(const v1::OptimizerSpec& o) {
+  DYT_RETURN_IF_ERROR(CheckReal("spec.optimizer.lr", o.lr(), 0, 10));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.optimizer.min_lr", o.min_lr(), 0, 10));
+  if (o.lr() > 0 && o.min_lr() > o.lr()) {
+    return Invalid("spec.optimizer.min_lr", "must be <= spec.optimizer.lr (got " + Str(o.min_lr()) +
+                                                " > " + Str(o.lr()) + ")");
+  }
+  DYT_RETURN_IF_ERROR(CheckAtLeast<int64_t>("spec.optimizer.warmup_steps", o.warmup_steps(), 0));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.optimizer.beta1", o.beta1(), 0, 1, /*hi_open=*/true));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.optimizer.beta2", o.beta2(), 0, 1, /*hi_open=*/true));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.optimizer.eps", o.eps(), 0, 1));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.optimizer.weight_decay", o.weight_decay(), 0, 10));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.optimizer.grad_clip", o.grad_clip(), 0, 1e6));
+  return Status::Ok();
+}
+
+Status CheckTrain(const v1::TrainSpec& t) {
+  DYT_RETURN_IF_ERROR(CheckRange<int64_t>("spec.train.steps", t.steps(), 1, int64_t{1} << 40));
+  if (t.batch_size() < 1) return Invalid("spec.train.batch_size", "must be >= 1", t.batch_size());
+  DYT_RETURN_IF_ERROR(CheckRange("spec.train.batch_size", t.batch_size(), 1, 1 << 20));
+  DYT_RETURN_IF_ERROR(CheckRange("spec.train.grad_accum", t.grad_accum(), 0, 1 << 16));
+  DYT_RETURN_IF_ERROR(CheckRange("spec.train.seq_len", t.seq_len(), 0, 1 << 20));
+  DYT_RETURN_IF_ERROR(CheckAtLeast("spec.train.log_every", t.log_every(), 0));
+  DYT_RETURN_IF_ERROR(CheckAtLeast("spec.train.eval_every", t.eval_every(), 0));
+  DYT_RETURN_IF_ERROR(CheckAtLeast("spec.train.eval_batches", t.eval_batches(), 0));
+  return Status::Ok();
+}
+
+Status CheckResources(const v1::Resources& r) {
+  if (r.ranks() < 1) return Invalid("spec.resources.ranks", "must be >= 1", r.ranks());
+  DYT_RETURN_IF_ERROR(CheckRange("spec.resources.ranks", r.ranks(), 1, JobSpecLimits::kMaxRanks));
+  DYT_RETURN_IF_ERROR(CheckRange("spec.resources.slots_per_rank", r.slots_per_rank(), 0,
+                                 JobSpecLimits::kMaxSlotsPerRank));
+  if (r.kind() != "cpu" && r.kind() != "gpu") {
+    return Invalid("spec.resources.kind", "must be cpu or gpu (got '" + r.kind() + "')");
+  }
+  return Status::Ok();
+}
+
+Status CheckCheckpoint(const v1::CheckpointPolicy& c) {
+  DYT_RETURN_IF_ERROR(CheckAtLeast<int64_t>("spec.checkpoint.every_steps", c.every_steps(), 0));
+  DYT_RETURN_IF_ERROR(CheckAtLeast<int64_t>("spec.checkpoint.every_minutes", c.every_minutes(), 0));
+  DYT_RETURN_IF_ERROR(CheckAtLeast("spec.checkpoint.keep_last", c.keep_last(), 0));
+  DYT_RETURN_IF_ERROR(
+      CheckAtLeast<int64_t>("spec.checkpoint.keep_every_steps", c.keep_every_steps(), 0));
+  return Status::Ok();
+}
+
+}  // namespace
+
+JobSpecValidator::JobSpecValidator(JobSpecValidatorOptions options) : options_(std::move(options)) {
+  for (auto& root : options_.data_roots) {
+    root = std::filesystem::path(root).lexically_normal().string();
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+  }
+}
+
+Status JobSpecValidator::ValidatePath(const std::string& field, const std::string& path) const {
+  if (path.empty()) return Invalid(field, "must not be empty");
+  if (path.size() > static_cast<size_t>(JobSpecLimits::kMaxPathLength)) {
+    return Invalid(field, "at most " + std::to_string(JobSpecLimits::kMaxPathLength) +
+                              " characters (got " + std::to_string(path.size()) + ")");
+  }
+  for (char c : path) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      return Invalid(field, "must not contain control characters");
+    }
+  }
+  std::filesystem::path p(path);
+  if (!p.is_absolute()) return Invalid(field, "must be an absolute path (got '" + path + "')");
+  for (const auto& part : p) {
+    if (part == "..") return Invalid(field, "must not contain '..' (got '" + path + "')");
+  }
+  if (options_.data_roots.empty()) return Status::Ok();
+  std::string normal = p.lexically_normal().string();
+  for (const auto& root : options_.data_roots) {
+    if (root == "/" || normal == root || normal.rfind(root + "/", 0) == 0) return Status::Ok();
+  }
+  std::string roots;
+  for (const auto& root : options_.data_roots) roots += (roots.empty() ? "" : ", ") + root;
+  return Invalid(field, "must be under an allowed data root (" + roots + "; got '" + path + "')");
+}
+
+Status JobSpecValidator::Validate(const v1::JobSpec& spec) const {
+  size_t bytes = spec.ByteSizeLong();
+  if (bytes > JobSpecLimits::kMaxSpecBytes) {
+    return Invalid("spec", "at most " + std::to_string(JobSpecLimits::kMaxSpecBytes) +
+                               " bytes serialized (got " + std::to_string(bytes) + ")");
+  }
+  DYT_RETURN_IF_ERROR(CheckName("spec.name", spec.name(), ""));
+  DYT_RETURN_IF_ERROR(CheckName("spec.owner", spec.owner(), "@"));
+  if (!spec.has_model()) return Invalid("spec.model", "required (at least model.preset)");
+  DYT_RETURN_IF_ERROR(CheckModel(spec.model()));
+
+  const v1::DataSpec& d = spec.data();
+  if (d.train_paths().empty() && !d.synthetic()) {
+    return Invalid("spec.data", "train_paths or synthetic required");
+  }
+  if (d.train_paths_size() > JobSpecLimits::kMaxPaths) {
+    return Invalid("spec.data.train_paths",
+                   "at most " + std::to_string(JobSpecLimits::kMaxPaths) + " entries",
+                   d.train_paths_size());
+  }
+  if (d.val_paths_size() > JobSpecLimits::kMaxPaths) {
+    return Invalid("spec.data.val_paths",
+                   "at most " + std::to_string(JobSpecLimits::kMaxPaths) + " entries",
+                   d.val_paths_size());
+  }
+  for (int i = 0; i < d.train_paths_size(); ++i) {
+    DYT_RETURN_IF_ERROR(
+        ValidatePath("spec.data.train_paths[" + std::to_string(i) + "]", d.train_paths(i)));
+  }
+  for (int i = 0; i < d.val_paths_size(); ++i) {
+    DYT_RETURN_IF_ERROR(
+        ValidatePath("spec.data.val_paths[" + std::to_string(i) + "]", d.val_paths(i)));
+  }
+  if (!d.tokenizer_path().empty()) {
+    DYT_RETURN_IF_ERROR(ValidatePath("spec.data.tokenizer_path", d.tokenizer_path()));
+  }
+  static const char* const kFormats[] = {"", "auto", "dyt", "llmc", "raw_u16", "raw_u32"};
+  bool format_ok = false;
+  for (const char* f : kFormats) format_ok = format_ok || d.format() == f;
+  if (!format_ok) {
+    return Invalid("spec.data.format",
+                   "must be auto, dyt, llmc, raw_u16 or raw_u32 (got '" + d.format() + "')");
+  }
+  DYT_RETURN_IF_ERROR(CheckReal("spec.data.val_fraction", d.val_fraction(), 0, 1, true));
+
+  DYT_RETURN_IF_ERROR(CheckOptimizer(spec.optimizer()));
+  DYT_RETURN_IF_ERROR(CheckTrain(spec.train()));
+  DYT_RETURN_IF_ERROR(CheckResources(spec.resources()));
+  DYT_RETURN_IF_ERROR(CheckRange("spec.priority", spec.priority(), JobSpecLimits::kMinPriority,
+                                 JobSpecLimits::kMaxPriority));
+  if (spec.max_restarts() < 0) {
+    return Invalid("spec.max_restarts", "must be >= 0", spec.max_restarts());
+  }
+  DYT_RETURN_IF_ERROR(
+      CheckRange("spec.max_restarts", spec.max_restarts(), 0, JobSpecLimits::kMaxRestarts));
+  DYT_RETURN_IF_ERROR(CheckCheckpoint(spec.checkpoint()));
+  return Status::Ok();
+}
+
+Status JobSpecValidator::ValidateClientRequestId(const std::string& id) {
+  bool ok = id.size() <= static_cast<size_t>(JobSpecLimits::kMaxClientRequestIdLength);
+  for (char c : id) ok = ok && c > 0x20 && c < 0x7f;
+  if (!ok) {
+    return Invalid("client_request_id",
+                   "at most " + std::to_string(JobSpecLimits::kMaxClientRequestIdLength) +
+                       " printable ASCII characters without spaces (got " +
+                       std::to_string(id.size()) + " characters)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace dyt

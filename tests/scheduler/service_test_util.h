@@ -1,0 +1,81 @@
+// Helpers for the JobService tests: a valid spec, an in-process server on a free port.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "dyt/v1/job_service.grpc.pb.h"
+#include "scheduler/job_service.h"
+#include "scheduler/state_store.h"
+
+namespace dyt::testing {
+
+// A spec every rule accepts.
+inline v1::JobSpec ValidSpec(const std::string& name = "run-1",
+                             const std::string& owner = "alice") {
+  v1::JobSpec spec;
+  spec.set_name(name);
+  spec.set_owner(owner);
+  spec.mutable_model()->set_preset("tiny");
+  spec.mutable_model()->set_norm("dyt");
+  spec.mutable_data()->add_train_paths("/data/shards/train-*.bin");
+  spec.mutable_optimizer()->set_lr(3e-4f);
+  spec.mutable_train()->set_steps(1000);
+  spec.mutable_train()->set_batch_size(8);
+  spec.mutable_resources()->set_ranks(2);
+  spec.mutable_resources()->set_slots_per_rank(1);
+  spec.mutable_resources()->set_kind("cpu");
+  spec.set_priority(10);
+  spec.set_max_restarts(3);
+  spec.mutable_checkpoint()->set_every_steps(100);
+  return spec;
+}
+
+// A JobServiceImpl over `store`, served on 127.0.0.1 at a port the OS picks, with a stub.
+class TestServer {
+ public:
+  explicit TestServer(StateStore* store, JobServiceOptions options = {})
+      : service_(store, std::move(options)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    EXPECT_NE(server_, nullptr);
+    EXPECT_GT(port_, 0);
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::JobService::NewStub(channel_);
+  }
+  ~TestServer() { Stop(); }
+  TestServer(const TestServer&) = delete;
+  TestServer& operator=(const TestServer&) = delete;
+
+  void Stop() {
+    if (server_ == nullptr) return;
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server_->Wait();
+    server_.reset();
+  }
+
+  v1::JobService::Stub& stub() { return *stub_; }
+  int port() const { return port_; }
+
+ private:
+  JobServiceImpl service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::JobService::Stub> stub_;
+};
+
+// A client context with a 10 s deadline, so a broken server fails the test instead of hanging.
+inline std::unique_ptr<grpc::ClientContext> Context() {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  return context;
+}
+
+}  // namespace dyt::testing
