@@ -4,25 +4,12 @@
 #include <cstdint>
 #include <string>
 
+#include "tests/common/temp_dir.h"
 #include "trainer/checkpoint/checkpoint_state.h"
 #include "trainer/model/config.h"
 #include "trainer/model/param_layout.h"
 
 namespace dyt::testing {
-
-// A fresh directory under the system temp dir, removed (with its contents) on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Join(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 // A tiny finalized, validated DyT model (GQA, untied head, embed scale, DyT bias).
 ModelConfig TinyConfig();

@@ -19,26 +19,11 @@
 #include <utility>
 #include <vector>
 
+#include "tests/common/temp_dir.h"
+
 namespace dyt::dist::testing {
 
-// A fresh directory under the test temp dir, removed when this goes away.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/dyt_dist_XXXXXX";
-    if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::dyt::testing::TempDir;
 
 // Starts argv[0] (a path) with this process's environment plus `env` ("NAME=value", which
 // win), optionally with stderr sent to `stderr_path`. Returns the pid, or -1.

@@ -10,28 +10,9 @@
 
 #include "dyt/v1/scheduler_state.pb.h"
 #include "scheduler/state_store.h"
+#include "tests/common/temp_dir.h"
 
 namespace dyt::testing {
-
-// A fresh directory under the system temp dir, removed (with its contents) on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/dyt_sched_XXXXXX";
-    if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Join(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 // Opens the store at `path`; fails the test (and returns null) when it cannot.
 inline std::unique_ptr<StateStore> OpenStore(const std::string& path,
