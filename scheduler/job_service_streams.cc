@@ -4,9 +4,9 @@
 #include <fstream>
 #include <vector>
 
+#include "common/sha256.h"
 #include "scheduler/job_service.h"
 #include "scheduler/job_states.h"
-#include "trainer/data/sha256.h"
 
 namespace dyt {
 namespace {

@@ -127,14 +127,16 @@ void Scheduler::RunPassForTest() {
 }
 
 Status Scheduler::Persist(Batch& batch) {
-  if (batch.empty()) return Status::Ok();
-  StateBatch writes = store_->NewBatch();
-  for (auto& [record, event] : batch) {
-    DYT_RETURN_IF_ERROR(writes.PutJob(record));
-    if (event) DYT_RETURN_IF_ERROR(writes.AppendJobEvent(record.job().id(), *event).status());
+  if (batch.empty() && pending_sends_.empty()) return Status::Ok();
+  if (!batch.empty()) {
+    StateBatch writes = store_->NewBatch();
+    for (auto& [record, event] : batch) {
+      DYT_RETURN_IF_ERROR(writes.PutJob(record));
+      if (event) DYT_RETURN_IF_ERROR(writes.AppendJobEvent(record.job().id(), *event).status());
+    }
+    DYT_RETURN_IF_ERROR(store_->Commit(writes));
+    batch.clear();
   }
-  DYT_RETURN_IF_ERROR(store_->Commit(writes));
-  batch.clear();
   // Only now may workers hear of the changes.
   for (auto& [worker_id, message] : pending_sends_) {
     auto it = workers_.find(worker_id);

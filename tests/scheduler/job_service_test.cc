@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "tests/scheduler/service_test_util.h"
 #include "tests/scheduler/test_util.h"
@@ -58,7 +60,13 @@ TEST(JobServiceTest, SubmitGetCancel) {
   EXPECT_GT(job.created().seconds(), 0);
 
   v1::Job got;
-  ASSERT_TRUE(Get(server, job.id(), &got).ok());
+  // With no worker registered, the scheduler says (after its next pass) why the job waits.
+  for (int i = 0; i < 500 && got.reason().empty(); ++i) {
+    ASSERT_TRUE(Get(server, job.id(), &got).ok());
+    if (got.reason().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(got.reason(), "held: asks 2 ranks x 1 cpu slot; there are no schedulable cpu workers");
+  got.clear_reason();
   EXPECT_EQ(got.SerializeAsString(), job.SerializeAsString());
 
   v1::Job cancelled;
