@@ -113,6 +113,16 @@ TEST(PlacementTest, MultiWorkerUsesFewestWorkersAndContiguousRanks) {
   EXPECT_EQ(workers.size(), 3u);
 }
 
+TEST(PlacementTest, MultiWorkerPrefersTighterWorkersOfEqualCapacity) {
+  // 4 ranks x 3 slots: a (8 free), b and c (6 free) each hold 2 ranks. b + c use every slot
+  // they have; a would be left with 2 stranded slots.
+  ClusterView view = Cluster({{"a", 8}, {"b", 6}, {"c", 6}});
+  auto p = view.Place({.ranks = 4, .slots_per_rank = 3, .kind = "cpu"});
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(Summary(*p),
+            (Ranks{{"b", {0, 1, 2}}, {"b", {3, 4, 5}}, {"c", {0, 1, 2}}, {"c", {3, 4, 5}}}));
+}
+
 TEST(PlacementTest, GangIsAllOrNothing) {
   ClusterView view = Cluster({{"a", 4}, {"b", 3}});
   // 8 slots would fit 7 ranks of 1 but only 3 ranks of 2 (2 on a, 1 on b).
