@@ -119,16 +119,21 @@ std::optional<Placement> ClusterView::Place(const GangRequest& request) const {
   } else {
     // Fewest workers: take the workers with the most free slots until the ranks fit; then the
     // last group of ranks moves to the tightest worker (not already chosen) that holds it.
+    // Workers of equal capacity (free / slots_per_rank) are taken fewest free slots first.
     int placed = 0;
-    for (auto it = by_free.rbegin(); it != by_free.rend() && placed < request.ranks; ++it) {
+    for (auto it = by_free.rbegin(); it != by_free.rend() && placed < request.ranks;) {
       const int cap = it->first / spr;
       if (cap == 0) break;
-      for (const std::string& id : it->second) {
-        const int take = std::min(cap, request.ranks - placed);
-        chosen.emplace_back(&id, take);
-        placed += take;
-        if (placed == request.ranks) break;
+      const auto group_begin = by_free.lower_bound(cap * spr);
+      for (auto g = group_begin; g != it.base() && placed < request.ranks; ++g) {
+        for (const std::string& id : g->second) {
+          const int take = std::min(cap, request.ranks - placed);
+          chosen.emplace_back(&id, take);
+          placed += take;
+          if (placed == request.ranks) break;
+        }
       }
+      it = std::make_reverse_iterator(group_begin);
     }
     if (placed < request.ranks) return std::nullopt;
     const int last_ranks = chosen.back().second;

@@ -8,12 +8,12 @@
 //   * Best fit: a job goes on as few workers as possible, and among those on the workers it
 //     leaves with the fewest free slots (keeps big holes for big jobs). A job that fits on one
 //     worker goes on the one with the fewest free slots that holds it. A job that needs several
-//     fills the workers with the most free slots (that is what makes the count minimal), and
-//     its last group of ranks goes on the tightest other worker that holds that group (a
-//     heuristic: finding the set of k workers with the fewest free slots in total is a subset
-//     sum problem). Ties between equally free workers go to the smallest worker id. Ranks are
-//     numbered consecutively per worker (worker A gets ranks 0..k-1, B gets k..), so a
-//     worker's ranks are contiguous.
+//     fills the workers that hold the most ranks (that is what makes the count minimal; among
+//     equal ones, those with the fewest free slots), and its last group of ranks goes on the
+//     tightest other worker that holds that group (a heuristic: the set of k workers with the
+//     fewest free slots in total is a subset-sum problem). Ties between equally free workers go to
+//     the smallest worker id. Ranks are numbered consecutively per worker (worker A gets ranks
+//     0..k-1, B gets k..), so a worker's ranks are contiguous.
 //   * Only workers that are schedulable (connected, not draining) of the job's kind are used.
 //   * Slot indices handed out are the lowest free ones of a worker, in increasing order.
 #pragma once

@@ -9,6 +9,7 @@
 // Non-OK completions are counted and the first one is printed; the exit status is 1 when any
 // call failed.
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -198,6 +199,12 @@ int main(int argc, char** argv) {
       static_cast<double>(acks) / o.duration_s, Percentile(latency, 0.50) / 1e3,
       Percentile(latency, 0.99) / 1e3, (latency.empty() ? 0 : latency.back()) / 1e3,
       static_cast<long long>(errors));
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double cpu_s = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                       static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  const double wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("client cpu: %.1f s over %.1f s wall (%.2f cores)\n", cpu_s, wall_s, cpu_s / wall_s);
   if (errors > 0) {
     std::printf("first error: %s\n", first_error.c_str());
     return 1;

@@ -113,6 +113,16 @@ TEST(PlacementTest, MultiWorkerUsesFewestWorkersAndContiguousRanks) {
   EXPECT_EQ(workers.size(), 3u);
 }
 
+TEST(PlacementTest, MultiWorkerPrefersTighterWorkersOfEqualCapacity) {
+  // 4 ranks x 3 slots: a (8 free), b and c (6 free) each hold 2 ranks. b + c use every slot
+  // they have; a would be left with 2 stranded slots.
+  ClusterView view = Cluster({{"a", 8}, {"b", 6}, {"c", 6}});
+  auto p = view.Place({.ranks = 4, .slots_per_rank = 3, .kind = "cpu"});
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(Summary(*p),
+            (Ranks{{"b", {0, 1, 2}}, {"b", {3, 4, 5}}, {"c", {0, 1, 2}}, {"c", {3, 4, 5}}}));
+}
+
 TEST(PlacementTest, GangIsAllOrNothing) {
   ClusterView view = Cluster({{"a", 4}, {"b", 3}});
   // 8 slots would fit 7 ranks of 1 but only 3 ranks of 2 (2 on a, 1 on b).
@@ -661,6 +671,75 @@ TEST(PreemptionTest, NulloptWhenAllLowerPriorityIsNotEnough) {
   view.SetSchedulable("a", false);
   EXPECT_EQ(ChoosePreemptionVictims(view, {.ranks = 1, .slots_per_rank = 2}, 5, running),
             std::nullopt);
+}
+
+// Random clusters and running jobs: the victims are all of lower priority, preempting them
+// makes the request fit, leaving any one of them out does not, they come in preference order
+// (priority ascending, newest first), and nullopt exactly when freeing every lower-priority
+// job is not enough.
+TEST(PreemptionPropertyTest, VictimsAreSufficientMinimalAndPreferred) {
+  std::mt19937 rng(7);
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  int cases_with_victims = 0;
+  int cases_nullopt = 0;
+  for (int round = 0; round < 300; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    ClusterView view;
+    const int workers = uniform(1, 6);
+    for (int w = 0; w < workers; ++w) {
+      ASSERT_TRUE(view.AddWorker(std::string(1, char('a' + w)), "cpu", uniform(1, 8)).ok());
+    }
+    std::vector<RunningJob> running;
+    for (int j = 0; j < 12; ++j) {
+      const GangRequest r{.ranks = uniform(1, 3), .slots_per_rank = uniform(1, 3)};
+      auto p = view.Place(r);
+      if (!p.has_value()) continue;
+      std::string owner = "r";
+      owner += std::to_string(j);
+      running.push_back(Running(view, owner, uniform(0, 4), uint64_t(uniform(1, 1000)), *p));
+    }
+    const GangRequest request{.ranks = uniform(1, 4), .slots_per_rank = uniform(1, 4)};
+    const int priority = uniform(1, 5);
+    const auto before = view.allocated_slots("cpu");
+    const auto victims = ChoosePreemptionVictims(view, request, priority, running);
+    EXPECT_EQ(view.allocated_slots("cpu"), before);
+
+    auto fits_without = [&](const std::vector<std::string>& owners) {
+      ClusterView scratch = view;
+      for (const std::string& o : owners) scratch.Release(o);
+      return scratch.Place(request).has_value();
+    };
+    std::vector<std::string> all_lower;
+    std::map<std::string, const RunningJob*> by_owner;
+    for (const RunningJob& job : running) {
+      by_owner[job.owner] = &job;
+      if (job.priority < priority) all_lower.push_back(job.owner);
+    }
+    if (!victims.has_value()) {
+      EXPECT_FALSE(fits_without(all_lower));
+      ++cases_nullopt;
+      continue;
+    }
+    EXPECT_TRUE(fits_without(*victims));
+    if (!victims->empty()) ++cases_with_victims;
+    for (size_t i = 0; i < victims->size(); ++i) {
+      const RunningJob* v = by_owner.at((*victims)[i]);
+      EXPECT_LT(v->priority, priority);
+      std::vector<std::string> fewer = *victims;
+      fewer.erase(fewer.begin() + i);
+      EXPECT_FALSE(fits_without(fewer)) << (*victims)[i] << " is not needed";
+      if (i > 0) {
+        const RunningJob* prev = by_owner.at((*victims)[i - 1]);
+        EXPECT_TRUE(prev->priority < v->priority ||
+                    (prev->priority == v->priority && prev->order >= v->order))
+            << "victims out of preference order";
+      }
+    }
+    if (HasFailure()) return;
+  }
+  // The generator exercises both outcomes.
+  EXPECT_GT(cases_with_victims, 20);
+  EXPECT_GT(cases_nullopt, 20);
 }
 
 }  // namespace
