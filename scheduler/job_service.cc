@@ -33,7 +33,8 @@ JobServiceImpl::JobServiceImpl(StateStore* store, Scheduler* scheduler, JobServi
     : store_(store),
       scheduler_(scheduler),
       validator_(std::move(options.validator)),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      submit_pool_(options.submit_threads > 0 ? options.submit_threads : 1) {}
 
 StatusOr<v1::Job> JobServiceImpl::Assemble(const v1::JobRecord& record) const {
   v1::Job job = record.job();
@@ -123,12 +124,17 @@ StatusOr<v1::Job> JobServiceImpl::Cancel(const v1::CancelJobRequest& request) {
   return Assemble(record);
 }
 
-grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* request,
-                                       v1::SubmitJobResponse* response) {
-  return RpcGuard(metrics_, "SubmitJob", [&]() -> Status {
-    DYT_ASSIGN_OR_RETURN(*response->mutable_job(), Submit(*request));
-    return Status::Ok();
+grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext* context,
+                                                    const v1::SubmitJobRequest* request,
+                                                    v1::SubmitJobResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  submit_pool_.Post([this, reactor, request, response] {
+    reactor->Finish(RpcGuard(metrics_, "SubmitJob", [&]() -> Status {
+      DYT_ASSIGN_OR_RETURN(*response->mutable_job(), Submit(*request));
+      return Status::Ok();
+    }));
   });
+  return reactor;
 }
 
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,

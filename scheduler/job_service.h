@@ -20,14 +20,20 @@
 #include "scheduler/scheduler.h"
 #include "scheduler/scheduler_metrics.h"
 #include "scheduler/state_store.h"
+#include "scheduler/work_pool.h"
 
 namespace dyt {
 
 struct JobServiceOptions {
   JobSpecValidatorOptions validator;
+  // Threads that run SubmitJob's synced store writes (the callback API hands them over).
+  int submit_threads = 64;
 };
 
-class JobServiceImpl final : public v1::JobService::Service {
+// SubmitJob is served on gRPC's callback API with its store write on a WorkPool; every other
+// method is a plain synchronous handler.
+class JobServiceImpl final
+    : public v1::JobService::WithCallbackMethod_SubmitJob<v1::JobService::Service> {
  public:
   // `store`, `scheduler` (and `metrics`, when given) must outlive the service.
   JobServiceImpl(StateStore* store, Scheduler* scheduler, JobServiceOptions options = {},
@@ -36,8 +42,9 @@ class JobServiceImpl final : public v1::JobService::Service {
   // Creates a QUEUED job with a first event. A retry with the same client_request_id and the
   // same spec returns the job the first call created; a different spec under a used request
   // id is ALREADY_EXISTS.
-  grpc::Status SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
-                         v1::SubmitJobResponse* response) override;
+  grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* context,
+                                      const v1::SubmitJobRequest* request,
+                                      v1::SubmitJobResponse* response) override;
   // The job with its events; NOT_FOUND "job <id>: not found".
   grpc::Status GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request,
                       v1::Job* response) override;
@@ -88,6 +95,7 @@ class JobServiceImpl final : public v1::JobService::Service {
   Scheduler* scheduler_;
   JobSpecValidator validator_;
   SchedulerMetrics* metrics_;
+  WorkPool submit_pool_;  // last: its threads finish queued submissions before the rest goes
 };
 
 }  // namespace dyt

@@ -113,6 +113,9 @@ void Scheduler::Loop() {
       last_flush_ = now;
     }
     UpdateGauges();
+    // Coalesce: under a burst of submissions, one pass per few milliseconds places them all
+    // instead of one pass per submission.
+    loop_cv_.wait_for(lock, std::chrono::milliseconds(5), [&] { return stopping_; });
   }
 }
 
@@ -246,7 +249,7 @@ StatusOr<v1::JobRecord> Scheduler::Cancel(const std::string& job_id, const std::
   Batch batch;
   v1::JobState state = job.record.job().state();
   int attempt = job.record.job().attempt();
-  queue_.Remove(job_id);
+  Unqueue(job_id);
   bool placed = state == v1::SCHEDULED || state == v1::RUNNING;
   job.record.clear_placement();
   SetState(job, v1::CANCELLED, reason, batch);
@@ -277,7 +280,7 @@ bool Scheduler::IsCurrentAttempt(const std::string& job_id, int attempt) const {
 
 void Scheduler::UpdateGauges() {
   if (metrics_ == nullptr) return;
-  metrics_->SetQueueDepth(double(queue_.size()));
+  metrics_->SetQueueDepth(double(queue_.size() + held_.size()));
   int connected = 0;
   for (const auto& [id, worker] : workers_) connected += worker.session != nullptr;
   metrics_->SetWorkers(connected, double(workers_.size()) - connected);

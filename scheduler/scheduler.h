@@ -177,6 +177,8 @@ class Scheduler {
   Status Persist(Batch& batch);
   void FlushProgress();
   void UpdateGauges();
+  void Unqueue(const std::string& job_id);  // from queue_ or held_
+  void ReleaseHeld();
   bool IsCurrentAttempt(const std::string& job_id, int attempt) const;
 
   StateStore* const store_;
@@ -192,6 +194,9 @@ class Scheduler {
   uint64_t version_ = 0;
   std::unordered_map<std::string, LiveJob> jobs_;
   JobQueue queue_;
+  // Jobs that cannot fit even an idle cluster as registered now. Kept out of queue_ so that
+  // passes do not revisit them; back into queue_ when a worker registers (capacity may grow).
+  std::unordered_map<std::string, JobQueue::Entry> held_;
   ClusterView cluster_;
   std::map<std::string, Worker> workers_;
   std::map<std::string, Attempt> attempts_;  // AttemptKey -> attempt still holding slots

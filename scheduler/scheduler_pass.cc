@@ -27,6 +27,7 @@ void Scheduler::SchedulePass(Batch& batch) {
   // Feasibility is the same for every job asking the same shape: compute it once per pass.
   std::map<std::tuple<std::string, int, int>, std::pair<bool, std::string>> feasible;
   std::vector<std::string> placed;
+  std::vector<JobQueue::Entry> held;
   auto now = std::chrono::steady_clock::now();
 
   queue_.ForEach([&](const JobQueue::Entry& entry) {
@@ -50,6 +51,7 @@ void Scheduler::SchedulePass(Batch& batch) {
         job.record.set_state_reason(reason);
         Changed();
       }
+      held.push_back(entry);
       return true;
     }
     std::optional<Placement> placement = cluster_.Place(request);
@@ -101,6 +103,20 @@ void Scheduler::SchedulePass(Batch& batch) {
     return true;
   });
   for (const auto& id : placed) queue_.Remove(id);
+  for (const auto& entry : held) {
+    queue_.Remove(entry.job_id);
+    held_[entry.job_id] = entry;
+  }
+}
+
+void Scheduler::Unqueue(const std::string& job_id) {
+  queue_.Remove(job_id);
+  held_.erase(job_id);
+}
+
+void Scheduler::ReleaseHeld() {
+  for (const auto& [id, entry] : held_) queue_.Push(entry);
+  held_.clear();
 }
 
 v1::Assignment Scheduler::MakeAssignment(const LiveJob& job, const std::string& worker_id) const {
@@ -179,7 +195,7 @@ void Scheduler::Finish(LiveJob& job, v1::JobState state, const std::string& reas
   const std::string id = job.record.job().id();
   job.record.clear_placement();
   SetState(job, state, reason, batch);
-  queue_.Remove(id);
+  Unqueue(id);
   logs_.Finish(id);
   jobs_.erase(id);  // `job` dangles from here
   Kick();

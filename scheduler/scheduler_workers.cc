@@ -63,6 +63,7 @@ StatusOr<std::shared_ptr<WorkerSession>> Scheduler::Register(const v1::RegisterW
     return FailedPrecondition("worker " + request.worker_id() + ": " + added.message());
   }
   cluster_.SetSchedulable(request.worker_id(), true);
+  ReleaseHeld();  // more capacity: held jobs may fit now
   v1::WorkerRecord& record = worker.record;
   record.set_id(request.worker_id());
   record.set_hostname(request.hostname());
