@@ -25,8 +25,12 @@ void PrintJob(std::ostream& out, const v1::Job& job) {
   const int64_t now = NowUnix();
   out << job.id() << "  " << s.name() << "  (owner " << s.owner() << ", priority " << s.priority()
       << ", max_restarts " << s.max_restarts() << ")\n";
+  std::string reason = job.reason();
+  if (reason.empty() && job.events_size() > 0 && job.events().rbegin()->state() == job.state()) {
+    reason = job.events().rbegin()->reason();  // the event that put it in this state
+  }
   out << "state:       " << v1::JobState_Name(job.state()) << " (attempt " << job.attempt() << ")"
-      << (job.reason().empty() ? "" : ": " + job.reason()) << "\n";
+      << (reason.empty() ? "" : ": " + reason) << "\n";
   out << "model:       " << s.model().preset() << ", norm "
       << (s.model().norm().empty() ? "preset default" : s.model().norm()) << "\n";
   if (s.data().synthetic()) {
