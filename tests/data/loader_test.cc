@@ -12,7 +12,7 @@
 
 #include "tests/data/test_util.h"
 #include "trainer/data/permutation.h"
-#include "trainer/data/sha256.h"
+#include "common/sha256.h"
 #include "trainer/data/shard_writer.h"
 
 namespace dyt {

@@ -9,7 +9,7 @@
 
 #include "tests/data/test_util.h"
 #include "trainer/data/corpus_encoder.h"
-#include "trainer/data/sha256.h"
+#include "common/sha256.h"
 #include "trainer/data/shard_writer.h"
 #include "trainer/data/token_shard.h"
 

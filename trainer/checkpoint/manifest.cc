@@ -8,7 +8,7 @@
 
 #include "trainer/checkpoint/checkpoint_names.h"
 #include "trainer/checkpoint/durable_file.h"
-#include "trainer/data/sha256.h"
+#include "common/sha256.h"
 
 namespace dyt {
 namespace {

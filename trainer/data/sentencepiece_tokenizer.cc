@@ -13,7 +13,7 @@
 #include <iterator>
 #include <unordered_map>
 
-#include "trainer/data/sha256.h"
+#include "common/sha256.h"
 #include "trainer/data/tokenizer.h"
 
 namespace dyt {
