@@ -4,10 +4,13 @@
 #include <system_error>
 #include <utility>
 
-#include "trainer/data/sha256.h"
+#include "common/sha256.h"
 
 namespace dyt::cli {
 namespace fs = std::filesystem;
+namespace {
+constexpr char kManifest[] = "manifest.json";
+}  // namespace
 
 Status CheckServerFileName(const std::string& name) {
   const char* why = nullptr;
@@ -91,6 +94,17 @@ StatusOr<DownloadPlan> CheckpointDownload::Plan() {
     }
     plan.bytes_done += plan.offset;
   }
+  // The server also sends the checkpoint's own manifest.json, which the record does not list;
+  // fetch it when it is missing (its size and sha256 come with its first message).
+  if (!started && !files_.count(kManifest) && !fs::is_regular_file(PathOf(kManifest), ec)) {
+    started = true;
+    plan.file = kManifest;
+    plan.offset = 0;
+    if (fs::is_regular_file(PathOf(kManifest) + ".part", ec)) {
+      plan.offset = static_cast<int64_t>(fs::file_size(PathOf(kManifest) + ".part", ec));
+      if (ec) plan.offset = 0;
+    }
+  }
   plan.complete = !started;
   bytes_done_ = plan.bytes_done;
   plan_ = plan;
@@ -157,7 +171,14 @@ Status CheckpointDownload::Consume(const v1::DownloadCheckpointResponse& m) {
   DYT_RETURN_IF_ERROR(CheckServerFileName(m.file()));
   auto it = files_.find(m.file());
   if (it == files_.end()) {
-    return DataLoss("the server sent file '" + m.file() + "', which the checkpoint does not list");
+    // A file the record does not list (the server adds manifest.json) is taken only with its
+    // size and sha256 in its first message, so it is verified like the others.
+    if (m.sha256().empty() || m.file() == current_) {
+      return DataLoss("the server sent file '" + m.file() +
+                      "', which the checkpoint does not list, without its size and sha256");
+    }
+    it = files_.emplace(m.file(), FileState{m.file_size(), m.sha256(), false}).first;
+    bytes_total_ += m.file_size();
   }
   FileState& state = it->second;
   if (m.file() != current_) {

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/sha256.h"
 #include "tests/common/temp_dir.h"
-#include "trainer/data/sha256.h"
 
 namespace dyt::cli {
 namespace {
@@ -24,6 +24,9 @@ struct Fixture {
       {"empty.bin", ""},
       {"state.json", "{\"step\": 200}"},
   };
+  // Sent after the listed files, like dyt-scheduler sends the checkpoint's manifest.json, which
+  // the record does not list; its first message carries its size and sha256.
+  std::pair<std::string, std::string> manifest = {"manifest.json", "{\"files\": []}"};
   v1::CheckpointRecord Record() const {
     v1::CheckpointRecord r;
     r.set_job_id("job-000000000001");
@@ -41,7 +44,9 @@ struct Fixture {
                                                      int64_t offset = 0, size_t chunk = 4096) {
     std::vector<v1::DownloadCheckpointResponse> out;
     bool started = start_file.empty();
-    for (const auto& [name, data] : files) {
+    auto all = files;
+    all.push_back(manifest);
+    for (const auto& [name, data] : all) {
       if (!started && name != start_file) continue;
       int64_t at = started ? 0 : offset;
       started = true;
@@ -90,6 +95,7 @@ TEST(CheckpointDownloadTest, DownloadsAndVerifiesEveryFile) {
     EXPECT_EQ(ReadAll(dir.Join("out/" + name)), data) << name;
     EXPECT_FALSE(fs::exists(dir.Join("out/" + name + ".part")));
   }
+  EXPECT_EQ(ReadAll(dir.Join("out/manifest.json")), fx.manifest.second);
   EXPECT_EQ(d.bytes_received(), d.bytes_total());
 
   CheckpointDownload again(dir.Join("out"), fx.Record());
@@ -138,6 +144,24 @@ TEST(CheckpointDownloadTest, KeepsCompleteFilesAndStartsAtTheFirstMissingOne) {
   EXPECT_EQ(ReadAll(dir.Join("out/state.json")), fx.files[2].second);
 }
 
+TEST(CheckpointDownloadTest, FetchesAMissingManifestAfterCompleteFiles) {
+  TempDir dir;
+  Fixture fx;
+  fs::create_directories(dir.Join("out"));
+  for (const auto& [name, data] : fx.files) {
+    std::ofstream(dir.Join("out/" + name), std::ios::binary) << data;
+  }
+  std::ofstream(dir.Join("out/manifest.json.part"), std::ios::binary) << "{\"fi";
+  CheckpointDownload d(dir.Join("out"), fx.Record());
+  auto plan = d.Plan();
+  ASSERT_TRUE(plan.ok());
+  EXPECT_FALSE(plan->complete);
+  EXPECT_EQ(plan->file, "manifest.json");
+  EXPECT_EQ(plan->offset, 4);
+  ASSERT_TRUE(Feed(d, fx.Stream("manifest.json", 4)).ok());
+  EXPECT_EQ(ReadAll(dir.Join("out/manifest.json")), fx.manifest.second);
+}
+
 TEST(CheckpointDownloadTest, ChecksumMismatchRemovesThePartFile) {
   TempDir dir;
   Fixture fx;
@@ -183,7 +207,8 @@ TEST(CheckpointDownloadTest, RefusesBadNamesFromTheServer) {
   EXPECT_EQ(in_stream.Consume(m).code(), StatusCode::kDataLoss);
   m.set_file("other.bin");
   EXPECT_EQ(in_stream.Consume(m).message(),
-            "the server sent file 'other.bin', which the checkpoint does not list");
+            "the server sent file 'other.bin', which the checkpoint does not list, without its "
+            "size and sha256");
 }
 
 TEST(CheckpointDownloadTest, RefusesStreamsThatDoNotAddUp) {
@@ -201,7 +226,7 @@ TEST(CheckpointDownloadTest, RefusesStreamsThatDoNotAddUp) {
     CheckpointDownload d(dir.Join("b"), fx.Record());
     ASSERT_TRUE(d.Plan().ok());
     auto stream = fx.Stream();
-    stream.pop_back();
+    stream.resize(stream.size() - 2);  // without state.json and manifest.json
     Status s = Feed(d, stream);
     ASSERT_FALSE(s.ok());
     EXPECT_NE(s.message().find("the download ended before file state.json"), std::string::npos)

@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "scheduler/job_service.h"
+#include "scheduler/scheduler.h"
 #include "scheduler/state_store.h"
 #include "services/cli/client.h"
 #include "services/cli/commands.h"
@@ -19,7 +20,11 @@ namespace {
 // answers of the first two SubmitJob calls with UNAVAILABLE.
 class LosesFirstAnswers : public v1::JobService::Service {
  public:
-  explicit LosesFirstAnswers(StateStore* store) : real_(store) {}
+  explicit LosesFirstAnswers(StateStore* store)
+      : scheduler_(store, SchedulerOptions{}), real_(store, &scheduler_) {
+    started = scheduler_.Start().ok();
+  }
+  ~LosesFirstAnswers() override { scheduler_.Stop(); }
   grpc::Status SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
                          v1::SubmitJobResponse* response) override {
     grpc::Status status = real_.SubmitJob(context, request, response);
@@ -33,8 +38,10 @@ class LosesFirstAnswers : public v1::JobService::Service {
   }
   std::atomic<int> calls{0};
   std::vector<std::string> request_ids;
+  bool started = false;
 
  private:
+  Scheduler scheduler_;
   JobServiceImpl real_;
 };
 
@@ -43,6 +50,7 @@ TEST(SubmitRetryTest, RetriesWithTheSameRequestIdAndCreatesOneJob) {
   auto store = StateStore::Open(dir.Join("db"));
   ASSERT_TRUE(store.ok()) << store.status().message();
   LosesFirstAnswers service(store->get());
+  ASSERT_TRUE(service.started);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
