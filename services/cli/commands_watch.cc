@@ -1,0 +1,202 @@
+// dytctl watch and logs: the streaming commands.
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "services/cli/client.h"
+#include "services/cli/command_util.h"
+#include "services/cli/commands.h"
+#include "services/cli/format.h"
+
+namespace dyt::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Follows a job until it ends: WatchJob, re-opened after a lost connection (it starts with the
+// job as it is now, so nothing is missed but intermediate progress), or GetJob once a second
+// against a scheduler that does not implement WatchJob.
+Status FollowJob(DytClient& client, const std::string& id,
+                 const std::function<void(const v1::Job&)>& on_job) {
+  bool ended = false;
+  int failures = 0;
+  auto handle = [&](const v1::Job& job) {
+    failures = 0;
+    on_job(job);
+    ended = IsTerminal(job.state());
+    return !ended;
+  };
+  while (true) {
+    Status s = client.Watch(id, handle);
+    if (ended) return Status::Ok();
+    if (s.code() == StatusCode::kUnimplemented) break;
+    if (s.ok() || s.code() == StatusCode::kUnavailable) {
+      if (++failures > 60) {
+        return s.ok() ? Internal("the WatchJob stream kept ending before job " + id + " did") : s;
+      }
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      continue;
+    }
+    return s;
+  }
+  while (true) {
+    auto job = client.Get(id);
+    if (!job.ok()) return job.status();
+    handle(*job);
+    if (ended) return Status::Ok();
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+// Renders watch updates: a line redrawn in place on a terminal, plain lines otherwise.
+class WatchPrinter {
+ public:
+  explicit WatchPrinter(const CommandContext& ctx) : ctx_(ctx), start_(Clock::now()) {}
+
+  void Show(const v1::Job& job) {
+    std::ostream& out = *ctx_.out;
+    if (ctx_.json) {
+      out << ToJson(job, /*pretty=*/false) << std::endl;
+      return;
+    }
+    const v1::Progress& p = job.progress();
+    if (job.state() != state_) {
+      state_ = job.state();
+      std::string reason = job.reason();
+      if (reason.empty() && job.events_size() > 0) {
+        const auto& last = *job.events().rbegin();
+        if (last.state() == job.state()) reason = last.reason();
+      }
+      ClearLine();
+      out << LocalTime(job.updated()) << "  " << job.id() << " " << v1::JobState_Name(state_)
+          << (reason.empty() ? "" : ": " + reason) << "\n";
+    }
+    if (job.last_checkpoint_step() != checkpoint_) {
+      checkpoint_ = job.last_checkpoint_step();
+      if (checkpoint_ > 0) {
+        ClearLine();
+        out << "checkpoint at step " << checkpoint_ << "\n";
+      }
+    }
+    if (job.state() == v1::RUNNING && p.step() > 0) {
+      if (first_step_ < 0 || p.step() < first_step_) {
+        first_step_ = p.step();
+        first_time_ = Clock::now();
+      }
+    }
+    const int64_t steps = p.steps() > 0 ? p.steps() : job.spec().train().steps();
+    const bool changed = p.step() != step_ || p.val_loss() != val_loss_;
+    step_ = p.step();
+    val_loss_ = p.val_loss();
+    if (IsTerminal(job.state()) || p.step() == 0) return;
+    if (ctx_.tty) {
+      Redraw(job, steps);
+    } else if (changed) {
+      out << ProgressText(job, steps) << "\n" << std::flush;
+    }
+  }
+
+  void End(const v1::Job& job) {
+    ClearLine();
+    if (ctx_.json) return;
+    const v1::Progress& p = job.progress();
+    double s = std::chrono::duration<double>(Clock::now() - start_).count();
+    *ctx_.out << job.id() << " " << v1::JobState_Name(job.state()) << ": step " << StepsText(job);
+    if (p.loss() != 0) *ctx_.out << "  loss " << Fixed(p.loss(), 4);
+    if (p.val_loss() != 0) *ctx_.out << "  val loss " << Fixed(p.val_loss(), 4);
+    *ctx_.out << "  (watched " << Duration(s) << ")\n" << std::flush;
+  }
+
+ private:
+  std::string ProgressText(const v1::Job& job, int64_t steps) const {
+    const v1::Progress& p = job.progress();
+    std::string text = "step ";
+    text += std::to_string(p.step());
+    text += '/';
+    text += std::to_string(steps);
+    if (steps > 0) {
+      text += ' ';
+      text += std::to_string(static_cast<int>(100.0 * p.step() / steps));
+      text += '%';
+    }
+    text += "  ETA " + Eta(p.step(), steps);
+    if (p.loss() != 0) text += "  loss " + Fixed(p.loss(), 4);
+    if (p.val_loss() != 0) text += "  val " + Fixed(p.val_loss(), 4);
+    if (p.tokens_per_s() != 0) text += "  " + Compact(p.tokens_per_s()) + " tok/s";
+    return text;
+  }
+
+  std::string Eta(int64_t step, int64_t steps) const {
+    if (first_step_ < 0 || step <= first_step_) return "?";
+    double dt = std::chrono::duration<double>(Clock::now() - first_time_).count();
+    double rate = (step - first_step_) / dt;
+    return rate > 0 ? Duration((steps - step) / rate) : "?";
+  }
+
+  void Redraw(const v1::Job& job, int64_t steps) {
+    *ctx_.out << "\r\033[K" << Bar(job.progress().step(), steps, 30) << " "
+              << ProgressText(job, steps) << std::flush;
+    drawn_ = true;
+  }
+
+  void ClearLine() {
+    if (drawn_) *ctx_.out << "\r\033[K";
+    drawn_ = false;
+  }
+
+  const CommandContext& ctx_;
+  Clock::time_point start_;
+  v1::JobState state_ = v1::JOB_STATE_UNSPECIFIED;
+  int64_t step_ = -1;
+  double val_loss_ = 0;
+  int64_t checkpoint_ = 0;
+  int64_t first_step_ = -1;
+  Clock::time_point first_time_;
+  bool drawn_ = false;
+};
+
+}  // namespace
+
+int RunWatch(const CommandContext& ctx, const std::string& id) {
+  DytClient client(ctx.config);
+  if (Status s = client.Connect(); !s.ok()) return Fail(ctx, s);
+  WatchPrinter printer(ctx);
+  v1::Job last;
+  bool seen = false;
+  Status s = FollowJob(client, id, [&](const v1::Job& job) {
+    last = job;
+    seen = true;
+    printer.Show(job);
+  });
+  if (!s.ok()) {
+    if (seen) printer.End(last);
+    return Fail(ctx, s);
+  }
+  printer.End(last);
+  return last.state() == v1::SUCCEEDED ? kExitOk : kExitJobNotSucceeded;
+}
+
+int RunLogs(const CommandContext& ctx, const LogsArgs& args) {
+  DytClient client(ctx.config);
+  if (Status s = client.Connect(); !s.ok()) return Fail(ctx, s);
+  v1::GetJobLogsRequest request;
+  request.set_id(args.id);
+  request.set_tail(args.tail);
+  request.set_follow(args.follow);
+  Status s = client.Logs(request, [&](const v1::LogLine& line) {
+    if (ctx.json) {
+      *ctx.out << ToJson(line, /*pretty=*/false) << "\n";
+    } else if (line.rank() == 0) {
+      *ctx.out << line.text() << "\n";
+    } else {
+      *ctx.out << "[rank " << line.rank() << "] " << line.text() << "\n";
+    }
+    if (args.follow) ctx.out->flush();
+    return true;
+  });
+  ctx.out->flush();
+  if (!s.ok()) return Fail(ctx, s);
+  return kExitOk;
+}
+
+}  // namespace dyt::cli

@@ -1,0 +1,127 @@
+// dytctl: the command-line client of the dyt job service (docs/cli.md).
+//
+//   dytctl [--server HOST:PORT] [--output table|json] COMMAND ...
+//
+// Commands: submit, list, get, watch, logs, cancel, checkpoints, pull, workers.
+#include <pwd.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "services/cli/client_config.h"
+#include "services/cli/commands.h"
+
+namespace {
+
+// $USER, $LOGNAME, or the login name of this uid.
+std::string DefaultOwner() {
+  for (const char* name : {"USER", "LOGNAME"}) {
+    const char* v = std::getenv(name);
+    if (v != nullptr && *v != '\0') return v;
+  }
+  const passwd* pw = ::getpwuid(::getuid());
+  return pw != nullptr && pw->pw_name != nullptr ? pw->pw_name : "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace dyt::cli;
+  CLI::App app{"dytctl: submit and follow dyt training jobs"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  std::string server;
+  std::string output = "table";
+  app.add_option("--server", server,
+                 "scheduler HOST:PORT (default: $DYT_SERVER, the config file, 127.0.0.1:50051)");
+  app.add_option("--output", output, "table (for people) or json (for scripts)")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+
+  SubmitArgs submit;
+  submit.owner = DefaultOwner();
+  auto* c_submit = app.add_subcommand("submit", "submit a job spec (YAML) and print the job id");
+  c_submit->add_option("file", submit.file, "job spec YAML (see examples/)")->required();
+  c_submit->add_option("--name", submit.name, "job name (overrides name:)");
+  c_submit->add_option("--steps", submit.steps, "training steps (overrides train.steps)");
+  c_submit->add_option("--priority", submit.priority, "0..1000 (overrides priority)");
+  c_submit->add_option("--ranks", submit.ranks, "data-parallel ranks (overrides resources.ranks)");
+  c_submit->add_option("--set", submit.sets, "KEY=VALUE override, e.g. model.norm=rmsnorm")
+      ->allow_extra_args(false);
+
+  ListArgs list;
+  auto* c_list = app.add_subcommand("list", "list jobs");
+  c_list->add_option("--state", list.state, "only jobs in this state (queued, running, ...)");
+  c_list->add_option("--owner", list.owner, "only jobs of this owner");
+  c_list->add_option("--name", list.name, "only jobs with this name");
+
+  std::string id;
+  auto* c_get = app.add_subcommand("get", "a job's full status");
+  c_get->add_option("id", id, "job id")->required();
+
+  auto* c_watch = app.add_subcommand(
+      "watch", "follow a job until it ends (exit 0 if it SUCCEEDED, 3 otherwise)");
+  c_watch->add_option("id", id, "job id")->required();
+
+  LogsArgs logs;
+  auto* c_logs = app.add_subcommand("logs", "a job's trainer output");
+  c_logs->add_option("id", logs.id, "job id")->required();
+  c_logs->add_flag("-f,--follow", logs.follow, "keep printing new lines until the job ends");
+  c_logs->add_option("--tail", logs.tail, "lines of history first (1..10000)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+
+  std::string reason;
+  auto* c_cancel = app.add_subcommand("cancel", "cancel a job that has not finished");
+  c_cancel->add_option("id", id, "job id")->required();
+  c_cancel->add_option("--reason", reason, "recorded in the job's events");
+
+  auto* c_ckpts = app.add_subcommand("checkpoints", "a job's committed checkpoints");
+  c_ckpts->add_option("id", id, "job id")->required();
+
+  PullArgs pull;
+  auto* c_pull = app.add_subcommand("pull", "download a checkpoint (verified, resumable)");
+  c_pull->add_option("id", pull.id, "job id")->required();
+  c_pull->add_option("--step", pull.step, "checkpoint step (default: the latest)");
+  c_pull->add_option("-o,--dir", pull.dir, "directory to write the files into")->required();
+  c_pull->add_option("--chunk-bytes", pull.chunk_bytes, "bytes per message (4096..4194304)")
+      ->check(CLI::Range(4096, 4 << 20));
+
+  auto* c_workers = app.add_subcommand("workers", "the registered workers and their slots");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  CommandContext ctx;
+  ctx.json = output == "json";
+  ctx.tty = ::isatty(STDOUT_FILENO) == 1;
+  ctx.out = &std::cout;
+  ctx.err = &std::cerr;
+  auto config = ResolveClientConfig(SourcesFromEnvironment(server));
+  if (!config.ok()) {
+    std::cerr << "dytctl: " << config.status().message() << "\n";
+    return kExitError;
+  }
+  ctx.config = *config;
+
+  if (c_submit->parsed()) return RunSubmit(ctx, submit);
+  if (c_list->parsed()) return RunList(ctx, list);
+  if (c_get->parsed()) return RunGet(ctx, id);
+  if (c_watch->parsed()) return RunWatch(ctx, id);
+  if (c_logs->parsed()) return RunLogs(ctx, logs);
+  if (c_cancel->parsed()) return RunCancel(ctx, id, reason);
+  if (c_ckpts->parsed()) return RunCheckpoints(ctx, id);
+  if (c_pull->parsed()) {
+    ctx.tty = ::isatty(STDERR_FILENO) == 1;  // pull draws its progress on stderr
+    return RunPull(ctx, pull);
+  }
+  if (c_workers->parsed()) return RunWorkers(ctx);
+  return kExitUsage;
+}

@@ -1,0 +1,166 @@
+// Helpers for the dytctl tests that run real processes: run a program and capture its output,
+// and a real dyt-scheduler on a free loopback port with its state in a temp dir.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/common/temp_dir.h"
+
+namespace dyt::cli::testing {
+
+using ::dyt::testing::TempDir;
+
+struct ProcessResult {
+  int code = -1;  // exit code; -1 when killed or not started
+  std::string out;
+  std::string err;
+};
+
+inline std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// posix_spawn, not fork: it runs no pthread_atfork handlers (gRPC installs some).
+inline pid_t SpawnWithOutput(const std::vector<std::string>& argv,
+                             const std::vector<std::string>& env, const std::string& out_path,
+                             const std::string& err_path) {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    std::string name = entry.substr(0, entry.find('='));
+    bool overridden = false;
+    for (const auto& x : env) overridden = overridden || x.substr(0, x.find('=')) == name;
+    if (!overridden) env_strings.push_back(entry);
+  }
+  for (const auto& x : env) env_strings.push_back(x);
+  std::vector<char*> envp, args;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_copy = argv;
+  for (auto& s : argv_copy) args.push_back(s.data());
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+// Runs argv (argv[0] a path) to completion, killing it after `timeout`.
+inline ProcessResult Run(const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env = {},
+                         std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  TempDir dir;
+  ProcessResult result;
+  pid_t pid = SpawnWithOutput(argv, env, dir.Join("out"), dir.Join("err"));
+  if (pid < 0) return result;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (WIFEXITED(status)) result.code = WEXITSTATUS(status);
+  result.out = ReadText(dir.Join("out"));
+  result.err = ReadText(dir.Join("err"));
+  return result;
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+inline int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  if (fd >= 0) ::close(fd);
+  return port;
+}
+
+inline bool PortAccepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The real dyt-scheduler on 127.0.0.1:<free port>, state in a temp dir; SIGTERM at the end.
+class SchedulerProcess {
+ public:
+  explicit SchedulerProcess(std::vector<std::string> extra_args = {}) {
+    port_ = FreePort();
+    std::vector<std::string> argv = {DYT_SCHEDULER_BINARY, "--listen",    address(), "--data-dir",
+                                     dir_.Join("db"),      "--log-level", "warn"};
+    for (auto& a : extra_args) argv.push_back(a);
+    pid_ = SpawnWithOutput(argv, {}, dir_.Join("scheduler.out"), dir_.Join("scheduler.err"));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (pid_ > 0 && !PortAccepts(port_) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ready_ = pid_ > 0 && PortAccepts(port_);
+  }
+  ~SchedulerProcess() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (::waitpid(pid_, nullptr, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  SchedulerProcess(const SchedulerProcess&) = delete;
+  SchedulerProcess& operator=(const SchedulerProcess&) = delete;
+
+  bool ready() const { return ready_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string log() const { return ReadText(dir_.Join("scheduler.err")); }
+
+ private:
+  TempDir dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+};
+
+}  // namespace dyt::cli::testing

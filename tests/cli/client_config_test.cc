@@ -1,0 +1,82 @@
+// Where dytctl finds the scheduler: --server over DYT_SERVER over the config file over the
+// default; config file errors name file:line.
+#include "services/cli/client_config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/common/temp_dir.h"
+
+namespace dyt::cli {
+namespace {
+
+using ::dyt::testing::TempDir;
+
+void Write(const std::string& path, const std::string& text) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path) << text;
+}
+
+TEST(ClientConfigTest, Precedence) {
+  TempDir home;
+  ClientConfigSources s;
+  s.home = home.path();
+  auto c = ResolveClientConfig(s);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->server, "127.0.0.1:50051");
+  EXPECT_EQ(c->server_source, "default");
+
+  Write(home.Join(".config/dyt/config.yaml"), "server: from-file:1\nconnect_timeout_s: 2.5\n");
+  c = ResolveClientConfig(s);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->server, "from-file:1");
+  EXPECT_DOUBLE_EQ(c->connect_timeout_s, 2.5);
+
+  s.env_server = "from-env:2";
+  c = ResolveClientConfig(s);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->server, "from-env:2");
+  EXPECT_EQ(c->server_source, "DYT_SERVER");
+
+  s.flag_server = "from-flag:3";
+  c = ResolveClientConfig(s);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->server, "from-flag:3");
+
+  // $DYT_CONFIG replaces the file in $HOME.
+  ClientConfigSources t;
+  t.home = home.path();
+  t.env_config = home.Join("other.yaml");
+  Write(t.env_config, "server: other:4\n");
+  c = ResolveClientConfig(t);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->server, "other:4");
+  EXPECT_EQ(c->server_source, t.env_config);
+}
+
+TEST(ClientConfigTest, ErrorsNameTheFileAndLine) {
+  TempDir dir;
+  ClientConfigSources s;
+  s.env_config = dir.Join("missing.yaml");
+  auto c = ResolveClientConfig(s);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), s.env_config + ": cannot read the dytctl config file");
+
+  s.env_config = dir.Join("bad.yaml");
+  Write(s.env_config, "server: a:1\nsrever: b:2\n");
+  c = ResolveClientConfig(s);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            s.env_config + ":2:1: srever: unknown key (known: server, connect_timeout_s)");
+
+  Write(s.env_config, "connect_timeout_s: never\n");
+  c = ResolveClientConfig(s);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            s.env_config + ":1:1: connect_timeout_s: must be a number in (0, 600]");
+}
+
+}  // namespace
+}  // namespace dyt::cli

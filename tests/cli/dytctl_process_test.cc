@@ -1,0 +1,194 @@
+// The real dytctl binary against a real dyt-scheduler process on loopback: error messages a
+// person understands, and submit/list/get/cancel/watch round trips through --output json.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "services/cli/client.h"
+#include "services/cli/job_spec_yaml.h"
+#include "tests/cli/cli_process.h"
+
+namespace dyt::cli {
+namespace {
+
+using testing::ProcessResult;
+using testing::Run;
+using testing::SchedulerProcess;
+using testing::TempDir;
+using Json = nlohmann::json;
+
+const std::string kJobs = std::string(DYT_SOURCE_DIR) + "/examples/jobs/";
+
+ProcessResult Dytctl(const std::string& server, std::vector<std::string> args,
+                     std::vector<std::string> env = {}) {
+  std::vector<std::string> argv = {DYT_DYTCTL_BINARY};
+  if (!server.empty()) argv.insert(argv.end(), {"--server", server});
+  argv.insert(argv.end(), args.begin(), args.end());
+  env.push_back("DYT_CONFIG=/dev/null");  // never read the developer's own config
+  return Run(argv, env);
+}
+
+TEST(DytctlProcessTest, UnreachableServerSaysSoQuickly) {
+  auto start = std::chrono::steady_clock::now();
+  ProcessResult r = Dytctl("127.0.0.1:1", {"list"});
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err,
+            "dytctl: cannot reach the dyt scheduler at 127.0.0.1:1: connection refused; is "
+            "dyt-scheduler running? (--server/DYT_SERVER)\n");
+  EXPECT_EQ(r.out, "");
+  EXPECT_LT(s, 20.0);
+
+  ProcessResult env = Dytctl("", {"get", "job-000000000001"}, {"DYT_SERVER=127.0.0.1:1"});
+  EXPECT_EQ(env.code, 1);
+  EXPECT_NE(env.err.find("cannot reach the dyt scheduler at 127.0.0.1:1: connection refused"),
+            std::string::npos)
+      << env.err;
+}
+
+TEST(DytctlProcessTest, BadUsageExitsTwo) {
+  EXPECT_EQ(Dytctl("", {"frobnicate"}).code, 2);
+  EXPECT_EQ(Dytctl("", {"--output", "xml", "list"}).code, 2);
+  EXPECT_EQ(Dytctl("", {"pull", "job-1"}).code, 2);  // -o DIR is required
+}
+
+class DytctlServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(scheduler_.ready()) << scheduler_.log(); }
+  ProcessResult Ctl(std::vector<std::string> args) {
+    return Dytctl(scheduler_.address(), std::move(args), {"USER=tester"});
+  }
+  Json CtlJson(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--output", "json"});
+    ProcessResult r = Ctl(args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return Json::parse(r.out.empty() ? "null" : r.out);
+  }
+
+  SchedulerProcess scheduler_;
+  TempDir dir_;
+};
+
+TEST_F(DytctlServerTest, InvalidSpecNamesTheFileAndLine) {
+  const std::string job = dir_.Join("job.yaml");
+  std::ofstream(job) << "name: bad-batch\n"
+                        "model:\n"
+                        "  preset: test\n"
+                        "data:\n"
+                        "  synthetic: true\n"
+                        "train:\n"
+                        "  steps: 10\n"
+                        "  batch_size: 0\n"
+                        "resources:\n"
+                        "  kind: cpu\n"
+                        "  ranks: 1\n";
+  ProcessResult r = Ctl({"submit", job});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "dytctl: " + job + ":8: train.batch_size: must be >= 1 (got 0)\n");
+
+  r = Ctl({"submit", job, "--set", "train.batch_size=4", "--priority", "5000"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "dytctl: --priority 5000: priority: must be between 0 and 1000 (got 5000)\n");
+
+  std::ofstream(job) << "name: x\ntrain:\n  steps: 10\n  batch: 3\n";
+  r = Ctl({"submit", job});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err.rfind("dytctl: " + job + ":4:3: train.batch: unknown field", 0), 0u) << r.err;
+
+  std::ofstream(job) << "name: x\ntrain: {steps: 10\n";
+  r = Ctl({"submit", job});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err.rfind("dytctl: " + job + ":3:1: YAML syntax error: ", 0), 0u) << r.err;
+
+  // Nothing was stored.
+  EXPECT_EQ(CtlJson({"list"})["jobs"].size(), 0u);
+}
+
+TEST_F(DytctlServerTest, UnknownJobIdIsNotFound) {
+  for (const char* cmd : {"get", "cancel", "watch"}) {
+    ProcessResult r = Ctl({cmd, "job-000000000099"});
+    EXPECT_EQ(r.code, 1) << cmd;
+    EXPECT_EQ(r.err, "dytctl: job job-000000000099: not found\n") << cmd;
+  }
+}
+
+TEST_F(DytctlServerTest, SubmitListGetCancelRoundTrip) {
+  ProcessResult plain = Ctl({"submit", kJobs + "tiny-cpu-synthetic.yaml"});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(plain.out, "job-000000000001\n");
+
+  Json submitted = CtlJson({"submit", kJobs + "kjv-dyt-tiny.yaml", "--name", "kjv-short", "--steps",
+                            "50", "--ranks", "1", "--set", "model.norm=rmsnorm"});
+  const std::string id = submitted["id"];
+  EXPECT_EQ(id, "job-000000000002");
+  EXPECT_EQ(submitted["state"], "QUEUED");
+  EXPECT_EQ(submitted["spec"]["name"], "kjv-short");
+  EXPECT_EQ(submitted["spec"]["owner"], "tester");
+  EXPECT_EQ(submitted["spec"]["model"]["norm"], "rmsnorm");
+  EXPECT_EQ(submitted["spec"]["train"]["steps"], "50");  // int64 is a string in proto JSON
+  EXPECT_EQ(submitted["spec"]["data"]["train_paths"][0],
+            std::string(DYT_SOURCE_DIR) + "/data/kjv/train.bin");
+
+  Json all = CtlJson({"list"});
+  ASSERT_EQ(all["jobs"].size(), 2u);
+  EXPECT_EQ(all["jobs"][0]["id"], "job-000000000001");
+  EXPECT_EQ(CtlJson({"list", "--name", "kjv-short"})["jobs"].size(), 1u);
+  EXPECT_EQ(CtlJson({"list", "--owner", "nobody"})["jobs"].size(), 0u);
+
+  Json got = CtlJson({"get", id});
+  EXPECT_EQ(got["id"], id);
+  ASSERT_EQ(got["events"].size(), 1u);
+  EXPECT_EQ(got["events"][0]["reason"], "submitted");
+
+  Json cancelled = CtlJson({"cancel", id, "--reason", "wrong norm"});
+  EXPECT_EQ(cancelled["state"], "CANCELLED");
+  EXPECT_EQ(cancelled["events"].back()["reason"], "wrong norm");
+  EXPECT_EQ(CtlJson({"list", "--state", "cancelled"})["jobs"].size(), 1u);
+  EXPECT_EQ(CtlJson({"list", "--state", "QUEUED"})["jobs"][0]["id"], "job-000000000001");
+
+  ProcessResult again = Ctl({"cancel", id});
+  EXPECT_EQ(again.code, 1);
+  EXPECT_EQ(again.err, "dytctl: job " + id +
+                           " is CANCELLED; only a job that has not finished can be cancelled\n");
+
+  ProcessResult table = Ctl({"list"});
+  ASSERT_EQ(table.code, 0);
+  EXPECT_EQ(table.out.rfind("ID  ", 0), 0u) << table.out;
+  EXPECT_NE(table.out.find("kjv-short"), std::string::npos);
+  EXPECT_NE(table.out.find("CANCELLED"), std::string::npos);
+  ProcessResult get = Ctl({"get", id});
+  EXPECT_NE(get.out.find("state:       CANCELLED (attempt 0): wrong norm"), std::string::npos)
+      << get.out;
+
+  // watch of a job that has ended: one line, exit 3 because it did not succeed.
+  ProcessResult watch = Ctl({"watch", id});
+  EXPECT_EQ(watch.code, 3) << watch.err;
+  EXPECT_NE(watch.out.find(id + " CANCELLED"), std::string::npos) << watch.out;
+  ProcessResult watch_json = Ctl({"--output", "json", "watch", id});
+  EXPECT_EQ(watch_json.code, 3);
+  EXPECT_EQ(Json::parse(watch_json.out.substr(0, watch_json.out.find('\n')))["state"], "CANCELLED");
+}
+
+TEST_F(DytctlServerTest, ListPagesThroughEveryJob) {
+  ClientConfig config;
+  config.server = scheduler_.address();
+  DytClient client(config);
+  ASSERT_TRUE(client.Connect().ok());
+  auto file = LoadJobSpecFile(kJobs + "tiny-cpu-synthetic.yaml", "pager");
+  ASSERT_TRUE(file.ok());
+  for (int i = 0; i < 23; ++i) ASSERT_TRUE(client.Submit(file->spec, "").ok());
+  v1::ListJobsRequest filter;
+  filter.set_page_size(5);
+  auto jobs = client.ListAll(filter);
+  ASSERT_TRUE(jobs.ok()) << jobs.status().message();
+  ASSERT_EQ(jobs->size(), 23u);
+  for (size_t i = 1; i < jobs->size(); ++i) EXPECT_LT((*jobs)[i - 1].id(), (*jobs)[i].id());
+  EXPECT_EQ(CtlJson({"list", "--owner", "pager"})["jobs"].size(), 23u);
+}
+
+}  // namespace
+}  // namespace dyt::cli
