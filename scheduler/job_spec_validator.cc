@@ -99,6 +99,7 @@ Status CheckModel(const v1::ModelSpec& m) {
   DYT_RETURN_IF_ERROR(CheckReal("spec.model.alpha0_attn", m.alpha0_attn(), 0, 100));
   DYT_RETURN_IF_ERROR(CheckReal("spec.model.alpha0_ffn", m.alpha0_ffn(), 0, 100));
   DYT_RETURN_IF_ERROR(CheckReal("spec.model.alpha0_final", m.alpha0_final(), 0, 100));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.model.init_std", m.init_std(), 0, 1));
   if (m.dim() > 0 && m.n_heads() > 0 && m.dim() % m.n_heads() != 0) {
     return Invalid("spec.model.dim", "must be divisible by spec.model.n_heads (got " +
                                          std::to_string(m.dim()) + " and " +
