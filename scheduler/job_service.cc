@@ -26,31 +26,20 @@ Status CheckJobId(const std::string& id) {
   return Status::Ok();
 }
 
-// Runs `body`, turning an escaped exception into INTERNAL and the result into a grpc::Status.
-grpc::Status Guard(const char* method, const std::function<Status()>& body) {
-  try {
-    return ToGrpcStatus(body());
-  } catch (const std::exception& e) {
-    return grpc::Status(grpc::StatusCode::INTERNAL, std::string(method) + ": " + e.what());
-  } catch (...) {
-    return grpc::Status(grpc::StatusCode::INTERNAL, std::string(method) + ": unknown exception");
-  }
-}
-
 }  // namespace
 
-grpc::Status ToGrpcStatus(const Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(static_cast<int>(status.code())),
-                      status.message());
-}
-
-JobServiceImpl::JobServiceImpl(StateStore* store, JobServiceOptions options)
-    : store_(store), validator_(std::move(options.validator)) {}
+JobServiceImpl::JobServiceImpl(StateStore* store, Scheduler* scheduler, JobServiceOptions options,
+                               SchedulerMetrics* metrics)
+    : store_(store),
+      scheduler_(scheduler),
+      validator_(std::move(options.validator)),
+      metrics_(metrics) {}
 
 StatusOr<v1::Job> JobServiceImpl::Assemble(const v1::JobRecord& record) const {
   v1::Job job = record.job();
   job.clear_events();
+  job.set_reason(record.state_reason());
+  *job.mutable_placement() = record.placement();
   DYT_ASSIGN_OR_RETURN(auto events, store_->ListJobEvents(job.id()));
   for (auto& e : events) *job.add_events() = std::move(e.event);
   return job;
@@ -75,7 +64,7 @@ StatusOr<v1::Job> JobServiceImpl::Submit(const v1::SubmitJobRequest& request) {
   event.set_state(v1::QUEUED);
   event.set_reason("submitted");
 
-  DYT_ASSIGN_OR_RETURN(CreateJobResult result, store_->CreateJob(std::move(record), event));
+  DYT_ASSIGN_OR_RETURN(CreateJobResult result, scheduler_->Submit(std::move(record), event));
   if (!result.created && !google::protobuf::util::MessageDifferencer::Equals(
                              result.record.job().spec(), request.spec())) {
     return Status(StatusCode::kAlreadyExists, "client_request_id: '" + request.client_request_id() +
@@ -88,7 +77,7 @@ StatusOr<v1::Job> JobServiceImpl::Submit(const v1::SubmitJobRequest& request) {
 
 StatusOr<v1::Job> JobServiceImpl::Get(const v1::GetJobRequest& request) {
   DYT_RETURN_IF_ERROR(CheckJobId(request.id()));
-  DYT_ASSIGN_OR_RETURN(auto record, store_->GetJob(request.id()));
+  DYT_ASSIGN_OR_RETURN(auto record, scheduler_->GetJob(request.id()));
   return Assemble(record);
 }
 
@@ -109,7 +98,13 @@ StatusOr<v1::ListJobsResponse> JobServiceImpl::List(const v1::ListJobsRequest& r
   if (page_size > StateStore::kMaxPageSize) page_size = StateStore::kMaxPageSize;
   DYT_ASSIGN_OR_RETURN(JobPage page, store_->ListJobs(filter, page_size, request.page_token()));
   v1::ListJobsResponse response;
-  for (const auto& record : page.jobs) {
+  for (const auto& stored : page.jobs) {
+    // Unfinished jobs: the live record (fresh progress, held reasons).
+    v1::JobRecord record = stored;
+    if (!IsTerminalJobState(stored.job().state())) {
+      auto live = scheduler_->GetJob(stored.job().id());
+      if (live.ok()) record = std::move(*live);
+    }
     DYT_ASSIGN_OR_RETURN(v1::Job job, Assemble(record));
     *response.add_jobs() = std::move(job);
   }
@@ -123,30 +118,14 @@ StatusOr<v1::Job> JobServiceImpl::Cancel(const v1::CancelJobRequest& request) {
     return InvalidArgument("reason: at most " + std::to_string(JobSpecLimits::kMaxReasonLength) +
                            " characters (got " + std::to_string(request.reason().size()) + ")");
   }
-  KeyLockGuard lock(job_locks_, request.id());
-  DYT_ASSIGN_OR_RETURN(v1::JobRecord record, store_->GetJob(request.id()));
-  v1::JobState state = record.job().state();
-  if (IsTerminalJobState(state)) {
-    return FailedPrecondition("job " + request.id() + " is " + v1::JobState_Name(state) +
-                              "; only a job that has not finished can be cancelled");
-  }
-  auto now = TimeUtil::GetCurrentTime();
   std::string reason = request.reason().empty() ? "cancelled by user" : request.reason();
-  record.mutable_job()->set_state(v1::CANCELLED);
-  *record.mutable_job()->mutable_updated() = now;
-  record.clear_placement();
-  record.set_state_reason(reason);
-  v1::JobEvent event;
-  *event.mutable_time() = now;
-  event.set_state(v1::CANCELLED);
-  event.set_reason(reason);
-  DYT_RETURN_IF_ERROR(store_->PutJobWithEvent(record, event).status());
+  DYT_ASSIGN_OR_RETURN(v1::JobRecord record, scheduler_->Cancel(request.id(), reason));
   return Assemble(record);
 }
 
 grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* request,
                                        v1::SubmitJobResponse* response) {
-  return Guard("SubmitJob", [&]() -> Status {
+  return RpcGuard(metrics_, "SubmitJob", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(*response->mutable_job(), Submit(*request));
     return Status::Ok();
   });
@@ -154,7 +133,7 @@ grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJob
 
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,
                                     v1::Job* response) {
-  return Guard("GetJob", [&]() -> Status {
+  return RpcGuard(metrics_, "GetJob", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(*response, Get(*request));
     return Status::Ok();
   });
@@ -162,7 +141,7 @@ grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobReques
 
 grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* request,
                                       v1::ListJobsResponse* response) {
-  return Guard("ListJobs", [&]() -> Status {
+  return RpcGuard(metrics_, "ListJobs", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(*response, List(*request));
     return Status::Ok();
   });
@@ -170,7 +149,7 @@ grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRe
 
 grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* request,
                                        v1::Job* response) {
-  return Guard("CancelJob", [&]() -> Status {
+  return RpcGuard(metrics_, "CancelJob", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(*response, Cancel(*request));
     return Status::Ok();
   });

@@ -1,5 +1,5 @@
 // JobService: the user-facing gRPC API of dyt-scheduler (proto/dyt/v1/job_service.proto) over
-// the durable StateStore (docs/scheduler.md).
+// the Scheduler (live state) and the durable StateStore (docs/scheduler.md).
 //
 // Every RPC validates its request first and answers INVALID_ARGUMENT naming the field and the
 // rule, with nothing stored. Store errors keep their code (dyt::Status and grpc::Status codes
@@ -16,13 +16,12 @@
 #include "common/status.h"
 #include "dyt/v1/job_service.grpc.pb.h"
 #include "scheduler/job_spec_validator.h"
-#include "scheduler/key_lock.h"
+#include "scheduler/rpc_guard.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/scheduler_metrics.h"
 #include "scheduler/state_store.h"
 
 namespace dyt {
-
-// The grpc::Status with the same code and message.
-grpc::Status ToGrpcStatus(const Status& status);
 
 struct JobServiceOptions {
   JobSpecValidatorOptions validator;
@@ -30,8 +29,9 @@ struct JobServiceOptions {
 
 class JobServiceImpl final : public v1::JobService::Service {
  public:
-  // `store` must outlive the service.
-  explicit JobServiceImpl(StateStore* store, JobServiceOptions options = {});
+  // `store`, `scheduler` (and `metrics`, when given) must outlive the service.
+  JobServiceImpl(StateStore* store, Scheduler* scheduler, JobServiceOptions options = {},
+                 SchedulerMetrics* metrics = nullptr);
 
   // Creates a QUEUED job with a first event. A retry with the same client_request_id and the
   // same spec returns the job the first call created; a different spec under a used request
@@ -50,19 +50,44 @@ class JobServiceImpl final : public v1::JobService::Service {
   grpc::Status CancelJob(grpc::ServerContext* context, const v1::CancelJobRequest* request,
                          v1::Job* response) override;
 
+  grpc::Status WatchJob(grpc::ServerContext* context, const v1::WatchJobRequest* request,
+                        grpc::ServerWriter<v1::WatchJobResponse>* writer) override;
+  grpc::Status GetJobLogs(grpc::ServerContext* context, const v1::GetJobLogsRequest* request,
+                          grpc::ServerWriter<v1::GetJobLogsResponse>* writer) override;
+  // Only checkpoints whose directory is still in the artifact store (retention deletes old
+  // ones).
+  grpc::Status ListCheckpoints(grpc::ServerContext* context,
+                               const v1::ListCheckpointsRequest* request,
+                               v1::ListCheckpointsResponse* response) override;
+  // The checkpoint's files, then its manifest.json (whose hash is computed as it is sent).
+  grpc::Status DownloadCheckpoint(
+      grpc::ServerContext* context, const v1::DownloadCheckpointRequest* request,
+      grpc::ServerWriter<v1::DownloadCheckpointResponse>* writer) override;
+  grpc::Status ListWorkers(grpc::ServerContext* context, const v1::ListWorkersRequest* request,
+                           v1::ListWorkersResponse* response) override;
+
   // The same operations with dyt::Status, for in-process callers and tests.
   StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);
   StatusOr<v1::Job> Get(const v1::GetJobRequest& request);
   StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request);
   StatusOr<v1::Job> Cancel(const v1::CancelJobRequest& request);
+  StatusOr<std::vector<v1::CheckpointRecord>> Checkpoints(const std::string& job_id);
 
  private:
   // The API view of a stored job: record.job with its events.
   StatusOr<v1::Job> Assemble(const v1::JobRecord& record) const;
 
+  Status Watch(grpc::ServerContext* context, const v1::WatchJobRequest& request,
+               grpc::ServerWriter<v1::WatchJobResponse>* writer);
+  Status Logs(grpc::ServerContext* context, const v1::GetJobLogsRequest& request,
+              grpc::ServerWriter<v1::GetJobLogsResponse>* writer);
+  Status Download(grpc::ServerContext* context, const v1::DownloadCheckpointRequest& request,
+                  grpc::ServerWriter<v1::DownloadCheckpointResponse>* writer);
+
   StateStore* store_;
+  Scheduler* scheduler_;
   JobSpecValidator validator_;
-  KeyLock job_locks_;  // serializes read-modify-write state changes of one job
+  SchedulerMetrics* metrics_;
 };
 
 }  // namespace dyt

@@ -1,15 +1,20 @@
-// dyt-scheduler: the job service over a durable RocksDB state directory (docs/scheduler.md).
+// dyt-scheduler: the job and worker services over a durable RocksDB state directory
+// (docs/scheduler.md).
 //
-// Serves JobService, grpc.health.v1.Health and server reflection on --listen. SIGTERM or
-// SIGINT shuts down gracefully: in-flight RPCs get --shutdown-grace-s to finish, then the
-// store is closed and the process exits 0.
+// Serves JobService, WorkerService, grpc.health.v1.Health and server reflection on --listen,
+// and Prometheus metrics on --metrics-listen. Prints "listening on HOST:PORT" (the port the OS
+// picked for port 0) once it serves. SIGTERM or SIGINT shuts down gracefully: in-flight RPCs
+// get --shutdown-grace-s to finish, then the store is closed and the process exits 0.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,7 +23,10 @@
 #include "common/logging.h"
 #include "common/signals.h"
 #include "scheduler/job_service.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/scheduler_metrics.h"
 #include "scheduler/state_store.h"
+#include "scheduler/worker_service.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"dyt-scheduler: the dyt job service"};
@@ -27,6 +35,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> data_roots;
   double grace_s = 2.0;
   std::string log_level = "info";
+  std::string artifact_root;
+  std::string advertise;
+  std::string metrics_listen;
+  double heartbeat_interval_s = 1.0;
+  double heartbeat_timeout_s = 10.0;
+  double stop_grace_s = 30.0;
+  bool no_preemption = false;
+  bool backfill = false;
   app.add_option("--listen", listen, "HOST:PORT to serve gRPC on (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--data-dir", data_dir, "RocksDB state directory (created if missing)")
@@ -38,6 +54,29 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 600.0));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
+  app.add_option("--artifact-root", artifact_root,
+                 "Shared directory for checkpoints (<root>/<job id>), seen by every worker at "
+                 "the same path (default: <data-dir>/artifacts)");
+  app.add_option("--advertise", advertise,
+                 "HOST:PORT trainers use to reach this scheduler for rendezvous (default: the "
+                 "listening address, 0.0.0.0 replaced by 127.0.0.1)");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "HOST:PORT for Prometheus /metrics (empty: no metrics endpoint)");
+  app.add_option("--heartbeat-interval-s", heartbeat_interval_s, "Worker heartbeat period")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 60.0));
+  app.add_option("--heartbeat-timeout-s", heartbeat_timeout_s,
+                 "A worker silent this long is lost and its jobs are requeued")
+      ->capture_default_str()
+      ->check(CLI::Range(0.2, 3600.0));
+  app.add_option("--stop-grace-s", stop_grace_s,
+                 "Seconds a worker gives a trainer between SIGTERM and SIGKILL")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
+  app.add_flag("--no-preemption", no_preemption,
+               "Never stop lower-priority jobs to make room for higher-priority ones");
+  app.add_flag("--backfill", backfill,
+               "Let later jobs that fit start ahead of a blocked job (may starve big jobs)");
   CLI11_PARSE(app, argc, argv);
   dyt::InitLogging("dyt-scheduler", log_level);
 
@@ -47,31 +86,91 @@ int main(int argc, char** argv) {
     spdlog::error("{}", store.status().ToString());
     return 1;
   }
+  if (heartbeat_timeout_s <= heartbeat_interval_s) {
+    spdlog::error("--heartbeat-timeout-s ({}) must be above --heartbeat-interval-s ({})",
+                  heartbeat_timeout_s, heartbeat_interval_s);
+    return 2;
+  }
+  if (artifact_root.empty()) artifact_root = data_dir + "/artifacts";
+  std::error_code ec;
+  std::filesystem::create_directories(artifact_root, ec);
+  if (ec) {
+    spdlog::error("--artifact-root {}: {}", artifact_root, ec.message());
+    return 1;
+  }
+  artifact_root = std::filesystem::absolute(artifact_root).lexically_normal().string();
+  while (artifact_root.size() > 1 && artifact_root.back() == '/') artifact_root.pop_back();
+
+  dyt::SchedulerMetrics metrics;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (!metrics_listen.empty()) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
+    } catch (const std::exception& e) {
+      spdlog::error("--metrics-listen {}: {}", metrics_listen, e.what());
+      return 1;
+    }
+    exposer->RegisterCollectable(metrics.registry());
+    auto ports = exposer->GetListeningPorts();
+    spdlog::info("metrics on {} (port {})", metrics_listen, ports.empty() ? 0 : ports[0]);
+  }
+
+  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+  dyt::SchedulerOptions scheduler_options;
+  scheduler_options.heartbeat_interval = ms(heartbeat_interval_s);
+  scheduler_options.heartbeat_timeout = ms(heartbeat_timeout_s);
+  scheduler_options.stop_grace = ms(stop_grace_s);
+  scheduler_options.preemption = !no_preemption;
+  scheduler_options.backfill = backfill;
+  scheduler_options.artifact_root = artifact_root;
+
   dyt::JobServiceOptions options;
   options.validator.data_roots = data_roots;
-  dyt::JobServiceImpl service(store->get(), options);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
+  // The services are registered before the server starts; the scheduler starts after, once the
+  // port it advertises to trainers is known (--listen may ask for port 0).
+  auto scheduler = std::make_unique<dyt::Scheduler>(store->get(), scheduler_options, &metrics);
+  auto job_service =
+      std::make_unique<dyt::JobServiceImpl>(store->get(), scheduler.get(), options, &metrics);
+  auto worker_service = std::make_unique<dyt::WorkerServiceImpl>(scheduler.get(), &metrics);
+  builder.RegisterService(job_service.get());
+  builder.RegisterService(worker_service.get());
+  builder.SetMaxReceiveMessageSize(4 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     spdlog::error("cannot listen on {}", listen);
     return 1;
   }
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
+  scheduler->SetAdvertiseAddress(advertise.empty() ? host + ":" + std::to_string(port) : advertise);
+  dyt::Status started = scheduler->Start();
+  if (!started.ok()) {
+    spdlog::error("{}", started.ToString());
+    return 1;
+  }
   server->GetHealthCheckService()->SetServingStatus(true);
-  spdlog::info("serving on {} (port {}), state in {}", listen, port, data_dir);
+  spdlog::info("serving on {} (port {}), state in {}, artifacts in {}", listen, port, data_dir,
+               artifact_root);
+  std::printf("listening on %s:%d\n", host.c_str(), port);
+  std::fflush(stdout);
 
   while (!shutdown.requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   spdlog::info("signal {}: shutting down", shutdown.signal_number());
   server->GetHealthCheckService()->SetServingStatus(false);
+  scheduler->Stop();  // ends worker sessions and watchers, flushes progress
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000)));
   server->Wait();
   server.reset();
+  worker_service.reset();
+  job_service.reset();
+  scheduler.reset();
   store->reset();
   spdlog::info("stopped");
   return 0;

@@ -8,8 +8,11 @@
 #include <string>
 
 #include "dyt/v1/job_service.grpc.pb.h"
+#include "dyt/v1/worker_service.grpc.pb.h"
 #include "scheduler/job_service.h"
+#include "scheduler/scheduler.h"
 #include "scheduler/state_store.h"
+#include "scheduler/worker_service.h"
 
 namespace dyt::testing {
 
@@ -34,20 +37,29 @@ inline v1::JobSpec ValidSpec(const std::string& name = "run-1",
   return spec;
 }
 
-// A JobServiceImpl over `store`, served on 127.0.0.1 at a port the OS picks, with a stub.
+// A Scheduler with its JobServiceImpl and WorkerServiceImpl over `store`, served on 127.0.0.1
+// at a port the OS picks, with stubs for both services.
 class TestServer {
  public:
-  explicit TestServer(StateStore* store, JobServiceOptions options = {})
-      : service_(store, std::move(options)) {
+  explicit TestServer(StateStore* store, JobServiceOptions options = {},
+                      SchedulerOptions scheduler_options = {})
+      : scheduler_(store, std::move(scheduler_options), &metrics_),
+        service_(store, &scheduler_, std::move(options), &metrics_),
+        worker_service_(&scheduler_, &metrics_) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(&service_);
+    builder.RegisterService(&worker_service_);
     server_ = builder.BuildAndStart();
     EXPECT_NE(server_, nullptr);
     EXPECT_GT(port_, 0);
+    scheduler_.SetAdvertiseAddress("127.0.0.1:" + std::to_string(port_));
+    Status started = scheduler_.Start();
+    EXPECT_TRUE(started.ok()) << started.ToString();
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
                                    grpc::InsecureChannelCredentials());
     stub_ = v1::JobService::NewStub(channel_);
+    worker_stub_ = v1::WorkerService::NewStub(channel_);
   }
   ~TestServer() { Stop(); }
   TestServer(const TestServer&) = delete;
@@ -55,20 +67,28 @@ class TestServer {
 
   void Stop() {
     if (server_ == nullptr) return;
+    scheduler_.Stop();
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     server_->Wait();
     server_.reset();
   }
 
   v1::JobService::Stub& stub() { return *stub_; }
+  v1::WorkerService::Stub& worker_stub() { return *worker_stub_; }
+  Scheduler& scheduler() { return scheduler_; }
+  SchedulerMetrics& metrics() { return metrics_; }
   int port() const { return port_; }
 
  private:
+  SchedulerMetrics metrics_;
+  Scheduler scheduler_;
   JobServiceImpl service_;
+  WorkerServiceImpl worker_service_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::JobService::Stub> stub_;
+  std::unique_ptr<v1::WorkerService::Stub> worker_stub_;
 };
 
 // A client context with a 10 s deadline, so a broken server fails the test instead of hanging.

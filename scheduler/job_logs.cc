@@ -1,0 +1,84 @@
+#include "scheduler/job_logs.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+
+namespace dyt {
+
+void JobLogs::Append(const std::string& job_id, int attempt, int rank,
+                     const std::vector<std::string>& lines) {
+  if (lines.empty()) return;
+  auto now = google::protobuf::util::TimeUtil::GetCurrentTime();
+  {
+    std::lock_guard lock(mu_);
+    Buffer& buffer = jobs_[job_id];
+    for (const auto& text : lines) {
+      v1::LogLine line;
+      *line.mutable_time() = now;
+      line.set_rank(rank);
+      line.set_attempt(attempt);
+      line.set_text(text);
+      buffer.lines.push_back(std::move(line));
+      ++buffer.end;
+      if (buffer.lines.size() > max_lines_) buffer.lines.pop_front();
+    }
+  }
+  cv_.notify_all();
+}
+
+void JobLogs::Finish(const std::string& job_id) {
+  {
+    std::lock_guard lock(mu_);
+    Buffer& buffer = jobs_[job_id];
+    if (!buffer.finished) {
+      buffer.finished = true;
+      finished_order_.push_back(job_id);
+    }
+    EvictLocked();
+  }
+  cv_.notify_all();
+}
+
+void JobLogs::EvictLocked() {
+  while (jobs_.size() > max_jobs_ && !finished_order_.empty()) {
+    jobs_.erase(finished_order_.front());
+    finished_order_.pop_front();
+  }
+}
+
+JobLogs::Tail JobLogs::Last(const std::string& job_id, size_t n) const {
+  std::lock_guard lock(mu_);
+  Tail tail;
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return tail;
+  const Buffer& buffer = it->second;
+  size_t take = std::min(n, buffer.lines.size());
+  tail.lines.assign(buffer.lines.end() - static_cast<std::ptrdiff_t>(take), buffer.lines.end());
+  tail.next = buffer.end;
+  tail.finished = buffer.finished;
+  return tail;
+}
+
+JobLogs::Tail JobLogs::Since(const std::string& job_id, uint64_t from,
+                             std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  auto ready = [&] {
+    auto it = jobs_.find(job_id);
+    return it != jobs_.end() && (it->second.end > from || it->second.finished);
+  };
+  cv_.wait_for(lock, timeout, ready);
+  Tail tail;
+  tail.next = from;
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return tail;
+  const Buffer& buffer = it->second;
+  uint64_t first_kept = buffer.end - buffer.lines.size();
+  uint64_t start = std::max(from, first_kept);
+  for (uint64_t p = start; p < buffer.end; ++p) tail.lines.push_back(buffer.lines[p - first_kept]);
+  tail.next = buffer.end;
+  tail.finished = buffer.finished;
+  return tail;
+}
+
+}  // namespace dyt

@@ -1,0 +1,212 @@
+// Scheduler: the live state of dyt-scheduler — the queue, the workers and their slots, and every
+// job state change after submission (docs/scheduler.md, "Scheduling").
+//
+// Jobs: QUEUED -> SCHEDULED (placed; assignments sent) -> RUNNING (every rank started) ->
+// SUCCEEDED (every rank exited 0). A failed rank or a lost worker ends the attempt: the job goes
+// RESTARTING -> QUEUED with attempt+1 and resumes from its latest checkpoint, until it has been
+// restarted spec.max_restarts times; then FAILED with the reason. A preempted job goes PREEMPTED
+// -> QUEUED once its ranks have checkpointed and exited (no restart is counted). CancelJob moves
+// any unfinished job to CANCELLED at once and tells the workers to stop its ranks.
+//
+// Durability: every state change is written to the StateStore (synced) before anyone hears of
+// it: an assignment is sent only after the SCHEDULED record is durable, and an RPC answers only
+// after its change is. Progress (step, loss) is kept in memory and written with the next state
+// change or checkpoint, or by the periodic flush. After a restart, Start() reloads every
+// unfinished job; SCHEDULED and RUNNING jobs keep their placement while their workers reconnect
+// (a worker that reports the job's ranks keeps running them); a worker that does not reconnect
+// within the heartbeat timeout is lost like any other.
+//
+// Slots: an attempt's slots stay allocated until its ranks have reported that they exited (or
+// their worker is lost), so a requeued job never lands on slots its previous attempt still uses.
+//
+// Threads: every public method may be called from any thread (gRPC handlers). One internal
+// thread runs scheduling passes (on a change, and at least every 200 ms) and the heartbeat
+// checks. Store writes of a scheduling pass are one batch: one fsync for all its placements.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/status.h"
+#include "dyt/v1/job_service.pb.h"
+#include "dyt/v1/scheduler_state.pb.h"
+#include "dyt/v1/worker_service.pb.h"
+#include "scheduler/job_logs.h"
+#include "scheduler/placement.h"
+#include "scheduler/scheduler_metrics.h"
+#include "scheduler/state_store.h"
+#include "scheduler/worker_session.h"
+
+namespace dyt {
+
+struct SchedulerOptions {
+  std::chrono::milliseconds heartbeat_interval{1000};
+  // A worker silent for this long is lost: its jobs are requeued.
+  std::chrono::milliseconds heartbeat_timeout{10000};
+  // Sent with stop requests: how long a worker waits after SIGTERM before SIGKILL.
+  std::chrono::milliseconds stop_grace{30000};
+  // A higher-priority job that cannot fit may preempt lower-priority running jobs.
+  bool preemption = true;
+  // Off (default): the first job of a slot kind that cannot be placed blocks the jobs behind it
+  // of that kind (no starvation of big jobs). On: later jobs that fit go ahead of it.
+  bool backfill = false;
+  // Shared storage where every job's checkpoints go (<artifact_root>/<job id>).
+  std::string artifact_root;
+  // HOST:PORT of this scheduler's WorkerService as the trainers reach it (rendezvous).
+  std::string advertise_address;
+  // How often in-memory progress is written to the store.
+  std::chrono::milliseconds progress_flush{5000};
+};
+
+class Scheduler {
+ public:
+  // `store` (and `metrics`, when given) must outlive the scheduler.
+  Scheduler(StateStore* store, SchedulerOptions options, SchedulerMetrics* metrics = nullptr);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Reloads the unfinished jobs and the workers from the store and starts the scheduling thread.
+  Status Start();
+  // Stops the thread and closes every worker session. Jobs keep their state on disk.
+  void Stop();
+
+  const SchedulerOptions& options() const { return options_; }
+  // Sets options().advertise_address; only before Start (the binary learns its port late).
+  void SetAdvertiseAddress(const std::string& address) { options_.advertise_address = address; }
+  JobLogs& logs() { return logs_; }
+
+  // ----- Jobs (JobService).
+  // Stores the job (durably; idempotent on record.client_request_id, see
+  // StateStore::CreateJob) and queues it.
+  StatusOr<CreateJobResult> Submit(v1::JobRecord record, const v1::JobEvent& event);
+  // CANCELLED now; FAILED_PRECONDITION for a finished job, NOT_FOUND for an unknown one.
+  StatusOr<v1::JobRecord> Cancel(const std::string& job_id, const std::string& reason);
+  // The job as it is now: the live record (fresh progress) when unfinished, else the store's.
+  StatusOr<v1::JobRecord> GetJob(const std::string& job_id) const;
+  // A number that changes whenever any job changes (state, progress, checkpoint). Waits up to
+  // `timeout` for it to differ from `seen` and returns it.
+  uint64_t WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) const;
+  uint64_t version() const;
+
+  // ----- Workers (WorkerService).
+  // Registers (or re-registers) a worker and reconciles what it reports running. Returns its
+  // session, which already holds the `registered` answer. INVALID_ARGUMENT naming the field for
+  // a bad registration.
+  StatusOr<std::shared_ptr<WorkerSession>> Register(const v1::RegisterWorker& request);
+  // A message from a registered worker's session (heartbeat, update, logs, checkpoint). Errors
+  // are the worker's (INVALID_ARGUMENT naming the field); the session may go on.
+  Status OnWorkerMessage(const std::shared_ptr<WorkerSession>& session,
+                         const v1::WorkerMessage& message);
+  // The session's stream ended. The worker is not lost yet: it has heartbeat_timeout to return.
+  void Disconnected(const std::shared_ptr<WorkerSession>& session);
+  std::vector<v1::WorkerStatus> ListWorkers() const;
+
+  // ----- Rendezvous (only for the current attempt of an unfinished job).
+  Status SetRendezvous(const v1::SetRendezvousRequest& request);
+  StatusOr<std::string> GetRendezvous(const v1::GetRendezvousRequest& request);
+
+  // Runs one scheduling pass and heartbeat check now (tests; the thread does this by itself).
+  void RunPassForTest();
+
+ private:
+  struct RankState {
+    bool started = false;
+    bool exited = false;
+    v1::RankUpdate::Exit exit = v1::RankUpdate::EXIT_UNSPECIFIED;
+  };
+  // An unfinished job.
+  struct LiveJob {
+    v1::JobRecord record;
+    uint64_t order = 0;  // submission order (the job number)
+    std::chrono::steady_clock::time_point queued_at;
+    std::map<int, RankState> ranks;  // current attempt
+    bool preempting = false;         // stop requests sent to make room
+    bool progress_dirty = false;
+  };
+  // The slots and live ranks of one job attempt, until they have all exited.
+  struct Attempt {
+    std::string job_id;
+    int attempt = 0;
+    std::map<std::string, std::set<int>> live_ranks;  // worker id -> ranks not yet exited
+  };
+  struct Worker {
+    v1::WorkerRecord record;
+    std::shared_ptr<WorkerSession> session;  // null while disconnected
+    std::chrono::steady_clock::time_point last_heartbeat;
+  };
+  using Batch = std::vector<std::pair<v1::JobRecord, std::optional<v1::JobEvent>>>;
+
+  static std::string AttemptKey(const std::string& job_id, int attempt);
+  void Loop();
+  void Kick();
+  void Changed();  // under mu_: bump the version, wake watchers
+
+  // Under mu_. State changes append to `batch`; Persist writes it (one sync) and then sends
+  // the messages queued in `outbox`.
+  void SetState(LiveJob& job, v1::JobState state, const std::string& reason, Batch& batch);
+  void Adopt(v1::JobRecord record, bool recovered);
+  void SchedulePass(Batch& batch);
+  // The assignment of the ranks `job`'s current placement puts on `worker_id`.
+  v1::Assignment MakeAssignment(const LiveJob& job, const std::string& worker_id) const;
+  bool TryPreempt(const LiveJob& head, const GangRequest& request, Batch& batch);
+  void CheckHeartbeats(Batch& batch);
+  void LoseWorker(const std::string& worker_id, const std::string& why, Batch& batch);
+  void EndAttempt(LiveJob& job, const std::string& reason, bool failure, Batch& batch);
+  void Requeue(LiveJob& job, v1::JobState via, const std::string& reason, Batch& batch);
+  void Finish(LiveJob& job, v1::JobState state, const std::string& reason, Batch& batch);
+  void StopRanks(const std::string& job_id, int attempt, v1::StopJob::Reason reason);
+  void SendStop(const std::string& worker_id, const std::string& job_id, int attempt,
+                v1::StopJob::Reason reason);
+  void RankExited(const std::string& worker_id, const v1::RankUpdate& update, Batch& batch);
+  void OnUpdate(const std::string& worker_id, const v1::RankUpdate& update, Batch& batch);
+  Status OnCheckpoint(const std::string& worker_id, const v1::CheckpointRecord& checkpoint,
+                      Batch& batch);
+  void ReconcileRunning(Worker& worker, const std::vector<v1::RunningRank>& running, Batch& batch);
+  Status Persist(Batch& batch);
+  void FlushProgress();
+  void UpdateGauges();
+  bool IsCurrentAttempt(const std::string& job_id, int attempt) const;
+
+  StateStore* const store_;
+  SchedulerOptions options_;  // advertise_address may be set before Start
+  SchedulerMetrics* const metrics_;
+  JobLogs logs_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable changed_cv_;  // watchers: version_ changed
+  std::condition_variable loop_cv_;             // the loop: work to do
+  bool kicked_ = false;
+  bool stopping_ = false;
+  uint64_t version_ = 0;
+  std::unordered_map<std::string, LiveJob> jobs_;
+  JobQueue queue_;
+  ClusterView cluster_;
+  std::map<std::string, Worker> workers_;
+  std::map<std::string, Attempt> attempts_;  // AttemptKey -> attempt still holding slots
+  // Jobs cancelled between their durable creation and their adoption (a race of Submit and
+  // Cancel); Adopt skips them.
+  std::unordered_set<std::string> cancelled_before_adopt_;
+  // Messages for workers, sent by Persist once the changes they announce are durable.
+  std::vector<std::pair<std::string, v1::SchedulerMessage>> pending_sends_;
+  std::chrono::steady_clock::time_point last_flush_;
+  std::thread thread_;
+
+  // Rendezvous waiters wake on any Set.
+  std::mutex rdzv_mu_;
+  std::condition_variable rdzv_cv_;
+  uint64_t rdzv_version_ = 0;
+};
+
+}  // namespace dyt

@@ -1,0 +1,225 @@
+// Scheduler: scheduling passes, preemption, and the end of an attempt (requeue, finish).
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <tuple>
+
+#include "scheduler/job_states.h"
+#include "scheduler/scheduler.h"
+
+namespace dyt {
+namespace {
+
+GangRequest RequestOf(const v1::JobSpec& spec) {
+  GangRequest request;
+  request.ranks = spec.resources().ranks() > 0 ? spec.resources().ranks() : 1;
+  request.slots_per_rank =
+      spec.resources().slots_per_rank() > 0 ? spec.resources().slots_per_rank() : 1;
+  request.kind = spec.resources().kind().empty() ? "cpu" : spec.resources().kind();
+  return request;
+}
+
+}  // namespace
+
+void Scheduler::SchedulePass(Batch& batch) {
+  // Pools whose first unplaceable job blocks the rest (strict priority/FIFO, no backfill).
+  std::set<std::string> blocked;
+  // Feasibility is the same for every job asking the same shape: compute it once per pass.
+  std::map<std::tuple<std::string, int, int>, std::pair<bool, std::string>> feasible;
+  std::vector<std::string> placed;
+  auto now = std::chrono::steady_clock::now();
+
+  queue_.ForEach([&](const JobQueue::Entry& entry) {
+    auto it = jobs_.find(entry.job_id);
+    if (it == jobs_.end()) return true;
+    LiveJob& job = it->second;
+    GangRequest request = RequestOf(job.record.job().spec());
+    if (blocked.count(request.kind) > 0) return true;
+    auto key = std::make_tuple(request.kind, request.ranks, request.slots_per_rank);
+    auto f = feasible.find(key);
+    if (f == feasible.end()) {
+      std::string why;
+      bool ok = cluster_.CouldEverFit(request, &why);
+      f = feasible.emplace(key, std::make_pair(ok, why)).first;
+    }
+    if (!f->second.first) {
+      // Held, with the reason visible to the user; it does not block the jobs behind it. Kept in
+      // memory only (no write per held job): it is recomputed on every pass and after a restart.
+      std::string reason = "held: " + f->second.second;
+      if (job.record.state_reason() != reason) {
+        job.record.set_state_reason(reason);
+        Changed();
+      }
+      return true;
+    }
+    std::optional<Placement> placement = cluster_.Place(request);
+    if (!placement) {
+      if (options_.preemption && !TryPreempt(job, request, batch) &&
+          job.record.state_reason().rfind("waiting", 0) != 0) {
+        job.record.set_state_reason("waiting for " + std::to_string(request.ranks) + " x " +
+                                    std::to_string(request.slots_per_rank) + " free " +
+                                    request.kind + " slots");
+        Changed();
+      }
+      if (!options_.backfill) blocked.insert(request.kind);
+      return true;
+    }
+    int attempt = job.record.job().attempt() + 1;
+    std::string owner = AttemptKey(entry.job_id, attempt);
+    Status allocated = cluster_.Allocate(owner, *placement);
+    if (!allocated.ok()) {  // Place and Allocate disagree: a bug; skip the job this pass
+      spdlog::error("job {}: {}", entry.job_id, allocated.ToString());
+      return true;
+    }
+    Attempt& slots = attempts_[owner];
+    slots.job_id = entry.job_id;
+    slots.attempt = attempt;
+    job.ranks.clear();
+    job.preempting = false;
+    job.record.mutable_job()->set_attempt(attempt);
+    job.record.clear_placement();
+    std::set<std::string> on;
+    for (const auto& rank : *placement) {
+      *job.record.add_placement() = rank;
+      slots.live_ranks[rank.worker_id()].insert(rank.rank());
+      job.ranks[rank.rank()] = RankState{};
+      on.insert(rank.worker_id());
+    }
+    std::string workers;
+    for (const auto& worker_id : on) {
+      v1::SchedulerMessage message;
+      *message.mutable_assign() = MakeAssignment(job, worker_id);
+      pending_sends_.emplace_back(worker_id, std::move(message));
+      workers += (workers.empty() ? "" : ", ") + worker_id;
+    }
+    SetState(job, v1::SCHEDULED, "attempt " + std::to_string(attempt) + " placed on " + workers,
+             batch);
+    if (metrics_ != nullptr) {
+      metrics_->Scheduled(std::chrono::duration<double>(now - job.queued_at).count());
+    }
+    placed.push_back(entry.job_id);
+    return true;
+  });
+  for (const auto& id : placed) queue_.Remove(id);
+}
+
+v1::Assignment Scheduler::MakeAssignment(const LiveJob& job, const std::string& worker_id) const {
+  const v1::Job& api = job.record.job();
+  v1::Assignment a;
+  a.set_job_id(api.id());
+  a.set_attempt(api.attempt());
+  *a.mutable_spec() = api.spec();
+  a.set_world_size(job.record.placement_size());
+  for (const auto& rank : job.record.placement()) {
+    if (rank.worker_id() == worker_id) *a.add_ranks() = rank;
+  }
+  a.set_checkpoint_dir(options_.artifact_root + "/" + api.id());
+  a.set_rendezvous_id(api.id() + ".a" + std::to_string(api.attempt()));
+  a.set_scheduler_address(options_.advertise_address);
+  return a;
+}
+
+bool Scheduler::TryPreempt(const LiveJob& head, const GangRequest& request, Batch& batch) {
+  // Already making room (for this job or another): wait for those ranks to exit first, so one
+  // blocked job never preempts more than it needs.
+  for (const auto& [id, job] : jobs_) {
+    if (job.preempting) return true;
+  }
+  std::vector<RunningJob> running;
+  for (const auto& [id, job] : jobs_) {
+    v1::JobState state = job.record.job().state();
+    if (state != v1::SCHEDULED && state != v1::RUNNING) continue;
+    RunningJob r;
+    r.owner = AttemptKey(id, job.record.job().attempt());
+    r.priority = job.record.job().spec().priority();
+    r.order = job.order;
+    r.placement.assign(job.record.placement().begin(), job.record.placement().end());
+    running.push_back(std::move(r));
+  }
+  int priority = head.record.job().spec().priority();
+  std::optional<std::vector<std::string>> victims =
+      ChoosePreemptionVictims(cluster_, request, priority, running);
+  if (!victims || victims->empty()) return false;
+  for (const auto& owner : *victims) {
+    std::string job_id = owner.substr(0, owner.rfind('#'));
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) continue;
+    LiveJob& victim = it->second;
+    victim.preempting = true;
+    victim.record.set_state_reason("preempting for " + head.record.job().id() + " (priority " +
+                                   std::to_string(priority) + ")");
+    batch.emplace_back(victim.record, std::nullopt);
+    StopRanks(job_id, victim.record.job().attempt(), v1::StopJob::PREEMPT);
+    if (metrics_ != nullptr) metrics_->Preempted();
+    spdlog::info("preempting job {} for job {}", job_id, head.record.job().id());
+  }
+  return true;
+}
+
+void Scheduler::SendStop(const std::string& worker_id, const std::string& job_id, int attempt,
+                         v1::StopJob::Reason reason) {
+  v1::SchedulerMessage message;
+  v1::StopJob* stop = message.mutable_stop();
+  stop->set_job_id(job_id);
+  stop->set_attempt(attempt);
+  stop->set_reason(reason);
+  stop->set_grace_ms(static_cast<int32_t>(options_.stop_grace.count()));
+  pending_sends_.emplace_back(worker_id, std::move(message));
+}
+
+void Scheduler::StopRanks(const std::string& job_id, int attempt, v1::StopJob::Reason reason) {
+  auto it = attempts_.find(AttemptKey(job_id, attempt));
+  if (it == attempts_.end()) return;
+  for (const auto& [worker_id, ranks] : it->second.live_ranks) {
+    if (!ranks.empty()) SendStop(worker_id, job_id, attempt, reason);
+  }
+}
+
+void Scheduler::Finish(LiveJob& job, v1::JobState state, const std::string& reason, Batch& batch) {
+  const std::string id = job.record.job().id();
+  job.record.clear_placement();
+  SetState(job, state, reason, batch);
+  queue_.Remove(id);
+  logs_.Finish(id);
+  jobs_.erase(id);  // `job` dangles from here
+  Kick();
+}
+
+void Scheduler::Requeue(LiveJob& job, v1::JobState via, const std::string& reason, Batch& batch) {
+  job.record.clear_placement();
+  job.ranks.clear();
+  job.preempting = false;
+  SetState(job, via, reason, batch);
+  SetState(job, v1::QUEUED, "requeued; resumes from its latest checkpoint", batch);
+  job.queued_at = std::chrono::steady_clock::now();
+  queue_.Push({job.record.job().id(), job.record.job().spec().priority(), job.order});
+  Kick();
+}
+
+void Scheduler::EndAttempt(LiveJob& job, const std::string& reason, bool failure, Batch& batch) {
+  const std::string id = job.record.job().id();
+  int attempt = job.record.job().attempt();
+  // Whatever still runs of this attempt must stop; its slots free up as the ranks exit.
+  StopRanks(id, attempt, v1::StopJob::STALE);
+  Status cleared = store_->DeleteRendezvousAttempt(id, attempt);
+  if (!cleared.ok()) spdlog::warn("job {}: {}", id, cleared.ToString());
+  if (!failure) {
+    Requeue(job, v1::PREEMPTED, reason, batch);
+    return;
+  }
+  int restarts = job.record.job().restarts();
+  int max_restarts = job.record.job().spec().max_restarts();
+  if (restarts >= max_restarts) {
+    Finish(job, v1::FAILED, reason + "; max_restarts " + std::to_string(max_restarts) + " reached",
+           batch);
+    return;
+  }
+  job.record.mutable_job()->set_restarts(restarts + 1);
+  if (metrics_ != nullptr) metrics_->Restarted();
+  Requeue(job, v1::RESTARTING,
+          reason + " (restart " + std::to_string(restarts + 1) + " of " +
+              std::to_string(max_restarts) + ")",
+          batch);
+}
+
+}  // namespace dyt

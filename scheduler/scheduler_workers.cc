@@ -1,0 +1,461 @@
+// Scheduler: worker sessions, heartbeats, rank updates, checkpoints and rendezvous.
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "scheduler/job_states.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/state_keys.h"
+
+namespace dyt {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr size_t kMaxStderrTail = 4096;
+constexpr int kMaxSlots = 1024;
+constexpr size_t kMaxRendezvousValue = 64 * 1024;
+constexpr int kMaxRendezvousWaitMs = 600000;
+
+Status CheckWorkerId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return InvalidArgument("worker_id: 1 to 64 characters");
+  for (char c : id) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    if (!ok) return InvalidArgument("worker_id: only letters, digits, '.', '_' and '-'");
+  }
+  return Status::Ok();
+}
+
+Status CheckRendezvousKey(const std::string& key) {
+  if (key.empty() || key.size() > 200) return InvalidArgument("key: 1 to 200 characters");
+  if (key[0] == '.') return InvalidArgument("key: must not start with '.'");
+  for (char c : key) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    if (!ok) return InvalidArgument("key: only letters, digits, '.', '_' and '-'");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<std::shared_ptr<WorkerSession>> Scheduler::Register(const v1::RegisterWorker& request) {
+  DYT_RETURN_IF_ERROR(CheckWorkerId(request.worker_id()));
+  if (request.slot_kind() != "cpu" && request.slot_kind() != "gpu") {
+    return InvalidArgument("slot_kind: must be \"cpu\" or \"gpu\" (got \"" + request.slot_kind() +
+                           "\")");
+  }
+  if (request.slots() < 1 || request.slots() > kMaxSlots) {
+    return InvalidArgument("slots: must be in [1, " + std::to_string(kMaxSlots) + "] (got " +
+                           std::to_string(request.slots()) + ")");
+  }
+  if (request.hostname().size() > 255) return InvalidArgument("hostname: at most 255 characters");
+  if (request.memory_bytes() < 0) return InvalidArgument("memory_bytes: must be >= 0");
+
+  std::lock_guard lock(mu_);
+  auto [it, inserted] = workers_.try_emplace(request.worker_id());
+  Worker& worker = it->second;
+  if (worker.session) worker.session->Close();  // a reconnect replaces the old session
+  // A changed slot count or kind: keep allocations that still fit, else refuse.
+  Status added = cluster_.AddWorker(request.worker_id(), request.slot_kind(), request.slots());
+  if (!added.ok()) {
+    return FailedPrecondition("worker " + request.worker_id() + ": " + added.message());
+  }
+  cluster_.SetSchedulable(request.worker_id(), true);
+  v1::WorkerRecord& record = worker.record;
+  record.set_id(request.worker_id());
+  record.set_hostname(request.hostname());
+  record.set_slot_kind(request.slot_kind());
+  record.set_slots(request.slots());
+  record.set_memory_bytes(request.memory_bytes());
+  *record.mutable_labels() = request.labels();
+  auto now = TimeUtil::GetCurrentTime();
+  if (inserted) *record.mutable_registered() = now;
+  *record.mutable_last_heartbeat() = now;
+  if (!request.device_name().empty()) (*record.mutable_labels())["device"] = request.device_name();
+  DYT_RETURN_IF_ERROR(store_->PutWorker(record));
+
+  worker.session = std::make_shared<WorkerSession>(request.worker_id());
+  worker.last_heartbeat = std::chrono::steady_clock::now();
+  v1::SchedulerMessage hello;
+  v1::Registered* registered = hello.mutable_registered();
+  registered->set_worker_id(request.worker_id());
+  registered->set_heartbeat_interval_ms(static_cast<int32_t>(options_.heartbeat_interval.count()));
+  registered->set_artifact_root(options_.artifact_root);
+  worker.session->Push(std::move(hello));
+
+  Batch batch;
+  std::vector<v1::RunningRank> running(request.running().begin(), request.running().end());
+  ReconcileRunning(worker, running, batch);
+  Status persisted = Persist(batch);
+  if (!persisted.ok()) return persisted;
+  spdlog::info("worker {} registered: {} {} slots on {}", request.worker_id(), request.slots(),
+               request.slot_kind(), request.hostname());
+  UpdateGauges();
+  Kick();
+  return worker.session;
+}
+
+// What the worker runs versus what we think it runs:
+//  * ranks it runs that are not a live rank of ours on it: stop them (STALE);
+//  * live ranks of ours on it that it does not run: they died with the worker's previous life,
+//    so they exited with a failure.
+void Scheduler::ReconcileRunning(Worker& worker, const std::vector<v1::RunningRank>& running,
+                                 Batch& batch) {
+  const std::string& worker_id = worker.record.id();
+  std::set<std::tuple<std::string, int, int>> reported;
+  std::set<std::pair<std::string, int>> stale;
+  for (const auto& r : running) {
+    reported.emplace(r.job_id(), r.attempt(), r.rank());
+    auto it = attempts_.find(AttemptKey(r.job_id(), r.attempt()));
+    bool known = it != attempts_.end() && it->second.live_ranks.count(worker_id) > 0 &&
+                 it->second.live_ranks.at(worker_id).count(r.rank()) > 0;
+    if (!known) stale.emplace(r.job_id(), r.attempt());
+  }
+  for (const auto& [job_id, attempt] : stale) {
+    SendStop(worker_id, job_id, attempt, v1::StopJob::STALE);
+  }
+  std::vector<v1::RankUpdate> lost;
+  std::set<std::string> resend;
+  for (const auto& [key, attempt] : attempts_) {
+    auto ranks = attempt.live_ranks.find(worker_id);
+    if (ranks == attempt.live_ranks.end()) continue;
+    for (int rank : ranks->second) {
+      if (reported.count({attempt.job_id, attempt.attempt, rank}) > 0) continue;
+      // Placed but never started here: the assignment may have been lost with the old
+      // session, so send it again rather than count a failure.
+      if (IsCurrentAttempt(attempt.job_id, attempt.attempt)) {
+        const LiveJob& job = jobs_.at(attempt.job_id);
+        auto r = job.ranks.find(rank);
+        if (job.record.job().state() == v1::SCHEDULED && r != job.ranks.end() &&
+            !r->second.started) {
+          resend.insert(attempt.job_id);
+          continue;
+        }
+      }
+      v1::RankUpdate update;
+      update.set_job_id(attempt.job_id);
+      update.set_attempt(attempt.attempt);
+      update.set_rank(rank);
+      update.set_kind(v1::RankUpdate::EXITED);
+      update.set_exit(v1::RankUpdate::FAILED);
+      update.set_reason("worker " + worker_id + " no longer runs it (the worker restarted)");
+      lost.push_back(std::move(update));
+    }
+  }
+  for (const auto& job_id : resend) {
+    v1::SchedulerMessage message;
+    *message.mutable_assign() = MakeAssignment(jobs_.at(job_id), worker_id);
+    pending_sends_.emplace_back(worker_id, std::move(message));
+  }
+  for (const auto& update : lost) RankExited(worker_id, update, batch);
+}
+
+Status Scheduler::OnWorkerMessage(const std::shared_ptr<WorkerSession>& session,
+                                  const v1::WorkerMessage& message) {
+  std::lock_guard lock(mu_);
+  auto it = workers_.find(session->worker_id());
+  if (it == workers_.end() || it->second.session != session) {
+    return FailedPrecondition("worker " + session->worker_id() +
+                              ": session replaced by a newer registration");
+  }
+  Worker& worker = it->second;
+  worker.last_heartbeat = std::chrono::steady_clock::now();
+  Batch batch;
+  Status status = Status::Ok();
+  switch (message.kind_case()) {
+    case v1::WorkerMessage::kHeartbeat:
+      break;
+    case v1::WorkerMessage::kUpdate:
+      OnUpdate(worker.record.id(), message.update(), batch);
+      break;
+    case v1::WorkerMessage::kLogs: {
+      const v1::LogBatch& logs = message.logs();
+      std::vector<std::string> lines(logs.lines().begin(), logs.lines().end());
+      if (jobs_.count(logs.job_id()) > 0) {
+        logs_.Append(logs.job_id(), logs.attempt(), logs.rank(), lines);
+      }
+      break;
+    }
+    case v1::WorkerMessage::kCheckpoint:
+      status = OnCheckpoint(worker.record.id(), message.checkpoint().checkpoint(), batch);
+      break;
+    case v1::WorkerMessage::kRegister:
+      status = FailedPrecondition("register: only the first message of a session");
+      break;
+    default:
+      status = InvalidArgument("message: empty");
+  }
+  DYT_RETURN_IF_ERROR(Persist(batch));
+  return status;
+}
+
+void Scheduler::Disconnected(const std::shared_ptr<WorkerSession>& session) {
+  session->Close();
+  std::lock_guard lock(mu_);
+  auto it = workers_.find(session->worker_id());
+  if (it == workers_.end() || it->second.session != session) return;
+  it->second.session.reset();
+  cluster_.SetSchedulable(session->worker_id(), false);
+  spdlog::info("worker {} disconnected", session->worker_id());
+  UpdateGauges();
+}
+
+void Scheduler::CheckHeartbeats(Batch& batch) {
+  auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> lost;
+  for (const auto& [id, worker] : workers_) {
+    if (now - worker.last_heartbeat > options_.heartbeat_timeout && cluster_.HasWorker(id)) {
+      lost.push_back(id);
+    }
+  }
+  for (const auto& id : lost) {
+    LoseWorker(id,
+               "worker " + id + " missed heartbeats for " +
+                   std::to_string(options_.heartbeat_timeout.count() / 1000.0).substr(0, 4) + " s",
+               batch);
+  }
+}
+
+void Scheduler::LoseWorker(const std::string& worker_id, const std::string& why, Batch& batch) {
+  spdlog::warn("{}: its jobs are requeued", why);
+  if (metrics_ != nullptr) metrics_->WorkerLost();
+  Worker& worker = workers_[worker_id];
+  if (worker.session) {
+    worker.session->Close();
+    worker.session.reset();
+  }
+  // Every live rank on it is gone: treat each as a failed exit.
+  std::vector<v1::RankUpdate> gone;
+  for (const auto& [key, attempt] : attempts_) {
+    auto ranks = attempt.live_ranks.find(worker_id);
+    if (ranks == attempt.live_ranks.end()) continue;
+    for (int rank : ranks->second) {
+      v1::RankUpdate update;
+      update.set_job_id(attempt.job_id);
+      update.set_attempt(attempt.attempt);
+      update.set_rank(rank);
+      update.set_kind(v1::RankUpdate::EXITED);
+      update.set_exit(v1::RankUpdate::FAILED);
+      update.set_reason(why);
+      gone.push_back(std::move(update));
+    }
+  }
+  for (const auto& update : gone) RankExited(worker_id, update, batch);
+  cluster_.RemoveWorker(worker_id);
+  Kick();
+}
+
+void Scheduler::OnUpdate(const std::string& worker_id, const v1::RankUpdate& update, Batch& batch) {
+  switch (update.kind()) {
+    case v1::RankUpdate::STARTED: {
+      if (!IsCurrentAttempt(update.job_id(), update.attempt())) return;
+      LiveJob& job = jobs_.at(update.job_id());
+      job.ranks[update.rank()].started = true;
+      bool all = std::all_of(job.ranks.begin(), job.ranks.end(),
+                             [](const auto& r) { return r.second.started; });
+      if (all && job.record.job().state() == v1::SCHEDULED) {
+        SetState(job, v1::RUNNING, "every rank started", batch);
+      }
+      return;
+    }
+    case v1::RankUpdate::PROGRESS: {
+      if (!IsCurrentAttempt(update.job_id(), update.attempt())) return;
+      LiveJob& job = jobs_.at(update.job_id());
+      v1::Progress* progress = job.record.mutable_job()->mutable_progress();
+      // An eval carries only val_loss: keep the other fields.
+      double val_loss =
+          update.progress().val_loss() != 0 ? update.progress().val_loss() : progress->val_loss();
+      if (update.progress().step() > 0 || update.progress().loss() != 0) {
+        *progress = update.progress();
+      }
+      progress->set_val_loss(val_loss);
+      job.progress_dirty = true;
+      Changed();
+      return;
+    }
+    case v1::RankUpdate::EXITED:
+      RankExited(worker_id, update, batch);
+      return;
+    default:
+      return;
+  }
+}
+
+void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& update,
+                           Batch& batch) {
+  const std::string key = AttemptKey(update.job_id(), update.attempt());
+  auto attempt = attempts_.find(key);
+  if (attempt != attempts_.end()) {
+    auto ranks = attempt->second.live_ranks.find(worker_id);
+    if (ranks != attempt->second.live_ranks.end()) {
+      ranks->second.erase(update.rank());
+      if (ranks->second.empty()) {
+        cluster_.ReleaseOnWorker(key, worker_id);
+        attempt->second.live_ranks.erase(ranks);
+        Kick();
+      }
+    }
+    if (attempt->second.live_ranks.empty()) attempts_.erase(attempt);
+  }
+  if (!IsCurrentAttempt(update.job_id(), update.attempt())) return;
+  LiveJob& job = jobs_.at(update.job_id());
+  RankState& rank = job.ranks[update.rank()];
+  rank.exited = true;
+  rank.exit = update.exit();
+  if (update.exit() == v1::RankUpdate::FAILED) {
+    std::string reason = "rank " + std::to_string(update.rank()) + " on " + worker_id + ": " +
+                         (update.reason().empty() ? "failed" : update.reason());
+    if (!update.stderr_tail().empty()) {
+      std::string tail = update.stderr_tail();
+      if (tail.size() > kMaxStderrTail) tail = tail.substr(tail.size() - kMaxStderrTail);
+      reason += "\n--- stderr tail ---\n" + tail;
+    }
+    EndAttempt(job, reason, /*failure=*/true, batch);
+    return;
+  }
+  bool all_exited = std::all_of(job.ranks.begin(), job.ranks.end(),
+                                [](const auto& r) { return r.second.exited; });
+  if (!all_exited) return;
+  bool all_succeeded = std::all_of(job.ranks.begin(), job.ranks.end(), [](const auto& r) {
+    return r.second.exit == v1::RankUpdate::SUCCEEDED;
+  });
+  if (all_succeeded) {
+    Status cleared = store_->DeleteRendezvousAttempt(update.job_id(), update.attempt());
+    if (!cleared.ok()) spdlog::warn("job {}: {}", update.job_id(), cleared.ToString());
+    Finish(job, v1::SUCCEEDED, "every rank finished", batch);
+    return;
+  }
+  // Stopped on our request (preemption): requeue without counting a restart. Any other stop
+  // we did not ask for is a failure.
+  if (job.preempting) {
+    EndAttempt(job, "preempted: " + job.record.state_reason(), /*failure=*/false, batch);
+  } else {
+    EndAttempt(job, "ranks stopped without a request", /*failure=*/true, batch);
+  }
+}
+
+Status Scheduler::OnCheckpoint(const std::string& worker_id, const v1::CheckpointRecord& checkpoint,
+                               Batch& batch) {
+  (void)batch;
+  if (checkpoint.step() < 0) return InvalidArgument("checkpoint.step: must be >= 0");
+  auto it = jobs_.find(checkpoint.job_id());
+  if (it == jobs_.end()) {
+    return FailedPrecondition("checkpoint.job_id: job " + checkpoint.job_id() + " is not running");
+  }
+  // The checkpoint must be where this job's checkpoints go.
+  std::string dir = options_.artifact_root + "/" + checkpoint.job_id() + "/";
+  if (checkpoint.path().rfind(dir, 0) != 0 || checkpoint.path().find("..") != std::string::npos) {
+    return InvalidArgument("checkpoint.path: must be under " + dir + " (got " + checkpoint.path() +
+                           ")");
+  }
+  v1::CheckpointRecord record = checkpoint;
+  if (!record.has_created()) *record.mutable_created() = TimeUtil::GetCurrentTime();
+  DYT_RETURN_IF_ERROR(store_->PutCheckpoint(record));
+  LiveJob& job = it->second;
+  job.record.mutable_job()->set_last_checkpoint_step(
+      std::max(job.record.job().last_checkpoint_step(), record.step()));
+  job.progress_dirty = true;
+  Changed();
+  spdlog::info("job {}: checkpoint step {} from {} ({} bytes)", record.job_id(), record.step(),
+               worker_id, record.total_bytes());
+  return Status::Ok();
+}
+
+std::vector<v1::WorkerStatus> Scheduler::ListWorkers() const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, std::set<std::string>> jobs_on;
+  for (const auto& [key, attempt] : attempts_) {
+    for (const auto& [worker_id, ranks] : attempt.live_ranks) {
+      if (!ranks.empty()) jobs_on[worker_id].insert(attempt.job_id);
+    }
+  }
+  auto now_steady = std::chrono::steady_clock::now();
+  auto now = TimeUtil::GetCurrentTime();
+  std::vector<v1::WorkerStatus> out;
+  for (const auto& [id, worker] : workers_) {
+    v1::WorkerStatus status;
+    status.set_id(id);
+    status.set_hostname(worker.record.hostname());
+    status.set_slot_kind(worker.record.slot_kind());
+    status.set_slots(worker.record.slots());
+    status.set_slots_busy(worker.record.slots() - cluster_.free_slots(id));
+    if (!cluster_.HasWorker(id)) status.set_slots_busy(0);
+    status.set_connected(worker.session != nullptr);
+    auto ago =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now_steady - worker.last_heartbeat);
+    *status.mutable_last_heartbeat() = now - TimeUtil::MillisecondsToDuration(ago.count());
+    status.set_memory_bytes(worker.record.memory_bytes());
+    auto device = worker.record.labels().find("device");
+    if (device != worker.record.labels().end()) status.set_device_name(device->second);
+    for (const auto& job : jobs_on[id]) status.add_job_ids(job);
+    out.push_back(std::move(status));
+  }
+  return out;
+}
+
+Status Scheduler::SetRendezvous(const v1::SetRendezvousRequest& request) {
+  DYT_RETURN_IF_ERROR(CheckRendezvousKey(request.key()));
+  if (request.value().size() > kMaxRendezvousValue) {
+    return InvalidArgument("value: at most " + std::to_string(kMaxRendezvousValue) + " bytes");
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!IsCurrentAttempt(request.job_id(), request.attempt())) {
+      return FailedPrecondition("job " + request.job_id() + " attempt " +
+                                std::to_string(request.attempt()) +
+                                ": not a running attempt (stale or finished)");
+    }
+  }
+  DYT_RETURN_IF_ERROR(
+      store_->SetRendezvous(request.job_id(), request.attempt(), request.key(), request.value()));
+  {
+    std::lock_guard lock(rdzv_mu_);
+    ++rdzv_version_;
+  }
+  rdzv_cv_.notify_all();
+  return Status::Ok();
+}
+
+StatusOr<std::string> Scheduler::GetRendezvous(const v1::GetRendezvousRequest& request) {
+  DYT_RETURN_IF_ERROR(CheckRendezvousKey(request.key()));
+  if (request.timeout_ms() < 0 || request.timeout_ms() > kMaxRendezvousWaitMs) {
+    return InvalidArgument("timeout_ms: must be in [0, " + std::to_string(kMaxRendezvousWaitMs) +
+                           "]");
+  }
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(request.timeout_ms());
+  while (true) {
+    uint64_t seen;
+    {
+      std::lock_guard lock(rdzv_mu_);
+      seen = rdzv_version_;
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return Unavailable("scheduler is shutting down");
+      if (!IsCurrentAttempt(request.job_id(), request.attempt())) {
+        return FailedPrecondition("job " + request.job_id() + " attempt " +
+                                  std::to_string(request.attempt()) +
+                                  ": not a running attempt (stale or finished)");
+      }
+    }
+    auto value = store_->GetRendezvous(request.job_id(), request.attempt(), request.key());
+    if (value.ok()) return value->value();
+    if (value.status().code() != StatusCode::kNotFound) return value.status();
+    std::unique_lock lock(rdzv_mu_);
+    // Wake on any Set, and at least every 500 ms to notice a stopped attempt.
+    auto wake =
+        std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(500));
+    rdzv_cv_.wait_until(lock, wake, [&] { return rdzv_version_ != seen; });
+    if (rdzv_version_ == seen && std::chrono::steady_clock::now() >= deadline) {
+      return Status(StatusCode::kDeadlineExceeded,
+                    "rendezvous key " + request.key() + " of job " + request.job_id() +
+                        " attempt " + std::to_string(request.attempt()) + ": not set within " +
+                        std::to_string(request.timeout_ms()) + " ms");
+    }
+  }
+}
+
+}  // namespace dyt

@@ -1,0 +1,69 @@
+#include "scheduler/worker_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <thread>
+
+#include "scheduler/rpc_guard.h"
+
+namespace dyt {
+
+grpc::Status WorkerServiceImpl::Connect(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::SchedulerMessage, v1::WorkerMessage>* stream) {
+  return RpcGuard(metrics_, "Connect", [&]() -> Status {
+    v1::WorkerMessage first;
+    if (!stream->Read(&first)) return Status::Ok();  // the worker went away at once
+    if (first.kind_case() != v1::WorkerMessage::kRegister) {
+      return FailedPrecondition("register: the first message of a session must be register");
+    }
+    DYT_ASSIGN_OR_RETURN(std::shared_ptr<WorkerSession> session,
+                         scheduler_->Register(first.register_()));
+    std::atomic<bool> done{false};
+    std::thread writer([&] {
+      while (!done.load()) {
+        std::optional<v1::SchedulerMessage> message = session->Pop(std::chrono::milliseconds(200));
+        if (!message) {
+          if (session->closed()) break;
+          continue;
+        }
+        if (!stream->Write(*message)) break;
+      }
+      // Closed by the scheduler (replaced, stopping) or the stream broke: end the call so the
+      // reader below returns.
+      context->TryCancel();
+    });
+    v1::WorkerMessage message;
+    while (stream->Read(&message)) {
+      Status handled = scheduler_->OnWorkerMessage(session, message);
+      if (!handled.ok()) {
+        if (handled.code() == StatusCode::kFailedPrecondition && session->closed()) break;
+        spdlog::warn("worker {}: {}", session->worker_id(), handled.ToString());
+      }
+    }
+    done = true;
+    scheduler_->Disconnected(session);
+    writer.join();
+    return Status::Ok();
+  });
+}
+
+grpc::Status WorkerServiceImpl::SetRendezvous(grpc::ServerContext*,
+                                              const v1::SetRendezvousRequest* request,
+                                              v1::SetRendezvousResponse*) {
+  return RpcGuard(metrics_, "SetRendezvous",
+                  [&]() -> Status { return scheduler_->SetRendezvous(*request); });
+}
+
+grpc::Status WorkerServiceImpl::GetRendezvous(grpc::ServerContext*,
+                                              const v1::GetRendezvousRequest* request,
+                                              v1::GetRendezvousResponse* response) {
+  return RpcGuard(metrics_, "GetRendezvous", [&]() -> Status {
+    DYT_ASSIGN_OR_RETURN(std::string value, scheduler_->GetRendezvous(*request));
+    response->set_value(std::move(value));
+    return Status::Ok();
+  });
+}
+
+}  // namespace dyt

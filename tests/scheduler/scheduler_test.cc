@@ -1,0 +1,595 @@
+// The Scheduler end to end over real gRPC: workers (TestWorker sessions) register, jobs are
+// placed as gangs, run, finish, fail and restart, get preempted, cancelled and watched; a
+// restarted scheduler reconciles with reconnecting workers. Every state is checked through the
+// public API (GetJob, WatchJob, ...) and the durable store.
+#include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/scheduler/service_test_util.h"
+#include "tests/scheduler/test_util.h"
+#include "tests/scheduler/test_worker.h"
+#include "trainer/data/sha256.h"
+
+namespace dyt {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::Context;
+using testing::OpenStore;
+using testing::TestServer;
+using testing::TestWorker;
+using testing::ValidSpec;
+
+v1::JobSpec Spec(const std::string& name, int ranks, int priority = 0, int max_restarts = 0) {
+  v1::JobSpec spec = ValidSpec(name);
+  spec.mutable_resources()->set_ranks(ranks);
+  spec.set_priority(priority);
+  spec.set_max_restarts(max_restarts);
+  return spec;
+}
+
+std::string Submit(TestServer& server, const v1::JobSpec& spec) {
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = spec;
+  v1::SubmitJobResponse response;
+  grpc::Status status = server.stub().SubmitJob(Context().get(), request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response.job().id();
+}
+
+v1::Job Get(TestServer& server, const std::string& id) {
+  v1::GetJobRequest request;
+  request.set_id(id);
+  v1::Job job;
+  grpc::Status status = server.stub().GetJob(Context().get(), request, &job);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return job;
+}
+
+// Polls GetJob until `pred` holds (20 s at most).
+bool WaitJob(TestServer& server, const std::string& id,
+             const std::function<bool(const v1::Job&)>& pred) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred(Get(server, id))) return true;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return false;
+}
+
+bool WaitState(TestServer& server, const std::string& id, v1::JobState state) {
+  return WaitJob(server, id, [&](const v1::Job& j) { return j.state() == state; });
+}
+
+std::vector<v1::JobState> StatesOf(const v1::Job& job) {
+  std::vector<v1::JobState> states;
+  for (const auto& e : job.events()) states.push_back(e.state());
+  return states;
+}
+
+TEST(SchedulerTest, JobRunsToSuccessAndWatchSeesEveryState) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 2);
+  std::string id = Submit(server, Spec("ok", 2));
+
+  // A watcher from the start.
+  std::vector<v1::Job> seen;
+  std::thread watcher([&] {
+    v1::WatchJobRequest request;
+    request.set_id(id);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    auto reader = server.stub().WatchJob(&context, request);
+    v1::WatchJobResponse response;
+    while (reader->Read(&response)) seen.push_back(response.job());
+    EXPECT_TRUE(reader->Finish().ok());
+  });
+
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->attempt(), 1);
+  EXPECT_EQ(a->world_size(), 2);
+  ASSERT_EQ(a->ranks_size(), 2);  // both ranks on the one worker, slots 0 and 1
+  EXPECT_EQ(a->ranks(0).rank(), 0);
+  EXPECT_EQ(a->ranks(1).rank(), 1);
+  EXPECT_EQ(a->rendezvous_id(), id + ".a1");
+  EXPECT_EQ(a->scheduler_address(), "127.0.0.1:" + std::to_string(server.port()));
+  EXPECT_EQ(Get(server, id).state(), v1::SCHEDULED);
+  EXPECT_EQ(store->GetJob(id)->job().state(), v1::SCHEDULED);  // durable before it was sent
+
+  worker.StartAll(*a);
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+  v1::WorkerMessage progress;
+  v1::RankUpdate* u = progress.mutable_update();
+  u->set_job_id(id);
+  u->set_attempt(1);
+  u->set_rank(0);
+  u->set_kind(v1::RankUpdate::PROGRESS);
+  u->mutable_progress()->set_step(7);
+  u->mutable_progress()->set_steps(10);
+  u->mutable_progress()->set_loss(3.5);
+  worker.Send(progress);
+  ASSERT_TRUE(WaitJob(server, id, [](const v1::Job& j) { return j.progress().step() == 7; }));
+  EXPECT_DOUBLE_EQ(Get(server, id).progress().loss(), 3.5);
+
+  worker.ExitAll(*a, v1::RankUpdate::SUCCEEDED);
+  ASSERT_TRUE(WaitState(server, id, v1::SUCCEEDED));
+  watcher.join();
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().state(), v1::SUCCEEDED);
+  EXPECT_EQ(StatesOf(seen.back()),
+            (std::vector<v1::JobState>{v1::QUEUED, v1::SCHEDULED, v1::RUNNING, v1::SUCCEEDED}));
+  EXPECT_EQ(store->GetJob(id)->job().state(), v1::SUCCEEDED);
+  EXPECT_EQ(store->GetJob(id)->job().progress().step(), 7);
+}
+
+TEST(SchedulerTest, GangWaitsWholeAndWhatCanNeverFitIsHeldWithAReason) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker w1(server.port(), "w1", 1);
+  TestWorker w2(server.port(), "w2", 1);
+  std::string big = Submit(server, Spec("big", 3));
+  ASSERT_TRUE(
+      WaitJob(server, big, [](const v1::Job& j) { return j.reason().rfind("held:", 0) == 0; }));
+  v1::Job held = Get(server, big);
+  EXPECT_EQ(held.state(), v1::QUEUED);
+  EXPECT_NE(held.reason().find("cpu"), std::string::npos) << held.reason();
+
+  // One slot taken: a 2-rank gang waits whole (no partial placement), behind nothing else.
+  std::string warm = Submit(server, Spec("warm", 1));
+  ASSERT_TRUE(WaitState(server, warm, v1::SCHEDULED));
+  std::string gang = Submit(server, Spec("gang", 2));
+  std::this_thread::sleep_for(milliseconds(400));
+  EXPECT_EQ(Get(server, gang).state(), v1::QUEUED);
+  EXPECT_TRUE(Get(server, gang).placement().empty());
+  EXPECT_EQ(Get(server, big).state(), v1::QUEUED);  // held jobs do not block others
+}
+
+TEST(SchedulerTest, GangTakesBothWorkersAtOnce) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker w1(server.port(), "w1", 1);
+  TestWorker w2(server.port(), "w2", 1);
+  std::this_thread::sleep_for(milliseconds(200));  // both registered before the submit
+  std::string id = Submit(server, Spec("gang", 2));
+  auto a1 = w1.TakeAssignment(id);
+  auto a2 = w2.TakeAssignment(id);
+  ASSERT_TRUE(a1 && a2);
+  EXPECT_EQ(a1->ranks_size() + a2->ranks_size(), 2);
+  EXPECT_EQ(a1->world_size(), 2);
+  EXPECT_NE(a1->ranks(0).rank(), a2->ranks(0).rank());
+  v1::Job job = Get(server, id);
+  ASSERT_EQ(job.placement_size(), 2);
+  w1.StartAll(*a1);
+  std::this_thread::sleep_for(milliseconds(200));
+  EXPECT_EQ(Get(server, id).state(), v1::SCHEDULED);  // RUNNING only once every rank started
+  w2.StartAll(*a2);
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+}
+
+TEST(SchedulerTest, PriorityOrderAndFifoWithinPriority) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get(), {}, [] {
+    SchedulerOptions o;
+    o.preemption = false;
+    return o;
+  }());
+  // Queue first, with no worker: then one slot frees at a time.
+  std::string low = Submit(server, Spec("low", 1, 1));
+  std::string high1 = Submit(server, Spec("high1", 1, 5));
+  std::string high2 = Submit(server, Spec("high2", 1, 5));
+  TestWorker worker(server.port(), "w1", 1);
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    auto m = worker.Take([](const auto& m) { return m.has_assign(); });
+    ASSERT_TRUE(m.has_value());
+    order.push_back(m->assign().job_id());
+    worker.StartAll(m->assign());
+    worker.ExitAll(m->assign(), v1::RankUpdate::SUCCEEDED);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{high1, high2, low}));
+}
+
+TEST(SchedulerTest, HigherPriorityPreemptsAndThePreemptedJobResumes) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 2);
+  std::string low = Submit(server, Spec("low", 2, 1));
+  auto a = worker.TakeAssignment(low);
+  ASSERT_TRUE(a);
+  worker.StartAll(*a);
+  ASSERT_TRUE(WaitState(server, low, v1::RUNNING));
+
+  std::string high = Submit(server, Spec("high", 1, 9));
+  auto stop = worker.TakeStop(low);
+  ASSERT_TRUE(stop);
+  EXPECT_EQ(stop->reason(), v1::StopJob::PREEMPT);
+  EXPECT_EQ(stop->attempt(), 1);
+  EXPECT_NE(Get(server, low).reason().find("preempting for " + high), std::string::npos);
+  // The trainers checkpoint and exit 3.
+  worker.ExitAll(*a, v1::RankUpdate::STOPPED);
+  auto h = worker.TakeAssignment(high);
+  ASSERT_TRUE(h);
+  v1::Job preempted = Get(server, low);
+  EXPECT_EQ(preempted.state(), v1::QUEUED);
+  EXPECT_EQ(preempted.restarts(), 0);  // a preemption is not a failure
+  auto states = StatesOf(preempted);
+  EXPECT_NE(std::find(states.begin(), states.end(), v1::PREEMPTED), states.end());
+  // When the high-priority job ends, the low one comes back as attempt 2.
+  worker.StartAll(*h);
+  worker.ExitAll(*h, v1::RankUpdate::SUCCEEDED);
+  auto again = worker.TakeAssignment(low);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->attempt(), 2);
+}
+
+TEST(SchedulerTest, FailedRankRestartsThenFailsWithStderrTail) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 1);
+  std::string id = Submit(server, Spec("crashy", 1, 0, /*max_restarts=*/1));
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    auto a = worker.TakeAssignment(id);
+    ASSERT_TRUE(a) << "attempt " << attempt;
+    EXPECT_EQ(a->attempt(), attempt);
+    worker.StartAll(*a);
+    worker.Exited(id, attempt, 0, v1::RankUpdate::FAILED, "exited with code 1",
+                  "Traceback\nValueError: boom " + std::to_string(attempt));
+  }
+  ASSERT_TRUE(WaitState(server, id, v1::FAILED));
+  v1::Job job = Get(server, id);
+  EXPECT_EQ(job.restarts(), 1);
+  EXPECT_NE(job.reason().find("max_restarts 1 reached"), std::string::npos) << job.reason();
+  EXPECT_NE(job.reason().find("ValueError: boom 2"), std::string::npos) << job.reason();
+  auto states = StatesOf(job);
+  EXPECT_NE(std::find(states.begin(), states.end(), v1::RESTARTING), states.end());
+}
+
+TEST(SchedulerTest, LostWorkerRequeuesOnRemainingCapacity) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  SchedulerOptions options;
+  options.heartbeat_timeout = milliseconds(600);
+  TestServer server(store.get(), {}, options);
+  auto doomed = std::make_unique<TestWorker>(server.port(), "doomed", 1);
+  std::string id = Submit(server, Spec("survivor", 1, 0, 2));
+  auto a = doomed->TakeAssignment(id);
+  ASSERT_TRUE(a);
+  doomed->StartAll(*a);
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+  TestWorker spare(server.port(), "spare", 1);
+  doomed->StopHeartbeats();  // hung: the stream stays open, heartbeats stop
+  auto b = spare.TakeAssignment(id);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->attempt(), 2);
+  v1::Job job = Get(server, id);
+  EXPECT_EQ(job.restarts(), 1);
+  auto states = StatesOf(job);
+  EXPECT_NE(std::find(states.begin(), states.end(), v1::RESTARTING), states.end());
+  bool said_why = false;
+  for (const auto& e : job.events()) {
+    said_why |= e.reason().find("doomed missed heartbeats") != std::string::npos;
+  }
+  EXPECT_TRUE(said_why);
+}
+
+TEST(SchedulerTest, CancelStopsRanksAndFreesSlotsWhenTheyExit) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 1);
+  std::string first = Submit(server, Spec("first", 1));
+  auto a = worker.TakeAssignment(first);
+  ASSERT_TRUE(a);
+  worker.StartAll(*a);
+  std::string second = Submit(server, Spec("second", 1));
+  v1::CancelJobRequest cancel;
+  cancel.set_id(first);
+  cancel.set_reason("wrong lr");
+  v1::Job out;
+  ASSERT_TRUE(server.stub().CancelJob(Context().get(), cancel, &out).ok());
+  EXPECT_EQ(out.state(), v1::CANCELLED);
+  auto stop = worker.TakeStop(first);
+  ASSERT_TRUE(stop);
+  EXPECT_EQ(stop->reason(), v1::StopJob::CANCEL);
+  EXPECT_GT(stop->grace_ms(), 0);
+  // The slot is still in use until the rank exits.
+  EXPECT_FALSE(worker.TakeAssignment(second, milliseconds(400)));
+  worker.ExitAll(*a, v1::RankUpdate::STOPPED);
+  EXPECT_TRUE(worker.TakeAssignment(second));
+  EXPECT_EQ(Get(server, first).state(), v1::CANCELLED);
+}
+
+TEST(SchedulerTest, RendezvousWaitsForRankZeroAndRejectsStaleAttempts) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 2);
+  std::string id = Submit(server, Spec("rdzv", 2));
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  std::string got;
+  std::thread waiter([&] {
+    v1::GetRendezvousRequest get;
+    get.set_job_id(id);
+    get.set_attempt(1);
+    get.set_key("gloo.addr");
+    get.set_timeout_ms(10000);
+    v1::GetRendezvousResponse response;
+    grpc::Status status = server.worker_stub().GetRendezvous(Context().get(), get, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    got = response.value();
+  });
+  std::this_thread::sleep_for(milliseconds(200));
+  v1::SetRendezvousRequest set;
+  set.set_job_id(id);
+  set.set_attempt(1);
+  set.set_key("gloo.addr");
+  set.set_value(std::string("10.0.0.1:1234\0x", 15));
+  v1::SetRendezvousResponse ok;
+  ASSERT_TRUE(server.worker_stub().SetRendezvous(Context().get(), set, &ok).ok());
+  waiter.join();
+  EXPECT_EQ(got, set.value());
+
+  set.set_attempt(7);  // not the running attempt
+  grpc::Status stale = server.worker_stub().SetRendezvous(Context().get(), set, &ok);
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  set.set_attempt(1);
+  set.set_key("../etc");
+  EXPECT_EQ(server.worker_stub().SetRendezvous(Context().get(), set, &ok).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GetRendezvousRequest missing;
+  missing.set_job_id(id);
+  missing.set_attempt(1);
+  missing.set_key("never");
+  missing.set_timeout_ms(300);
+  v1::GetRendezvousResponse none;
+  grpc::Status timed_out = server.worker_stub().GetRendezvous(Context().get(), missing, &none);
+  EXPECT_EQ(timed_out.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_NE(timed_out.error_message().find("never"), std::string::npos);
+}
+
+TEST(SchedulerTest, LogsTailAndFollowUntilTheJobEnds) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 1);
+  std::string id = Submit(server, Spec("chatty", 1));
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  worker.StartAll(*a);
+  auto send_lines = [&](int from, int to) {
+    v1::WorkerMessage m;
+    v1::LogBatch* logs = m.mutable_logs();
+    logs->set_job_id(id);
+    logs->set_attempt(1);
+    logs->set_rank(0);
+    for (int i = from; i < to; ++i) logs->add_lines("line " + std::to_string(i));
+    worker.Send(m);
+  };
+  send_lines(0, 5);
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+  std::this_thread::sleep_for(milliseconds(200));
+  v1::GetJobLogsRequest request;
+  request.set_id(id);
+  request.set_tail(2);
+  {
+    grpc::ClientContext context;
+    auto reader = server.stub().GetJobLogs(&context, request);
+    v1::GetJobLogsResponse response;
+    std::vector<std::string> lines;
+    while (reader->Read(&response)) {
+      for (const auto& l : response.lines()) lines.push_back(l.text());
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(lines, (std::vector<std::string>{"line 3", "line 4"}));
+  }
+  request.set_follow(true);
+  std::vector<std::string> followed;
+  std::thread follower([&] {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    auto reader = server.stub().GetJobLogs(&context, request);
+    v1::GetJobLogsResponse response;
+    while (reader->Read(&response)) {
+      for (const auto& l : response.lines()) followed.push_back(l.text());
+    }
+    EXPECT_TRUE(reader->Finish().ok());
+  });
+  std::this_thread::sleep_for(milliseconds(300));
+  send_lines(5, 8);
+  std::this_thread::sleep_for(milliseconds(300));
+  worker.ExitAll(*a, v1::RankUpdate::SUCCEEDED);
+  follower.join();  // ends by itself once the job has finished
+  EXPECT_EQ(followed, (std::vector<std::string>{"line 3", "line 4", "line 5", "line 6", "line 7"}));
+}
+
+TEST(SchedulerTest, CheckpointsAreListedAndDownloadedWithHashesAndResume) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  SchedulerOptions options;
+  options.artifact_root = dir.Join("artifacts");
+  TestServer server(store.get(), {}, options);
+  TestWorker worker(server.port(), "w1", 1);
+  std::string id = Submit(server, Spec("ckpt", 1));
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->checkpoint_dir(), options.artifact_root + "/" + id);
+  worker.StartAll(*a);
+  // A checkpoint as the trainer writes it.
+  std::string ckpt = a->checkpoint_dir() + "/step-00000010";
+  std::filesystem::create_directories(ckpt);
+  std::string model(100000, '\0');
+  for (size_t i = 0; i < model.size(); ++i) model[i] = static_cast<char>(i * 7);
+  std::ofstream(ckpt + "/model.safetensors", std::ios::binary) << model;
+  std::ofstream(ckpt + "/manifest.json") << "{\"step\": 10}";
+  v1::WorkerMessage m;
+  v1::CheckpointRecord* c = m.mutable_checkpoint()->mutable_checkpoint();
+  c->set_job_id(id);
+  c->set_step(10);
+  c->set_attempt(1);
+  c->set_path(ckpt);
+  v1::CheckpointFile* f = c->add_files();
+  f->set_name("model.safetensors");
+  f->set_size(static_cast<int64_t>(model.size()));
+  f->set_sha256(Sha256Hex(model));
+  c->set_total_bytes(static_cast<int64_t>(model.size()));
+  worker.Send(m);
+  ASSERT_TRUE(WaitJob(server, id, [](const v1::Job& j) { return j.last_checkpoint_step() == 10; }));
+
+  v1::ListCheckpointsRequest list;
+  list.set_job_id(id);
+  v1::ListCheckpointsResponse listed;
+  ASSERT_TRUE(server.stub().ListCheckpoints(Context().get(), list, &listed).ok());
+  ASSERT_EQ(listed.checkpoints_size(), 1);
+  EXPECT_EQ(listed.checkpoints(0).step(), 10);
+
+  auto download = [&](const std::string& file, int64_t offset) {
+    v1::DownloadCheckpointRequest request;
+    request.set_job_id(id);
+    request.set_file(file);
+    request.set_offset(offset);
+    request.set_chunk_bytes(4096);
+    grpc::ClientContext context;
+    auto reader = server.stub().DownloadCheckpoint(&context, request);
+    std::map<std::string, std::string> data, sha;
+    v1::DownloadCheckpointResponse r;
+    while (reader->Read(&r)) {
+      if (!r.sha256().empty()) sha[r.file()] = r.sha256();
+      EXPECT_EQ(r.offset(), offset + int64_t(data[r.file()].size())) << r.file();
+      data[r.file()] += r.data();
+    }
+    EXPECT_TRUE(reader->Finish().ok());
+    return std::make_pair(data, sha);
+  };
+  auto [data, sha] = download("", 0);
+  EXPECT_EQ(data["model.safetensors"], model);
+  EXPECT_EQ(sha["model.safetensors"], Sha256Hex(model));
+  EXPECT_EQ(data["manifest.json"], "{\"step\": 10}");
+  EXPECT_EQ(sha["manifest.json"], Sha256Hex("{\"step\": 10}"));
+  auto [rest, _] = download("model.safetensors", 50000);
+  EXPECT_EQ(rest["model.safetensors"], model.substr(50000));
+
+  v1::DownloadCheckpointRequest bad;
+  bad.set_job_id(id);
+  bad.set_file("../../etc/passwd");
+  grpc::ClientContext context;
+  auto reader = server.stub().DownloadCheckpoint(&context, bad);
+  v1::DownloadCheckpointResponse r;
+  while (reader->Read(&r)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // A checkpoint reported outside the job's artifact dir is refused.
+  c->set_path("/tmp/elsewhere");
+  c->set_step(20);
+  worker.Send(m);
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(Get(server, id).last_checkpoint_step(), 10);
+}
+
+TEST(SchedulerTest, RestartedSchedulerKeepsRunningJobsOfReconnectingWorkers) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  std::string kept, orphan;
+  int port = 0;
+  {
+    TestServer server(store.get());
+    port = server.port();
+    TestWorker worker(server.port(), "w1", 2);
+    kept = Submit(server, Spec("kept", 1));
+    auto a = worker.TakeAssignment(kept);
+    ASSERT_TRUE(a);
+    worker.StartAll(*a);
+    ASSERT_TRUE(WaitState(server, kept, v1::RUNNING));
+  }
+  (void)port;
+  SchedulerOptions options;
+  options.heartbeat_timeout = milliseconds(1500);
+  TestServer server(store.get(), {}, options);
+  EXPECT_EQ(Get(server, kept).state(), v1::RUNNING);
+  v1::RunningRank still;
+  still.set_job_id(kept);
+  still.set_attempt(1);
+  still.set_rank(0);
+  v1::RunningRank stale;
+  stale.set_job_id("job-000000000999");
+  stale.set_attempt(3);
+  stale.set_rank(0);
+  TestWorker worker(server.port(), "w1", 2, "cpu", {still, stale});
+  auto stop = worker.TakeStop("job-000000000999");
+  ASSERT_TRUE(stop);
+  EXPECT_EQ(stop->reason(), v1::StopJob::STALE);
+  // Past the heartbeat timeout the job is still running: the worker came back in time.
+  std::this_thread::sleep_for(milliseconds(2000));
+  EXPECT_EQ(Get(server, kept).state(), v1::RUNNING);
+  EXPECT_EQ(Get(server, kept).attempt(), 1);
+  worker.Exited(kept, 1, 0, v1::RankUpdate::SUCCEEDED);
+  ASSERT_TRUE(WaitState(server, kept, v1::SUCCEEDED));
+}
+
+TEST(SchedulerTest, WorkersAreListedWithBusySlots) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 3);
+  std::string id = Submit(server, Spec("busy", 2));
+  ASSERT_TRUE(worker.TakeAssignment(id));
+  v1::ListWorkersResponse response;
+  ASSERT_TRUE(server.stub().ListWorkers(Context().get(), {}, &response).ok());
+  ASSERT_EQ(response.workers_size(), 1);
+  const v1::WorkerStatus& w = response.workers(0);
+  EXPECT_EQ(w.id(), "w1");
+  EXPECT_EQ(w.slots(), 3);
+  EXPECT_EQ(w.slots_busy(), 2);
+  EXPECT_TRUE(w.connected());
+  ASSERT_EQ(w.job_ids_size(), 1);
+  EXPECT_EQ(w.job_ids(0), id);
+}
+
+TEST(SchedulerTest, BadRegistrationIsRefusedByField) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::WorkerService::NewStub(channel);
+  for (auto [field, mutate] :
+       std::vector<std::pair<std::string, std::function<void(v1::RegisterWorker*)>>>{
+           {"worker_id", [](auto* r) { r->set_worker_id("bad id/"); }},
+           {"slot_kind", [](auto* r) { r->set_slot_kind("tpu"); }},
+           {"slots", [](auto* r) { r->set_slots(0); }}}) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto stream = stub->Connect(&context);
+    v1::WorkerMessage hello;
+    v1::RegisterWorker* r = hello.mutable_register_();
+    r->set_worker_id("ok");
+    r->set_slot_kind("cpu");
+    r->set_slots(1);
+    mutate(r);
+    stream->Write(hello);
+    stream->WritesDone();
+    v1::SchedulerMessage m;
+    while (stream->Read(&m)) {
+    }
+    grpc::Status status = stream->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field;
+    EXPECT_EQ(status.error_message().rfind(field + ":", 0), 0u) << status.error_message();
+  }
+}
+
+}  // namespace
+}  // namespace dyt
