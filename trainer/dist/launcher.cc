@@ -1,5 +1,6 @@
 #include "trainer/dist/launcher.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -72,6 +73,14 @@ std::string ChildOutcome::Describe() const {
          (name != nullptr ? std::string(" (") + name + ")" : std::string());
 }
 
+int FirstRank(const LaunchSpec& spec) {
+  return spec.first_rank >= 0 ? spec.first_rank : spec.node_rank * spec.nproc;
+}
+
+int WorldSize(const LaunchSpec& spec) {
+  return spec.world_size > 0 ? spec.world_size : spec.nnodes * spec.nproc;
+}
+
 Status ValidateLaunchSpec(const LaunchSpec& spec) {
   if (spec.command.empty() || spec.command[0].empty()) {
     return InvalidArgument("command: a program to run is needed");
@@ -87,7 +96,31 @@ Status ValidateLaunchSpec(const LaunchSpec& spec) {
     return InvalidArgument("node_rank " + std::to_string(spec.node_rank) + ": must be in [0, " +
                            "nnodes " + std::to_string(spec.nnodes) + ")");
   }
-  const int world = spec.nnodes * spec.nproc;
+  if (spec.world_size < 0 || spec.world_size > 65536) {
+    return InvalidArgument("world_size " + std::to_string(spec.world_size) +
+                           ": must be in [1, 65536] (or 0: nnodes * nproc)");
+  }
+  if (spec.first_rank >= 0 && FirstRank(spec) + spec.nproc > WorldSize(spec)) {
+    return InvalidArgument("first_rank " + std::to_string(spec.first_rank) +
+                           ": first_rank + nproc must be <= world_size " +
+                           std::to_string(WorldSize(spec)));
+  }
+  if (!spec.per_child.empty() && static_cast<int>(spec.per_child.size()) != spec.nproc) {
+    return InvalidArgument("per_child: must be empty or have nproc (" + std::to_string(spec.nproc) +
+                           ") entries, has " + std::to_string(spec.per_child.size()));
+  }
+  for (const LaunchSpec::ChildSetup& c : spec.per_child) {
+    if (c.fds.size() > 64) return InvalidArgument("per_child.fds: at most 64 per child");
+    for (const auto& [from, to] : c.fds) {
+      if (from < 0 || to < 0) return InvalidArgument("per_child.fds: descriptors must be >= 0");
+    }
+    for (const auto& kv : c.env) {
+      if (kv.first.empty() || kv.first.find('=') != std::string::npos) {
+        return InvalidArgument("per_child.env: bad variable name '" + kv.first + "'");
+      }
+    }
+  }
+  const int world = WorldSize(spec);
   if (world > 1) {
     if (spec.rdzv_dir.empty()) {
       return InvalidArgument("rdzv: a rendezvous directory is needed for a world of " +
@@ -124,8 +157,8 @@ Status ValidateLaunchSpec(const LaunchSpec& spec) {
 std::vector<std::string> ChildEnvironment(const LaunchSpec& spec, int local_rank,
                                           const std::vector<std::string>& base) {
   std::vector<std::pair<std::string, std::string>> set = {
-      {"DYT_RANK", std::to_string(spec.node_rank * spec.nproc + local_rank)},
-      {"DYT_WORLD_SIZE", std::to_string(spec.nnodes * spec.nproc)},
+      {"DYT_RANK", std::to_string(FirstRank(spec) + local_rank)},
+      {"DYT_WORLD_SIZE", std::to_string(WorldSize(spec))},
       {"DYT_LOCAL_RANK", std::to_string(local_rank)},
       {"DYT_LOCAL_WORLD_SIZE", std::to_string(spec.nproc)},
       {"DYT_NODE_RANK", std::to_string(spec.node_rank)},
@@ -141,6 +174,9 @@ std::vector<std::string> ChildEnvironment(const LaunchSpec& spec, int local_rank
     set.push_back({"OMP_NUM_THREADS", std::to_string(spec.omp_threads_if_unset)});
   }
   for (const auto& kv : spec.extra_env) set.push_back(kv);
+  if (local_rank >= 0 && local_rank < static_cast<int>(spec.per_child.size())) {
+    for (const auto& kv : spec.per_child[local_rank].env) set.push_back(kv);
+  }
 
   std::set<std::string> overridden;
   for (const auto& kv : set) overridden.insert(kv.first);
@@ -175,6 +211,8 @@ StatusOr<std::unique_ptr<Launcher>> Launcher::Start(const LaunchSpec& spec) {
     for (const std::string& s : spec.command) argv.push_back(const_cast<char*>(s.c_str()));
     argv.push_back(nullptr);
     static const char kExecFailed[] = "dyt-launch: exec failed\n";
+    const std::vector<std::pair<int, int>> fds =
+        spec.per_child.empty() ? std::vector<std::pair<int, int>>{} : spec.per_child[local].fds;
 
     const pid_t pid = ::fork();
     if (pid < 0) {
@@ -186,6 +224,13 @@ StatusOr<std::unique_ptr<Launcher>> Launcher::Start(const LaunchSpec& spec) {
       ::setpgid(0, 0);
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != parent) ::_exit(126);  // the launcher died before prctl
+      // First move every source above any target, so that no dup2 clobbers a later source.
+      int moved[64];
+      const size_t n_fds = fds.size() < 64 ? fds.size() : 64;
+      for (size_t i = 0; i < n_fds; ++i) moved[i] = ::fcntl(fds[i].first, F_DUPFD_CLOEXEC, 1024);
+      for (size_t i = 0; i < n_fds; ++i) {
+        if (moved[i] < 0 || ::dup2(moved[i], fds[i].second) < 0) ::_exit(126);
+      }
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -196,7 +241,7 @@ StatusOr<std::unique_ptr<Launcher>> Launcher::Start(const LaunchSpec& spec) {
     }
     ::setpgid(pid, pid);  // also here, so the group exists before we ever signal it
     ChildOutcome child;
-    child.rank = spec.node_rank * spec.nproc + local;
+    child.rank = FirstRank(spec) + local;
     child.local_rank = local;
     child.pid = pid;
     launcher->children_.push_back(child);

@@ -10,6 +10,8 @@
 //     (a shell's children too), and so that a terminal's Ctrl-C reaches the launcher only,
 //     which forwards it;
 //   * gets SIGTERM if the launcher dies (PR_SET_PDEATHSIG), so no rank outlives it unnoticed.
+//     The signal follows the *thread* that called Start: call Start and Wait from one thread
+//     that lives until Wait returns.
 //
 // Supervision (Wait): signals the launcher receives are forwarded to every running child; a
 // second one escalates to SIGKILL. When a child exits with a non-zero code or by a signal
@@ -53,10 +55,27 @@ struct LaunchSpec {
   int omp_threads_if_unset = 0;
   std::chrono::milliseconds grace{std::chrono::seconds(10)};   // SIGTERM -> SIGKILL after a failure
   std::vector<std::pair<std::string, std::string>> extra_env;  // set in every child, last
+  // A block of ranks out of a larger world (dyt-worker runs the contiguous ranks the scheduler
+  // gave it): the global rank of local rank 0 and the world size. Defaults (-1 / 0):
+  // node_rank * nproc and nnodes * nproc. When set, first_rank + nproc <= world_size.
+  int first_rank = -1;
+  int world_size = 0;
+  // What one child gets beyond the rest of the spec: environment set after extra_env, and
+  // file descriptors (parent fd -> child fd, e.g. a pipe's write end -> 1) installed before
+  // exec; every other descriptor the launcher's process opened close-on-exec stays closed.
+  struct ChildSetup {
+    std::vector<std::pair<std::string, std::string>> env;
+    std::vector<std::pair<int, int>> fds;
+  };
+  std::vector<ChildSetup> per_child;  // empty, or one entry per local rank
   // Where the supervisor's notes go (a child failed, a signal was forwarded); empty: stderr,
   // each line prefixed "dyt-launch: ".
   std::function<void(const std::string&)> log;
 };
+
+// The global rank of local rank 0 and the world size `spec` gives (see first_rank above).
+int FirstRank(const LaunchSpec& spec);
+int WorldSize(const LaunchSpec& spec);
 
 // OK, or INVALID_ARGUMENT naming the field and the rule.
 Status ValidateLaunchSpec(const LaunchSpec& spec);

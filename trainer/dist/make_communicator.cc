@@ -55,6 +55,22 @@ StatusOr<HostPort> TcpRendezvousAddress(const std::string& rdzv) {
 
 }  // namespace
 
+bool IsSchedulerRendezvous(const std::string& rdzv) {
+  return rdzv.rfind(kSchedulerRdzvScheme, 0) == 0;
+}
+
+StatusOr<std::string> SchedulerRendezvousAddress(const std::string& rdzv) {
+  if (!IsSchedulerRendezvous(rdzv)) {
+    return InvalidArgument("address '" + rdzv + "': must start with " + kSchedulerRdzvScheme);
+  }
+  const std::string address = rdzv.substr(std::string(kSchedulerRdzvScheme).size());
+  DYT_ASSIGN_OR_RETURN(HostPort server, ParseHostPort(address));
+  if (server.port == 0) {
+    return InvalidArgument("address '" + rdzv + "': port 0 names no server; give its real port");
+  }
+  return address;
+}
+
 Status ValidateDistEnv(const DistEnv& env) {
   if (env.world_size < 1 || env.world_size > kMaxWorldSize) {
     return InvalidArgument("world_size " + std::to_string(env.world_size) + ": must be in [1, " +
@@ -79,7 +95,17 @@ Status ValidateDistEnv(const DistEnv& env) {
           "world_size is " +
           std::to_string(env.world_size));
     }
-    if (IsTcpRendezvous(env.rdzv)) {
+    if (IsSchedulerRendezvous(env.rdzv)) {
+      if (StatusOr<std::string> a = SchedulerRendezvousAddress(env.rdzv); !a.ok()) {
+        return InvalidArgument("rdzv: " + a.status().message());
+      }
+      if (env.job_id.empty()) {
+        return InvalidArgument("job_id: needed with a scheduler:// rendezvous");
+      }
+      if (env.attempt < 0) {
+        return InvalidArgument("attempt: needed (>= 0) with a scheduler:// rendezvous");
+      }
+    } else if (IsTcpRendezvous(env.rdzv)) {
       if (StatusOr<HostPort> server = TcpRendezvousAddress(env.rdzv); !server.ok()) {
         return InvalidArgument("rdzv: " + server.status().message());
       }
@@ -125,9 +151,26 @@ StatusOr<DistEnv> DistEnvFromEnvironment() {
     }
     env.timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(s * 1000.0)));
   }
+  if (auto v = Env("DYT_JOB_ID")) {
+    if (v->empty()) return BadVar("DYT_JOB_ID", *v, "must not be empty");
+    env.job_id = *v;
+  }
+  if (auto v = Env("DYT_JOB_ATTEMPT")) {
+    DYT_ASSIGN_OR_RETURN(env.attempt, ParseInt("DYT_JOB_ATTEMPT", *v, 0, 1L << 30, "in [0, 2^30]"));
+  }
   if (auto v = Env("DYT_RDZV")) {
     env.rdzv = *v;
-    if (IsTcpRendezvous(env.rdzv)) {
+    if (IsSchedulerRendezvous(env.rdzv)) {
+      if (StatusOr<std::string> a = SchedulerRendezvousAddress(env.rdzv); !a.ok()) {
+        return BadVar("DYT_RDZV", *v, a.status().message());
+      }
+      if (env.job_id.empty()) {
+        return InvalidArgument("DYT_JOB_ID: must be set with DYT_RDZV=" + *v);
+      }
+      if (env.attempt < 0) {
+        return InvalidArgument("DYT_JOB_ATTEMPT: must be set with DYT_RDZV=" + *v);
+      }
+    } else if (IsTcpRendezvous(env.rdzv)) {
       if (StatusOr<HostPort> server = TcpRendezvousAddress(env.rdzv); !server.ok()) {
         return BadVar("DYT_RDZV", *v, server.status().message());
       }
@@ -163,11 +206,19 @@ StatusOr<DistEnv> DistEnvFromEnvironment() {
   return env;
 }
 
-StatusOr<std::unique_ptr<Communicator>> MakeHostCommunicator(const DistEnv& env) {
+StatusOr<std::unique_ptr<Communicator>> MakeHostCommunicator(
+    const DistEnv& env, const KvStoreFactory& scheduler_store) {
   DYT_RETURN_IF_ERROR(ValidateDistEnv(env));
   if (env.world_size == 1) return std::unique_ptr<Communicator>(new LocalCommunicator());
   std::unique_ptr<KvStore> store;
-  if (IsTcpRendezvous(env.rdzv)) {
+  if (IsSchedulerRendezvous(env.rdzv)) {
+    if (!scheduler_store) {
+      return Status(StatusCode::kUnimplemented,
+                    "DYT_RDZV=" + env.rdzv +
+                        ": this program was built without the scheduler rendezvous (gRPC)");
+    }
+    DYT_ASSIGN_OR_RETURN(store, scheduler_store(env));
+  } else if (IsTcpRendezvous(env.rdzv)) {
     DYT_ASSIGN_OR_RETURN(HostPort server, TcpRendezvousAddress(env.rdzv));
     DYT_ASSIGN_OR_RETURN(store, TcpKvStore::Connect(server, env.timeout));
   } else {

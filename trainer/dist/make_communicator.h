@@ -17,14 +17,22 @@
 //                     between collectives, such as writing a checkpoint)
 //   DYT_DIST_HOST     interface name or host/IP this rank listens on for Gloo (default
 //                     127.0.0.1, right for one machine only)
+//   DYT_JOB_ID        the scheduler's job id; needed with DYT_RDZV=scheduler://...
+//   DYT_JOB_ATTEMPT   the job attempt, an integer >= 0; needed with DYT_RDZV=scheduler://...
+// DYT_RDZV may also be scheduler://HOST:PORT (what dyt-worker sets): the scheduler's
+// WorkerService keeps the keys of the attempt (DYT_JOB_ID, DYT_JOB_ATTEMPT); see
+// scheduler_kv_store.h. This library has no gRPC: MakeHostCommunicator opens such a store
+// only through the factory its caller passes (dyt-train built with the services does).
 // With no variables set, a program is the single rank of a world of one.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "trainer/dist/communicator.h"
+#include "trainer/dist/kv_store.h"
 
 namespace dyt::dist {
 
@@ -36,7 +44,21 @@ struct DistEnv {
   std::string job;   // key prefix: the job attempt
   std::chrono::milliseconds timeout{std::chrono::seconds(300)};
   std::string host = "127.0.0.1";
+  std::string job_id;  // DYT_JOB_ID (scheduler rendezvous)
+  int attempt = -1;    // DYT_JOB_ATTEMPT (scheduler rendezvous); -1: not set
 };
+
+// The scheme prefix of a scheduler rendezvous.
+inline constexpr char kSchedulerRdzvScheme[] = "scheduler://";
+
+// True when `rdzv` starts with scheduler://.
+bool IsSchedulerRendezvous(const std::string& rdzv);
+// HOST:PORT of a scheduler:// rendezvous, or INVALID_ARGUMENT saying what is wrong with it.
+StatusOr<std::string> SchedulerRendezvousAddress(const std::string& rdzv);
+
+// Opens the rendezvous store of a scheduler:// DYT_RDZV (scheduler_kv_store.h's
+// MakeSchedulerKvStore). Empty when the program was built without one.
+using KvStoreFactory = std::function<StatusOr<std::unique_ptr<KvStore>>(const DistEnv& env)>;
 
 // Reads and validates the variables above. INVALID_ARGUMENT naming the variable, its value
 // and the rule it breaks.
@@ -46,9 +68,11 @@ StatusOr<DistEnv> DistEnvFromEnvironment();
 Status ValidateDistEnv(const DistEnv& env);
 
 // World size 1: a LocalCommunicator, with no rendezvous. Otherwise a GlooCommunicator that
-// meets its peers under the prefix env.job through a TcpKvStore connected to env.rdzv (the
-// connection retried for up to env.timeout, since the server may start later) when it is
-// HOST:PORT, else through a FileKvStore in the directory env.rdzv.
-StatusOr<std::unique_ptr<Communicator>> MakeHostCommunicator(const DistEnv& env);
+// meets its peers under the prefix env.job through: the store `scheduler_store` opens when
+// env.rdzv is scheduler://HOST:PORT (UNIMPLEMENTED when that factory is empty); a TcpKvStore
+// connected to env.rdzv (the connection retried for up to env.timeout, since the server may
+// start later) when it is HOST:PORT; else a FileKvStore in the directory env.rdzv.
+StatusOr<std::unique_ptr<Communicator>> MakeHostCommunicator(
+    const DistEnv& env, const KvStoreFactory& scheduler_store = nullptr);
 
 }  // namespace dyt::dist

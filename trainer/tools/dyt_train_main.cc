@@ -12,6 +12,9 @@
 #include "common/logging.h"
 #include "common/signals.h"
 #include "trainer/dist/make_communicator.h"
+#ifdef DYT_WITH_SCHEDULER_RDZV
+#include "trainer/dist/scheduler_kv_store.h"
+#endif
 #include "trainer/train/trainer.h"
 
 namespace {
@@ -65,7 +68,11 @@ int main(int argc, char** argv) {
   config->train.stop_at_step = stop_at_step;
 
   dyt::EventWriter events(rank == 0 ? events_fd : -1);
+#ifdef DYT_WITH_SCHEDULER_RDZV
+  auto comm = dyt::dist::MakeHostCommunicator(*dist_env, dyt::dist::MakeSchedulerKvStore);
+#else
   auto comm = dyt::dist::MakeHostCommunicator(*dist_env);
+#endif
   if (!comm.ok()) {
     spdlog::error("rendezvous failed: {}", comm.status().ToString());
     events.Emit(nlohmann::json{{"event", "error"}, {"message", comm.status().ToString()}});

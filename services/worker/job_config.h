@@ -1,0 +1,34 @@
+// JobSpec -> the YAML config dyt-train reads (trainer/train/train_config.h).
+//
+// Every JobSpec field that is set (non-zero, non-empty, or present for the optional ones)
+// becomes the matching trainer field; unset fields keep the trainer's defaults (the model
+// preset's values, train_config.h's defaults). The worker adds what the assignment decides:
+// checkpoint.dir (the job's artifact directory, shared by every attempt so that --resume auto
+// finds the latest checkpoint), output.dir (under the worker's --work-dir) and job_id, plus
+// train.threads (the rank's CPU slots) for cpu jobs.
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+#include "dyt/v1/job.pb.h"
+
+namespace dyt::worker {
+
+struct JobPaths {
+  std::string job_id;
+  std::string checkpoint_dir;  // required
+  std::string output_dir;      // required
+  int threads = 0;             // train.threads; 0: all cores
+};
+
+// The YAML text, or INVALID_ARGUMENT naming the field when the spec cannot be expressed
+// (e.g. a missing checkpoint dir). Does not validate the trainer's rules: see
+// ValidateTrainYaml.
+StatusOr<std::string> TrainYamlFromJobSpec(const v1::JobSpec& spec, const JobPaths& paths);
+
+// Parses `yaml` with the trainer's own ParseTrainConfig: OK, or its INVALID_ARGUMENT naming the
+// field ("train.batch_size: must be >= 1").
+Status ValidateTrainYaml(const std::string& yaml);
+
+}  // namespace dyt::worker

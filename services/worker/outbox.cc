@@ -1,0 +1,91 @@
+#include "services/worker/outbox.h"
+
+namespace dyt::worker {
+
+void Outbox::QueueBatchesLocked(bool all) {
+  const Clock::time_point now = Clock::now();
+  for (auto it = batches_.begin(); it != batches_.end();) {
+    Batch& b = it->second;
+    if (all || b.batch.lines_size() >= static_cast<int>(kBatchLines) ||
+        now - b.first >= kBatchDelay) {
+      v1::WorkerMessage m;
+      *m.mutable_logs() = std::move(b.batch);
+      queue_.push_back(std::move(m));
+      it = batches_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Outbox::Push(v1::WorkerMessage message) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    QueueBatchesLocked(/*all=*/true);
+    queue_.push_back(std::move(message));
+  }
+  cv_.notify_all();
+}
+
+void Outbox::AddLogLine(const std::string& job_id, int attempt, int rank, std::string line) {
+  bool notify = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (log_lines_ >= max_log_lines_) {
+      ++dropped_;
+      return;
+    }
+    ++log_lines_;
+    Batch& b = batches_[Key(job_id, attempt, rank)];
+    if (b.batch.lines_size() == 0) {
+      b.batch.set_job_id(job_id);
+      b.batch.set_attempt(attempt);
+      b.batch.set_rank(rank);
+      b.first = Clock::now();
+    }
+    b.batch.add_lines(std::move(line));
+    notify = b.batch.lines_size() >= static_cast<int>(kBatchLines);
+  }
+  if (notify) cv_.notify_all();
+}
+
+std::vector<v1::WorkerMessage> Outbox::Take(bool flush) {
+  std::lock_guard<std::mutex> lock(mu_);
+  QueueBatchesLocked(flush);
+  std::vector<v1::WorkerMessage> out(std::make_move_iterator(queue_.begin()),
+                                     std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  for (const v1::WorkerMessage& m : out) {
+    if (m.has_logs()) log_lines_ -= std::min<size_t>(log_lines_, m.logs().lines_size());
+  }
+  return out;
+}
+
+void Outbox::Requeue(std::vector<v1::WorkerMessage> messages) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
+    if (it->has_logs()) log_lines_ += it->logs().lines_size();
+    queue_.push_front(std::move(*it));
+  }
+}
+
+void Outbox::Wait(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!queue_.empty()) return;
+  // Wake for a pending batch coming due, too.
+  Clock::time_point until = Clock::now() + timeout;
+  for (const auto& [key, b] : batches_) until = std::min(until, b.first + kBatchDelay);
+  cv_.wait_until(lock, until, [&] { return !queue_.empty(); });
+}
+
+bool Outbox::empty() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.empty() && batches_.empty();
+}
+
+size_t Outbox::dropped_log_lines() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dropped_;
+}
+
+}  // namespace dyt::worker

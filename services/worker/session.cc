@@ -1,0 +1,204 @@
+#include "services/worker/session.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+#include "dyt/v1/worker_service.grpc.pb.h"
+
+namespace dyt::worker {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  // Notice a scheduler host that vanished without closing the connection.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Reconnect promptly; our own loop does the backoff.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
+
+Session::Session(SessionOptions options, Outbox* outbox, SessionHandlers handlers)
+    : options_(std::move(options)), outbox_(outbox), handlers_(std::move(handlers)) {
+  disconnected_since_ = Clock::now();
+}
+
+Session::~Session() { Shutdown(milliseconds(0)); }
+
+void Session::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+std::chrono::milliseconds Session::disconnected_for() const {
+  if (connected_) return milliseconds(0);
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::chrono::duration_cast<milliseconds>(Clock::now() - disconnected_since_);
+}
+
+std::string Session::artifact_root() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return artifact_root_;
+}
+
+void Session::Shutdown(milliseconds flush_timeout) {
+  const Clock::time_point deadline = Clock::now() + flush_timeout;
+  while (connected_ && !outbox_->empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  stopping_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (current_context_ != nullptr)
+      static_cast<grpc::ClientContext*>(current_context_)->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Session::Loop() {
+  std::mt19937_64 rng(std::random_device{}());
+  milliseconds backoff = options_.min_backoff;
+  while (!stopping_) {
+    const Clock::time_point began = Clock::now();
+    RunOnce();
+    if (stopping_) break;
+    // A session that lasted a while resets the backoff.
+    if (Clock::now() - began > std::chrono::seconds(10)) backoff = options_.min_backoff;
+    std::uniform_int_distribution<int64_t> jitter(0, backoff.count() / 2);
+    const milliseconds wait = backoff + milliseconds(jitter(rng));
+    spdlog::info("scheduler {}: reconnecting in {} ms", options_.scheduler, wait.count());
+    const Clock::time_point until = Clock::now() + wait;
+    while (!stopping_ && Clock::now() < until) std::this_thread::sleep_for(milliseconds(20));
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+void Session::RunOnce() {
+  auto channel = MakeChannel(options_.scheduler);
+  auto stub = v1::WorkerService::NewStub(channel);
+  grpc::ClientContext context;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    current_context_ = &context;
+  }
+  auto clear_context = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    current_context_ = nullptr;
+  };
+  std::unique_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::SchedulerMessage>> stream =
+      stub->Connect(&context);
+
+  v1::WorkerMessage hello;
+  *hello.mutable_register_() = options_.registration;
+  for (const v1::RunningRank& r : handlers_.running())
+    *hello.mutable_register_()->add_running() = r;
+  v1::SchedulerMessage first;
+  // Read the answer on a helper thread so a scheduler that never answers costs
+  // register_timeout, not forever.
+  std::atomic<bool> answered{false};
+  bool got_first = false;
+  std::thread first_reader;
+  if (stream->Write(hello)) {
+    first_reader = std::thread([&] {
+      got_first = stream->Read(&first);
+      answered = true;
+    });
+    const Clock::time_point until = Clock::now() + options_.register_timeout;
+    while (!answered && !stopping_ && Clock::now() < until) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    if (!answered) context.TryCancel();
+    first_reader.join();
+  }
+  if (!got_first || !first.has_registered()) {
+    if (!stopping_) {
+      context.TryCancel();
+      const grpc::Status s = stream->Finish();
+      spdlog::warn("scheduler {}: could not register: {}", options_.scheduler,
+                   got_first ? "first answer was not `registered`"
+                             : (s.ok() ? "stream closed" : s.error_message()));
+    }
+    clear_context();
+    return;
+  }
+  const v1::Registered& registered = first.registered();
+  const milliseconds heartbeat(std::max(
+      50, registered.heartbeat_interval_ms() > 0 ? registered.heartbeat_interval_ms() : 1000));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    artifact_root_ = registered.artifact_root();
+  }
+  ++sessions_;
+  connected_ = true;
+  spdlog::info("scheduler {}: registered as {} (heartbeat every {} ms)", options_.scheduler,
+               registered.worker_id(), heartbeat.count());
+
+  std::atomic<bool> broken{false};
+  std::thread reader([&] {
+    v1::SchedulerMessage m;
+    while (stream->Read(&m)) {
+      if (m.has_assign()) {
+        handlers_.assign(m.assign());
+      } else if (m.has_stop()) {
+        handlers_.stop(m.stop());
+      } else if (m.has_registered()) {
+        spdlog::warn("scheduler {}: unexpected second `registered`", options_.scheduler);
+      }
+    }
+    broken = true;
+  });
+
+  Clock::time_point next_heartbeat = Clock::now();
+  while (!broken && !stopping_) {
+    std::vector<v1::WorkerMessage> batch;
+    if (Clock::now() >= next_heartbeat) {
+      v1::WorkerMessage hb;
+      for (const v1::RunningRank& r : handlers_.running())
+        *hb.mutable_heartbeat()->add_running() = r;
+      batch.push_back(std::move(hb));
+      next_heartbeat = Clock::now() + heartbeat;
+    }
+    for (v1::WorkerMessage& m : outbox_->Take()) batch.push_back(std::move(m));
+    size_t sent = 0;
+    for (; sent < batch.size(); ++sent) {
+      if (!stream->Write(batch[sent])) break;
+    }
+    if (sent < batch.size()) {
+      std::vector<v1::WorkerMessage> rest;
+      for (size_t i = sent; i < batch.size(); ++i) {
+        if (!batch[i].has_heartbeat()) rest.push_back(std::move(batch[i]));
+      }
+      outbox_->Requeue(std::move(rest));
+      break;
+    }
+    const milliseconds until_heartbeat =
+        std::chrono::duration_cast<milliseconds>(next_heartbeat - Clock::now());
+    outbox_->Wait(std::clamp(until_heartbeat, milliseconds(1), milliseconds(100)));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    connected_ = false;
+    disconnected_since_ = Clock::now();
+  }
+  stream->WritesDone();
+  context.TryCancel();
+  reader.join();
+  const grpc::Status s = stream->Finish();
+  clear_context();
+  if (!stopping_) {
+    spdlog::warn("scheduler {}: session ended: {}", options_.scheduler,
+                 s.ok() ? std::string("closed by the scheduler") : s.error_message());
+  }
+}
+
+}  // namespace dyt::worker

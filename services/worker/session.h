@@ -1,0 +1,78 @@
+// Session: the worker's WorkerService.Connect stream to the scheduler.
+//
+// One thread keeps a session up: it opens the stream, sends `register` (with the ranks the
+// worker still runs, from `running`), and waits for `registered` (anything else first is an
+// error and the stream is dropped). Then it writes a heartbeat (with the running ranks) every
+// registered.heartbeat_interval_ms and everything the Outbox holds, while a reader thread
+// hands each `assign` and `stop` to the handlers. When the stream breaks (either side, or a
+// write fails), it reconnects with exponential backoff (min_backoff doubling to max_backoff,
+// plus up to 50% random jitter) and registers again; messages not written are requeued.
+//
+// connected() is true between `registered` and the stream breaking; disconnected_for() is how
+// long it has been false (0 while connected), what the orphan timeout is measured on.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dyt/v1/worker_service.pb.h"
+#include "services/worker/outbox.h"
+
+namespace dyt::worker {
+
+struct SessionOptions {
+  std::string scheduler;            // HOST:PORT
+  v1::RegisterWorker registration;  // `running` is filled at each connect
+  std::chrono::milliseconds min_backoff{200};
+  std::chrono::milliseconds max_backoff{5000};
+  std::chrono::milliseconds register_timeout{10000};  // wait for `registered`
+};
+
+struct SessionHandlers {
+  std::function<void(const v1::Assignment&)> assign;
+  std::function<void(const v1::StopJob&)> stop;
+  std::function<std::vector<v1::RunningRank>()> running;
+};
+
+class Session {
+ public:
+  Session(SessionOptions options, Outbox* outbox, SessionHandlers handlers);
+  ~Session();  // Shutdown(0)
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void Start();
+  // Waits up to `flush_timeout` for the Outbox to be sent (when connected), then closes the
+  // stream and joins the threads.
+  void Shutdown(std::chrono::milliseconds flush_timeout);
+
+  bool connected() const { return connected_.load(); }
+  std::chrono::milliseconds disconnected_for() const;
+  std::string artifact_root() const;
+  int sessions_opened() const { return sessions_.load(); }
+
+ private:
+  void Loop();
+  // One session; returns when the stream broke or shutdown was requested.
+  void RunOnce();
+
+  SessionOptions options_;
+  Outbox* outbox_;
+  SessionHandlers handlers_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> connected_{false};
+  std::atomic<int> sessions_{0};
+  mutable std::mutex mu_;
+  std::chrono::steady_clock::time_point disconnected_since_;
+  std::string artifact_root_;
+  void* current_context_ = nullptr;  // grpc::ClientContext* of the live stream, under mu_
+};
+
+}  // namespace dyt::worker

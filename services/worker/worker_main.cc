@@ -1,0 +1,164 @@
+// dyt-worker: the worker daemon. Registers this machine's slots with dyt-scheduler, runs the
+// trainers it is assigned and reports on them (docs/worker.md).
+//
+//   dyt-worker --scheduler HOST:PORT [--cpu-slots N] [--worker-id ID] [--trainer PATH]
+//              [--work-dir DIR] [--metrics-listen HOST:PORT] [--log-level info]
+//              [--orphan-timeout-s 60] [--stop-grace-s 30] [--dist-host HOST]
+//
+// SIGTERM / SIGINT: stops the trainers gracefully (they checkpoint), reports them, exits 0.
+// Exit 2: bad flags or nothing to offer (no GPU and no --cpu-slots); 1: another startup error.
+#include <limits.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <thread>
+
+#include "common/logging.h"
+#include "common/signals.h"
+#include "services/worker/devices.h"
+#include "services/worker/metrics.h"
+#include "services/worker/outbox.h"
+#include "services/worker/session.h"
+#include "services/worker/supervisor.h"
+
+namespace {
+
+std::string Hostname() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "worker";
+  return buf;
+}
+
+// dyt-train next to this binary.
+std::string DefaultTrainer() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "dyt-train";
+  return (self.parent_path() / "dyt-train").string();
+}
+
+bool ValidWorkerId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dyt-worker: runs dyt-train jobs for dyt-scheduler"};
+  std::string scheduler, worker_id = Hostname(), trainer = DefaultTrainer(),
+                         work_dir = "/var/lib/dyt-worker", metrics_listen, log_level = "info",
+                         dist_host;
+  int cpu_slots = 0;
+  double orphan_timeout_s = 60, stop_grace_s = 30;
+  app.add_option("--scheduler", scheduler, "HOST:PORT of dyt-scheduler")->required();
+  app.add_option("--worker-id", worker_id, "stable worker id (default: the hostname)");
+  app.add_option("--cpu-slots", cpu_slots, "offer N CPU slots (a CPU worker)");
+  app.add_option("--trainer", trainer, "dyt-train binary (default: next to dyt-worker)");
+  app.add_option("--work-dir", work_dir, "per-attempt configs and outputs");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "HOST:PORT for Prometheus /metrics (port 0 picks one; default: off)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  app.add_option("--orphan-timeout-s", orphan_timeout_s,
+                 "stop the trainers when the scheduler is unreachable this long");
+  app.add_option("--stop-grace-s", stop_grace_s,
+                 "SIGTERM -> SIGKILL delay when a stop names no grace, and at shutdown");
+  app.add_option("--dist-host", dist_host,
+                 "DYT_DIST_HOST for the trainers (the address peers reach them on; default "
+                 "127.0.0.1, one machine only)");
+  CLI11_PARSE(app, argc, argv);
+  dyt::InitLogging("dyt-worker", log_level);
+
+  if (!ValidWorkerId(worker_id)) {
+    spdlog::error("--worker-id '{}': must be 1-64 characters [A-Za-z0-9._-]", worker_id);
+    return 2;
+  }
+  if (!(orphan_timeout_s > 0) || !(stop_grace_s >= 0)) {
+    spdlog::error("--orphan-timeout-s must be > 0 and --stop-grace-s >= 0");
+    return 2;
+  }
+  auto slots = dyt::worker::DetectSlots(cpu_slots);
+  if (!slots.ok()) {
+    spdlog::error("{}", slots.status().message());
+    return 2;
+  }
+  if (::access(trainer.c_str(), X_OK) != 0) {
+    spdlog::error("--trainer {}: not an executable file", trainer);
+    return 2;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(work_dir, ec);
+  if (ec) {
+    spdlog::error("--work-dir {}: {}", work_dir, ec.message());
+    return 1;
+  }
+  auto metrics = dyt::worker::WorkerMetrics::Create(metrics_listen, slots->kind, slots->count);
+  if (!metrics.ok()) {
+    spdlog::error("{}", metrics.status().message());
+    return 1;
+  }
+  if ((*metrics)->port() != 0) spdlog::info("metrics on port {}", (*metrics)->port());
+
+  const auto grace = std::chrono::milliseconds(static_cast<int64_t>(stop_grace_s * 1000));
+  dyt::worker::Outbox outbox;
+  dyt::worker::SupervisorOptions sup_options;
+  sup_options.trainer = trainer;
+  sup_options.work_dir = work_dir;
+  sup_options.slot_kind = slots->kind;
+  sup_options.slots = slots->count;
+  sup_options.dist_host = dist_host;
+  sup_options.stop_grace = grace;
+  dyt::worker::Supervisor supervisor(sup_options, &outbox, metrics->get());
+
+  dyt::worker::SessionOptions session_options;
+  session_options.scheduler = scheduler;
+  dyt::v1::RegisterWorker& reg = session_options.registration;
+  reg.set_worker_id(worker_id);
+  reg.set_hostname(Hostname());
+  reg.set_slot_kind(slots->kind);
+  reg.set_slots(slots->count);
+  reg.set_memory_bytes(slots->memory_bytes);
+  reg.set_device_name(slots->device_name);
+  dyt::worker::SessionHandlers handlers;
+  handlers.assign = [&](const dyt::v1::Assignment& a) { supervisor.Assign(a); };
+  handlers.stop = [&](const dyt::v1::StopJob& s) { supervisor.Stop(s); };
+  handlers.running = [&] { return supervisor.Running(); };
+
+  dyt::ShutdownSignal stop;
+  dyt::worker::Session session(session_options, &outbox, handlers);
+  spdlog::info("worker {}: {} {} slot(s) ({}), scheduler {}, trainer {}", worker_id, slots->count,
+               slots->kind, slots->device_name, scheduler, trainer);
+  session.Start();
+
+  const auto orphan_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(orphan_timeout_s * 1000));
+  bool orphaned = false;
+  while (!stop.requested()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    supervisor.Reap();
+    if (session.disconnected_for() >= orphan_timeout && supervisor.running_attempts() > 0) {
+      if (!orphaned) {
+        spdlog::warn("scheduler unreachable for {} s: stopping the trainers (they checkpoint)",
+                     orphan_timeout_s);
+        supervisor.StopAll(dyt::worker::StopCause::kOrphaned, grace);
+        orphaned = true;
+      }
+    } else if (session.connected()) {
+      orphaned = false;
+    }
+  }
+  spdlog::info("got signal {}: stopping the trainers", stop.signal_number());
+  supervisor.StopAll(dyt::worker::StopCause::kShutdown, grace);
+  if (!supervisor.WaitIdle(grace + std::chrono::seconds(5))) {
+    spdlog::warn("trainers still running after the grace period");
+  }
+  session.Shutdown(std::chrono::seconds(3));
+  spdlog::info("stopped");
+  return 0;
+}
