@@ -25,9 +25,11 @@ class LosesFirstAnswers : public v1::JobService::Service {
     started = scheduler_.Start().ok();
   }
   ~LosesFirstAnswers() override { scheduler_.Stop(); }
-  grpc::Status SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
+  grpc::Status SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* request,
                          v1::SubmitJobResponse* response) override {
-    grpc::Status status = real_.SubmitJob(context, request, response);
+    auto job = real_.Submit(*request);
+    grpc::Status status = ToGrpcStatus(job.status());
+    if (job.ok()) *response->mutable_job() = *job;
     request_ids.push_back(request->client_request_id());
     if (calls.fetch_add(1) < 2) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "lost");
     return status;
