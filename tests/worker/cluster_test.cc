@@ -1,0 +1,327 @@
+// dyt-scheduler and dyt-worker daemons as real processes on loopback, with real dyt-train
+// trainers: jobs submitted over gRPC train across workers (Gloo over the scheduler
+// rendezvous), are cancelled, survive a worker's death and a scheduler restart, and fail with
+// their output tail. After each job ends, no process of it is left.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "dyt/v1/job_service.grpc.pb.h"
+#include "tests/dist/subprocess.h"
+
+namespace dyt::worker {
+namespace {
+
+using dist::testing::ReadFile;
+using dist::testing::Spawn;
+using dist::testing::WaitFor;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    return 0;
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool WaitForPort(int port, milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    ::close(fd);
+    if (rc == 0) return true;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return false;
+}
+
+// Live (not zombie) processes whose command line has "--job-id <job_id>": the job's trainers.
+std::vector<int> JobProcesses(const std::string& job_id) {
+  std::vector<int> out;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return out;
+  const std::string needle = std::string("--job-id") + '\0' + job_id + '\0';
+  while (dirent* e = ::readdir(proc)) {
+    const int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    const auto cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+    if (!cmd || cmd->find(needle) == std::string::npos) continue;
+    const auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+    if (stat && stat->find(") Z ") != std::string::npos) continue;
+    out.push_back(pid);
+  }
+  ::closedir(proc);
+  return out;
+}
+
+bool Eventually(const std::function<bool()>& f, milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!f()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return true;
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (pid_t pid : workers_) {
+      if (pid > 0) {
+        ::kill(pid, SIGTERM);
+        WaitFor(pid, seconds(15));
+      }
+    }
+    if (scheduler_ > 0) {
+      ::kill(scheduler_, SIGTERM);
+      WaitFor(scheduler_, seconds(10));
+    }
+  }
+
+  void StartScheduler() {
+    if (port_ == 0) port_ = FreePort();
+    ASSERT_GT(port_, 0);
+    address_ = "127.0.0.1:" + std::to_string(port_);
+    scheduler_ =
+        Spawn({DYT_SCHEDULER_BINARY, "--listen", address_, "--data-dir", dir_.Join("state"),
+               "--artifact-root", dir_.Join("artifacts"), "--heartbeat-interval-s", "0.3",
+               "--heartbeat-timeout-s", "3", "--stop-grace-s", "5", "--log-level", "info"},
+              {}, dir_.Join("scheduler." + std::to_string(++scheduler_starts_) + ".log"));
+    ASSERT_GT(scheduler_, 0);
+    ASSERT_TRUE(WaitForPort(port_, seconds(20))) << Log("scheduler.1.log");
+    channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    jobs_ = v1::JobService::NewStub(channel_);
+  }
+
+  pid_t StartWorker(const std::string& id) {
+    const pid_t pid = Spawn({DYT_WORKER_BINARY, "--scheduler", address_, "--worker-id", id,
+                             "--cpu-slots", "1", "--work-dir", dir_.Join("work-" + id), "--trainer",
+                             DYT_TRAIN_BINARY, "--orphan-timeout-s", "30", "--stop-grace-s", "5"},
+                            {"OMP_NUM_THREADS=1"}, dir_.Join(id + ".log"));
+    workers_.push_back(pid);
+    return pid;
+  }
+
+  bool WaitForWorkers(int n) {
+    return Eventually(
+        [&] {
+          grpc::ClientContext ctx;
+          v1::ListWorkersRequest req;
+          v1::ListWorkersResponse resp;
+          if (!jobs_->ListWorkers(&ctx, req, &resp).ok()) return false;
+          return resp.workers_size() >= n;
+        },
+        seconds(20));
+  }
+
+  v1::JobSpec Spec(int ranks, int64_t steps, int every_steps = 0) {
+    v1::JobSpec s;
+    s.set_name("cluster-test");
+    s.mutable_model()->set_preset("test");
+    s.mutable_data()->set_synthetic(true);
+    s.mutable_train()->set_steps(steps);
+    s.mutable_train()->set_batch_size(2);
+    s.mutable_train()->set_log_every(1);
+    s.mutable_resources()->set_ranks(ranks);
+    s.mutable_resources()->set_slots_per_rank(1);
+    s.mutable_resources()->set_kind("cpu");
+    s.mutable_checkpoint()->set_every_steps(every_steps);
+    s.set_max_restarts(3);
+    return s;
+  }
+
+  std::string Submit(const v1::JobSpec& spec) {
+    grpc::ClientContext ctx;
+    v1::SubmitJobRequest req;
+    *req.mutable_spec() = spec;
+    v1::SubmitJobResponse resp;
+    const grpc::Status s = jobs_->SubmitJob(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.job().id();
+  }
+
+  v1::Job Get(const std::string& id) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(5));
+    v1::GetJobRequest req;
+    req.set_id(id);
+    v1::Job job;
+    jobs_->GetJob(&ctx, req, &job);
+    return job;
+  }
+
+  // Polls until `done(job)`; returns the last job read.
+  v1::Job WaitJob(const std::string& id, const std::function<bool(const v1::Job&)>& done,
+                  milliseconds timeout) {
+    v1::Job job;
+    Eventually(
+        [&] {
+          job = Get(id);
+          return done(job);
+        },
+        timeout);
+    return job;
+  }
+
+  static bool Terminal(const v1::Job& j) {
+    return j.state() == v1::SUCCEEDED || j.state() == v1::FAILED || j.state() == v1::CANCELLED;
+  }
+
+  std::string Log(const std::string& name) { return ReadFile(dir_.Join(name)).value_or(""); }
+  std::string Logs() {
+    std::string out;
+    for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
+      if (e.path().extension() == ".log") {
+        std::string text = ReadFile(e.path().string()).value_or("");
+        if (text.size() > 4000) text = text.substr(text.size() - 4000);
+        out += "--- " + e.path().filename().string() + "\n" + text;
+      }
+    }
+    return out;
+  }
+
+  testing::TempDir dir_;
+  int port_ = 0;
+  int scheduler_starts_ = 0;
+  std::string address_;
+  pid_t scheduler_ = -1;
+  std::vector<pid_t> workers_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+};
+
+TEST_F(ClusterTest, ATwoRankJobSpreadOverTwoWorkersTrainsToCompletion) {
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  StartWorker("w1");
+  StartWorker("w2");
+  ASSERT_TRUE(WaitForWorkers(2)) << Logs();
+  const std::string id = Submit(Spec(2, 6));
+  const v1::Job job = WaitJob(id, Terminal, seconds(60));
+  ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.reason() << "\n" << Logs();
+  EXPECT_EQ(job.progress().step(), 6);
+  EXPECT_EQ(job.last_checkpoint_step(), 6);
+  // Each worker ran one rank.
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("work-w1/jobs/" + id)));
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("work-w2/jobs/" + id)));
+  EXPECT_TRUE(Eventually([&] { return JobProcesses(id).empty(); }, seconds(5)));
+}
+
+TEST_F(ClusterTest, CancelStopsEveryProcessOfTheJobWithinTheGrace) {
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  StartWorker("w1");
+  StartWorker("w2");
+  ASSERT_TRUE(WaitForWorkers(2)) << Logs();
+  const std::string id = Submit(Spec(2, 1000000));
+  const v1::Job running = WaitJob(
+      id, [](const v1::Job& j) { return j.progress().step() >= 2 || Terminal(j); }, seconds(60));
+  ASSERT_EQ(running.state(), v1::RUNNING) << running.reason() << "\n" << Logs();
+  ASSERT_EQ(JobProcesses(id).size(), 2u);
+  grpc::ClientContext ctx;
+  v1::CancelJobRequest req;
+  req.set_id(id);
+  v1::Job cancelled;
+  ASSERT_TRUE(jobs_->CancelJob(&ctx, req, &cancelled).ok());
+  const auto start = Clock::now();
+  // The scheduler's stop grace is 5 s.
+  EXPECT_TRUE(Eventually([&] { return JobProcesses(id).empty(); }, seconds(5 + 5))) << Logs();
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 10.0);
+  const v1::Job after = WaitJob(id, Terminal, seconds(20));
+  EXPECT_EQ(after.state(), v1::CANCELLED) << after.reason();
+}
+
+TEST_F(ClusterTest, AKilledWorkersJobFinishesOnTheOtherFromItsLastCheckpoint) {
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  StartWorker("w1");
+  StartWorker("w2");
+  ASSERT_TRUE(WaitForWorkers(2)) << Logs();
+  const std::string id = Submit(Spec(1, 60, 5));
+  const v1::Job job = WaitJob(
+      id, [](const v1::Job& j) { return j.last_checkpoint_step() >= 5 || Terminal(j); },
+      seconds(60));
+  ASSERT_EQ(job.state(), v1::RUNNING) << job.reason() << "\n" << Logs();
+  ASSERT_EQ(job.placement_size(), 1);
+  const std::string victim = job.placement(0).worker_id();
+  const size_t index = victim == "w1" ? 0 : 1;
+  ::kill(workers_[index], SIGKILL);
+  WaitFor(workers_[index], seconds(5));
+  workers_[index] = -1;
+  const v1::Job done = WaitJob(id, Terminal, seconds(60));
+  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.reason() << "\n" << Logs();
+  EXPECT_GE(done.attempt(), 2);
+  const std::string other = victim == "w1" ? "w2" : "w1";
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("work-" + other + "/jobs/" + id)));
+  // The second attempt resumed (its trainer said so in its output) rather than starting over.
+  EXPECT_NE(Log(other + ".log").find(id), std::string::npos);
+  EXPECT_TRUE(Eventually([&] { return JobProcesses(id).empty(); }, seconds(5)));
+}
+
+TEST_F(ClusterTest, AFailingTrainerIsReportedFailedWithItsOutputAfterMaxRestarts) {
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  StartWorker("w1");
+  ASSERT_TRUE(WaitForWorkers(1)) << Logs();
+  // A shard that exists but is garbage: the config is valid, the trainer fails reading it.
+  const std::string shard = dir_.Join("garbage.bin");
+  {
+    std::ofstream out(shard);
+    out << "this is not a token shard";
+  }
+  v1::JobSpec spec = Spec(1, 5);
+  spec.mutable_data()->set_synthetic(false);
+  spec.mutable_data()->add_train_paths(shard);
+  spec.set_max_restarts(1);
+  const std::string id = Submit(spec);
+  const v1::Job job = WaitJob(id, Terminal, seconds(60));
+  ASSERT_EQ(job.state(), v1::FAILED) << job.reason() << "\n" << Logs();
+  EXPECT_EQ(job.attempt(), 2);
+  EXPECT_NE(job.reason().find("exited with code"), std::string::npos) << job.reason();
+  EXPECT_NE(job.reason().find("garbage.bin"), std::string::npos) << job.reason();
+  EXPECT_TRUE(Eventually([&] { return JobProcesses(id).empty(); }, seconds(5)));
+}
+
+TEST_F(ClusterTest, AfterASchedulerRestartWorkersReconnectAndTheJobSucceeds) {
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  StartWorker("w1");
+  ASSERT_TRUE(WaitForWorkers(1)) << Logs();
+  const std::string id = Submit(Spec(1, 80, 10));
+  const v1::Job job = WaitJob(
+      id, [](const v1::Job& j) { return j.progress().step() >= 3 || Terminal(j); }, seconds(60));
+  ASSERT_EQ(job.state(), v1::RUNNING) << job.reason() << "\n" << Logs();
+  const auto trainers = JobProcesses(id);
+  ::kill(scheduler_, SIGKILL);
+  WaitFor(scheduler_, seconds(5));
+  scheduler_ = -1;
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());  // same port, same data dir
+  const v1::Job done = WaitJob(id, Terminal, seconds(60));
+  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.reason() << "\n" << Logs();
+  EXPECT_EQ(done.progress().step(), 80);
+  EXPECT_TRUE(Eventually([&] { return JobProcesses(id).empty(); }, seconds(5)));
+  (void)trainers;
+}
+
+}  // namespace
+}  // namespace dyt::worker
