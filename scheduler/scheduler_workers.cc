@@ -302,6 +302,9 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
   }
   if (!IsCurrentAttempt(update.job_id(), update.attempt())) return;
   LiveJob& job = jobs_.at(update.job_id());
+  if (update.has_progress() && update.progress().step() > 0) {
+    *job.record.mutable_job()->mutable_progress() = update.progress();
+  }
   RankState& rank = job.ranks[update.rank()];
   rank.exited = true;
   rank.exit = update.exit();

@@ -88,4 +88,18 @@ size_t Outbox::dropped_log_lines() const {
   return dropped_;
 }
 
+std::vector<v1::RunningRank> Outbox::PendingExits() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::RunningRank> out;
+  for (const v1::WorkerMessage& m : queue_) {
+    if (!m.has_update() || m.update().kind() != v1::RankUpdate::EXITED) continue;
+    v1::RunningRank r;
+    r.set_job_id(m.update().job_id());
+    r.set_attempt(m.update().attempt());
+    r.set_rank(m.update().rank());
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 }  // namespace dyt::worker

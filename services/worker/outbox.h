@@ -39,6 +39,10 @@ class Outbox {
   void Wait(std::chrono::milliseconds timeout);
   bool empty() const;
   size_t dropped_log_lines() const;
+  // The ranks whose EXITED update is queued but not yet sent. A reconnecting worker reports
+  // them as still running: the scheduler learns of their exit from the update that follows,
+  // instead of taking them for ranks lost with a worker restart.
+  std::vector<v1::RunningRank> PendingExits() const;
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -205,6 +205,7 @@ void RankGroup::Run(std::unique_ptr<dist::Launcher> launcher, std::vector<int> o
   for (LineReader& r : readers) {
     if (r.fd >= 0) ::close(r.fd);
   }
+  processes_ended_ = true;
   for (const dist::ChildOutcome& c : result.children) {
     const std::deque<std::string>& t = tails[c.local_rank];
     const int peer = result.first_failed_rank != c.rank ? result.first_failed_rank : -1;

@@ -74,6 +74,10 @@ class RankGroup {
   void RequestStop(StopCause cause, std::chrono::milliseconds grace);
   StopCause stop_cause() const;
   bool done() const { return done_.load(); }
+  // Every process of the group has exited (its slots are free); the exit reports may still be
+  // on their way. Set just before the reports, so a new assignment of the same slots that the
+  // scheduler sends on seeing them is never refused as busy.
+  bool processes_ended() const { return processes_ended_.load(); }
   // Waits up to `timeout` for done().
   bool WaitDone(std::chrono::milliseconds timeout) const;
   std::vector<pid_t> pids() const;
@@ -91,6 +95,7 @@ class RankGroup {
   std::chrono::steady_clock::time_point kill_at_ = std::chrono::steady_clock::time_point::max();
   std::vector<pid_t> pids_;
   std::atomic<bool> done_{false};
+  std::atomic<bool> processes_ended_{false};
 };
 
 }  // namespace dyt::worker

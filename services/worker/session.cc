@@ -102,6 +102,8 @@ void Session::RunOnce() {
   *hello.mutable_register_() = options_.registration;
   for (const v1::RunningRank& r : handlers_.running())
     *hello.mutable_register_()->add_running() = r;
+  for (const v1::RunningRank& r : outbox_->PendingExits())
+    *hello.mutable_register_()->add_running() = r;
   v1::SchedulerMessage first;
   // Read the answer on a helper thread so a scheduler that never answers costs
   // register_timeout, not forever.
@@ -163,8 +165,8 @@ void Session::RunOnce() {
     std::vector<v1::WorkerMessage> batch;
     if (Clock::now() >= next_heartbeat) {
       v1::WorkerMessage hb;
-      for (const v1::RunningRank& r : handlers_.running())
-        *hb.mutable_heartbeat()->add_running() = r;
+      v1::Heartbeat* beat = hb.mutable_heartbeat();  // set even with nothing running
+      for (const v1::RunningRank& r : handlers_.running()) *beat->add_running() = r;
       batch.push_back(std::move(hb));
       next_heartbeat = Clock::now() + heartbeat;
     }

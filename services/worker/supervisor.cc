@@ -103,7 +103,10 @@ std::string Supervisor::CheckAssignmentLocked(const v1::Assignment& a,
     return "assignment: asks " + kind + " slots; this worker has " + options_.slot_kind;
   }
   std::set<int> busy;
-  for (const auto& [key, run] : runs_) busy.insert(run->slots.begin(), run->slots.end());
+  for (const auto& [key, run] : runs_) {
+    if (run->group != nullptr && run->group->processes_ended()) continue;  // slots already free
+    busy.insert(run->slots.begin(), run->slots.end());
+  }
   std::set<int> mine;
   for (int i = 0; i < a.ranks_size(); ++i) {
     const v1::RankPlacement& p = a.ranks(i);
@@ -274,6 +277,9 @@ void Supervisor::Assign(const v1::Assignment& a) {
     u->set_attempt(r->attempt);
     u->set_rank(rank);
     if (u->exit() == v1::RankUpdate::FAILED) u->set_stderr_tail(JoinLines(tail));
+    // The last progress goes with the exit, so the scheduler has the final step and loss even
+    // when progress reports were lost (e.g. while it restarted).
+    if (rank == 0) *u->mutable_progress() = r->progress.progress();
     spdlog::info("job {} attempt {}: rank {} {}: {}", r->job_id, r->attempt, rank,
                  v1::RankUpdate::Exit_Name(u->exit()), u->reason());
     outbox_->Push(std::move(m));

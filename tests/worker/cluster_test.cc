@@ -142,6 +142,7 @@ class ClusterTest : public ::testing::Test {
   v1::JobSpec Spec(int ranks, int64_t steps, int every_steps = 0) {
     v1::JobSpec s;
     s.set_name("cluster-test");
+    s.set_owner("tester");
     s.mutable_model()->set_preset("test");
     s.mutable_data()->set_synthetic(true);
     s.mutable_train()->set_steps(steps);
@@ -307,10 +308,12 @@ TEST_F(ClusterTest, AfterASchedulerRestartWorkersReconnectAndTheJobSucceeds) {
   ASSERT_NO_FATAL_FAILURE(StartScheduler());
   StartWorker("w1");
   ASSERT_TRUE(WaitForWorkers(1)) << Logs();
-  const std::string id = Submit(Spec(1, 80, 10));
+  // Long enough (a few seconds) to still be training while the scheduler is down.
+  const std::string id = Submit(Spec(1, 2000, 500));
   const v1::Job job = WaitJob(
       id, [](const v1::Job& j) { return j.progress().step() >= 3 || Terminal(j); }, seconds(60));
   ASSERT_EQ(job.state(), v1::RUNNING) << job.reason() << "\n" << Logs();
+  ASSERT_LT(job.progress().step(), 1000);
   const auto trainers = JobProcesses(id);
   ::kill(scheduler_, SIGKILL);
   WaitFor(scheduler_, seconds(5));
@@ -318,7 +321,9 @@ TEST_F(ClusterTest, AfterASchedulerRestartWorkersReconnectAndTheJobSucceeds) {
   ASSERT_NO_FATAL_FAILURE(StartScheduler());  // same port, same data dir
   const v1::Job done = WaitJob(id, Terminal, seconds(60));
   ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.reason() << "\n" << Logs();
-  EXPECT_EQ(done.progress().step(), 80);
+  EXPECT_EQ(done.progress().step(), 2000) << done.DebugString() << Logs();
+  EXPECT_EQ(done.attempt(), 1) << "the running trainer went on; nothing was restarted";
+  EXPECT_EQ(done.restarts(), 0);
   EXPECT_TRUE(Eventually([&] { return JobProcesses(id).empty(); }, seconds(5)));
   (void)trainers;
 }
