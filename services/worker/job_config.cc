@@ -29,6 +29,7 @@ YAML::Node ModelNode(const v1::ModelSpec& m) {
   SetIf(n, "alpha0_attn", m.alpha0_attn());
   SetIf(n, "alpha0_ffn", m.alpha0_ffn());
   SetIf(n, "alpha0_final", m.alpha0_final());
+  SetIf(n, "init_std", m.init_std());
   if (m.has_dyt_bias()) n["dyt_bias"] = m.dyt_bias();
   if (m.has_embed_scale()) n["embed_scale"] = m.embed_scale();
   return n;

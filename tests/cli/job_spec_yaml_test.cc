@@ -36,6 +36,7 @@ model:
   alpha0_final: 0.4
   dyt_bias: true
   embed_scale: false
+  init_std: 0.05
 data:
   train_paths:
     - shards/train-*.bin
@@ -118,6 +119,7 @@ TEST(JobSpecYamlTest, ReadsEveryField) {
   EXPECT_FALSE(s.model().tie_embeddings());
   EXPECT_TRUE(s.model().dyt_bias());
   EXPECT_FLOAT_EQ(s.model().alpha0_final(), 0.4f);
+  EXPECT_FLOAT_EQ(s.model().init_std(), 0.05f);
   ASSERT_EQ(s.data().train_paths_size(), 2);
   EXPECT_EQ(s.data().train_paths(0), "/jobs/dir/shards/train-*.bin");
   EXPECT_EQ(s.data().train_paths(1), "/abs/train-2.bin");

@@ -121,12 +121,14 @@ TEST(JobConfigTest, DytOptionalFieldsSetToFalseAreKept) {
   spec.mutable_model()->set_dyt_bias(false);
   spec.mutable_model()->set_embed_scale(false);
   spec.mutable_model()->set_alpha0_attn(0.8f);
+  spec.mutable_model()->set_init_std(0.05f);
   spec.mutable_data()->set_synthetic(true);
   auto c = Convert(spec);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_FALSE(c->model.dyt_bias);
   EXPECT_FALSE(c->model.has_embed_scale());
   EXPECT_FLOAT_EQ(c->model.alpha0_attn, 0.8f);
+  EXPECT_FLOAT_EQ(c->model.init_std, 0.05f);
 }
 
 TEST(JobConfigTest, TheTrainersRulesNameTheField) {
