@@ -137,10 +137,10 @@ TEST(JobSpecYamlTest, ReadsEveryField) {
   EXPECT_EQ(s.resources().slots_per_rank(), 3);
   EXPECT_EQ(s.checkpoint().keep_every_steps(), 1000);
 
-  EXPECT_EQ(file->Locate("train.batch_size"), "job.yaml:44");
-  EXPECT_EQ(file->Locate("data.train_paths[1]"), "job.yaml:25");
-  EXPECT_EQ(file->Locate("data.train_paths[7]"), "job.yaml:23");  // falls back to the list
-  EXPECT_EQ(file->Locate("checkpoint.nothing"), "job.yaml:55");   // ... or the section
+  EXPECT_EQ(file->Locate("train.batch_size"), "job.yaml:45");
+  EXPECT_EQ(file->Locate("data.train_paths[1]"), "job.yaml:26");
+  EXPECT_EQ(file->Locate("data.train_paths[7]"), "job.yaml:24");  // falls back to the list
+  EXPECT_EQ(file->Locate("checkpoint.nothing"), "job.yaml:56");   // ... or the section
   EXPECT_EQ(file->Locate("nothing"), std::nullopt);
 }
 
