@@ -3,8 +3,10 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/util/time_util.h>
 
+#include <chrono>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <utility>
 
 #include "scheduler/job_states.h"
@@ -34,7 +36,7 @@ JobServiceImpl::JobServiceImpl(StateStore* store, Scheduler* scheduler, JobServi
       scheduler_(scheduler),
       validator_(std::move(options.validator)),
       metrics_(metrics),
-      submit_pool_(options.submit_threads > 0 ? options.submit_threads : 1) {}
+      batcher_(scheduler, options.submit_committers) {}
 
 StatusOr<v1::Job> JobServiceImpl::Assemble(const v1::JobRecord& record) const {
   v1::Job job = record.job();
@@ -46,34 +48,49 @@ StatusOr<v1::Job> JobServiceImpl::Assemble(const v1::JobRecord& record) const {
   return job;
 }
 
-StatusOr<v1::Job> JobServiceImpl::Submit(const v1::SubmitJobRequest& request) {
+StatusOr<StateStore::NewJob> JobServiceImpl::Prepare(const v1::SubmitJobRequest& request) const {
   if (!request.has_spec()) return InvalidArgument("spec: required");
   DYT_RETURN_IF_ERROR(JobSpecValidator::ValidateClientRequestId(request.client_request_id()));
   DYT_RETURN_IF_ERROR(validator_.Validate(request.spec()));
 
   auto now = TimeUtil::GetCurrentTime();
-  v1::JobRecord record;
-  record.set_client_request_id(request.client_request_id());
-  v1::Job* job = record.mutable_job();
+  StateStore::NewJob out;
+  out.record.set_client_request_id(request.client_request_id());
+  v1::Job* job = out.record.mutable_job();
   *job->mutable_spec() = request.spec();
   job->set_state(v1::QUEUED);
   job->set_attempt(0);
   *job->mutable_created() = now;
   *job->mutable_updated() = now;
-  v1::JobEvent event;
-  *event.mutable_time() = now;
-  event.set_state(v1::QUEUED);
-  event.set_reason("submitted");
+  *out.event.mutable_time() = now;
+  out.event.set_state(v1::QUEUED);
+  out.event.set_reason("submitted");
+  return out;
+}
 
-  DYT_ASSIGN_OR_RETURN(CreateJobResult result, scheduler_->Submit(std::move(record), event));
-  if (!result.created && !google::protobuf::util::MessageDifferencer::Equals(
-                             result.record.job().spec(), request.spec())) {
+StatusOr<v1::Job> JobServiceImpl::Answer(const v1::SubmitJobRequest& request,
+                                         const StateStore::NewJob& sent,
+                                         StatusOr<CreateJobResult> result) const {
+  DYT_RETURN_IF_ERROR(result.status());
+  if (result->created) {
+    v1::Job job = result->record.job();
+    *job.add_events() = sent.event;
+    return job;
+  }
+  if (!google::protobuf::util::MessageDifferencer::Equals(result->record.job().spec(),
+                                                          request.spec())) {
     return Status(StatusCode::kAlreadyExists, "client_request_id: '" + request.client_request_id() +
                                                   "' was already used for job " +
-                                                  result.record.job().id() +
+                                                  result->record.job().id() +
                                                   " with a different spec");
   }
-  return Assemble(result.record);
+  return Assemble(result->record);
+}
+
+StatusOr<v1::Job> JobServiceImpl::Submit(const v1::SubmitJobRequest& request) {
+  DYT_ASSIGN_OR_RETURN(StateStore::NewJob job, Prepare(request));
+  StatusOr<CreateJobResult> result = scheduler_->Submit(job.record, job.event);
+  return Answer(request, job, std::move(result));
 }
 
 StatusOr<v1::Job> JobServiceImpl::Get(const v1::GetJobRequest& request) {
@@ -128,12 +145,28 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
                                                     const v1::SubmitJobRequest* request,
                                                     v1::SubmitJobResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  submit_pool_.Post([this, reactor, request, response] {
-    reactor->Finish(RpcGuard(metrics_, "SubmitJob", [&]() -> Status {
-      DYT_ASSIGN_OR_RETURN(*response->mutable_job(), Submit(*request));
-      return Status::Ok();
-    }));
-  });
+  auto start = std::chrono::steady_clock::now();
+  auto finish = [this, reactor, start](const Status& status) {
+    grpc::Status result = ToGrpcStatus(status);
+    if (metrics_ != nullptr) {
+      metrics_->Rpc(
+          "SubmitJob", GrpcCodeName(result.error_code()),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    reactor->Finish(result);
+  };
+  StatusOr<StateStore::NewJob> job = Prepare(*request);
+  if (!job.ok()) {
+    finish(job.status());
+    return reactor;
+  }
+  auto sent = std::make_shared<StateStore::NewJob>(*job);
+  batcher_.Submit(std::move(*job),
+                  [this, request, response, sent, finish](StatusOr<CreateJobResult> result) {
+                    StatusOr<v1::Job> answer = Answer(*request, *sent, std::move(result));
+                    if (answer.ok()) *response->mutable_job() = std::move(*answer);
+                    finish(answer.status());
+                  });
   return reactor;
 }
 

@@ -20,18 +20,18 @@
 #include "scheduler/scheduler.h"
 #include "scheduler/scheduler_metrics.h"
 #include "scheduler/state_store.h"
-#include "scheduler/work_pool.h"
+#include "scheduler/submit_batcher.h"
 
 namespace dyt {
 
 struct JobServiceOptions {
   JobSpecValidatorOptions validator;
-  // Threads that run SubmitJob's synced store writes (the callback API hands them over).
-  int submit_threads = 64;
+  // Threads committing batches of submissions (SubmitBatcher).
+  int submit_committers = 2;
 };
 
-// SubmitJob is served on gRPC's callback API with its store write on a WorkPool; every other
-// method is a plain synchronous handler.
+// SubmitJob is served on gRPC's callback API and committed in batches (SubmitBatcher); every
+// other method is a plain synchronous handler.
 class JobServiceImpl final
     : public v1::JobService::WithCallbackMethod_SubmitJob<v1::JobService::Service> {
  public:
@@ -81,6 +81,12 @@ class JobServiceImpl final
   StatusOr<std::vector<v1::CheckpointRecord>> Checkpoints(const std::string& job_id);
 
  private:
+  // A validated submission as the store takes it.
+  StatusOr<StateStore::NewJob> Prepare(const v1::SubmitJobRequest& request) const;
+  // The answer to a submission once stored: ALREADY_EXISTS for a reused request id with another
+  // spec; a new job's events are its one first event (no read).
+  StatusOr<v1::Job> Answer(const v1::SubmitJobRequest& request, const StateStore::NewJob& sent,
+                           StatusOr<CreateJobResult> result) const;
   // The API view of a stored job: record.job with its events.
   StatusOr<v1::Job> Assemble(const v1::JobRecord& record) const;
 
@@ -95,7 +101,7 @@ class JobServiceImpl final
   Scheduler* scheduler_;
   JobSpecValidator validator_;
   SchedulerMetrics* metrics_;
-  WorkPool submit_pool_;  // last: its threads finish queued submissions before the rest goes
+  SubmitBatcher batcher_;  // last: it commits what was handed over before the rest goes
 };
 
 }  // namespace dyt

@@ -212,18 +212,29 @@ void Scheduler::Adopt(v1::JobRecord record, bool recovered) {
 }
 
 StatusOr<CreateJobResult> Scheduler::Submit(v1::JobRecord record, const v1::JobEvent& event) {
-  DYT_ASSIGN_OR_RETURN(CreateJobResult result, store_->CreateJob(std::move(record), event));
-  if (result.created) {
-    std::lock_guard lock(mu_);
+  std::vector<StateStore::NewJob> one;
+  one.push_back({std::move(record), event});
+  return std::move(SubmitMany(std::move(one)).front());
+}
+
+std::vector<StatusOr<CreateJobResult>> Scheduler::SubmitMany(std::vector<StateStore::NewJob> jobs) {
+  std::vector<StatusOr<CreateJobResult>> results = store_->CreateJobs(std::move(jobs));
+  std::lock_guard lock(mu_);
+  bool any = false;
+  for (const auto& result : results) {
+    if (!result.ok() || !result->created) continue;
     if (metrics_ != nullptr) {
       metrics_->Submitted();
       metrics_->JobTransition(v1::JOB_STATE_UNSPECIFIED, v1::QUEUED);
     }
-    Adopt(result.record, /*recovered=*/false);
+    Adopt(result->record, /*recovered=*/false);
+    any = true;
+  }
+  if (any) {
     Changed();
     Kick();
   }
-  return result;
+  return results;
 }
 
 StatusOr<v1::JobRecord> Scheduler::Cancel(const std::string& job_id, const std::string& reason) {

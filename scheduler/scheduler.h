@@ -91,6 +91,8 @@ class Scheduler {
   // Stores the job (durably; idempotent on record.client_request_id, see
   // StateStore::CreateJob) and queues it.
   StatusOr<CreateJobResult> Submit(v1::JobRecord record, const v1::JobEvent& event);
+  // Submit for many jobs, stored in one batch (SubmitBatcher); result i is jobs[i]'s.
+  std::vector<StatusOr<CreateJobResult>> SubmitMany(std::vector<StateStore::NewJob> jobs);
   // CANCELLED now; FAILED_PRECONDITION for a finished job, NOT_FOUND for an unknown one.
   StatusOr<v1::JobRecord> Cancel(const std::string& job_id, const std::string& reason);
   // The job as it is now: the live record (fresh progress) when unfinished, else the store's.

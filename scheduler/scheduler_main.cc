@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   double stop_grace_s = 30.0;
   bool no_preemption = false;
   bool backfill = false;
+  int submit_committers = 2;
   app.add_option("--listen", listen, "HOST:PORT to serve gRPC on (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--data-dir", data_dir, "RocksDB state directory (created if missing)")
@@ -73,6 +74,10 @@ int main(int argc, char** argv) {
                  "Seconds a worker gives a trainer between SIGTERM and SIGKILL")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--submit-committers", submit_committers,
+                 "Threads committing batches of submissions (each batch: one WAL sync)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_flag("--no-preemption", no_preemption,
                "Never stop lower-priority jobs to make room for higher-priority ones");
   app.add_flag("--backfill", backfill,
@@ -126,6 +131,7 @@ int main(int argc, char** argv) {
 
   dyt::JobServiceOptions options;
   options.validator.data_roots = data_roots;
+  options.submit_committers = submit_committers;
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -110,6 +110,14 @@ class StateStore {
   // is an error). Concurrent calls with one request id create one job. record.job.id must
   // be empty.
   StatusOr<CreateJobResult> CreateJob(v1::JobRecord record, const v1::JobEvent& event);
+  // CreateJob for many jobs in ONE batch (one WAL sync): result i belongs to jobs[i]. A job
+  // whose request id repeats an earlier one of the same call gets that job (created = false).
+  // A failed commit fails every job that would have been created.
+  struct NewJob {
+    v1::JobRecord record;
+    v1::JobEvent event;
+  };
+  std::vector<StatusOr<CreateJobResult>> CreateJobs(std::vector<NewJob> jobs);
   // The job id a client request created; NOT_FOUND when the id was never used.
   StatusOr<std::string> FindJobByRequestId(const std::string& client_request_id) const;
 

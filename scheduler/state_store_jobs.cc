@@ -1,6 +1,8 @@
 // StateStore: jobs, their events, and idempotent submission.
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 
 #include "scheduler/state_keys.h"
@@ -26,40 +28,100 @@ Status ParseJob(std::string_view key, std::string_view value, v1::JobRecord* rec
 }  // namespace
 
 StatusOr<CreateJobResult> StateStore::CreateJob(v1::JobRecord record, const v1::JobEvent& event) {
-  if (!record.job().id().empty()) {
-    return InvalidArgument("job.id: must be empty, the store assigns it (got " + record.job().id() +
-                           ")");
-  }
-  const std::string request_id = record.client_request_id();
-  if (!request_id.empty()) DYT_RETURN_IF_ERROR(CheckRecordId("client_request_id", request_id));
+  std::vector<NewJob> one;
+  one.push_back({std::move(record), event});
+  return std::move(CreateJobs(std::move(one)).front());
+}
 
-  // Hold the request id from the lookup until the commit, so a concurrent retry of the same
-  // request waits and then finds this job instead of creating a second one.
-  std::optional<KeyLockGuard> hold;
-  if (!request_id.empty()) {
-    hold.emplace(request_ids_, request_id);
-    StatusOr<std::string> existing = FindJobByRequestId(request_id);
-    if (existing.ok()) {
-      StatusOr<v1::JobRecord> job = GetJob(*existing);
-      if (!job.ok()) {
-        return Status(job.status().code() == StatusCode::kNotFound ? StatusCode::kDataLoss
-                                                                   : job.status().code(),
-                      "client request " + request_id + " is indexed to job " + *existing +
-                          ", which cannot be read: " + job.status().message());
-      }
-      return CreateJobResult{std::move(job).value(), false};
+std::vector<StatusOr<CreateJobResult>> StateStore::CreateJobs(std::vector<NewJob> jobs) {
+  // Every job starts as a placeholder result; errors replace it, then the outcome does.
+  std::vector<StatusOr<CreateJobResult>> results(jobs.size(), CreateJobResult{});
+  // Hold every request id of the batch (in sorted order, so two batches never deadlock) from
+  // the lookup until the commit: a concurrent retry of the same request waits and then finds
+  // this job instead of creating a second one.
+  std::map<std::string, size_t> first_with_id;  // request id -> the job in this batch that has it
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const v1::JobRecord& record = jobs[i].record;
+    if (!record.job().id().empty()) {
+      results[i] = InvalidArgument("job.id: must be empty, the store assigns it (got " +
+                                   record.job().id() + ")");
+      continue;
     }
-    if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+    const std::string& request_id = record.client_request_id();
+    if (request_id.empty()) continue;
+    Status valid = CheckRecordId("client_request_id", request_id);
+    if (!valid.ok()) {
+      results[i] = valid;
+      continue;
+    }
+    first_with_id.emplace(request_id, i);
+  }
+  std::vector<std::unique_ptr<KeyLockGuard>> holds;
+  for (const auto& [request_id, i] : first_with_id) {
+    holds.push_back(std::make_unique<KeyLockGuard>(request_ids_, request_id));
   }
 
-  record.mutable_job()->set_id(FormatJobId(NextJobNumber()));
   StateBatch batch = NewBatch();
-  DYT_RETURN_IF_ERROR(batch.PutJob(record));
-  DYT_RETURN_IF_ERROR(batch.AppendJobEvent(record.job().id(), event).status());
-  if (!request_id.empty()) DYT_RETURN_IF_ERROR(batch.IndexRequest(request_id, record.job().id()));
-  DYT_RETURN_IF_ERROR(Commit(batch));
-  record.mutable_job()->clear_events();
-  return CreateJobResult{std::move(record), true};
+  std::vector<size_t> created;
+  std::vector<size_t> repeats;  // same request id as an earlier job of this batch
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!results[i].ok()) continue;
+    v1::JobRecord& record = jobs[i].record;
+    const std::string& request_id = record.client_request_id();
+    if (!request_id.empty()) {
+      if (first_with_id.at(request_id) != i) {
+        repeats.push_back(i);
+        continue;
+      }
+      StatusOr<std::string> existing = FindJobByRequestId(request_id);
+      if (existing.ok()) {
+        StatusOr<v1::JobRecord> job = GetJob(*existing);
+        if (!job.ok()) {
+          results[i] = Status(job.status().code() == StatusCode::kNotFound ? StatusCode::kDataLoss
+                                                                           : job.status().code(),
+                              "client request " + request_id + " is indexed to job " + *existing +
+                                  ", which cannot be read: " + job.status().message());
+        } else {
+          results[i] = CreateJobResult{std::move(job).value(), false};
+        }
+        continue;
+      }
+      if (existing.status().code() != StatusCode::kNotFound) {
+        results[i] = existing.status();
+        continue;
+      }
+    }
+    record.mutable_job()->set_id(FormatJobId(NextJobNumber()));
+    Status added = batch.PutJob(record);
+    if (added.ok()) added = batch.AppendJobEvent(record.job().id(), jobs[i].event).status();
+    if (added.ok() && !request_id.empty())
+      added = batch.IndexRequest(request_id, record.job().id());
+    if (!added.ok()) {
+      // A half-added job would commit with the others: fail the whole batch instead.
+      for (auto& r : results) r = added;
+      return results;
+    }
+    created.push_back(i);
+  }
+  Status committed = Commit(batch);
+  for (size_t i : created) {
+    if (!committed.ok()) {
+      results[i] = committed;
+      continue;
+    }
+    jobs[i].record.mutable_job()->clear_events();
+    results[i] = CreateJobResult{std::move(jobs[i].record), true};
+  }
+  for (size_t i : repeats) {
+    const StatusOr<CreateJobResult>& first =
+        results[first_with_id.at(jobs[i].record.client_request_id())];
+    if (!first.ok()) {
+      results[i] = first.status();
+    } else {
+      results[i] = CreateJobResult{first->record, false};
+    }
+  }
+  return results;
 }
 
 StatusOr<std::string> StateStore::FindJobByRequestId(const std::string& client_request_id) const {
