@@ -10,9 +10,9 @@
 #include <numeric>
 #include <set>
 
+#include "common/sha256.h"
 #include "tests/data/test_util.h"
 #include "trainer/data/permutation.h"
-#include "common/sha256.h"
 #include "trainer/data/shard_writer.h"
 
 namespace dyt {

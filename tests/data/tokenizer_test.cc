@@ -7,9 +7,9 @@
 
 #include <filesystem>
 
+#include "common/sha256.h"
 #include "tests/data/test_util.h"
 #include "trainer/data/corpus_encoder.h"
-#include "common/sha256.h"
 #include "trainer/data/shard_writer.h"
 #include "trainer/data/token_shard.h"
 

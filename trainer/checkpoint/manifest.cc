@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/sha256.h"
 #include "trainer/checkpoint/checkpoint_names.h"
 #include "trainer/checkpoint/durable_file.h"
-#include "common/sha256.h"
 
 namespace dyt {
 namespace {
