@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lint of deploy/ that runs without Docker, Kubernetes or Grafana (tests/observability).
 
-usage: lint_deploy.py REPO_ROOT DYT_SCHEDULER_BINARY DYT_WORKER_BINARY
+usage: lint_deploy.py REPO_ROOT DYT_SCHEDULER_BINARY DYT_WORKER_BINARY DYT_TRAIN_BINARY
 
 Checks, each failure printed as "file: problem" (exit 1 if any):
   - every YAML file parses; the Grafana dashboard JSON parses and is consistent (unique panel
@@ -9,8 +9,10 @@ Checks, each failure printed as "file: problem" (exit 1 if any):
   - Prometheus configs (deploy/prometheus, the compose one, the Kubernetes ConfigMap) have the
     scrape job names the alerts and dashboard select on; the compose one passes promtool;
   - Dockerfiles: stages, COPY --from targets, a Debian 12 build stage, a non-root USER, an
-    ENTRYPOINT; the build packages cover scripts/setup.sh's -dev packages; EXPOSEd ports match
-    the flags;
+    ENTRYPOINT; the build packages cover scripts/setup.sh's -dev packages; the runtime stage
+    installs the Debian package of every shared library the binaries built here load
+    (readelf NEEDED -> ldconfig -> dpkg -S; same Debian 12 packages); EXPOSEd ports match the
+    flags;
   - compose.yaml: services, build files, bind-mounted paths, named volumes, the GPU reservation;
   - Kubernetes manifests: required keys, selectors matching pod labels, Service target ports,
     volumes and claims, the DaemonSet's nvidia.com/gpu limit, the StatefulSet's PVC template;
@@ -239,7 +241,41 @@ def setup_packages():
     return set(m.group(1).split()) if m else set()
 
 
-def check_dockerfile(path, program, extra_binary):
+BASE_PACKAGES = {"libc6", "libstdc++6", "libgcc-s1"}  # essential in every Debian image
+
+
+def runtime_packages(binary):
+    """The Debian packages of the shared libraries `binary` links directly."""
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]",
+                        subprocess.run(["readelf", "-d", binary], capture_output=True,
+                                       text=True).stdout)
+    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    packages = set()
+    for soname in needed:
+        m = re.search(r"^\s*" + re.escape(soname) + r" \(libc6,x86-64\) => (\S+)$", cache, re.M)
+        if not m:
+            err(binary, f"cannot resolve {soname}")
+            continue
+        # dpkg records a path as the package shipped it: /lib or /usr/lib (merged /usr),
+        # through a symlink or not.
+        owner = None
+        for path in (m.group(1), os.path.realpath(m.group(1))):
+            for candidate in (path, re.sub(r"^/usr/lib/", "/lib/", path)):
+                r = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
+                if r.returncode == 0:
+                    owner = r.stdout.split(":")[0]
+                    break
+            if owner:
+                break
+        if owner is None:
+            err(binary, f"no Debian package owns {m.group(1)}")
+            continue
+        # libopenblas.so.0 is an alternative: any libopenblas0-* variant provides it.
+        packages.add("libopenblas0-*" if owner.startswith("libopenblas0-") else owner)
+    return packages - BASE_PACKAGES
+
+
+def check_dockerfile(path, program, extra_binary, binaries):
     ins = dockerfile_instructions(path)
     stages, final = [], None
     for word, arg in ins:
@@ -289,6 +325,16 @@ def check_dockerfile(path, program, extra_binary):
     missing = needed - installed
     if missing:
         err(rel(path), f"build stage lacks scripts/setup.sh packages {sorted(missing)}")
+    runtime = set()
+    for w, a in tail:
+        if w == "RUN" and "apt-get install" in a:
+            runtime |= set(re.findall(r"(?<![-$\w])([a-z0-9][a-z0-9.+-]+)", a))
+    runtime |= {"libopenblas0-*" for p in runtime if p.startswith("libopenblas0-")}
+    for b in binaries:
+        lacking = runtime_packages(b) - runtime
+        if lacking:
+            err(rel(path), f"runtime stage lacks {sorted(lacking)} ({os.path.basename(b)} loads "
+                           "their libraries)")
     ignore = path + ".dockerignore"
     if not os.path.exists(ignore) or "build" not in open(ignore).read():
         err(rel(path), "no .dockerignore keeping build/ out of the context")
@@ -477,21 +523,25 @@ def check_systemd():
 
 
 def main():
-    global ROOT, DEPLOY, ALERTS, FLAGS, BINARIES
-    if len(sys.argv) != 4:
+    global ROOT, DEPLOY, ALERTS, FLAGS, BINARIES, TRAIN
+    if len(sys.argv) != 5:
         print(__doc__)
         return 2
     ROOT = os.path.abspath(sys.argv[1])
     DEPLOY = os.path.join(ROOT, "deploy")
-    BINARIES = {"dyt-scheduler": sys.argv[2], "dyt-worker": sys.argv[3]}
+    BINARIES = {"dyt-scheduler": os.path.abspath(sys.argv[2]),
+                "dyt-worker": os.path.abspath(sys.argv[3])}
+    TRAIN = os.path.abspath(sys.argv[4])
     FLAGS = {k: binary_flags(v) for k, v in BINARIES.items()}
     for path in glob.glob(os.path.join(DEPLOY, "**/*.y*ml"), recursive=True):
         load_yaml_docs(path)
     ALERTS = (load_yaml_docs(os.path.join(DEPLOY, "prometheus/alerts.yml")) or [{}])[0]
     check_prometheus()
     check_grafana()
-    check_dockerfile(os.path.join(DEPLOY, "docker/Dockerfile.scheduler"), "dyt-scheduler", "dytctl")
-    check_dockerfile(os.path.join(DEPLOY, "docker/Dockerfile.worker"), "dyt-worker", "dyt-train")
+    check_dockerfile(os.path.join(DEPLOY, "docker/Dockerfile.scheduler"), "dyt-scheduler", "dytctl",
+                     [BINARIES["dyt-scheduler"]])
+    check_dockerfile(os.path.join(DEPLOY, "docker/Dockerfile.worker"), "dyt-worker", "dyt-train",
+                     [BINARIES["dyt-worker"], TRAIN])
     check_compose()
     check_k8s()
     check_systemd()
