@@ -250,25 +250,29 @@ def runtime_packages(binary):
                         subprocess.run(["readelf", "-d", binary], capture_output=True,
                                        text=True).stdout)
     cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
-    packages = set()
+    # dpkg records a path as the package shipped it: /lib or /usr/lib (merged /usr), through a
+    # symlink or not. One dpkg -S call for every candidate (each call reads the whole database).
+    candidates = {}
     for soname in needed:
         m = re.search(r"^\s*" + re.escape(soname) + r" \(libc6,x86-64\) => (\S+)$", cache, re.M)
         if not m:
             err(binary, f"cannot resolve {soname}")
             continue
-        # dpkg records a path as the package shipped it: /lib or /usr/lib (merged /usr),
-        # through a symlink or not.
-        owner = None
+        paths = []
         for path in (m.group(1), os.path.realpath(m.group(1))):
-            for candidate in (path, re.sub(r"^/usr/lib/", "/lib/", path)):
-                r = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
-                if r.returncode == 0:
-                    owner = r.stdout.split(":")[0]
-                    break
-            if owner:
-                break
+            paths += [path, re.sub(r"^/usr/lib/", "/lib/", path)]
+        candidates[soname] = paths
+    all_paths = sorted({p for paths in candidates.values() for p in paths})
+    out = subprocess.run(["dpkg", "-S"] + all_paths, capture_output=True, text=True).stdout
+    owners = {}
+    for line in out.splitlines():
+        package, _, path = line.partition(": ")
+        owners[path.strip()] = package.split(":")[0]
+    packages = set()
+    for soname, paths in candidates.items():
+        owner = next((owners[p] for p in paths if p in owners), None)
         if owner is None:
-            err(binary, f"no Debian package owns {m.group(1)}")
+            err(binary, f"no Debian package owns {paths[0]}")
             continue
         # libopenblas.so.0 is an alternative: any libopenblas0-* variant provides it.
         packages.add("libopenblas0-*" if owner.startswith("libopenblas0-") else owner)
