@@ -16,6 +16,14 @@ SchedulerMetrics::SchedulerMetrics() : registry_(std::make_shared<prometheus::Re
     if (s == v1::JOB_STATE_UNSPECIFIED || !v1::JobState_IsValid(s)) continue;
     jobs_->Add({{"state", v1::JobState_Name(static_cast<v1::JobState>(s))}});
   }
+  // Terminal states only, created at 0 so rate() and alerts see the series from the start.
+  finished_ = &BuildCounter()
+                   .Name("dyt_scheduler_jobs_finished_total")
+                   .Help("Jobs that reached a terminal state (SUCCEEDED, FAILED, CANCELLED)")
+                   .Register(*registry_);
+  for (v1::JobState s : {v1::SUCCEEDED, v1::FAILED, v1::CANCELLED}) {
+    finished_->Add({{"state", v1::JobState_Name(s)}});
+  }
   submissions_ = &BuildCounter()
                       .Name("dyt_scheduler_submissions_total")
                       .Help("Jobs submitted (new jobs acknowledged; idempotent retries excluded)")
@@ -73,6 +81,9 @@ void SchedulerMetrics::JobTransition(v1::JobState from, v1::JobState to) {
   if (from != v1::JOB_STATE_UNSPECIFIED)
     jobs_->Add({{"state", v1::JobState_Name(from)}}).Decrement();
   if (to != v1::JOB_STATE_UNSPECIFIED) jobs_->Add({{"state", v1::JobState_Name(to)}}).Increment();
+  if (to == v1::SUCCEEDED || to == v1::FAILED || to == v1::CANCELLED) {
+    finished_->Add({{"state", v1::JobState_Name(to)}}).Increment();
+  }
 }
 
 void SchedulerMetrics::SetJobsInState(v1::JobState state, double count) {

@@ -1,7 +1,7 @@
 // SchedulerMetrics: dyt-scheduler's Prometheus metrics (prometheus-cpp), served by the binary's
 // Exposer on --metrics-listen. Names follow Prometheus conventions: `dyt_scheduler_` prefix,
 // base units (seconds), `_total` counters; labels are bounded (state, kind, method, code; never
-// a job id or step). docs/scheduler.md lists them all.
+// a job id or step). deploy/README.md ("Metrics") lists them all.
 //
 // Thread safe (prometheus-cpp metrics are atomic; families lock when adding a label set).
 #pragma once
@@ -25,7 +25,9 @@ class SchedulerMetrics {
 
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
-  // Jobs by state: call on every transition (from JOB_STATE_UNSPECIFIED for a new job).
+  // Jobs by state: call on every transition (from JOB_STATE_UNSPECIFIED for a new job). A
+  // transition into SUCCEEDED, FAILED or CANCELLED also counts in
+  // dyt_scheduler_jobs_finished_total.
   void JobTransition(v1::JobState from, v1::JobState to);
   void SetJobsInState(v1::JobState state, double count);
   void Submitted() { submissions_->Increment(); }
@@ -42,6 +44,7 @@ class SchedulerMetrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>* jobs_;
+  prometheus::Family<prometheus::Counter>* finished_;
   prometheus::Counter* submissions_;
   prometheus::Histogram* scheduling_latency_;
   prometheus::Gauge* queue_depth_;

@@ -19,7 +19,7 @@ packages=(
   librocksdb-dev prometheus-cpp-dev libgloo-dev libsentencepiece-dev sentencepiece
   libopenblas-dev libopenblas-openmp-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-  prometheus python3 python3-torch python3-numpy
+  prometheus python3 python3-torch python3-numpy python3-yaml systemd
   bible-kjv clang-format openssl
 )
 

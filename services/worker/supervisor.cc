@@ -228,6 +228,9 @@ void Supervisor::Assign(const v1::Assignment& a) {
       return;
     }
     switch (e->kind) {
+      case ParsedEvent::Kind::kStart:
+        if (rank == 0 && metrics_ != nullptr) metrics_->JobModel(r->job_id, e->model);
+        return;
       case ParsedEvent::Kind::kStep:
       case ParsedEvent::Kind::kEval: {
         if (rank != 0) return;
@@ -235,9 +238,11 @@ void Supervisor::Assign(const v1::Assignment& a) {
         v1::WorkerMessage m = Update(r->job_id, r->attempt, rank, v1::RankUpdate::PROGRESS);
         *m.mutable_update()->mutable_progress() = r->progress.progress();
         outbox_->Push(std::move(m));
-        if (metrics_ != nullptr && e->kind == ParsedEvent::Kind::kStep) {
-          const v1::Progress& p = r->progress.progress();
-          metrics_->JobStep(r->job_id, p.step(), p.loss(), p.tokens_per_s());
+        if (metrics_ == nullptr) return;
+        if (e->kind == ParsedEvent::Kind::kStep) {
+          metrics_->JobStep(r->job_id, r->progress.progress(), e->step_seconds, e->has_alpha);
+        } else {
+          metrics_->JobEval(r->job_id, e->progress.val_loss());
         }
         return;
       }
@@ -254,7 +259,10 @@ void Supervisor::Assign(const v1::Assignment& a) {
         spdlog::info("job {} attempt {}: checkpoint at step {} in {}", r->job_id, r->attempt,
                      c->step(), c->path());
         outbox_->Push(std::move(m));
-        if (metrics_ != nullptr) metrics_->JobCheckpoint(r->job_id, e->checkpoint.step());
+        if (metrics_ != nullptr) {
+          metrics_->JobCheckpoint(r->job_id, e->checkpoint.step(), e->checkpoint.total_bytes(),
+                                  e->checkpoint_seconds);
+        }
         return;
       }
       case ParsedEvent::Kind::kError:
@@ -289,7 +297,13 @@ void Supervisor::Assign(const v1::Assignment& a) {
     return ReportFailure(a, "cannot start the trainer: " + group.status().message());
   }
   r->group = std::move(*group);
-  if (metrics_ != nullptr && a.attempt() > 1) metrics_->JobRestart(a.job_id());
+  if (metrics_ != nullptr) {
+    if (a.attempt() > 1) metrics_->JobRestart();
+    // Rank 0's worker reads the job's events, so it alone exports the job's series.
+    if (r->ranks.front() == 0) {
+      metrics_->JobStarted(a.job_id(), a.world_size() * slots_per_rank, a.spec().train().seq_len());
+    }
+  }
   spdlog::info("job {} attempt {}: started ranks {}..{} of {} on slots {}", a.job_id(), a.attempt(),
                r->ranks.front(), r->ranks.back(), a.world_size(), Join(r->slots, ","));
   runs_[key] = std::move(run);

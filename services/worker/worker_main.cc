@@ -2,7 +2,7 @@
 // trainers it is assigned and reports on them (docs/worker.md).
 //
 //   dyt-worker --scheduler HOST:PORT [--cpu-slots N] [--worker-id ID] [--trainer PATH]
-//              [--work-dir DIR] [--metrics-listen HOST:PORT] [--log-level info]
+//              [--work-dir DIR] [--metrics-listen HOST:PORT] [--peak-flops F] [--log-level info]
 //              [--orphan-timeout-s 60] [--stop-grace-s 30] [--dist-host HOST]
 //
 // SIGTERM / SIGINT: stops the trainers gracefully (they checkpoint), reports them, exits 0.
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
                          work_dir = "/var/lib/dyt-worker", metrics_listen, log_level = "info",
                          dist_host;
   int cpu_slots = 0;
-  double orphan_timeout_s = 60, stop_grace_s = 30;
+  double orphan_timeout_s = 60, stop_grace_s = 30, peak_flops = 0;
   app.add_option("--scheduler", scheduler, "HOST:PORT of dyt-scheduler")->required();
   app.add_option("--worker-id", worker_id, "stable worker id (default: the hostname)");
   app.add_option("--cpu-slots", cpu_slots, "offer N CPU slots (a CPU worker)");
@@ -64,6 +64,10 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", work_dir, "per-attempt configs and outputs");
   app.add_option("--metrics-listen", metrics_listen,
                  "HOST:PORT for Prometheus /metrics (port 0 picks one; default: off)");
+  app.add_option("--peak-flops", peak_flops,
+                 "peak FLOP/s of one slot (one GPU, or one CPU core), e.g. 989e12 for an H100 "
+                 "SXM's dense BF16; exports dyt_job_mfu_ratio (default 0: no MFU)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   app.add_option("--orphan-timeout-s", orphan_timeout_s,
                  "stop the trainers when the scheduler is unreachable this long");
@@ -98,7 +102,12 @@ int main(int argc, char** argv) {
     spdlog::error("--work-dir {}: {}", work_dir, ec.message());
     return 1;
   }
-  auto metrics = dyt::worker::WorkerMetrics::Create(metrics_listen, slots->kind, slots->count);
+  dyt::worker::WorkerMetricsOptions metrics_options;
+  metrics_options.listen = metrics_listen;
+  metrics_options.kind = slots->kind;
+  metrics_options.slots = slots->count;
+  metrics_options.peak_flops_per_slot = peak_flops;
+  auto metrics = dyt::worker::WorkerMetrics::Create(metrics_options);
   if (!metrics.ok()) {
     spdlog::error("{}", metrics.status().message());
     return 1;
