@@ -61,7 +61,9 @@ bool WaitForPort(int port, milliseconds timeout) {
 }
 
 // Live (not zombie) processes whose command line has "--job-id <job_id>": the job's trainers.
-std::vector<int> JobProcesses(const std::string& job_id) {
+// Processes of this test's job `job_id`: the trainer's command line names the job and a file
+// under `scope` (the test's temp dir), so other tests' trainers on the machine do not count.
+std::vector<int> JobProcesses(const std::string& job_id, const std::string& scope) {
   std::vector<int> out;
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return out;
@@ -70,7 +72,9 @@ std::vector<int> JobProcesses(const std::string& job_id) {
     const int pid = std::atoi(e->d_name);
     if (pid <= 0) continue;
     const auto cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-    if (!cmd || cmd->find(needle) == std::string::npos) continue;
+    if (!cmd || cmd->find(needle) == std::string::npos || cmd->find(scope) == std::string::npos) {
+      continue;
+    }
     const auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
     if (stat && stat->find(") Z ") != std::string::npos) continue;
     out.push_back(pid);
@@ -229,7 +233,7 @@ TEST_F(ClusterTest, ATwoRankJobSpreadOverTwoWorkersTrainsToCompletion) {
   // Each worker ran one rank.
   EXPECT_TRUE(std::filesystem::exists(dir_.Join("work-w1/jobs/" + id)));
   EXPECT_TRUE(std::filesystem::exists(dir_.Join("work-w2/jobs/" + id)));
-  EXPECT_TRUE(Eventually([&] { return JobProcesses(id).empty(); }, seconds(5)));
+  EXPECT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(5)));
 }
 
 TEST_F(ClusterTest, CancelStopsEveryProcessOfTheJobWithinTheGrace) {
@@ -241,7 +245,7 @@ TEST_F(ClusterTest, CancelStopsEveryProcessOfTheJobWithinTheGrace) {
   const v1::Job running = WaitJob(
       id, [](const v1::Job& j) { return j.progress().step() >= 2 || Terminal(j); }, seconds(60));
   ASSERT_EQ(running.state(), v1::RUNNING) << running.reason() << "\n" << Logs();
-  ASSERT_EQ(JobProcesses(id).size(), 2u);
+  ASSERT_EQ(JobProcesses(id, dir_.path()).size(), 2u);
   grpc::ClientContext ctx;
   v1::CancelJobRequest req;
   req.set_id(id);
@@ -249,7 +253,8 @@ TEST_F(ClusterTest, CancelStopsEveryProcessOfTheJobWithinTheGrace) {
   ASSERT_TRUE(jobs_->CancelJob(&ctx, req, &cancelled).ok());
   const auto start = Clock::now();
   // The scheduler's stop grace is 5 s.
-  EXPECT_TRUE(Eventually([&] { return JobProcesses(id).empty(); }, seconds(5 + 5))) << Logs();
+  EXPECT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(5 + 5)))
+      << Logs();
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 10.0);
   const v1::Job after = WaitJob(id, Terminal, seconds(20));
   EXPECT_EQ(after.state(), v1::CANCELLED) << after.reason();
@@ -278,7 +283,7 @@ TEST_F(ClusterTest, AKilledWorkersJobFinishesOnTheOtherFromItsLastCheckpoint) {
   EXPECT_TRUE(std::filesystem::exists(dir_.Join("work-" + other + "/jobs/" + id)));
   // The second attempt resumed (its trainer said so in its output) rather than starting over.
   EXPECT_NE(Log(other + ".log").find(id), std::string::npos);
-  EXPECT_TRUE(Eventually([&] { return JobProcesses(id).empty(); }, seconds(5)));
+  EXPECT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(5)));
 }
 
 TEST_F(ClusterTest, AFailingTrainerIsReportedFailedWithItsOutputAfterMaxRestarts) {
@@ -301,7 +306,7 @@ TEST_F(ClusterTest, AFailingTrainerIsReportedFailedWithItsOutputAfterMaxRestarts
   EXPECT_EQ(job.attempt(), 2);
   EXPECT_NE(job.reason().find("exited with code"), std::string::npos) << job.reason();
   EXPECT_NE(job.reason().find("garbage.bin"), std::string::npos) << job.reason();
-  EXPECT_TRUE(Eventually([&] { return JobProcesses(id).empty(); }, seconds(5)));
+  EXPECT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(5)));
 }
 
 TEST_F(ClusterTest, AfterASchedulerRestartWorkersReconnectAndTheJobSucceeds) {
@@ -314,7 +319,7 @@ TEST_F(ClusterTest, AfterASchedulerRestartWorkersReconnectAndTheJobSucceeds) {
       id, [](const v1::Job& j) { return j.progress().step() >= 3 || Terminal(j); }, seconds(60));
   ASSERT_EQ(job.state(), v1::RUNNING) << job.reason() << "\n" << Logs();
   ASSERT_LT(job.progress().step(), 1000);
-  const auto trainers = JobProcesses(id);
+  const auto trainers = JobProcesses(id, dir_.path());
   ::kill(scheduler_, SIGKILL);
   WaitFor(scheduler_, seconds(5));
   scheduler_ = -1;
@@ -324,7 +329,7 @@ TEST_F(ClusterTest, AfterASchedulerRestartWorkersReconnectAndTheJobSucceeds) {
   EXPECT_EQ(done.progress().step(), 2000) << done.DebugString() << Logs();
   EXPECT_EQ(done.attempt(), 1) << "the running trainer went on; nothing was restarted";
   EXPECT_EQ(done.restarts(), 0);
-  EXPECT_TRUE(Eventually([&] { return JobProcesses(id).empty(); }, seconds(5)));
+  EXPECT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(5)));
   (void)trainers;
 }
 
