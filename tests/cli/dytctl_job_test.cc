@@ -71,7 +71,9 @@ class DytctlJobTest : public ::testing::Test {
     EXPECT_EQ(r.code, 0) << r.err;
     return Json::parse(r.out.empty() ? "null" : r.out);
   }
-  std::string Logs() { return "--- worker\n" + worker_->log() + "--- scheduler\n" + scheduler_.log(); }
+  std::string Logs() {
+    return "--- worker\n" + worker_->log() + "--- scheduler\n" + scheduler_.log();
+  }
 
   // A synthetic `test`-preset job on one rank with both slots; its id.
   std::string Submit(int64_t steps, int every_steps, int log_every = 1) {
@@ -184,7 +186,6 @@ TEST_F(DytctlJobTest, CheckpointsListsTheKeptCheckpoints) {
   EXPECT_EQ(rows[0].rfind("STEP  ATTEMPT  FILES  SIZE", 0), 0u) << rows[0];
   EXPECT_EQ(rows[3].rfind("50  ", 0), 0u) << rows[3];
   EXPECT_NE(rows[3].find(list["checkpoints"][2]["path"].get<std::string>()), std::string::npos);
-
 }
 
 TEST_F(DytctlJobTest, PullVerifiesEveryFileAndResumesAnInterruptedDownload) {
@@ -257,8 +258,7 @@ TEST_F(DytctlJobTest, PullVerifiesEveryFileAndResumesAnInterruptedDownload) {
   EXPECT_EQ(older["step"], 10);
   ProcessResult missing = Ctl({"pull", id, "--step", "15", "-o", dir_.Join("step15")});
   EXPECT_EQ(missing.code, 1);
-  EXPECT_EQ(missing.err,
-            "dytctl: job " + id + " has no checkpoint at step 15 (it has: 10, 20)\n");
+  EXPECT_EQ(missing.err, "dytctl: job " + id + " has no checkpoint at step 15 (it has: 10, 20)\n");
 }
 
 TEST_F(DytctlJobTest, WorkersShowsTheWorkerItsSlotsAndItsJob) {

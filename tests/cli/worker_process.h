@@ -54,11 +54,11 @@ class WorkerProcess {
   WorkerProcess(const std::string& scheduler, const std::string& dir, const std::string& id,
                 int slots)
       : log_(dir + "/worker-" + id + ".log") {
-    pid_ = SpawnWithOutput({DYT_WORKER_BINARY, "--scheduler", scheduler, "--worker-id", id,
-                            "--cpu-slots", std::to_string(slots), "--work-dir",
-                            dir + "/work-" + id, "--trainer", DYT_TRAIN_BINARY, "--stop-grace-s",
-                            "10", "--orphan-timeout-s", "30", "--log-level", "info"},
-                           {}, dir + "/worker-" + id + ".out", log_);
+    pid_ = SpawnWithOutput(
+        {DYT_WORKER_BINARY, "--scheduler", scheduler, "--worker-id", id, "--cpu-slots",
+         std::to_string(slots), "--work-dir", dir + "/work-" + id, "--trainer", DYT_TRAIN_BINARY,
+         "--stop-grace-s", "10", "--orphan-timeout-s", "30", "--log-level", "info"},
+        {}, dir + "/worker-" + id + ".out", log_);
   }
   ~WorkerProcess() { Stop(); }
   WorkerProcess(const WorkerProcess&) = delete;
