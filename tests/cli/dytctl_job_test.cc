@@ -20,8 +20,8 @@ namespace dyt::cli {
 namespace {
 
 using testing::Eventually;
+using testing::FileSha256;
 using testing::ProcessResult;
-using testing::Run;
 using testing::SchedulerProcess;
 using testing::TempDir;
 using testing::WorkerProcess;
@@ -63,7 +63,7 @@ class DytctlJobTest : public ::testing::Test {
   ProcessResult Ctl(std::vector<std::string> args, seconds timeout = seconds(60)) {
     std::vector<std::string> argv = {DYT_DYTCTL_BINARY, "--server", scheduler_.address()};
     argv.insert(argv.end(), args.begin(), args.end());
-    return Run(argv, {"DYT_CONFIG=/dev/null", "USER=tester"}, timeout);
+    return testing::Run(argv, {"DYT_CONFIG=/dev/null", "USER=tester"}, timeout);
   }
   Json CtlJson(std::vector<std::string> args) {
     args.insert(args.begin(), {"--output", "json"});
@@ -172,7 +172,7 @@ TEST_F(DytctlJobTest, CheckpointsListsTheKeptCheckpoints) {
     for (const Json& f : c["files"]) {
       const std::string file = path + "/" + f["name"].get<std::string>();
       EXPECT_EQ(std::to_string(fs::file_size(file)), f["size"]) << file;
-      EXPECT_EQ(Sha256FileHex(file).value_or(""), f["sha256"]) << file;
+      EXPECT_EQ(FileSha256(file), f["sha256"]) << file;
       total += std::stoll(f["size"].get<std::string>());
     }
     EXPECT_EQ(std::to_string(total), c["total_bytes"]);
@@ -204,7 +204,7 @@ TEST_F(DytctlJobTest, PullVerifiesEveryFileAndResumesAnInterruptedDownload) {
   int64_t biggest_size = 0;
   for (const Json& f : pulled["files"]) {
     const std::string file = out + "/" + f["name"].get<std::string>();
-    EXPECT_EQ(Sha256FileHex(file).value_or(""), f["sha256"]) << file;
+    EXPECT_EQ(FileSha256(file), f["sha256"]) << file;
     EXPECT_EQ(static_cast<int64_t>(fs::file_size(file)), f["size"].get<int64_t>());
     if (f["size"].get<int64_t>() > biggest_size) {
       biggest_size = f["size"];
@@ -225,7 +225,7 @@ TEST_F(DytctlJobTest, PullVerifiesEveryFileAndResumesAnInterruptedDownload) {
             resumed["bytes_total"].get<int64_t>() - biggest_size / 2);
   EXPECT_FALSE(fs::exists(file + ".part"));
   for (const Json& f : record["files"]) {
-    EXPECT_EQ(Sha256FileHex(out + "/" + f["name"].get<std::string>()).value_or(""), f["sha256"]);
+    EXPECT_EQ(FileSha256(out + "/" + f["name"].get<std::string>()), f["sha256"]);
   }
 
   // The same in table form says so.
@@ -250,7 +250,9 @@ TEST_F(DytctlJobTest, PullVerifiesEveryFileAndResumesAnInterruptedDownload) {
   Json fixed = CtlJson({"pull", id, "-o", out});
   EXPECT_EQ(fixed["verified"], true);
   for (const Json& f : record["files"]) {
-    if (f["name"] == biggest) EXPECT_EQ(Sha256FileHex(file).value_or(""), f["sha256"]);
+    if (f["name"] == biggest) {
+      EXPECT_EQ(FileSha256(file), f["sha256"]);
+    }
   }
 
   // An older step, and a step that does not exist.

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/sha256.h"
 #include "tests/cli/cli_process.h"
 
 namespace dyt::cli::testing {
@@ -27,6 +28,12 @@ inline bool Eventually(const std::function<bool()>& done, std::chrono::milliseco
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return true;
+}
+
+// The SHA-256 (hex) of a file, or "" if it cannot be read.
+inline std::string FileSha256(const std::string& path) {
+  auto sha = Sha256FileHex(path);
+  return sha.ok() ? *sha : "";
 }
 
 // Pids of live (not zombie) processes, other than this one, whose command line contains `text`.

@@ -25,9 +25,9 @@ namespace dyt {
 namespace {
 
 using cli::testing::Eventually;
+using cli::testing::FileSha256;
 using cli::testing::LiveProcessesMentioning;
 using cli::testing::ProcessResult;
-using cli::testing::Run;
 using cli::testing::SchedulerProcess;
 using cli::testing::TempDir;
 using cli::testing::WorkerProcess;
@@ -43,7 +43,7 @@ class DemoEndToEndTest : public ::testing::Test {
     std::vector<std::string> argv = {DYT_DYTCTL_BINARY, "--server", scheduler_->address(),
                                      "--output", "json"};
     argv.insert(argv.end(), args.begin(), args.end());
-    return Run(argv, {"DYT_CONFIG=/dev/null", "USER=e2e"}, timeout);
+    return cli::testing::Run(argv, {"DYT_CONFIG=/dev/null", "USER=e2e"}, timeout);
   }
   std::string Logs() {
     return "--- worker\n" + (worker_ ? worker_->log() : "") + "--- scheduler\n" +
@@ -59,19 +59,22 @@ TEST_F(DemoEndToEndTest, SubmitWatchPullGenerateAndShutDownCleanly) {
   const auto start = std::chrono::steady_clock::now();
   // 1. Data: Genesis, a tokenizer trained on it, train/val shards.
   const std::string corpus = dir_.Join("genesis.txt");
-  ProcessResult bible = Run({"/bin/sh", "-c", "bible -f Gen1:1-Gen50:26 > '" + corpus + "'"});
+  ProcessResult bible =
+      cli::testing::Run({"/bin/sh", "-c", "bible -f Gen1:1-Gen50:26 > '" + corpus + "'"});
   ASSERT_EQ(bible.code, 0) << "the 'bible' program (Debian package bible-kjv, installed by "
                               "scripts/setup.sh) is needed: "
                            << bible.err;
   ASSERT_GT(fs::file_size(corpus), 100000u);
-  ProcessResult tok = Run({DYT_DATA_BINARY, "train-tokenizer", "--input", corpus, "--model-prefix",
-                           dir_.Join("tokenizer"), "--vocab-size", std::to_string(kVocab)},
-                          {}, seconds(120));
+  ProcessResult tok =
+      cli::testing::Run({DYT_DATA_BINARY, "train-tokenizer", "--input", corpus, "--model-prefix",
+                         dir_.Join("tokenizer"), "--vocab-size", std::to_string(kVocab)},
+                        {}, seconds(120));
   ASSERT_EQ(tok.code, 0) << tok.out << tok.err;
-  ProcessResult enc = Run({DYT_DATA_BINARY, "encode", "--tokenizer", dir_.Join("tokenizer.model"),
-                           "--input", corpus, "--output", dir_.Join("train.bin"), "--val-output",
-                           dir_.Join("val.bin"), "--val-fraction", "0.05"},
-                          {}, seconds(120));
+  ProcessResult enc =
+      cli::testing::Run({DYT_DATA_BINARY, "encode", "--tokenizer", dir_.Join("tokenizer.model"),
+                         "--input", corpus, "--output", dir_.Join("train.bin"), "--val-output",
+                         dir_.Join("val.bin"), "--val-fraction", "0.05"},
+                        {}, seconds(120));
   ASSERT_EQ(enc.code, 0) << enc.out << enc.err;
 
   // 2. The cluster: a scheduler (artifacts in our dir) and one worker with 2 CPU slots.
@@ -148,16 +151,17 @@ TEST_F(DemoEndToEndTest, SubmitWatchPullGenerateAndShutDownCleanly) {
     const std::string file = pulled + "/" + f["name"].get<std::string>();
     ASSERT_TRUE(fs::exists(file)) << file;
     EXPECT_EQ(std::to_string(fs::file_size(file)), f["size"]) << file;
-    EXPECT_EQ(Sha256FileHex(file).value_or(""), f["sha256"]) << file;
+    EXPECT_EQ(FileSha256(file), f["sha256"]) << file;
   }
   EXPECT_TRUE(fs::exists(pulled + "/manifest.json"));
 
   // 5. Generate from the pulled copy.
   const std::string prompt = "In the beginning";
-  ProcessResult gen = Run({DYT_GENERATE_BINARY, "--checkpoint", pulled, "--tokenizer",
-                           dir_.Join("tokenizer.model"), "--prompt", prompt, "--max-tokens", "40",
-                           "--temperature", "0.8", "--top-k", "40", "--seed", "7"},
-                          {}, seconds(60));
+  ProcessResult gen =
+      cli::testing::Run({DYT_GENERATE_BINARY, "--checkpoint", pulled, "--tokenizer",
+                         dir_.Join("tokenizer.model"), "--prompt", prompt, "--max-tokens", "40",
+                         "--temperature", "0.8", "--top-k", "40", "--seed", "7"},
+                        {}, seconds(60));
   ASSERT_EQ(gen.code, 0) << gen.err;
   EXPECT_EQ(gen.out.rfind(prompt, 0), 0u) << gen.out;
   std::string generated = gen.out.substr(std::min(gen.out.size(), prompt.size()));
