@@ -133,6 +133,8 @@ for ((i = 0; i < 300; i++)); do
   kill -0 "$worker_pid" 2>/dev/null || { echo "demo: dyt-worker exited" >&2; exit 1; }
   sleep 0.1
 done
+ctl --output json workers | grep -q '"connected": true' ||
+  { echo "demo: dyt-worker did not register within 30s" >&2; exit 1; }
 ctl workers
 
 echo "== 2/5 preparing the King James Bible corpus (data/kjv)"
