@@ -140,18 +140,34 @@ TEST_F(DytctlJobTest, LogsOfAFinishedJob) {
   EXPECT_EQ(Lines(follow.out), std::vector<std::string>(lines.end() - 2, lines.end()));
 }
 
-TEST_F(DytctlJobTest, LogsFollowPrintsEveryLineUntilTheJobEnds) {
-  // Started while the job is queued: everything it prints arrived while following.
-  const std::string id = Submit(200, 100, 5);
-  ProcessResult follow = Ctl({"logs", id, "-f"}, seconds(180));
-  ASSERT_EQ(follow.code, 0) << follow.err;
-  Json job = CtlJson({"get", id});
-  ASSERT_EQ(job["state"], "SUCCEEDED") << job.dump(1);
+TEST_F(DytctlJobTest, LogsFollowPrintsNewLinesUntilTheJobEnds) {
+  // A job that runs until cancelled; `logs -f` started while it is queued or running.
+  const std::string id = Submit(1000000, 0, 10);
+  const std::string out = dir_.Join("follow.out");
+  const pid_t pid = testing::SpawnWithOutput(
+      {DYT_DYTCTL_BINARY, "--server", scheduler_.address(), "logs", id, "-f"},
+      {"DYT_CONFIG=/dev/null"}, out, dir_.Join("follow.err"));
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(Eventually(
+      [&] { return testing::ReadText(out).find("step 30/1000000 loss ") != std::string::npos; },
+      seconds(120)))
+      << testing::ReadText(out) << Logs();
+  EXPECT_EQ(CtlJson({"cancel", id, "--reason", "enough"})["state"], "CANCELLED");
+  // -f returns by itself once the job has ended.
+  int status = -1;
+  EXPECT_TRUE(Eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, seconds(60)));
+  if (::waitpid(pid, nullptr, WNOHANG) == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << testing::ReadText(dir_.Join("follow.err"));
+  const std::string followed = testing::ReadText(out);
+  EXPECT_NE(followed.find("step 10/1000000 loss "), std::string::npos) << followed;
+  // Everything it printed is the job's output, in order.
   ProcessResult all = Ctl({"logs", id, "--tail", "10000"});
   ASSERT_EQ(all.code, 0);
-  EXPECT_EQ(follow.out, all.out);
-  EXPECT_NE(follow.out.find("step 200/200 loss "), std::string::npos) << follow.out;
-  EXPECT_NE(follow.out.find("step 5/200 loss "), std::string::npos) << follow.out;
+  EXPECT_EQ(all.out.rfind(followed, 0), 0u) << "followed:\n" << followed << "\nall:\n" << all.out;
 }
 
 TEST_F(DytctlJobTest, CheckpointsListsTheKeptCheckpoints) {
