@@ -27,6 +27,11 @@ void JobLogs::Append(const std::string& job_id, int attempt, int rank,
   cv_.notify_all();
 }
 
+bool JobLogs::Has(const std::string& job_id) const {
+  std::lock_guard lock(mu_);
+  return jobs_.count(job_id) > 0;
+}
+
 void JobLogs::Finish(const std::string& job_id) {
   {
     std::lock_guard lock(mu_);

@@ -30,6 +30,8 @@ class JobLogs {
 
   void Append(const std::string& job_id, int attempt, int rank,
               const std::vector<std::string>& lines);
+  // Whether the job has lines kept (also after Finish, until evicted).
+  bool Has(const std::string& job_id) const;
   // No more lines will come for this job: followers return; the job's lines become evictable.
   void Finish(const std::string& job_id);
 

@@ -174,7 +174,8 @@ Status Scheduler::OnWorkerMessage(const std::shared_ptr<WorkerSession>& session,
     case v1::WorkerMessage::kLogs: {
       const v1::LogBatch& logs = message.logs();
       std::vector<std::string> lines(logs.lines().begin(), logs.lines().end());
-      if (jobs_.count(logs.job_id()) > 0) {
+      // Also the last lines of a job that just ended (a cancelled trainer's shutdown lines).
+      if (jobs_.count(logs.job_id()) > 0 || logs_.Has(logs.job_id())) {
         logs_.Append(logs.job_id(), logs.attempt(), logs.rank(), lines);
       }
       break;
@@ -272,6 +273,7 @@ void Scheduler::OnUpdate(const std::string& worker_id, const v1::RankUpdate& upd
         *progress = update.progress();
       }
       progress->set_val_loss(val_loss);
+      *job.record.mutable_job()->mutable_updated() = TimeUtil::GetCurrentTime();
       job.progress_dirty = true;
       Changed();
       return;

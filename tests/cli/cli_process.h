@@ -93,6 +93,24 @@ inline ProcessResult Run(const std::vector<std::string>& argv,
   return result;
 }
 
+// SIGTERM to `pid`, then waits up to `timeout` for it (SIGKILL after that). Returns its exit
+// code, or -1 if it had to be killed or died by a signal.
+inline int StopProcess(pid_t pid, std::chrono::seconds timeout = std::chrono::seconds(30)) {
+  if (pid <= 0) return -1;
+  ::kill(pid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 inline int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -136,18 +154,12 @@ class SchedulerProcess {
     }
     ready_ = pid_ > 0 && PortAccepts(port_);
   }
-  ~SchedulerProcess() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (::waitpid(pid_, nullptr, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+  ~SchedulerProcess() { Stop(); }
+  // SIGTERM and wait (10 s, then SIGKILL); its exit code, -1 if killed. Once only.
+  int Stop() {
+    const int code = StopProcess(pid_, std::chrono::seconds(10));
+    pid_ = -1;
+    return code;
   }
   SchedulerProcess(const SchedulerProcess&) = delete;
   SchedulerProcess& operator=(const SchedulerProcess&) = delete;
