@@ -271,6 +271,15 @@ StatusOr<v1::JobRecord> Scheduler::GetJob(const std::string& job_id) const {
   return store_->GetJob(job_id);
 }
 
+int Scheduler::QueuedJobsOf(const std::string& owner) const {
+  std::lock_guard lock(mu_);
+  int n = 0;
+  for (const auto& [id, job] : jobs_) {
+    n += job.record.job().state() == v1::QUEUED && job.record.job().spec().owner() == owner;
+  }
+  return n;
+}
+
 bool Scheduler::IsCurrentAttempt(const std::string& job_id, int attempt) const {
   auto it = jobs_.find(job_id);
   return it != jobs_.end() && it->second.record.job().attempt() == attempt &&

@@ -98,6 +98,8 @@ class Scheduler {
   // A number that changes whenever any job changes (state, progress, checkpoint). Waits up to
   // `timeout` for it to differ from `seen` and returns it.
   uint64_t WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) const;
+  // How many jobs of `owner` (spec.owner) are QUEUED now.
+  int QueuedJobsOf(const std::string& owner) const;
   uint64_t version() const;
 
   // ----- Workers (WorkerService).

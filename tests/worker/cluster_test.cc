@@ -110,7 +110,8 @@ class ClusterTest : public ::testing::Test {
     scheduler_ =
         Spawn({DYT_SCHEDULER_BINARY, "--listen", address_, "--data-dir", dir_.Join("state"),
                "--artifact-root", dir_.Join("artifacts"), "--heartbeat-interval-s", "0.3",
-               "--heartbeat-timeout-s", "3", "--stop-grace-s", "5", "--log-level", "info"},
+               "--heartbeat-timeout-s", "3", "--stop-grace-s", "5", "--log-level", "info",
+               "--insecure"},
               {}, dir_.Join("scheduler." + std::to_string(++scheduler_starts_) + ".log"));
     ASSERT_GT(scheduler_, 0);
     ASSERT_TRUE(WaitForPort(port_, seconds(20))) << Log("scheduler.1.log");
