@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <google/protobuf/util/time_util.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -93,17 +94,17 @@ Status Authorize(const Caller& caller, Action action, const AccessTarget& target
     if (!worker_action) return Denied(caller, action);
     if (action == Action::kWorkerConnect) {
       if (target.worker_id != caller.user) {
-        return Status(StatusCode::kPermissionDenied,
-                      "register.worker_id: a worker token for '" + caller.user +
-                          "' may only register as '" + caller.user + "'");
+        return Status(StatusCode::kPermissionDenied, "register.worker_id: a worker token for '" +
+                                                         caller.user + "' may only register as '" +
+                                                         caller.user + "'");
       }
       return Status::Ok();
     }
     const auto& w = target.attempt_workers;
     if (std::find(w.begin(), w.end(), caller.user) == w.end()) {
-      return Status(StatusCode::kPermissionDenied, "rendezvous: job " + target.job_id +
-                                                       " attempt is not assigned to worker " +
-                                                       caller.user);
+      return Status(
+          StatusCode::kPermissionDenied,
+          "rendezvous: job " + target.job_id + " attempt is not assigned to worker " + caller.user);
     }
     return Status::Ok();
   }

@@ -47,7 +47,7 @@ struct Caller {
 
 enum class Action {
   kSubmitJob,
-  kReadJob,    // get, watch, logs, list checkpoints, download checkpoint
+  kReadJob,  // get, watch, logs, list checkpoints, download checkpoint
   kCancelJob,
   kListJobs,
   kListWorkers,
@@ -58,9 +58,9 @@ enum class Action {
 
 // What an action is on; only the fields the action needs are read.
 struct AccessTarget {
-  std::string job_id;                     // kReadJob, kCancelJob, kRendezvous
-  std::string job_owner;                  // kReadJob, kCancelJob
-  std::string worker_id;                  // kWorkerConnect: the id it registers as
+  std::string job_id;                        // kReadJob, kCancelJob, kRendezvous
+  std::string job_owner;                     // kReadJob, kCancelJob
+  std::string worker_id;                     // kWorkerConnect: the id it registers as
   std::vector<std::string> attempt_workers;  // kRendezvous: workers the attempt runs on
 };
 

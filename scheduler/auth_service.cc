@@ -20,8 +20,7 @@ grpc::Status AuthServiceImpl::CreateToken(grpc::ServerContext* context,
   });
 }
 
-grpc::Status AuthServiceImpl::ListTokens(grpc::ServerContext* context,
-                                         const v1::ListTokensRequest*,
+grpc::Status AuthServiceImpl::ListTokens(grpc::ServerContext* context, const v1::ListTokensRequest*,
                                          v1::ListTokensResponse* response) {
   return RpcGuard(metrics_, "ListTokens", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(Caller caller, auth_->Authenticate(*context));

@@ -52,9 +52,12 @@ StatusOr<v1::JobRecord> JobServiceImpl::JobFor(const Caller& caller, Action acti
                                                const std::string& id,
                                                const std::string& field) const {
   DYT_RETURN_IF_ERROR(CheckJobId(id, field));
-  DYT_ASSIGN_OR_RETURN(v1::JobRecord record, scheduler_->GetJob(id));
   AccessTarget target;
   target.job_id = id;
+  // May the role do this to any job (its own, at least)? Then which job it is.
+  target.job_owner = caller.user;
+  DYT_RETURN_IF_ERROR(Authorize(caller, action, target));
+  DYT_ASSIGN_OR_RETURN(v1::JobRecord record, scheduler_->GetJob(id));
   target.job_owner = record.job().spec().owner();
   DYT_RETURN_IF_ERROR(Authorize(caller, action, target));
   return record;
@@ -103,8 +106,8 @@ StatusOr<v1::Job> JobServiceImpl::Submit(const v1::SubmitJobRequest& request,
   event.set_reason("submitted");
 
   DYT_ASSIGN_OR_RETURN(CreateJobResult result, scheduler_->Submit(std::move(record), event));
-  if (!result.created && !google::protobuf::util::MessageDifferencer::Equals(
-                             result.record.job().spec(), spec)) {
+  if (!result.created &&
+      !google::protobuf::util::MessageDifferencer::Equals(result.record.job().spec(), spec)) {
     return Status(StatusCode::kAlreadyExists, "client_request_id: '" + request.client_request_id() +
                                                   "' was already used for job " +
                                                   result.record.job().id() +

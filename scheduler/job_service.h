@@ -121,7 +121,7 @@ class JobServiceImpl final
   Authenticator no_auth_;
   const Authenticator* auth_;
   int max_queued_per_user_;
-  KeyLock owner_locks_;  // held by Submit over the queued-jobs check and the write
+  KeyLock owner_locks_;   // held by Submit over the queued-jobs check and the write
   WorkPool submit_pool_;  // last: its threads finish queued submissions before the rest goes
 };
 

@@ -133,8 +133,10 @@ Status JobServiceImpl::Download(grpc::ServerContext* context,
   if (request.step() < 0) return InvalidArgument("step: must be >= 0 (0: the latest)");
   if (request.offset() < 0) return InvalidArgument("offset: must be >= 0");
   if (!request.file().empty() && !IsPlainFileName(request.file())) {
-    return InvalidArgument("file: must be one file name of the checkpoint, without '/' or '..' "
-                           "(got '" + request.file() + "')");
+    return InvalidArgument(
+        "file: must be one file name of the checkpoint, without '/' or '..' "
+        "(got '" +
+        request.file() + "')");
   }
   if (request.offset() > 0 && request.file().empty()) {
     return InvalidArgument("offset: needs file (the file the offset is in)");

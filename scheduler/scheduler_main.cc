@@ -208,8 +208,7 @@ int main(int argc, char** argv) {
   auto scheduler = std::make_unique<dyt::Scheduler>(store->get(), scheduler_options, &metrics);
   auto job_service =
       std::make_unique<dyt::JobServiceImpl>(store->get(), scheduler.get(), options, &metrics);
-  auto worker_service =
-      std::make_unique<dyt::WorkerServiceImpl>(scheduler.get(), &metrics, &auth);
+  auto worker_service = std::make_unique<dyt::WorkerServiceImpl>(scheduler.get(), &metrics, &auth);
   auto auth_service = std::make_unique<dyt::AuthServiceImpl>(&auth, &metrics);
   builder.RegisterService(job_service.get());
   builder.RegisterService(worker_service.get());

@@ -64,8 +64,9 @@ StatusOr<std::shared_ptr<WorkerSession>> Scheduler::Register(const v1::RegisterW
     }
     for (char c : value) ok = ok && static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
     if (!ok) {
-      return InvalidArgument("labels: keys 1-63 characters of [A-Za-z0-9._/-], values at most "
-                             "255 printable characters");
+      return InvalidArgument(
+          "labels: keys 1-63 characters of [A-Za-z0-9._/-], values at most "
+          "255 printable characters");
     }
   }
 

@@ -41,8 +41,8 @@ StatusOr<std::vector<std::pair<std::string, v1::TokenInfo>>> StateStore::ListTok
   const std::string lower(kTokenPrefix);
   std::string upper = lower;
   upper.back() = static_cast<char>(upper.back() + 1);
-  DYT_RETURN_IF_ERROR(
-      Scan(metadata_, lower, upper, false, [&](std::string_view key, std::string_view value, bool*) {
+  DYT_RETURN_IF_ERROR(Scan(
+      metadata_, lower, upper, false, [&](std::string_view key, std::string_view value, bool*) {
         v1::TokenInfo info;
         if (!info.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
           return DataLoss("metadata/token: a value does not parse as dyt.v1.TokenInfo");

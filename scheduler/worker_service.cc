@@ -8,20 +8,29 @@
 #include "scheduler/rpc_guard.h"
 
 namespace dyt {
+namespace {
+
+AccessTarget WorkerTarget(const std::string& worker_id) {
+  AccessTarget target;
+  target.worker_id = worker_id;
+  return target;
+}
+
+}  // namespace
 
 grpc::Status WorkerServiceImpl::Connect(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::SchedulerMessage, v1::WorkerMessage>* stream) {
   return RpcGuard(metrics_, "Connect", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(Caller caller, auth_->Authenticate(*context));
-    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kWorkerConnect, {.worker_id = caller.user}));
+    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kWorkerConnect, WorkerTarget(caller.user)));
     v1::WorkerMessage first;
     if (!stream->Read(&first)) return Status::Ok();  // the worker went away at once
     if (first.kind_case() != v1::WorkerMessage::kRegister) {
       return FailedPrecondition("register: the first message of a session must be register");
     }
     DYT_RETURN_IF_ERROR(
-        Authorize(caller, Action::kWorkerConnect, {.worker_id = first.register_().worker_id()}));
+        Authorize(caller, Action::kWorkerConnect, WorkerTarget(first.register_().worker_id())));
     DYT_ASSIGN_OR_RETURN(std::shared_ptr<WorkerSession> session,
                          scheduler_->Register(first.register_()));
     std::atomic<bool> done{false};

@@ -57,9 +57,9 @@ StatusOr<v1::CreateTokenResponse> DytClient::CreateToken(const v1::CreateTokenRe
 
 StatusOr<std::vector<v1::TokenInfo>> DytClient::ListTokens() {
   v1::ListTokensResponse response;
-  DYT_RETURN_IF_ERROR(FromGrpc(
-      auth_stub_->ListTokens(UnaryContext().get(), v1::ListTokensRequest(), &response),
-      "ListTokens"));
+  DYT_RETURN_IF_ERROR(
+      FromGrpc(auth_stub_->ListTokens(UnaryContext().get(), v1::ListTokensRequest(), &response),
+               "ListTokens"));
   return std::vector<v1::TokenInfo>(response.tokens().begin(), response.tokens().end());
 }
 
@@ -74,8 +74,8 @@ StatusOr<v1::TokenInfo> DytClient::RevokeToken(const std::string& id) {
 
 StatusOr<v1::TokenInfo> DytClient::WhoAmI() {
   v1::TokenInfo response;
-  DYT_RETURN_IF_ERROR(FromGrpc(
-      auth_stub_->WhoAmI(UnaryContext().get(), v1::WhoAmIRequest(), &response), "WhoAmI"));
+  DYT_RETURN_IF_ERROR(
+      FromGrpc(auth_stub_->WhoAmI(UnaryContext().get(), v1::WhoAmIRequest(), &response), "WhoAmI"));
   return response;
 }
 
@@ -99,8 +99,8 @@ Status DytClient::FromGrpc(const grpc::Status& status, const std::string& method
                               " within " + Seconds(config_.rpc_timeout_s));
     case grpc::StatusCode::UNAUTHENTICATED:
       return Status(StatusCode::kUnauthenticated,
-                    "the dyt scheduler at " + server + " refused the credentials: " +
-                        status.error_message() +
+                    "the dyt scheduler at " + server +
+                        " refused the credentials: " + status.error_message() +
                         " (dytctl login --token ...; see docs/security.md)");
     case grpc::StatusCode::UNIMPLEMENTED:
       return Status(StatusCode::kUnimplemented, "the dyt scheduler at " + server +

@@ -80,9 +80,9 @@ struct TokenCreateArgs {
   std::string expires = "30d";  // "30d", "12h", "45m", "90s", "never"
 };
 struct LoginArgs {
-  std::string token;       // the token ("-": read it from stdin)
-  std::string ca_file;     // also save ca_file: when given
-  std::string server;      // also save server: when given (--server)
+  std::string token;        // the token ("-": read it from stdin)
+  std::string ca_file;      // also save ca_file: when given
+  std::string server;       // also save server: when given (--server)
   std::string config_path;  // where to write (ConfigFilePath)
 };
 int RunTokenCreate(const CommandContext& ctx, const TokenCreateArgs& args);

@@ -49,8 +49,8 @@ Status WritePrivateFile(const std::string& path, const std::string& text) {
 
 StatusOr<int64_t> ParseExpires(const std::string& text) {
   if (text == "never" || text == "0") return int64_t{0};
-  const std::string rule = "expires: a number with s, m, h or d (30d, 12h), or never (got '" +
-                           text + "')";
+  const std::string rule =
+      "expires: a number with s, m, h or d (30d, 12h), or never (got '" + text + "')";
   if (text.size() < 2 || text.size() > 12) return InvalidArgument(rule);
   int64_t unit = 0;
   switch (text.back()) {
@@ -141,8 +141,9 @@ int RunLogin(const CommandContext& ctx, const LoginArgs& args) {
   }
   if (!args.server.empty()) config.server = args.server;
   if (config.tls_ca_file.empty()) {
-    return Fail(ctx, "login: a token is only sent over TLS: give --ca-file (or ca_file: in the "
-                     "config file)");
+    return Fail(ctx,
+                "login: a token is only sent over TLS: give --ca-file (or ca_file: in the "
+                "config file)");
   }
   DytClient client(config);
   auto me = client.WhoAmI();

@@ -16,7 +16,7 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
-                                          std::shared_ptr<grpc::ChannelCredentials> credentials) {
+                                           std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
   // Notice a scheduler host that vanished without closing the connection.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);

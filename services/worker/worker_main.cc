@@ -14,9 +14,9 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/grpc_credentials.h"
 #include "common/logging.h"
 #include "common/signals.h"
-#include "common/grpc_credentials.h"
 #include "services/worker/devices.h"
 #include "services/worker/metrics.h"
 #include "services/worker/outbox.h"

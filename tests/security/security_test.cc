@@ -24,10 +24,10 @@ namespace {
 using cli::testing::FreePort;
 using cli::testing::PortAccepts;
 using cli::testing::ReadText;
-using cli::testing::Run;
+namespace proc = ::dyt::cli::testing;
 using cli::testing::SpawnWithOutput;
-using std::chrono::seconds;
 using ::dyt::testing::TempDir;
+using std::chrono::seconds;
 
 std::chrono::system_clock::time_point In(int s) {
   return std::chrono::system_clock::now() + seconds(s);
@@ -50,7 +50,8 @@ class SecurityTest : public ::testing::Test {
  protected:
   void SetUp() override {
     certs_ = dir_.Join("certs");
-    auto made = Run({"/bin/bash", std::string(DYT_SOURCE_DIR) + "/scripts/dyt-certs.sh", certs_});
+    auto made =
+        proc::Run({"/bin/bash", std::string(DYT_SOURCE_DIR) + "/scripts/dyt-certs.sh", certs_});
     ASSERT_EQ(made.code, 0) << made.err;
     data_root_ = dir_.Join("data");
     std::filesystem::create_directories(data_root_ + "/shards");
@@ -405,7 +406,8 @@ TEST_F(SecurityTest, WorkerTokensOnlyServeTheirWorkerAndItsAttempts) {
     request.set_attempt(assignment.attempt());
     request.set_key("rank_0");
     v1::GetRendezvousResponse response;
-    grpc::Status s = v1::WorkerService::NewStub(Channel(token))->GetRendezvous(&c, request, &response);
+    grpc::Status s =
+        v1::WorkerService::NewStub(Channel(token))->GetRendezvous(&c, request, &response);
     if (value != nullptr) *value = response.value();
     return s;
   };
@@ -422,8 +424,8 @@ TEST_F(SecurityTest, WorkerTokensOnlyServeTheirWorkerAndItsAttempts) {
 }
 
 TEST_F(SecurityTest, PlaintextClientCannotTalkToTheTlsServer) {
-  auto stub = v1::JobService::NewStub(
-      grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::JobService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   context.set_deadline(In(10));
   v1::GetJobRequest request;
@@ -435,9 +437,8 @@ TEST_F(SecurityTest, PlaintextClientCannotTalkToTheTlsServer) {
 
 TEST_F(SecurityTest, PathTraversalIsInvalidArgument) {
   std::string alice = Token("alice", "user");
-  for (const std::string& path :
-       {data_root_ + "/../outside/x.bin", data_root_ + "/escape/x.bin", std::string("/etc/passwd"),
-        std::string("shards/relative.bin")}) {
+  for (const std::string& path : {data_root_ + "/../outside/x.bin", data_root_ + "/escape/x.bin",
+                                  std::string("/etc/passwd"), std::string("shards/relative.bin")}) {
     grpc::Status status = Submit(alice, Spec("t", path));
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path;
     EXPECT_NE(status.error_message().find("spec.data.train_paths[0]"), std::string::npos)
@@ -445,7 +446,7 @@ TEST_F(SecurityTest, PathTraversalIsInvalidArgument) {
   }
   v1::Job job;
   ASSERT_TRUE(Submit(alice, Spec("ok", TrainPath()), &job).ok());
-  for (const std::string& file : {"../../etc/passwd", "a/b", "..", "/etc/passwd"}) {
+  for (const char* file : {"../../etc/passwd", "a/b", "..", "/etc/passwd"}) {
     grpc::ClientContext context;
     context.set_deadline(In(30));
     v1::DownloadCheckpointRequest request;
@@ -473,11 +474,11 @@ TEST_F(SecurityTest, QueuedJobsPerUserAreLimited) {
 TEST_F(SecurityTest, DytctlLoginSavesThePrivateConfigAndUsesTls) {
   std::string alice = Token("alice", "user");
   std::string config = dir_.Join("home/.config/dyt/config.yaml");
-  std::vector<std::string> env = {"HOME=" + dir_.Join("home"), "DYT_CONFIG=", "DYT_TOKEN=",
-                                  "DYT_CA_FILE=", "DYT_SERVER="};
-  auto login = Run({DYT_DYTCTL_BINARY, "--server", address_, "login", "--token", alice,
-                    "--ca-file", certs_ + "/ca.crt"},
-                   env);
+  std::vector<std::string> env = {"HOME=" + dir_.Join("home"),
+                                  "DYT_CONFIG=", "DYT_TOKEN=", "DYT_CA_FILE=", "DYT_SERVER="};
+  auto login = proc::Run({DYT_DYTCTL_BINARY, "--server", address_, "login", "--token", alice,
+                          "--ca-file", certs_ + "/ca.crt"},
+                         env);
   ASSERT_EQ(login.code, 0) << login.err;
   EXPECT_NE(login.out.find("as alice (user)"), std::string::npos) << login.out;
   struct stat st {};
@@ -485,20 +486,19 @@ TEST_F(SecurityTest, DytctlLoginSavesThePrivateConfigAndUsesTls) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(login.out.find(alice), std::string::npos);  // never echoed
 
-  auto list = Run({DYT_DYTCTL_BINARY, "list"}, env);
+  auto list = proc::Run({DYT_DYTCTL_BINARY, "list"}, env);
   EXPECT_EQ(list.code, 0) << list.err;
-  auto tokens = Run({DYT_DYTCTL_BINARY, "token", "list"}, env);
+  auto tokens = proc::Run({DYT_DYTCTL_BINARY, "token", "list"}, env);
   EXPECT_EQ(tokens.code, 1);
   EXPECT_NE(tokens.err.find("role user may not manage tokens"), std::string::npos) << tokens.err;
 
   // The admin creates a token with dytctl; it is printed once, on stdout alone.
-  std::vector<std::string> admin_env = {"HOME=" + dir_.Join("nohome"), "DYT_CONFIG=",
-                                        "DYT_TOKEN=" + admin_,
-                                        "DYT_CA_FILE=" + certs_ + "/ca.crt",
-                                        "DYT_SERVER=" + address_};
-  auto created = Run({DYT_DYTCTL_BINARY, "token", "create", "--user", "carol", "--role", "viewer",
-                      "--expires", "30d"},
-                     admin_env);
+  std::vector<std::string> admin_env = {
+      "HOME=" + dir_.Join("nohome"), "DYT_CONFIG=", "DYT_TOKEN=" + admin_,
+      "DYT_CA_FILE=" + certs_ + "/ca.crt", "DYT_SERVER=" + address_};
+  auto created = proc::Run({DYT_DYTCTL_BINARY, "token", "create", "--user", "carol", "--role",
+                            "viewer", "--expires", "30d"},
+                           admin_env);
   ASSERT_EQ(created.code, 0) << created.err;
   std::string carol = created.out.substr(0, created.out.find('\n'));
   tokens_.push_back(carol);

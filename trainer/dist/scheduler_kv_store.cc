@@ -62,12 +62,9 @@ struct SchedulerKvStore::Impl {
 SchedulerKvStore::SchedulerKvStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SchedulerKvStore::~SchedulerKvStore() = default;
 
-StatusOr<std::unique_ptr<SchedulerKvStore>> SchedulerKvStore::Create(const std::string& address,
-                                                                     const std::string& job_id,
-                                                                     int attempt,
-                                                                     milliseconds timeout,
-                                                                     const std::string& ca_file,
-                                                                     const std::string& token_file) {
+StatusOr<std::unique_ptr<SchedulerKvStore>> SchedulerKvStore::Create(
+    const std::string& address, const std::string& job_id, int attempt, milliseconds timeout,
+    const std::string& ca_file, const std::string& token_file) {
   if (address.empty()) return InvalidArgument("address: HOST:PORT of the scheduler is needed");
   if (job_id.empty()) return InvalidArgument("job_id: must not be empty");
   if (attempt < 0) return InvalidArgument("attempt: must be >= 0");
