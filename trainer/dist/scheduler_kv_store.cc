@@ -79,7 +79,9 @@ StatusOr<std::unique_ptr<SchedulerKvStore>> SchedulerKvStore::Create(
   if (!ca_file.empty()) {
     DYT_ASSIGN_OR_RETURN(ca_pem, ReadSmallFile(ca_file, "DYT_SCHEDULER_CA_FILE"));
   }
-  if (!token_file.empty()) DYT_ASSIGN_OR_RETURN(token, ReadTokenFile(token_file));
+  if (!token_file.empty()) {
+    DYT_ASSIGN_OR_RETURN(token, ReadTokenFile(token_file));
+  }
   impl->channel = grpc::CreateChannel(address, ClientCredentials(ca_pem, token));
   impl->stub = v1::WorkerService::NewStub(impl->channel);
   return std::unique_ptr<SchedulerKvStore>(new SchedulerKvStore(std::move(impl)));
