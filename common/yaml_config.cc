@@ -62,7 +62,10 @@ StatusOr<YamlReader> YamlReader::Child(const std::string& key) {
 Status YamlReader::RejectUnknownKeys() const {
   if (!node_.IsMap()) return Status::Ok();
   for (const auto& kv : node_) {
-    const std::string key = kv.first.as<std::string>();
+    // A key that is itself a map or a list ("? {a: 1}: x") is no field name (found by
+    // tests/fuzz; as<std::string>() would throw).
+    if (!kv.first.IsScalar()) return InvalidArgument(FieldPath("?") + ": keys must be plain names");
+    const std::string key = kv.first.Scalar();
     if (!seen_.count(key)) return InvalidArgument(FieldPath(key) + ": unknown field");
   }
   return Status::Ok();

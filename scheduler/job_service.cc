@@ -5,8 +5,8 @@
 
 #include <chrono>
 #include <exception>
-#include <functional>
 #include <memory>
+#include <functional>
 #include <utility>
 
 #include "scheduler/job_states.h"
@@ -18,13 +18,13 @@ using google::protobuf::util::TimeUtil;
 
 constexpr int kMaxIdLength = 256;
 
-Status CheckJobId(const std::string& id) {
-  if (id.empty()) return InvalidArgument("id: required");
+Status CheckJobId(const std::string& id, const std::string& field = "id") {
+  if (id.empty()) return InvalidArgument(field + ": required");
   if (id.size() > static_cast<size_t>(kMaxIdLength)) {
-    return InvalidArgument("id: at most " + std::to_string(kMaxIdLength) + " characters (got " +
-                           std::to_string(id.size()) + ")");
+    return InvalidArgument(field + ": at most " + std::to_string(kMaxIdLength) +
+                           " characters (got " + std::to_string(id.size()) + ")");
   }
-  if (id.find('\0') != std::string::npos) return InvalidArgument("id: must not contain NUL");
+  if (id.find('\0') != std::string::npos) return InvalidArgument(field + ": must not contain NUL");
   return Status::Ok();
 }
 
@@ -36,6 +36,8 @@ JobServiceImpl::JobServiceImpl(StateStore* store, Scheduler* scheduler, JobServi
       scheduler_(scheduler),
       validator_(std::move(options.validator)),
       metrics_(metrics),
+      auth_(options.auth != nullptr ? options.auth : &no_auth_),
+      max_queued_per_user_(options.max_queued_per_user),
       batcher_(scheduler, options.submit_committers) {}
 
 StatusOr<v1::Job> JobServiceImpl::Assemble(const v1::JobRecord& record) const {
@@ -48,16 +50,55 @@ StatusOr<v1::Job> JobServiceImpl::Assemble(const v1::JobRecord& record) const {
   return job;
 }
 
-StatusOr<StateStore::NewJob> JobServiceImpl::Prepare(const v1::SubmitJobRequest& request) const {
+StatusOr<v1::JobRecord> JobServiceImpl::JobFor(const Caller& caller, Action action,
+                                               const std::string& id,
+                                               const std::string& field) const {
+  DYT_RETURN_IF_ERROR(CheckJobId(id, field));
+  AccessTarget target;
+  target.job_id = id;
+  // May the role do this to any job (its own, at least)? Then which job it is.
+  target.job_owner = caller.user;
+  DYT_RETURN_IF_ERROR(Authorize(caller, action, target));
+  DYT_ASSIGN_OR_RETURN(v1::JobRecord record, scheduler_->GetJob(id));
+  target.job_owner = record.job().spec().owner();
+  DYT_RETURN_IF_ERROR(Authorize(caller, action, target));
+  return record;
+}
+
+Status JobServiceImpl::CheckQueuedLimit(const std::string& owner,
+                                        const std::string& client_request_id) const {
+  if (max_queued_per_user_ <= 0) return Status::Ok();
+  // A retry of a submission that already created its job is not a new job.
+  if (!client_request_id.empty() && store_->FindJobByRequestId(client_request_id).ok()) {
+    return Status::Ok();
+  }
+  int queued = scheduler_->QueuedJobsOf(owner);
+  if (queued >= max_queued_per_user_) {
+    return Status(StatusCode::kResourceExhausted,
+                  "owner " + owner + ": has " + std::to_string(queued) +
+                      " queued jobs, the limit per user (--max-queued-per-user is " +
+                      std::to_string(max_queued_per_user_) + ")");
+  }
+  return Status::Ok();
+}
+
+StatusOr<StateStore::NewJob> JobServiceImpl::Prepare(const v1::SubmitJobRequest& request,
+                                                     const Caller& caller) const {
+  DYT_RETURN_IF_ERROR(Authorize(caller, Action::kSubmitJob));
   if (!request.has_spec()) return InvalidArgument("spec: required");
   DYT_RETURN_IF_ERROR(JobSpecValidator::ValidateClientRequestId(request.client_request_id()));
-  DYT_RETURN_IF_ERROR(validator_.Validate(request.spec()));
+  v1::JobSpec spec = request.spec();
+  spec.set_owner(SubmitOwner(caller, spec.owner()));
+  DYT_RETURN_IF_ERROR(validator_.Validate(spec));
+  // Checked before the (batched) write: concurrent submissions of one user may overshoot the
+  // limit by the number in flight at once.
+  DYT_RETURN_IF_ERROR(CheckQueuedLimit(spec.owner(), request.client_request_id()));
 
   auto now = TimeUtil::GetCurrentTime();
   StateStore::NewJob out;
   out.record.set_client_request_id(request.client_request_id());
   v1::Job* job = out.record.mutable_job();
-  *job->mutable_spec() = request.spec();
+  *job->mutable_spec() = std::move(spec);
   job->set_state(v1::QUEUED);
   job->set_attempt(0);
   *job->mutable_created() = now;
@@ -78,7 +119,7 @@ StatusOr<v1::Job> JobServiceImpl::Answer(const v1::SubmitJobRequest& request,
     return job;
   }
   if (!google::protobuf::util::MessageDifferencer::Equals(result->record.job().spec(),
-                                                          request.spec())) {
+                                                          sent.record.job().spec())) {
     return Status(StatusCode::kAlreadyExists, "client_request_id: '" + request.client_request_id() +
                                                   "' was already used for job " +
                                                   result->record.job().id() +
@@ -87,19 +128,21 @@ StatusOr<v1::Job> JobServiceImpl::Answer(const v1::SubmitJobRequest& request,
   return Assemble(result->record);
 }
 
-StatusOr<v1::Job> JobServiceImpl::Submit(const v1::SubmitJobRequest& request) {
-  DYT_ASSIGN_OR_RETURN(StateStore::NewJob job, Prepare(request));
+StatusOr<v1::Job> JobServiceImpl::Submit(const v1::SubmitJobRequest& request,
+                                         const Caller& caller) {
+  DYT_ASSIGN_OR_RETURN(StateStore::NewJob job, Prepare(request, caller));
   StatusOr<CreateJobResult> result = scheduler_->Submit(job.record, job.event);
   return Answer(request, job, std::move(result));
 }
 
-StatusOr<v1::Job> JobServiceImpl::Get(const v1::GetJobRequest& request) {
-  DYT_RETURN_IF_ERROR(CheckJobId(request.id()));
-  DYT_ASSIGN_OR_RETURN(auto record, scheduler_->GetJob(request.id()));
+StatusOr<v1::Job> JobServiceImpl::Get(const v1::GetJobRequest& request, const Caller& caller) {
+  DYT_ASSIGN_OR_RETURN(auto record, JobFor(caller, Action::kReadJob, request.id()));
   return Assemble(record);
 }
 
-StatusOr<v1::ListJobsResponse> JobServiceImpl::List(const v1::ListJobsRequest& request) {
+StatusOr<v1::ListJobsResponse> JobServiceImpl::List(const v1::ListJobsRequest& request,
+                                                    const Caller& caller) {
+  DYT_RETURN_IF_ERROR(Authorize(caller, Action::kListJobs));
   if (request.page_size() < 0) {
     return InvalidArgument(
         "page_size: must be >= 0 (0: " + std::to_string(StateStore::kDefaultPageSize) + "; got " +
@@ -110,7 +153,7 @@ StatusOr<v1::ListJobsResponse> JobServiceImpl::List(const v1::ListJobsRequest& r
   }
   JobFilter filter;
   filter.state = request.state();
-  filter.owner = request.owner();
+  filter.owner = ListOwnerScope(caller, request.owner());
   filter.name = request.name();
   int page_size = request.page_size() == 0 ? StateStore::kDefaultPageSize : request.page_size();
   if (page_size > StateStore::kMaxPageSize) page_size = StateStore::kMaxPageSize;
@@ -130,8 +173,9 @@ StatusOr<v1::ListJobsResponse> JobServiceImpl::List(const v1::ListJobsRequest& r
   return response;
 }
 
-StatusOr<v1::Job> JobServiceImpl::Cancel(const v1::CancelJobRequest& request) {
-  DYT_RETURN_IF_ERROR(CheckJobId(request.id()));
+StatusOr<v1::Job> JobServiceImpl::Cancel(const v1::CancelJobRequest& request,
+                                         const Caller& caller) {
+  DYT_RETURN_IF_ERROR(JobFor(caller, Action::kCancelJob, request.id()).status());
   if (request.reason().size() > static_cast<size_t>(JobSpecLimits::kMaxReasonLength)) {
     return InvalidArgument("reason: at most " + std::to_string(JobSpecLimits::kMaxReasonLength) +
                            " characters (got " + std::to_string(request.reason().size()) + ")");
@@ -155,7 +199,10 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
     }
     reactor->Finish(result);
   };
-  StatusOr<StateStore::NewJob> job = Prepare(*request);
+  StatusOr<StateStore::NewJob> job = [&]() -> StatusOr<StateStore::NewJob> {
+    DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
+    return Prepare(*request, caller);
+  }();
   if (!job.ok()) {
     finish(job.status());
     return reactor;
@@ -170,26 +217,30 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
   return reactor;
 }
 
-grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request,
                                     v1::Job* response) {
   return RpcGuard(metrics_, "GetJob", [&]() -> Status {
-    DYT_ASSIGN_OR_RETURN(*response, Get(*request));
+    DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
+    DYT_ASSIGN_OR_RETURN(*response, Get(*request, caller));
     return Status::Ok();
   });
 }
 
-grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* request,
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context,
+                                      const v1::ListJobsRequest* request,
                                       v1::ListJobsResponse* response) {
   return RpcGuard(metrics_, "ListJobs", [&]() -> Status {
-    DYT_ASSIGN_OR_RETURN(*response, List(*request));
+    DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
+    DYT_ASSIGN_OR_RETURN(*response, List(*request, caller));
     return Status::Ok();
   });
 }
 
-grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* request,
-                                       v1::Job* response) {
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* context,
+                                       const v1::CancelJobRequest* request, v1::Job* response) {
   return RpcGuard(metrics_, "CancelJob", [&]() -> Status {
-    DYT_ASSIGN_OR_RETURN(*response, Cancel(*request));
+    DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
+    DYT_ASSIGN_OR_RETURN(*response, Cancel(*request, caller));
     return Status::Ok();
   });
 }

@@ -6,6 +6,11 @@
 // are the same numbers). An exception thrown while handling a request becomes INTERNAL; it
 // never takes the server down. An OK SubmitJob or CancelJob is durable (the store syncs its WAL
 // before it returns).
+//
+// Every RPC first authenticates its caller and asks Authorize (scheduler/auth.h): no or a bad
+// token is UNAUTHENTICATED, a role that may not do it PERMISSION_DENIED, another user's job
+// NOT_FOUND. A submitted job's spec.owner is the token's user. The in-process methods (Submit,
+// Get, ...) take the Caller; the default Caller is an anonymous admin (authentication off).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -15,7 +20,9 @@
 
 #include "common/status.h"
 #include "dyt/v1/job_service.grpc.pb.h"
+#include "scheduler/auth.h"
 #include "scheduler/job_spec_validator.h"
+#include "scheduler/key_lock.h"
 #include "scheduler/rpc_guard.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/scheduler_metrics.h"
@@ -28,6 +35,12 @@ struct JobServiceOptions {
   JobSpecValidatorOptions validator;
   // Threads committing batches of submissions (SubmitBatcher).
   int submit_committers = 2;
+  // Who may do what; null: authentication off (every caller is an admin). Must outlive the
+  // service.
+  const Authenticator* auth = nullptr;
+  // Jobs one owner may have QUEUED at once; a submission beyond is RESOURCE_EXHAUSTED.
+  // 0: no limit.
+  int max_queued_per_user = 0;
 };
 
 // SubmitJob is served on gRPC's callback API and committed in batches (SubmitBatcher); every
@@ -74,19 +87,27 @@ class JobServiceImpl final
                            v1::ListWorkersResponse* response) override;
 
   // The same operations with dyt::Status, for in-process callers and tests.
-  StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);
-  StatusOr<v1::Job> Get(const v1::GetJobRequest& request);
-  StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request);
-  StatusOr<v1::Job> Cancel(const v1::CancelJobRequest& request);
-  StatusOr<std::vector<v1::CheckpointRecord>> Checkpoints(const std::string& job_id);
+  StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request, const Caller& caller = {});
+  StatusOr<v1::Job> Get(const v1::GetJobRequest& request, const Caller& caller = {});
+  StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request,
+                                      const Caller& caller = {});
+  StatusOr<v1::Job> Cancel(const v1::CancelJobRequest& request, const Caller& caller = {});
+  StatusOr<std::vector<v1::CheckpointRecord>> Checkpoints(const std::string& job_id,
+                                                          const Caller& caller = {});
 
  private:
-  // A validated submission as the store takes it.
-  StatusOr<StateStore::NewJob> Prepare(const v1::SubmitJobRequest& request) const;
+  // The job `id` if `caller` may do `action` on it (Authorize); NOT_FOUND otherwise.
+  StatusOr<v1::JobRecord> JobFor(const Caller& caller, Action action, const std::string& id,
+                                 const std::string& field = "id") const;
+  Status CheckQueuedLimit(const std::string& owner, const std::string& client_request_id) const;
+  // A validated, authorized submission as the store takes it (owner = the caller's user).
+  StatusOr<StateStore::NewJob> Prepare(const v1::SubmitJobRequest& request,
+                                       const Caller& caller) const;
   // The answer to a submission once stored: ALREADY_EXISTS for a reused request id with another
   // spec; a new job's events are its one first event (no read).
   StatusOr<v1::Job> Answer(const v1::SubmitJobRequest& request, const StateStore::NewJob& sent,
                            StatusOr<CreateJobResult> result) const;
+
   // The API view of a stored job: record.job with its events.
   StatusOr<v1::Job> Assemble(const v1::JobRecord& record) const;
 
@@ -96,11 +117,17 @@ class JobServiceImpl final
               grpc::ServerWriter<v1::GetJobLogsResponse>* writer);
   Status Download(grpc::ServerContext* context, const v1::DownloadCheckpointRequest& request,
                   grpc::ServerWriter<v1::DownloadCheckpointResponse>* writer);
+  StatusOr<Caller> Authenticate(const grpc::ServerContextBase& context) const {
+    return auth_->Authenticate(context);
+  }
 
   StateStore* store_;
   Scheduler* scheduler_;
   JobSpecValidator validator_;
   SchedulerMetrics* metrics_;
+  Authenticator no_auth_;
+  const Authenticator* auth_;
+  int max_queued_per_user_;
   SubmitBatcher batcher_;  // last: it commits what was handed over before the rest goes
 };
 

@@ -20,16 +20,18 @@ constexpr int kDefaultChunk = 1 << 20;
 constexpr int kMinChunk = 4 << 10;
 constexpr int kMaxChunk = 4 << 20;
 
-Status CheckId(const std::string& field, const std::string& id) {
-  if (id.empty()) return InvalidArgument(field + ": required");
-  if (id.size() > 256) return InvalidArgument(field + ": at most 256 characters");
-  return Status::Ok();
+// One plain path component: no '/', not "." or "..", no control characters.
+bool IsPlainFileName(const std::string& name) {
+  if (name.empty() || name.size() > 255 || name == "." || name == "..") return false;
+  for (char c : name) {
+    if (c == '/' || c == '\\' || static_cast<unsigned char>(c) < 0x20) return false;
+  }
+  return true;
 }
 
 // A checkpoint file name from the store: one plain path component.
 Status CheckFileName(const std::string& name) {
-  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
-      name.find('\0') != std::string::npos) {
+  if (!IsPlainFileName(name)) {
     return DataLoss("checkpoint file name '" + name + "' is not a plain file name");
   }
   return Status::Ok();
@@ -55,7 +57,8 @@ bool Exists(const std::string& checkpoint_dir) {
 
 Status JobServiceImpl::Watch(grpc::ServerContext* context, const v1::WatchJobRequest& request,
                              grpc::ServerWriter<v1::WatchJobResponse>* writer) {
-  DYT_RETURN_IF_ERROR(CheckId("id", request.id()));
+  DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
+  DYT_RETURN_IF_ERROR(JobFor(caller, Action::kReadJob, request.id()).status());
   std::string last_sent;
   while (!context->IsCancelled()) {
     uint64_t version = scheduler_->version();
@@ -76,7 +79,8 @@ Status JobServiceImpl::Watch(grpc::ServerContext* context, const v1::WatchJobReq
 
 Status JobServiceImpl::Logs(grpc::ServerContext* context, const v1::GetJobLogsRequest& request,
                             grpc::ServerWriter<v1::GetJobLogsResponse>* writer) {
-  DYT_RETURN_IF_ERROR(CheckId("id", request.id()));
+  DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
+  DYT_RETURN_IF_ERROR(JobFor(caller, Action::kReadJob, request.id()).status());
   if (request.tail() < 0 || request.tail() > kMaxTail) {
     return InvalidArgument("tail: must be in [0, " + std::to_string(kMaxTail) +
                            "] (0: " + std::to_string(kDefaultTail) + ")");
@@ -111,9 +115,9 @@ Status JobServiceImpl::Logs(grpc::ServerContext* context, const v1::GetJobLogsRe
   return Status(StatusCode::kCancelled, "reader went away");
 }
 
-StatusOr<std::vector<v1::CheckpointRecord>> JobServiceImpl::Checkpoints(const std::string& job_id) {
-  DYT_RETURN_IF_ERROR(CheckId("job_id", job_id));
-  DYT_RETURN_IF_ERROR(scheduler_->GetJob(job_id).status());
+StatusOr<std::vector<v1::CheckpointRecord>> JobServiceImpl::Checkpoints(const std::string& job_id,
+                                                                        const Caller& caller) {
+  DYT_RETURN_IF_ERROR(JobFor(caller, Action::kReadJob, job_id, "job_id").status());
   DYT_ASSIGN_OR_RETURN(auto all, store_->ListCheckpoints(job_id));
   std::vector<v1::CheckpointRecord> present;
   for (auto& c : all) {
@@ -125,8 +129,15 @@ StatusOr<std::vector<v1::CheckpointRecord>> JobServiceImpl::Checkpoints(const st
 Status JobServiceImpl::Download(grpc::ServerContext* context,
                                 const v1::DownloadCheckpointRequest& request,
                                 grpc::ServerWriter<v1::DownloadCheckpointResponse>* writer) {
+  DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
   if (request.step() < 0) return InvalidArgument("step: must be >= 0 (0: the latest)");
   if (request.offset() < 0) return InvalidArgument("offset: must be >= 0");
+  if (!request.file().empty() && !IsPlainFileName(request.file())) {
+    return InvalidArgument(
+        "file: must be one file name of the checkpoint, without '/' or '..' "
+        "(got '" +
+        request.file() + "')");
+  }
   if (request.offset() > 0 && request.file().empty()) {
     return InvalidArgument("offset: needs file (the file the offset is in)");
   }
@@ -135,7 +146,7 @@ Status JobServiceImpl::Download(grpc::ServerContext* context,
     return InvalidArgument("chunk_bytes: must be in [" + std::to_string(kMinChunk) + ", " +
                            std::to_string(kMaxChunk) + "] (0: 1 MiB)");
   }
-  DYT_ASSIGN_OR_RETURN(auto present, Checkpoints(request.job_id()));
+  DYT_ASSIGN_OR_RETURN(auto present, Checkpoints(request.job_id(), caller));
   const v1::CheckpointRecord* checkpoint = nullptr;
   for (const auto& c : present) {
     if (request.step() == 0 || c.step() == request.step()) checkpoint = &c;
@@ -235,11 +246,12 @@ grpc::Status JobServiceImpl::GetJobLogs(grpc::ServerContext* context,
   return RpcGuard(metrics_, "GetJobLogs", [&] { return Logs(context, *request, writer); });
 }
 
-grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext*,
+grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context,
                                              const v1::ListCheckpointsRequest* request,
                                              v1::ListCheckpointsResponse* response) {
   return RpcGuard(metrics_, "ListCheckpoints", [&]() -> Status {
-    DYT_ASSIGN_OR_RETURN(auto present, Checkpoints(request->job_id()));
+    DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
+    DYT_ASSIGN_OR_RETURN(auto present, Checkpoints(request->job_id(), caller));
     for (auto& c : present) *response->add_checkpoints() = std::move(c);
     return Status::Ok();
   });
@@ -252,9 +264,12 @@ grpc::Status JobServiceImpl::DownloadCheckpoint(
                   [&] { return Download(context, *request, writer); });
 }
 
-grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* context,
+                                         const v1::ListWorkersRequest*,
                                          v1::ListWorkersResponse* response) {
   return RpcGuard(metrics_, "ListWorkers", [&]() -> Status {
+    DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
+    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kListWorkers));
     for (auto& w : scheduler_->ListWorkers()) *response->add_workers() = std::move(w);
     return Status::Ok();
   });

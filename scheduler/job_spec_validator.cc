@@ -162,6 +162,11 @@ JobSpecValidator::JobSpecValidator(JobSpecValidatorOptions options) : options_(s
   for (auto& root : options_.data_roots) {
     root = std::filesystem::path(root).lexically_normal().string();
     while (root.size() > 1 && root.back() == '/') root.pop_back();
+    std::error_code ec;
+    std::string resolved = std::filesystem::weakly_canonical(root, ec).string();
+    if (ec || resolved.empty()) resolved = root;
+    while (resolved.size() > 1 && resolved.back() == '/') resolved.pop_back();
+    resolved_roots_.push_back(resolved);
   }
 }
 
@@ -183,8 +188,19 @@ Status JobSpecValidator::ValidatePath(const std::string& field, const std::strin
   }
   if (options_.data_roots.empty()) return Status::Ok();
   std::string normal = p.lexically_normal().string();
-  for (const auto& root : options_.data_roots) {
-    if (root == "/" || normal == root || normal.rfind(root + "/", 0) == 0) return Status::Ok();
+  // Resolved like realpath(3) (symlinks followed; a missing tail is kept as written), so a
+  // symlink under a root that points outside every root is refused too.
+  std::error_code ec;
+  std::string resolved = std::filesystem::weakly_canonical(p, ec).string();
+  if (ec) return Invalid(field, "cannot be resolved (got '" + path + "'): " + ec.message());
+  auto under = [](const std::string& candidate, const std::string& root) {
+    return root == "/" || candidate == root || candidate.rfind(root + "/", 0) == 0;
+  };
+  for (size_t i = 0; i < options_.data_roots.size(); ++i) {
+    if (!under(normal, options_.data_roots[i])) continue;
+    if (under(resolved, resolved_roots_[i])) return Status::Ok();
+    return Invalid(field, "resolves outside the data root " + options_.data_roots[i] +
+                              " through a symlink (got '" + path + "')");
   }
   std::string roots;
   for (const auto& root : options_.data_roots) roots += (roots.empty() ? "" : ", ") + root;

@@ -33,7 +33,7 @@ struct JobSpecLimits {
 
 struct JobSpecValidatorOptions {
   // Absolute directories every data path (train_paths, val_paths, tokenizer_path) must lie
-  // under. Empty: any absolute path is accepted.
+  // under, also once symlinks are resolved (realpath). Empty: any absolute path is accepted.
   std::vector<std::string> data_roots;
 };
 
@@ -51,6 +51,7 @@ class JobSpecValidator {
   Status ValidatePath(const std::string& field, const std::string& path) const;
 
   JobSpecValidatorOptions options_;
+  std::vector<std::string> resolved_roots_;  // data_roots with symlinks resolved
 };
 
 }  // namespace dyt

@@ -170,6 +170,8 @@ void Scheduler::SetState(LiveJob& job, v1::JobState state, const std::string& re
   auto now = TimeUtil::GetCurrentTime();
   v1::Job* api = job.record.mutable_job();
   v1::JobState from = api->state();
+  if (from == v1::QUEUED) CountQueued(job.record, -1);
+  if (state == v1::QUEUED) CountQueued(job.record, +1);
   api->set_state(state);
   *api->mutable_updated() = now;
   job.record.set_state_reason(reason);
@@ -208,6 +210,7 @@ void Scheduler::Adopt(v1::JobRecord record, bool recovered) {
   }
   // QUEUED, PREEMPTED, RESTARTING: waiting for slots.
   if (recovered && state != v1::QUEUED) job.record.mutable_job()->set_state(v1::QUEUED);
+  CountQueued(job.record, +1);
   queue_.Push({id, job.record.job().spec().priority(), job.order});
 }
 
@@ -250,6 +253,8 @@ StatusOr<v1::JobRecord> Scheduler::Cancel(const std::string& job_id, const std::
     }
     LiveJob pending;
     pending.record = std::move(record);
+    // Never counted (not adopted): count it so that SetState below un-counts it.
+    if (pending.record.job().state() == v1::QUEUED) CountQueued(pending.record, +1);
     Batch batch;
     SetState(pending, v1::CANCELLED, reason, batch);
     DYT_RETURN_IF_ERROR(Persist(batch));
@@ -280,6 +285,19 @@ StatusOr<v1::JobRecord> Scheduler::GetJob(const std::string& job_id) const {
     if (it != jobs_.end()) return it->second.record;
   }
   return store_->GetJob(job_id);
+}
+
+int Scheduler::QueuedJobsOf(const std::string& owner) const {
+  std::lock_guard lock(mu_);
+  auto it = queued_by_owner_.find(owner);
+  return it == queued_by_owner_.end() ? 0 : it->second;
+}
+
+void Scheduler::CountQueued(const v1::JobRecord& record, int delta) {
+  const std::string& owner = record.job().spec().owner();
+  int& n = queued_by_owner_[owner];
+  n += delta;
+  if (n <= 0) queued_by_owner_.erase(owner);
 }
 
 bool Scheduler::IsCurrentAttempt(const std::string& job_id, int attempt) const {

@@ -100,6 +100,8 @@ class Scheduler {
   // A number that changes whenever any job changes (state, progress, checkpoint). Waits up to
   // `timeout` for it to differ from `seen` and returns it.
   uint64_t WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) const;
+  // How many jobs of `owner` (spec.owner) are QUEUED now.
+  int QueuedJobsOf(const std::string& owner) const;
   uint64_t version() const;
 
   // ----- Workers (WorkerService).
@@ -181,6 +183,7 @@ class Scheduler {
   void UpdateGauges();
   void Unqueue(const std::string& job_id);  // from queue_ or held_
   void ReleaseHeld();
+  void CountQueued(const v1::JobRecord& record, int delta);  // queued_by_owner_
   bool IsCurrentAttempt(const std::string& job_id, int attempt) const;
 
   StateStore* const store_;
@@ -199,6 +202,7 @@ class Scheduler {
   // Jobs that cannot fit even an idle cluster as registered now. Kept out of queue_ so that
   // passes do not revisit them; back into queue_ when a worker registers (capacity may grow).
   std::unordered_map<std::string, JobQueue::Entry> held_;
+  std::unordered_map<std::string, int> queued_by_owner_;  // QUEUED jobs per spec.owner
   ClusterView cluster_;
   std::map<std::string, Worker> workers_;
   std::map<std::string, Attempt> attempts_;  // AttemptKey -> attempt still holding slots

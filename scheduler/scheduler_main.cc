@@ -5,6 +5,12 @@
 // and Prometheus metrics on --metrics-listen. Prints "listening on HOST:PORT" (the port the OS
 // picked for port 0) once it serves. SIGTERM or SIGINT shuts down gracefully: in-flight RPCs
 // get --shutdown-grace-s to finish, then the store is closed and the process exits 0.
+//
+// Secure by default (docs/security.md): it serves TLS with --tls-cert/--tls-key and
+// authenticates every call with a bearer token; without them it refuses to start unless
+// --insecure (plaintext, no authentication: local tests only) is given. On its first secure
+// start it creates an admin token and writes it to <data-dir>/admin.token (mode 0600), logging
+// only that path.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -15,13 +21,17 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/logging.h"
 #include "common/signals.h"
+#include "scheduler/auth.h"
+#include "scheduler/auth_service.h"
 #include "scheduler/job_service.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/scheduler_metrics.h"
@@ -44,6 +54,10 @@ int main(int argc, char** argv) {
   bool no_preemption = false;
   bool backfill = false;
   int submit_committers = 2;
+  std::string tls_cert;
+  std::string tls_key;
+  bool insecure = false;
+  int max_queued_per_user = 1000;
   app.add_option("--listen", listen, "HOST:PORT to serve gRPC on (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--data-dir", data_dir, "RocksDB state directory (created if missing)")
@@ -82,8 +96,51 @@ int main(int argc, char** argv) {
                "Never stop lower-priority jobs to make room for higher-priority ones");
   app.add_flag("--backfill", backfill,
                "Let later jobs that fit start ahead of a blocked job (may starve big jobs)");
+  app.add_option("--tls-cert", tls_cert,
+                 "PEM server certificate (chain) for TLS on --listen (scripts/dyt-certs.sh)");
+  app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert");
+  app.add_flag("--insecure", insecure,
+               "Serve plaintext gRPC without authentication (local tests only; never on a "
+               "network others can reach)");
+  app.add_option("--max-queued-per-user", max_queued_per_user,
+                 "Jobs one owner may have queued at once (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
   CLI11_PARSE(app, argc, argv);
   dyt::InitLogging("dyt-scheduler", log_level);
+
+  if (insecure && (!tls_cert.empty() || !tls_key.empty())) {
+    spdlog::error("--insecure and --tls-cert/--tls-key exclude each other");
+    return 2;
+  }
+  if (!insecure && (tls_cert.empty() || tls_key.empty())) {
+    spdlog::error(
+        "TLS is required: give --tls-cert and --tls-key (scripts/dyt-certs.sh makes them), or "
+        "--insecure for a plaintext, unauthenticated scheduler (local tests only)");
+    return 2;
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!insecure) {
+    auto read = [](const std::string& path, std::string* out) {
+      std::ifstream in(path, std::ios::binary);
+      std::ostringstream text;
+      text << in.rdbuf();
+      *out = text.str();
+      return in.good() || in.eof();
+    };
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    if (!read(tls_cert, &pair.cert_chain) || pair.cert_chain.empty()) {
+      spdlog::error("--tls-cert {}: cannot read a PEM certificate", tls_cert);
+      return 1;
+    }
+    if (!read(tls_key, &pair.private_key) || pair.private_key.empty()) {
+      spdlog::error("--tls-key {}: cannot read a PEM private key", tls_key);
+      return 1;
+    }
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back(std::move(pair));
+    credentials = grpc::SslServerCredentials(ssl);
+  }
 
   dyt::ShutdownSignal shutdown;
   auto store = dyt::StateStore::Open(data_dir);
@@ -129,23 +186,39 @@ int main(int argc, char** argv) {
   scheduler_options.backfill = backfill;
   scheduler_options.artifact_root = artifact_root;
 
+  dyt::Authenticator auth = insecure ? dyt::Authenticator() : dyt::Authenticator(store->get());
+  {
+    std::string token_path = (std::filesystem::path(data_dir) / "admin.token").string();
+    auto created = auth.BootstrapAdmin(token_path);
+    if (!created.ok()) {
+      spdlog::error("first admin token: {}", created.status().ToString());
+      return 1;
+    }
+    if (*created) spdlog::info("first start: wrote the admin token to {} (mode 0600)", token_path);
+  }
+  if (insecure) spdlog::warn("--insecure: plaintext gRPC and no authentication");
+
   dyt::JobServiceOptions options;
   options.validator.data_roots = data_roots;
   options.submit_committers = submit_committers;
+  options.auth = &auth;
+  options.max_queued_per_user = max_queued_per_user;
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, credentials, &port);
   // The services are registered before the server starts; the scheduler starts after, once the
   // port it advertises to trainers is known (--listen may ask for port 0).
   auto scheduler = std::make_unique<dyt::Scheduler>(store->get(), scheduler_options, &metrics);
   auto job_service =
       std::make_unique<dyt::JobServiceImpl>(store->get(), scheduler.get(), options, &metrics);
-  auto worker_service = std::make_unique<dyt::WorkerServiceImpl>(scheduler.get(), &metrics);
+  auto worker_service = std::make_unique<dyt::WorkerServiceImpl>(scheduler.get(), &metrics, &auth);
+  auto auth_service = std::make_unique<dyt::AuthServiceImpl>(&auth, &metrics);
   builder.RegisterService(job_service.get());
   builder.RegisterService(worker_service.get());
+  builder.RegisterService(auth_service.get());
   builder.SetMaxReceiveMessageSize(4 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
@@ -174,6 +247,7 @@ int main(int argc, char** argv) {
                    std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000)));
   server->Wait();
   server.reset();
+  auth_service.reset();
   worker_service.reset();
   job_service.reset();
   scheduler.reset();

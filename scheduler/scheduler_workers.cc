@@ -52,6 +52,23 @@ StatusOr<std::shared_ptr<WorkerSession>> Scheduler::Register(const v1::RegisterW
   }
   if (request.hostname().size() > 255) return InvalidArgument("hostname: at most 255 characters");
   if (request.memory_bytes() < 0) return InvalidArgument("memory_bytes: must be >= 0");
+  if (request.device_name().size() > 255) {
+    return InvalidArgument("device_name: at most 255 characters");
+  }
+  if (request.labels_size() > 64) return InvalidArgument("labels: at most 64 entries");
+  for (const auto& [key, value] : request.labels()) {
+    bool ok = !key.empty() && key.size() <= 63 && value.size() <= 255;
+    for (char c : key) {
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ||
+                  c == '/');
+    }
+    for (char c : value) ok = ok && static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+    if (!ok) {
+      return InvalidArgument(
+          "labels: keys 1-63 characters of [A-Za-z0-9._/-], values at most "
+          "255 printable characters");
+    }
+  }
 
   std::lock_guard lock(mu_);
   auto [it, inserted] = workers_.try_emplace(request.worker_id());

@@ -7,7 +7,8 @@
 //   checkpoints  <job id> 0x00 <step, 8 bytes BE>       -> CheckpointRecord
 //   rendezvous   <job id> 0x00 <attempt, 4 bytes BE><key> -> RendezvousValue
 //   metadata     "store" -> StoreInfo; "request/<client request id>" -> RequestIndexEntry;
-//                "job_number", "event_seq" -> 8-byte BE high-water marks (max-merged)
+//                "job_number", "event_seq" -> 8-byte BE high-water marks (max-merged);
+//                "token/<sha256 hex of a bearer token>" -> TokenInfo (auth_service.proto)
 //
 // Durability: every write method returns only after its WriteBatch is in the WAL and the WAL
 // is fsynced (WriteOptions::sync). An OK return is a durable acknowledgement: the write
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "dyt/v1/auth_service.pb.h"
 #include "dyt/v1/scheduler_state.pb.h"
 #include "scheduler/key_lock.h"
 #include "scheduler/state_batch.h"
@@ -168,6 +170,13 @@ class StateStore {
   StatusOr<v1::RendezvousValue> GetRendezvous(const std::string& job_id, int32_t attempt,
                                               const std::string& key) const;
   Status DeleteRendezvousAttempt(const std::string& job_id, int32_t attempt);
+
+  // ----- Bearer tokens, by the SHA-256 hex of the token (the token itself is never stored).
+  Status PutToken(const std::string& token_hash, const v1::TokenInfo& info);
+  // NOT_FOUND when no token has that hash.
+  StatusOr<v1::TokenInfo> GetToken(const std::string& token_hash) const;
+  // Every token as (hash, info), in hash order.
+  StatusOr<std::vector<std::pair<std::string, v1::TokenInfo>>> ListTokens() const;
 
   StoreCounters counters() const;
 

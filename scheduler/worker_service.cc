@@ -8,16 +8,29 @@
 #include "scheduler/rpc_guard.h"
 
 namespace dyt {
+namespace {
+
+AccessTarget WorkerTarget(const std::string& worker_id) {
+  AccessTarget target;
+  target.worker_id = worker_id;
+  return target;
+}
+
+}  // namespace
 
 grpc::Status WorkerServiceImpl::Connect(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::SchedulerMessage, v1::WorkerMessage>* stream) {
   return RpcGuard(metrics_, "Connect", [&]() -> Status {
+    DYT_ASSIGN_OR_RETURN(Caller caller, auth_->Authenticate(*context));
+    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kWorkerConnect, WorkerTarget(caller.user)));
     v1::WorkerMessage first;
     if (!stream->Read(&first)) return Status::Ok();  // the worker went away at once
     if (first.kind_case() != v1::WorkerMessage::kRegister) {
       return FailedPrecondition("register: the first message of a session must be register");
     }
+    DYT_RETURN_IF_ERROR(
+        Authorize(caller, Action::kWorkerConnect, WorkerTarget(first.register_().worker_id())));
     DYT_ASSIGN_OR_RETURN(std::shared_ptr<WorkerSession> session,
                          scheduler_->Register(first.register_()));
     std::atomic<bool> done{false};
@@ -49,17 +62,35 @@ grpc::Status WorkerServiceImpl::Connect(
   });
 }
 
-grpc::Status WorkerServiceImpl::SetRendezvous(grpc::ServerContext*,
-                                              const v1::SetRendezvousRequest* request,
-                                              v1::SetRendezvousResponse*) {
-  return RpcGuard(metrics_, "SetRendezvous",
-                  [&]() -> Status { return scheduler_->SetRendezvous(*request); });
+Status WorkerServiceImpl::AuthorizeRendezvous(const grpc::ServerContext& context,
+                                              const std::string& job_id, int32_t attempt) const {
+  DYT_ASSIGN_OR_RETURN(Caller caller, auth_->Authenticate(context));
+  AccessTarget target;
+  target.job_id = job_id;
+  if (caller.role == Role::kWorker) {
+    // The workers the job's current attempt is placed on (none for another attempt).
+    auto record = scheduler_->GetJob(job_id);
+    if (record.ok() && record->job().attempt() == attempt) {
+      for (const auto& p : record->placement()) target.attempt_workers.push_back(p.worker_id());
+    }
+  }
+  return Authorize(caller, Action::kRendezvous, target);
 }
 
-grpc::Status WorkerServiceImpl::GetRendezvous(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::SetRendezvous(grpc::ServerContext* context,
+                                              const v1::SetRendezvousRequest* request,
+                                              v1::SetRendezvousResponse*) {
+  return RpcGuard(metrics_, "SetRendezvous", [&]() -> Status {
+    DYT_RETURN_IF_ERROR(AuthorizeRendezvous(*context, request->job_id(), request->attempt()));
+    return scheduler_->SetRendezvous(*request);
+  });
+}
+
+grpc::Status WorkerServiceImpl::GetRendezvous(grpc::ServerContext* context,
                                               const v1::GetRendezvousRequest* request,
                                               v1::GetRendezvousResponse* response) {
   return RpcGuard(metrics_, "GetRendezvous", [&]() -> Status {
+    DYT_RETURN_IF_ERROR(AuthorizeRendezvous(*context, request->job_id(), request->attempt()));
     DYT_ASSIGN_OR_RETURN(std::string value, scheduler_->GetRendezvous(*request));
     response->set_value(std::move(value));
     return Status::Ok();

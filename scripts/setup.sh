@@ -21,6 +21,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   prometheus python3 python3-torch python3-numpy python3-yaml systemd
   bible-kjv clang-format openssl
+  clang libclang-rt-14-dev  # tests/fuzz: libFuzzer + ASan/UBSan
 )
 
 missing=()

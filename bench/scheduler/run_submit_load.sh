@@ -34,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$scheduler" --listen 127.0.0.1:0 --data-dir "$tmp/state" --log-level "${DYT_LOG_LEVEL:-info}" \
+"$scheduler" --listen 127.0.0.1:0 --data-dir "$tmp/state" --insecure --log-level "${DYT_LOG_LEVEL:-info}" \
   ${SCHEDULER_ARGS:-} >"$tmp/scheduler.log" 2>&1 &
 pid=$!
 

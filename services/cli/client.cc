@@ -45,7 +45,39 @@ std::string UnavailableReason(const std::string& m) {
 DytClient::DytClient(ClientConfig config)
     : config_(std::move(config)),
       channel_(MakeChannel(config_)),
-      stub_(v1::JobService::NewStub(channel_)) {}
+      stub_(v1::JobService::NewStub(channel_)),
+      auth_stub_(v1::AuthService::NewStub(channel_)) {}
+
+StatusOr<v1::CreateTokenResponse> DytClient::CreateToken(const v1::CreateTokenRequest& request) {
+  v1::CreateTokenResponse response;
+  DYT_RETURN_IF_ERROR(
+      FromGrpc(auth_stub_->CreateToken(UnaryContext().get(), request, &response), "CreateToken"));
+  return response;
+}
+
+StatusOr<std::vector<v1::TokenInfo>> DytClient::ListTokens() {
+  v1::ListTokensResponse response;
+  DYT_RETURN_IF_ERROR(
+      FromGrpc(auth_stub_->ListTokens(UnaryContext().get(), v1::ListTokensRequest(), &response),
+               "ListTokens"));
+  return std::vector<v1::TokenInfo>(response.tokens().begin(), response.tokens().end());
+}
+
+StatusOr<v1::TokenInfo> DytClient::RevokeToken(const std::string& id) {
+  v1::RevokeTokenRequest request;
+  request.set_id(id);
+  v1::TokenInfo response;
+  DYT_RETURN_IF_ERROR(
+      FromGrpc(auth_stub_->RevokeToken(UnaryContext().get(), request, &response), "RevokeToken"));
+  return response;
+}
+
+StatusOr<v1::TokenInfo> DytClient::WhoAmI() {
+  v1::TokenInfo response;
+  DYT_RETURN_IF_ERROR(
+      FromGrpc(auth_stub_->WhoAmI(UnaryContext().get(), v1::WhoAmIRequest(), &response), "WhoAmI"));
+  return response;
+}
 
 std::unique_ptr<grpc::ClientContext> DytClient::UnaryContext() const {
   auto context = std::make_unique<grpc::ClientContext>();
@@ -65,6 +97,11 @@ Status DytClient::FromGrpc(const grpc::Status& status, const std::string& method
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return DeadlineExceeded("the dyt scheduler at " + server + " did not answer " + method +
                               " within " + Seconds(config_.rpc_timeout_s));
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return Status(StatusCode::kUnauthenticated,
+                    "the dyt scheduler at " + server +
+                        " refused the credentials: " + status.error_message() +
+                        " (dytctl login --token ...; see docs/security.md)");
     case grpc::StatusCode::UNIMPLEMENTED:
       return Status(StatusCode::kUnimplemented, "the dyt scheduler at " + server +
                                                     " does not implement " + method +

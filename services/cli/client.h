@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "dyt/v1/auth_service.grpc.pb.h"
 #include "dyt/v1/job_service.grpc.pb.h"
 #include "services/cli/client_config.h"
 
@@ -45,6 +46,12 @@ class DytClient {
   StatusOr<std::vector<v1::CheckpointRecord>> ListCheckpoints(const std::string& job_id);
   StatusOr<std::vector<v1::WorkerStatus>> ListWorkers();
 
+  // AuthService (docs/security.md).
+  StatusOr<v1::CreateTokenResponse> CreateToken(const v1::CreateTokenRequest& request);
+  StatusOr<std::vector<v1::TokenInfo>> ListTokens();
+  StatusOr<v1::TokenInfo> RevokeToken(const std::string& id);
+  StatusOr<v1::TokenInfo> WhoAmI();
+
   // Streams: `on_message` runs for each message; returning false stops the stream early
   // (then the result is OK). A non-OK Status from `on_download` ends the stream with it.
   Status Watch(const std::string& id, const std::function<bool(const v1::Job&)>& on_message);
@@ -64,6 +71,7 @@ class DytClient {
   ClientConfig config_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::JobService::Stub> stub_;
+  std::unique_ptr<v1::AuthService::Stub> auth_stub_;
 };
 
 // The reason in a gRPC UNAVAILABLE message, in words: "connection refused", "cannot resolve

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "common/grpc_credentials.h"
+
 namespace dyt::cli {
 namespace {
 
@@ -48,9 +50,14 @@ Status ReadConfigFile(const std::string& path, ClientConfig& config) {
         return InvalidArgument(where + ": connect_timeout_s: must be a number in (0, 600]");
       }
       config.connect_timeout_s = v;
+    } else if (key == "ca_file" || key == "token") {
+      if (!kv.second.IsScalar() || kv.second.Scalar().empty()) {
+        return InvalidArgument(where + ": " + key + ": must be a non-empty string");
+      }
+      (key == "token" ? config.bearer_token : config.tls_ca_file) = kv.second.Scalar();
     } else {
       return InvalidArgument(where + ": " + key +
-                             ": unknown key (known: server, connect_timeout_s)");
+                             ": unknown key (known: server, connect_timeout_s, ca_file, token)");
     }
   }
   return Status::Ok();
@@ -64,17 +71,34 @@ ClientConfigSources SourcesFromEnvironment(const std::string& flag_server) {
   s.env_server = Env("DYT_SERVER");
   s.env_config = Env("DYT_CONFIG");
   s.home = Env("HOME");
+  s.env_token = Env("DYT_TOKEN");
+  s.env_ca_file = Env("DYT_CA_FILE");
   return s;
+}
+
+std::string ConfigFilePath(const ClientConfigSources& sources) {
+  if (!sources.env_config.empty()) return sources.env_config;
+  if (sources.home.empty()) return "";
+  return sources.home + "/.config/dyt/config.yaml";
 }
 
 StatusOr<ClientConfig> ResolveClientConfig(const ClientConfigSources& sources) {
   ClientConfig config;
   if (!sources.env_config.empty()) {
     DYT_RETURN_IF_ERROR(ReadConfigFile(sources.env_config, config));
+    config.config_path = sources.env_config;
   } else if (!sources.home.empty()) {
     std::string path = sources.home + "/.config/dyt/config.yaml";
     std::error_code ec;
-    if (std::filesystem::exists(path, ec)) DYT_RETURN_IF_ERROR(ReadConfigFile(path, config));
+    if (std::filesystem::exists(path, ec)) {
+      DYT_RETURN_IF_ERROR(ReadConfigFile(path, config));
+      config.config_path = path;
+    }
+  }
+  if (!sources.env_token.empty()) config.bearer_token = sources.env_token;
+  if (!sources.env_ca_file.empty()) config.tls_ca_file = sources.env_ca_file;
+  if (!config.tls_ca_file.empty()) {
+    DYT_RETURN_IF_ERROR(ReadSmallFile(config.tls_ca_file, "ca_file").status());
   }
   if (!sources.env_server.empty()) {
     config.server = sources.env_server;
@@ -93,7 +117,14 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientConfig& config) {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(config.server, grpc::InsecureChannelCredentials(), args);
+  std::string ca_pem;
+  if (!config.tls_ca_file.empty()) {
+    // An unreadable CA file leaves TLS with no roots: every handshake fails, never plaintext.
+    auto pem = ReadSmallFile(config.tls_ca_file, "ca_file");
+    ca_pem = pem.ok() ? *pem : std::string("unreadable");
+  }
+  return grpc::CreateCustomChannel(config.server, ClientCredentials(ca_pem, config.bearer_token),
+                                   args);
 }
 
 }  // namespace dyt::cli

@@ -7,10 +7,12 @@
 //
 //   server: scheduler.example.org:50051
 //   connect_timeout_s: 5
+//   ca_file: /etc/dyt/certs/ca.crt   # TLS: verify the scheduler with this CA (docs/security.md)
+//   token: dyt_...                    # bearer token (`dytctl login` writes it; file mode 0600)
 //
-// Unknown keys in the config file are rejected with file:line. TLS files and a bearer token
-// have their place in ClientConfig already; the security work adds the keys that fill them and
-// the credentials MakeChannel builds from them.
+// $DYT_CA_FILE and $DYT_TOKEN override ca_file and token. Without a CA file the connection is
+// plaintext (only a scheduler started with --insecure answers). Unknown keys in the config
+// file are rejected with file:line.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -33,11 +35,13 @@ struct ClientConfig {
   // How long one unary call may take once connected.
   double rpc_timeout_s = 30.0;
 
-  // Transport security and authentication (not used yet; the security work fills these in).
+  // Transport security and authentication.
   std::string tls_ca_file;    // PEM roots to verify the server with; empty: plaintext
-  std::string tls_cert_file;  // client certificate (mutual TLS)
+  std::string tls_cert_file;  // client certificate (mutual TLS; unused: dyt uses tokens)
   std::string tls_key_file;
-  std::string bearer_token;  // sent as "authorization: Bearer <token>" metadata
+  std::string bearer_token;  // sent as "authorization: Bearer <token>" metadata over TLS
+  // The config file that was read ("" : none); `dytctl login` writes here.
+  std::string config_path;
 };
 
 // The inputs of ResolveClientConfig, so tests need not touch the process environment.
@@ -46,7 +50,13 @@ struct ClientConfigSources {
   std::string env_server;   // $DYT_SERVER
   std::string env_config;   // $DYT_CONFIG
   std::string home;         // $HOME
+  std::string env_token;    // $DYT_TOKEN
+  std::string env_ca_file;  // $DYT_CA_FILE
 };
+
+// The config file dytctl reads and `dytctl login` writes: $DYT_CONFIG, else
+// $HOME/.config/dyt/config.yaml.
+std::string ConfigFilePath(const ClientConfigSources& sources);
 
 // The sources from this process's environment plus the --server flag.
 ClientConfigSources SourcesFromEnvironment(const std::string& flag_server);
@@ -55,7 +65,8 @@ ClientConfigSources SourcesFromEnvironment(const std::string& flag_server);
 // an unknown key or a bad value (file:line).
 StatusOr<ClientConfig> ResolveClientConfig(const ClientConfigSources& sources);
 
-// The gRPC channel to config.server (plaintext today; TLS goes here).
+// The gRPC channel to config.server: TLS verified with tls_ca_file and the bearer token on
+// every call when tls_ca_file is set, plaintext otherwise.
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientConfig& config);
 
 }  // namespace dyt::cli

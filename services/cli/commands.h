@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "services/cli/client_config.h"
 
 namespace dyt::cli {
@@ -71,6 +72,28 @@ int RunLogs(const CommandContext& ctx, const LogsArgs& args);
 int RunCheckpoints(const CommandContext& ctx, const std::string& id);
 int RunPull(const CommandContext& ctx, const PullArgs& args);
 int RunWorkers(const CommandContext& ctx);
+
+// Tokens and login (docs/security.md).
+struct TokenCreateArgs {
+  std::string user;
+  std::string role = "user";
+  std::string expires = "30d";  // "30d", "12h", "45m", "90s", "never"
+};
+struct LoginArgs {
+  std::string token;        // the token ("-": read it from stdin)
+  std::string ca_file;      // also save ca_file: when given
+  std::string server;       // also save server: when given (--server)
+  std::string config_path;  // where to write (ConfigFilePath)
+};
+int RunTokenCreate(const CommandContext& ctx, const TokenCreateArgs& args);
+int RunTokenList(const CommandContext& ctx);
+int RunTokenRevoke(const CommandContext& ctx, const std::string& id);
+// Checks the token with WhoAmI, then writes token (and ca_file, server) into the config file
+// with mode 0600, keeping its other keys.
+int RunLogin(const CommandContext& ctx, const LoginArgs& args);
+
+// "30d" -> 2592000; "never" or "0" -> 0; INVALID_ARGUMENT "expires: ..." otherwise.
+StatusOr<int64_t> ParseExpires(const std::string& text);
 
 // A fresh client request id: "dytctl-" and 32 random hex digits.
 std::string NewClientRequestId();

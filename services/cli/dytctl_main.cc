@@ -2,7 +2,8 @@
 //
 //   dytctl [--server HOST:PORT] [--output table|json] COMMAND ...
 //
-// Commands: submit, list, get, watch, logs, cancel, checkpoints, pull, workers.
+// Commands: submit, list, get, watch, logs, cancel, checkpoints, pull, workers, token
+// (create, list, revoke), login.
 #include <pwd.h>
 #include <unistd.h>
 
@@ -92,6 +93,29 @@ int main(int argc, char** argv) {
 
   auto* c_workers = app.add_subcommand("workers", "the registered workers and their slots");
 
+  auto* c_token = app.add_subcommand("token", "bearer tokens (admin only; docs/security.md)");
+  c_token->require_subcommand(1);
+  TokenCreateArgs token_create;
+  auto* c_token_create =
+      c_token->add_subcommand("create", "create a token and print it (shown only once)");
+  c_token_create->add_option("--user", token_create.user, "the user (job owner or worker id)")
+      ->required();
+  c_token_create->add_option("--role", token_create.role, "admin, user, viewer or worker")
+      ->check(CLI::IsMember({"admin", "user", "viewer", "worker"}))
+      ->capture_default_str();
+  c_token_create->add_option("--expires", token_create.expires, "30d, 12h, 45m, 90s or never")
+      ->capture_default_str();
+  auto* c_token_list = c_token->add_subcommand("list", "every token (never the tokens)");
+  std::string token_id;
+  auto* c_token_revoke = c_token->add_subcommand("revoke", "revoke a token by its id");
+  c_token_revoke->add_option("id", token_id, "token id (from token list)")->required();
+
+  LoginArgs login;
+  auto* c_login = app.add_subcommand(
+      "login", "check a token and save it (and the CA file) in the config file, mode 0600");
+  c_login->add_option("--token", login.token, "the token ('-': read it from stdin)")->required();
+  c_login->add_option("--ca-file", login.ca_file, "CA certificate (PEM) of the scheduler");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -123,5 +147,13 @@ int main(int argc, char** argv) {
     return RunPull(ctx, pull);
   }
   if (c_workers->parsed()) return RunWorkers(ctx);
+  if (c_token_create->parsed()) return RunTokenCreate(ctx, token_create);
+  if (c_token_list->parsed()) return RunTokenList(ctx);
+  if (c_token_revoke->parsed()) return RunTokenRevoke(ctx, token_id);
+  if (c_login->parsed()) {
+    login.server = server;
+    login.config_path = ConfigFilePath(SourcesFromEnvironment(server));
+    return RunLogin(ctx, login);
+  }
   return kExitUsage;
 }

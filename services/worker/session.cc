@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "common/grpc_credentials.h"
 #include "dyt/v1/worker_service.grpc.pb.h"
 
 namespace dyt::worker {
@@ -14,7 +15,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
   // Notice a scheduler host that vanished without closing the connection.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
@@ -23,7 +25,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   // Reconnect promptly; our own loop does the backoff.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, std::move(credentials), args);
 }
 
 }  // namespace
@@ -83,7 +85,8 @@ void Session::Loop() {
 }
 
 void Session::RunOnce() {
-  auto channel = MakeChannel(options_.scheduler);
+  auto channel =
+      MakeChannel(options_.scheduler, ClientCredentials(options_.ca_pem, options_.token));
   auto stub = v1::WorkerService::NewStub(channel);
   grpc::ClientContext context;
   {

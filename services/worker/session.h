@@ -28,6 +28,8 @@ namespace dyt::worker {
 
 struct SessionOptions {
   std::string scheduler;            // HOST:PORT
+  std::string ca_pem;               // TLS roots for the scheduler; empty: plaintext
+  std::string token;                // worker token, sent as a bearer token over TLS
   v1::RegisterWorker registration;  // `running` is filled at each connect
   std::chrono::milliseconds min_backoff{200};
   std::chrono::milliseconds max_backoff{5000};

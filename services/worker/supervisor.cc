@@ -201,6 +201,12 @@ void Supervisor::Assign(const v1::Assignment& a) {
   spec.rdzv_id = a.rendezvous_id();
   spec.env = {{"DYT_JOB_ID", a.job_id()}, {"DYT_JOB_ATTEMPT", std::to_string(a.attempt())}};
   if (!options_.dist_host.empty()) spec.env.push_back({"DYT_DIST_HOST", options_.dist_host});
+  if (!options_.scheduler_ca_file.empty()) {
+    spec.env.push_back({"DYT_SCHEDULER_CA_FILE", options_.scheduler_ca_file});
+  }
+  if (!options_.scheduler_token_file.empty()) {
+    spec.env.push_back({"DYT_SCHEDULER_TOKEN_FILE", options_.scheduler_token_file});
+  }
   if (options_.slot_kind == "cpu") {
     spec.env.push_back({"OMP_NUM_THREADS", std::to_string(slots_per_rank)});
   } else {

@@ -41,6 +41,10 @@ struct SupervisorOptions {
   std::string slot_kind = "cpu";
   int slots = 1;
   std::string dist_host;  // DYT_DIST_HOST for the ranks; empty: the trainer's default
+  // DYT_SCHEDULER_CA_FILE / DYT_SCHEDULER_TOKEN_FILE for the ranks (their rendezvous client,
+  // trainer/dist/scheduler_kv_store.h); absolute paths, empty: not set.
+  std::string scheduler_ca_file;
+  std::string scheduler_token_file;
   std::chrono::milliseconds stop_grace{std::chrono::seconds(30)};
   std::chrono::milliseconds peer_failure_grace{std::chrono::seconds(10)};
   std::string trainer_log_level = "info";

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/grpc_credentials.h"
 #include "common/logging.h"
 #include "common/signals.h"
 #include "services/worker/devices.h"
@@ -54,7 +55,7 @@ int main(int argc, char** argv) {
   CLI::App app{"dyt-worker: runs dyt-train jobs for dyt-scheduler"};
   std::string scheduler, worker_id = Hostname(), trainer = DefaultTrainer(),
                          work_dir = "/var/lib/dyt-worker", metrics_listen, log_level = "info",
-                         dist_host;
+                         dist_host, ca_file, token_file;
   int cpu_slots = 0;
   double orphan_timeout_s = 60, stop_grace_s = 30, peak_flops = 0;
   app.add_option("--scheduler", scheduler, "HOST:PORT of dyt-scheduler")->required();
@@ -76,6 +77,12 @@ int main(int argc, char** argv) {
   app.add_option("--dist-host", dist_host,
                  "DYT_DIST_HOST for the trainers (the address peers reach them on; default "
                  "127.0.0.1, one machine only)");
+  app.add_option("--ca-file", ca_file,
+                 "CA certificate (PEM) of the scheduler's TLS certificate; without it the "
+                 "connection is plaintext (a scheduler started with --insecure)");
+  app.add_option("--token-file", token_file,
+                 "file holding this worker's token (dytctl token create --role worker --user "
+                 "<worker id>); read at start, never logged");
   CLI11_PARSE(app, argc, argv);
   dyt::InitLogging("dyt-worker", log_level);
 
@@ -85,6 +92,30 @@ int main(int argc, char** argv) {
   }
   if (!(orphan_timeout_s > 0) || !(stop_grace_s >= 0)) {
     spdlog::error("--orphan-timeout-s must be > 0 and --stop-grace-s >= 0");
+    return 2;
+  }
+  std::string ca_pem;
+  std::string token;
+  if (!ca_file.empty()) {
+    auto pem = dyt::ReadSmallFile(ca_file, "--ca-file");
+    if (!pem.ok()) {
+      spdlog::error("{}", pem.status().message());
+      return 2;
+    }
+    ca_pem = *pem;
+    ca_file = std::filesystem::absolute(ca_file).string();
+  }
+  if (!token_file.empty()) {
+    auto read = dyt::ReadTokenFile(token_file);
+    if (!read.ok()) {
+      spdlog::error("--token-file: {}", read.status().message());
+      return 2;
+    }
+    token = *read;
+    token_file = std::filesystem::absolute(token_file).string();
+  }
+  if (!token.empty() && ca_pem.empty()) {
+    spdlog::error("--token-file needs --ca-file: a token is only sent over TLS");
     return 2;
   }
   auto slots = dyt::worker::DetectSlots(cpu_slots);
@@ -122,11 +153,15 @@ int main(int argc, char** argv) {
   sup_options.slot_kind = slots->kind;
   sup_options.slots = slots->count;
   sup_options.dist_host = dist_host;
+  sup_options.scheduler_ca_file = ca_file;
+  sup_options.scheduler_token_file = token_file;
   sup_options.stop_grace = grace;
   dyt::worker::Supervisor supervisor(sup_options, &outbox, metrics->get());
 
   dyt::worker::SessionOptions session_options;
   session_options.scheduler = scheduler;
+  session_options.ca_pem = ca_pem;
+  session_options.token = token;
   dyt::v1::RegisterWorker& reg = session_options.registration;
   reg.set_worker_id(worker_id);
   reg.set_hostname(Hostname());

@@ -145,7 +145,7 @@ class SchedulerProcess {
   explicit SchedulerProcess(std::vector<std::string> extra_args = {}) {
     port_ = FreePort();
     std::vector<std::string> argv = {DYT_SCHEDULER_BINARY, "--listen",    address(), "--data-dir",
-                                     dir_.Join("db"),      "--log-level", "warn"};
+                                     dir_.Join("db"),      "--log-level", "warn",    "--insecure"};
     for (auto& a : extra_args) argv.push_back(a);
     pid_ = SpawnWithOutput(argv, {}, dir_.Join("scheduler.out"), dir_.Join("scheduler.err"));
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

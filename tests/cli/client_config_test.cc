@@ -19,6 +19,31 @@ void Write(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
 }
 
+TEST(ClientConfigTest, TlsFileAndTokenFromTheFileOrTheEnvironment) {
+  TempDir dir;
+  Write(dir.Join("ca.crt"), "-----BEGIN CERTIFICATE-----\n");
+  ClientConfigSources s;
+  s.env_config = dir.Join("config.yaml");
+  Write(s.env_config, "ca_file: " + dir.Join("ca.crt") + "\ntoken: dyt_file\n");
+  auto c = ResolveClientConfig(s);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->tls_ca_file, dir.Join("ca.crt"));
+  EXPECT_EQ(c->bearer_token, "dyt_file");
+  EXPECT_EQ(c->config_path, s.env_config);
+
+  s.env_token = "dyt_env";
+  c = ResolveClientConfig(s);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->bearer_token, "dyt_env");
+
+  // A CA file that cannot be read is an error, never a silent fallback to plaintext.
+  s.env_ca_file = dir.Join("missing.crt");
+  c = ResolveClientConfig(s);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), "ca_file " + dir.Join("missing.crt") + ": cannot read");
+  EXPECT_EQ(c.status().message().find("dyt_env"), std::string::npos);
+}
+
 TEST(ClientConfigTest, Precedence) {
   TempDir home;
   ClientConfigSources s;
@@ -69,7 +94,8 @@ TEST(ClientConfigTest, ErrorsNameTheFileAndLine) {
   c = ResolveClientConfig(s);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().message(),
-            s.env_config + ":2:1: srever: unknown key (known: server, connect_timeout_s)");
+            s.env_config +
+                ":2:1: srever: unknown key (known: server, connect_timeout_s, ca_file, token)");
 
   Write(s.env_config, "connect_timeout_s: never\n");
   c = ResolveClientConfig(s);

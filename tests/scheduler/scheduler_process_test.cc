@@ -102,8 +102,9 @@ TEST(SchedulerProcessTest, HealthServeAndSigterm) {
   std::string listen = "127.0.0.1:" + std::to_string(port);
   std::string data_dir = dir.Join("db");
   // posix_spawn, not fork: it runs no pthread_atfork handlers (gRPC installs some).
-  std::vector<std::string> args = {DYT_SCHEDULER_BINARY, "--listen", listen, "--data-dir", data_dir,
-                                   "--log-level",        "warn"};
+  std::vector<std::string> args = {
+      DYT_SCHEDULER_BINARY, "--listen", listen,      "--data-dir", data_dir,
+      "--log-level",        "warn",     "--insecure"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -160,6 +161,7 @@ TEST(SchedulerProcessTest, HealthServeAndSigterm) {
 // Starts dyt-scheduler with `args` after the binary; returns its pid (0 on failure).
 pid_t Spawn(std::vector<std::string> args) {
   args.insert(args.begin(), DYT_SCHEDULER_BINARY);
+  args.push_back("--insecure");  // plaintext, no tokens (tests/security/ covers TLS)
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

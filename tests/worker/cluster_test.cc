@@ -111,11 +111,11 @@ class ClusterTest : public ::testing::Test {
     if (port_ == 0) port_ = FreePort();
     ASSERT_GT(port_, 0);
     address_ = "127.0.0.1:" + std::to_string(port_);
-    scheduler_ =
-        Spawn({DYT_SCHEDULER_BINARY, "--listen", address_, "--data-dir", dir_.Join("state"),
-               "--artifact-root", dir_.Join("artifacts"), "--heartbeat-interval-s", "0.3",
-               "--heartbeat-timeout-s", "3", "--stop-grace-s", "5", "--log-level", "info"},
-              {}, dir_.Join("scheduler." + std::to_string(++scheduler_starts_) + ".log"));
+    scheduler_ = Spawn(
+        {DYT_SCHEDULER_BINARY, "--listen", address_, "--data-dir", dir_.Join("state"),
+         "--artifact-root", dir_.Join("artifacts"), "--heartbeat-interval-s", "0.3",
+         "--heartbeat-timeout-s", "3", "--stop-grace-s", "5", "--log-level", "info", "--insecure"},
+        {}, dir_.Join("scheduler." + std::to_string(++scheduler_starts_) + ".log"));
     ASSERT_GT(scheduler_, 0);
     ASSERT_TRUE(WaitForPort(port_, seconds(20))) << Log("scheduler.1.log");
     channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());

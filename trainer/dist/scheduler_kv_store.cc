@@ -3,8 +3,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <thread>
 
+#include "common/grpc_credentials.h"
 #include "dyt/v1/worker_service.grpc.pb.h"
 
 namespace dyt::dist {
@@ -60,10 +62,9 @@ struct SchedulerKvStore::Impl {
 SchedulerKvStore::SchedulerKvStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SchedulerKvStore::~SchedulerKvStore() = default;
 
-StatusOr<std::unique_ptr<SchedulerKvStore>> SchedulerKvStore::Create(const std::string& address,
-                                                                     const std::string& job_id,
-                                                                     int attempt,
-                                                                     milliseconds timeout) {
+StatusOr<std::unique_ptr<SchedulerKvStore>> SchedulerKvStore::Create(
+    const std::string& address, const std::string& job_id, int attempt, milliseconds timeout,
+    const std::string& ca_file, const std::string& token_file) {
   if (address.empty()) return InvalidArgument("address: HOST:PORT of the scheduler is needed");
   if (job_id.empty()) return InvalidArgument("job_id: must not be empty");
   if (attempt < 0) return InvalidArgument("attempt: must be >= 0");
@@ -73,7 +74,15 @@ StatusOr<std::unique_ptr<SchedulerKvStore>> SchedulerKvStore::Create(const std::
   impl->job_id = job_id;
   impl->attempt = attempt;
   impl->timeout = timeout;
-  impl->channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  std::string ca_pem;
+  std::string token;
+  if (!ca_file.empty()) {
+    DYT_ASSIGN_OR_RETURN(ca_pem, ReadSmallFile(ca_file, "DYT_SCHEDULER_CA_FILE"));
+  }
+  if (!token_file.empty()) {
+    DYT_ASSIGN_OR_RETURN(token, ReadTokenFile(token_file));
+  }
+  impl->channel = grpc::CreateChannel(address, ClientCredentials(ca_pem, token));
   impl->stub = v1::WorkerService::NewStub(impl->channel);
   return std::unique_ptr<SchedulerKvStore>(new SchedulerKvStore(std::move(impl)));
 }
@@ -132,10 +141,19 @@ StatusOr<std::string> SchedulerKvStore::Get(const std::string& key, milliseconds
   }
 }
 
+namespace {
+std::string Getenv(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+}  // namespace
+
 StatusOr<std::unique_ptr<KvStore>> MakeSchedulerKvStore(const DistEnv& env) {
   DYT_ASSIGN_OR_RETURN(std::string address, SchedulerRendezvousAddress(env.rdzv));
   DYT_ASSIGN_OR_RETURN(std::unique_ptr<SchedulerKvStore> store,
-                       SchedulerKvStore::Create(address, env.job_id, env.attempt, env.timeout));
+                       SchedulerKvStore::Create(address, env.job_id, env.attempt, env.timeout,
+                                                Getenv("DYT_SCHEDULER_CA_FILE"),
+                                                Getenv("DYT_SCHEDULER_TOKEN_FILE")));
   return std::unique_ptr<KvStore>(std::move(store));
 }
 

@@ -8,6 +8,11 @@
 // with the service dependencies (library dyt_scheduler_kv, gRPC); a -DDYT_TRAINER_ONLY=ON
 // dyt-train refuses a scheduler:// rendezvous with UNIMPLEMENTED.
 //
+// Security (docs/security.md): when DYT_SCHEDULER_CA_FILE names the scheduler's CA certificate
+// the connection is TLS, and the worker token in DYT_SCHEDULER_TOKEN_FILE goes with every call
+// as a bearer token (dyt-worker sets both from its --ca-file/--token-file). Without them the
+// connection is plaintext (a scheduler started with --insecure).
+//
 // Failures: Set and Get retry UNAVAILABLE (a scheduler restarting, a connection not yet up)
 // with a short backoff until their deadline (Set: the store's `timeout`; Get: its argument),
 // never past it. Get answers DEADLINE_EXCEEDED naming the key, the attempt and the address
@@ -28,9 +33,12 @@ class SchedulerKvStore : public KvStore {
  public:
   // `address` is HOST:PORT of the scheduler's WorkerService; job_id non-empty, attempt >= 0.
   // Does not connect yet (gRPC connects on the first call). `timeout` bounds each Set.
+  // `ca_file`/`token_file` empty: plaintext; else TLS with the bearer token (may be empty).
   static StatusOr<std::unique_ptr<SchedulerKvStore>> Create(const std::string& address,
                                                             const std::string& job_id, int attempt,
-                                                            std::chrono::milliseconds timeout);
+                                                            std::chrono::milliseconds timeout,
+                                                            const std::string& ca_file = "",
+                                                            const std::string& token_file = "");
   ~SchedulerKvStore() override;
 
   Status Set(const std::string& key, const std::string& value) override;

@@ -1,0 +1,345 @@
+// The real dyt-scheduler with TLS (certificates from scripts/dyt-certs.sh) and bearer tokens,
+// over real loopback connections: authentication, roles, per-user job isolation, worker
+// tokens and rendezvous, path confinement, and that no token reaches the scheduler's log.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/security/secure_scheduler.h"
+
+namespace dyt::security_testing {
+namespace {
+
+TEST_F(SecurityTest, FirstStartWritesTheAdminTokenPrivatelyAndLogsOnlyThePath) {
+  struct stat st {};
+  ASSERT_EQ(::stat(dir_.Join("db/admin.token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_NE(Log().find(dir_.Join("db/admin.token")), std::string::npos) << Log();
+  EXPECT_TRUE(WhoAmI(admin_).ok());
+}
+
+TEST_F(SecurityTest, NoOrBadTokenIsUnauthenticated) {
+  EXPECT_EQ(Get("", "job-000000000001").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Submit("", Spec("a", TrainPath())).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(WhoAmI("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status bad = Get("dyt_" + std::string(64, 'a'), "job-000000000001");
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // Neither the Connect stream nor rendezvous take a missing token.
+  grpc::ClientContext context;
+  context.set_deadline(In(30));
+  v1::GetRendezvousRequest request;
+  request.set_job_id("job-000000000001");
+  request.set_key("k");
+  v1::GetRendezvousResponse response;
+  EXPECT_EQ(v1::WorkerService::NewStub(Channel(""))
+                ->GetRendezvous(&context, request, &response)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(SecurityTest, ExpiredAndRevokedTokensAreUnauthenticated) {
+  std::string shortlived = Token("alice", "user", 1);
+  grpc::Status status;
+  auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  do {
+    status = WhoAmI(shortlived);
+    if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(status.error_message().find("expired"), std::string::npos) << status.error_message();
+
+  std::string bob = Token("bob", "user");
+  ASSERT_TRUE(WhoAmI(bob).ok());
+  grpc::ClientContext list_context;
+  list_context.set_deadline(In(30));
+  v1::ListTokensResponse list;
+  ASSERT_TRUE(Auth(admin_)->ListTokens(&list_context, v1::ListTokensRequest(), &list).ok());
+  std::string bob_id;
+  for (const auto& t : list.tokens()) {
+    if (t.user() == "bob") bob_id = t.id();
+    EXPECT_EQ(t.id().size(), 16u);
+  }
+  ASSERT_FALSE(bob_id.empty());
+  grpc::ClientContext revoke_context;
+  revoke_context.set_deadline(In(30));
+  v1::RevokeTokenRequest revoke;
+  revoke.set_id(bob_id);
+  v1::TokenInfo revoked;
+  ASSERT_TRUE(Auth(admin_)->RevokeToken(&revoke_context, revoke, &revoked).ok());
+  EXPECT_TRUE(revoked.revoked());
+  status = Get(bob, "job-000000000001");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(status.error_message().find("revoked"), std::string::npos);
+  // Only an admin manages tokens.
+  std::string alice = Token("alice", "user");
+  grpc::ClientContext denied_context;
+  denied_context.set_deadline(In(30));
+  v1::ListTokensResponse denied;
+  EXPECT_EQ(Auth(alice)->ListTokens(&denied_context, v1::ListTokensRequest(), &denied).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(SecurityTest, UsersSeeOnlyTheirOwnJobs) {
+  std::string alice = Token("alice", "user");
+  std::string bob = Token("bob", "user");
+  v1::Job job;
+  ASSERT_TRUE(Submit(bob, Spec("bobs", TrainPath()), &job).ok());
+  EXPECT_EQ(job.spec().owner(), "bob");  // the token's user, not what the spec said
+  const std::string id = job.id();
+  ASSERT_TRUE(Get(bob, id).ok());
+
+  // Another user's job answers exactly like a job that does not exist.
+  grpc::Status get = Get(alice, id);
+  EXPECT_EQ(get.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(get.error_message(), "job " + id + ": not found");
+  EXPECT_EQ(Cancel(alice, id).error_code(), grpc::StatusCode::NOT_FOUND);
+  {
+    grpc::ClientContext context;
+    context.set_deadline(In(30));
+    v1::WatchJobRequest request;
+    request.set_id(id);
+    auto reader = Jobs(alice)->WatchJob(&context, request);
+    v1::WatchJobResponse response;
+    EXPECT_FALSE(reader->Read(&response));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(In(30));
+    v1::GetJobLogsRequest request;
+    request.set_id(id);
+    auto reader = Jobs(alice)->GetJobLogs(&context, request);
+    v1::GetJobLogsResponse response;
+    EXPECT_FALSE(reader->Read(&response));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(In(30));
+    v1::ListCheckpointsRequest request;
+    request.set_job_id(id);
+    v1::ListCheckpointsResponse response;
+    EXPECT_EQ(Jobs(alice)->ListCheckpoints(&context, request, &response).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(In(30));
+    v1::DownloadCheckpointRequest request;
+    request.set_job_id(id);
+    auto reader = Jobs(alice)->DownloadCheckpoint(&context, request);
+    v1::DownloadCheckpointResponse response;
+    EXPECT_FALSE(reader->Read(&response));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(In(30));
+    v1::ListJobsRequest request;
+    request.set_owner("bob");  // asking for bob's jobs still lists only alice's
+    v1::ListJobsResponse response;
+    ASSERT_TRUE(Jobs(alice)->ListJobs(&context, request, &response).ok());
+    EXPECT_EQ(response.jobs_size(), 0);
+  }
+  // The owner can cancel it; so can an admin (tested through the owner here).
+  EXPECT_TRUE(Cancel(bob, id).ok());
+}
+
+TEST_F(SecurityTest, ViewerReadsEverythingButCannotCancelOrSubmit) {
+  std::string bob = Token("bob", "user");
+  std::string viewer = Token("vic", "viewer");
+  v1::Job job;
+  ASSERT_TRUE(Submit(bob, Spec("bobs", TrainPath()), &job).ok());
+  EXPECT_TRUE(Get(viewer, job.id()).ok());
+  grpc::Status cancel = Cancel(viewer, job.id());
+  EXPECT_EQ(cancel.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(cancel.error_message(), "role viewer may not cancel jobs");
+  EXPECT_EQ(Submit(viewer, Spec("v", TrainPath())).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::Job after;
+  ASSERT_TRUE(Get(bob, job.id(), &after).ok());
+  EXPECT_EQ(after.state(), v1::QUEUED);
+}
+
+TEST_F(SecurityTest, WorkerTokensOnlyServeTheirWorkerAndItsAttempts) {
+  std::string w1 = Token("w1", "worker");
+  std::string w2 = Token("w2", "worker");
+  std::string alice = Token("alice", "user");
+  EXPECT_EQ(Submit(w1, Spec("nope", TrainPath())).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Get(w1, "job-000000000001").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // A user token cannot act as a worker.
+  {
+    grpc::ClientContext context;
+    auto stream = v1::WorkerService::NewStub(Channel(alice))->Connect(&context);
+    v1::SchedulerMessage message;
+    EXPECT_FALSE(stream->Read(&message));
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  // w1's token cannot register as w2.
+  {
+    grpc::ClientContext context;
+    auto stream = v1::WorkerService::NewStub(Channel(w1))->Connect(&context);
+    v1::WorkerMessage reg;
+    reg.mutable_register_()->set_worker_id("w2");
+    reg.mutable_register_()->set_hostname("h");
+    reg.mutable_register_()->set_slot_kind("cpu");
+    reg.mutable_register_()->set_slots(1);
+    reg.mutable_register_()->set_memory_bytes(int64_t{1} << 30);
+    stream->Write(reg);
+    stream->WritesDone();
+    v1::SchedulerMessage message;
+    EXPECT_FALSE(stream->Read(&message));
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  // w1 registers as itself and gets alice's job.
+  grpc::ClientContext context;
+  context.set_deadline(In(90));
+  auto stream = v1::WorkerService::NewStub(Channel(w1))->Connect(&context);
+  v1::WorkerMessage reg;
+  reg.mutable_register_()->set_worker_id("w1");
+  reg.mutable_register_()->set_hostname("h");
+  reg.mutable_register_()->set_slot_kind("cpu");
+  reg.mutable_register_()->set_slots(1);
+  reg.mutable_register_()->set_memory_bytes(int64_t{1} << 30);
+  ASSERT_TRUE(stream->Write(reg));
+  v1::SchedulerMessage message;
+  ASSERT_TRUE(stream->Read(&message));
+  ASSERT_TRUE(message.has_registered());
+  v1::Job job;
+  ASSERT_TRUE(Submit(alice, Spec("run", TrainPath()), &job).ok());
+  v1::Assignment assignment;
+  while (stream->Read(&message)) {
+    if (message.has_assign()) {
+      assignment = message.assign();
+      break;
+    }
+  }
+  ASSERT_EQ(assignment.job_id(), job.id());
+
+  auto set = [&](const std::string& token, const std::string& job_id) {
+    grpc::ClientContext c;
+    c.set_deadline(In(30));
+    v1::SetRendezvousRequest request;
+    request.set_job_id(job_id);
+    request.set_attempt(assignment.attempt());
+    request.set_key("rank_0");
+    request.set_value("addr");
+    v1::SetRendezvousResponse response;
+    return v1::WorkerService::NewStub(Channel(token))->SetRendezvous(&c, request, &response);
+  };
+  auto get = [&](const std::string& token, const std::string& job_id, std::string* value) {
+    grpc::ClientContext c;
+    c.set_deadline(In(30));
+    v1::GetRendezvousRequest request;
+    request.set_job_id(job_id);
+    request.set_attempt(assignment.attempt());
+    request.set_key("rank_0");
+    v1::GetRendezvousResponse response;
+    grpc::Status s =
+        v1::WorkerService::NewStub(Channel(token))->GetRendezvous(&c, request, &response);
+    if (value != nullptr) *value = response.value();
+    return s;
+  };
+  ASSERT_TRUE(set(w1, job.id()).ok());
+  std::string value;
+  ASSERT_TRUE(get(w1, job.id(), &value).ok());
+  EXPECT_EQ(value, "addr");
+  // Another worker cannot read or write that attempt's rendezvous, nor can a user.
+  EXPECT_EQ(get(w2, job.id(), nullptr).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(set(w2, job.id()).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(get(alice, job.id(), nullptr).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  context.TryCancel();
+  stream->Finish().IgnoreError();
+}
+
+TEST_F(SecurityTest, PlaintextClientCannotTalkToTheTlsServer) {
+  auto stub =
+      v1::JobService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(In(10));
+  v1::GetJobRequest request;
+  request.set_id("job-000000000001");
+  v1::Job job;
+  grpc::Status status = stub->GetJob(&context, request, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+TEST_F(SecurityTest, PathTraversalIsInvalidArgument) {
+  std::string alice = Token("alice", "user");
+  for (const std::string& path : {data_root_ + "/../outside/x.bin", data_root_ + "/escape/x.bin",
+                                  std::string("/etc/passwd"), std::string("shards/relative.bin")}) {
+    grpc::Status status = Submit(alice, Spec("t", path));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path;
+    EXPECT_NE(status.error_message().find("spec.data.train_paths[0]"), std::string::npos)
+        << status.error_message();
+  }
+  v1::Job job;
+  ASSERT_TRUE(Submit(alice, Spec("ok", TrainPath()), &job).ok());
+  for (const char* file : {"../../etc/passwd", "a/b", "..", "/etc/passwd"}) {
+    grpc::ClientContext context;
+    context.set_deadline(In(30));
+    v1::DownloadCheckpointRequest request;
+    request.set_job_id(job.id());
+    request.set_file(file);
+    auto reader = Jobs(alice)->DownloadCheckpoint(&context, request);
+    v1::DownloadCheckpointResponse response;
+    EXPECT_FALSE(reader->Read(&response));
+    grpc::Status status = reader->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << file;
+    EXPECT_NE(status.error_message().find("file:"), std::string::npos) << status.error_message();
+  }
+}
+
+TEST_F(SecurityTest, QueuedJobsPerUserAreLimited) {
+  std::string alice = Token("alice", "user");
+  std::string bob = Token("bob", "user");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Submit(alice, Spec("q", TrainPath())).ok()) << i;
+  grpc::Status over = Submit(alice, Spec("q", TrainPath()));
+  EXPECT_EQ(over.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(over.error_message().find("owner alice"), std::string::npos) << over.error_message();
+  EXPECT_TRUE(Submit(bob, Spec("q", TrainPath())).ok());  // per user
+}
+
+TEST_F(SecurityTest, DytctlLoginSavesThePrivateConfigAndUsesTls) {
+  std::string alice = Token("alice", "user");
+  std::string config = dir_.Join("home/.config/dyt/config.yaml");
+  std::vector<std::string> env = {"HOME=" + dir_.Join("home"),
+                                  "DYT_CONFIG=", "DYT_TOKEN=", "DYT_CA_FILE=", "DYT_SERVER="};
+  auto login = proc::Run({DYT_DYTCTL_BINARY, "--server", address_, "login", "--token", alice,
+                          "--ca-file", certs_ + "/ca.crt"},
+                         env);
+  ASSERT_EQ(login.code, 0) << login.err;
+  EXPECT_NE(login.out.find("as alice (user)"), std::string::npos) << login.out;
+  struct stat st {};
+  ASSERT_EQ(::stat(config.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(login.out.find(alice), std::string::npos);  // never echoed
+
+  auto list = proc::Run({DYT_DYTCTL_BINARY, "list"}, env);
+  EXPECT_EQ(list.code, 0) << list.err;
+  auto tokens = proc::Run({DYT_DYTCTL_BINARY, "token", "list"}, env);
+  EXPECT_EQ(tokens.code, 1);
+  EXPECT_NE(tokens.err.find("role user may not manage tokens"), std::string::npos) << tokens.err;
+
+  // The admin creates a token with dytctl; it is printed once, on stdout alone.
+  std::vector<std::string> admin_env = {
+      "HOME=" + dir_.Join("nohome"), "DYT_CONFIG=", "DYT_TOKEN=" + admin_,
+      "DYT_CA_FILE=" + certs_ + "/ca.crt", "DYT_SERVER=" + address_};
+  auto created = proc::Run({DYT_DYTCTL_BINARY, "token", "create", "--user", "carol", "--role",
+                            "viewer", "--expires", "30d"},
+                           admin_env);
+  ASSERT_EQ(created.code, 0) << created.err;
+  std::string carol = created.out.substr(0, created.out.find('\n'));
+  tokens_.push_back(carol);
+  EXPECT_EQ(carol.rfind("dyt_", 0), 0u);
+  EXPECT_TRUE(WhoAmI(carol).ok());
+}
+
+}  // namespace
+}  // namespace dyt::security_testing

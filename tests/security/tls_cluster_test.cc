@@ -1,0 +1,94 @@
+// End to end with TLS and tokens on: the real dyt-scheduler (TLS), two real dyt-worker daemons
+// with their own worker tokens (--ca-file/--token-file), and a 2-rank dyt-train job whose ranks
+// meet through the scheduler's rendezvous over TLS with their worker's token.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tests/security/secure_scheduler.h"
+
+namespace dyt::security_testing {
+namespace {
+
+class TlsClusterTest : public SecurityTest {
+ protected:
+  void TearDown() override {
+    for (pid_t pid : workers_) {
+      ::kill(pid, SIGTERM);
+      auto deadline = std::chrono::steady_clock::now() + seconds(20);
+      while (::waitpid(pid, nullptr, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          ::kill(pid, SIGKILL);
+          ::waitpid(pid, nullptr, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    SecurityTest::TearDown();
+    for (const auto& id : ids_) {
+      std::string log = ReadText(dir_.Join(id + ".err"));
+      for (const auto& t : tokens_) EXPECT_EQ(log.find(t), std::string::npos) << id << " log";
+    }
+  }
+
+  void StartWorker(const std::string& id) {
+    std::string token_file = dir_.Join(id + ".token");
+    std::ofstream(token_file) << Token(id, "worker") << "\n";
+    pid_t pid = SpawnWithOutput(
+        {DYT_WORKER_BINARY, "--scheduler", address_, "--worker-id", id, "--cpu-slots", "1",
+         "--work-dir", dir_.Join("work-" + id), "--trainer", DYT_TRAIN_BINARY, "--ca-file",
+         certs_ + "/ca.crt", "--token-file", token_file, "--orphan-timeout-s", "60"},
+        {"OMP_NUM_THREADS=1"}, dir_.Join(id + ".out"), dir_.Join(id + ".err"));
+    ASSERT_GT(pid, 0);
+    workers_.push_back(pid);
+    ids_.push_back(id);
+  }
+
+  std::vector<pid_t> workers_;
+  std::vector<std::string> ids_;
+};
+
+TEST_F(TlsClusterTest, TwoRankJobSucceedsWithWorkerTokensOverTls) {
+  StartWorker("node-a");
+  StartWorker("node-b");
+  std::string alice = Token("alice", "user");
+  v1::JobSpec spec;
+  spec.set_name("tls-e2e");
+  spec.mutable_model()->set_preset("test");
+  spec.mutable_data()->set_synthetic(true);
+  spec.mutable_train()->set_steps(4);
+  spec.mutable_train()->set_batch_size(2);
+  spec.mutable_train()->set_log_every(1);
+  spec.mutable_resources()->set_ranks(2);
+  spec.mutable_resources()->set_slots_per_rank(1);
+  spec.mutable_resources()->set_kind("cpu");
+  v1::Job job;
+  ASSERT_TRUE(Submit(alice, spec, &job).ok());
+
+  v1::Job now;
+  auto deadline = std::chrono::steady_clock::now() + seconds(240);
+  while (std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(Get(alice, job.id(), &now).ok());
+    if (now.state() == v1::SUCCEEDED || now.state() == v1::FAILED || now.state() == v1::CANCELLED) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(now.state(), v1::SUCCEEDED) << now.reason() << "\n--- scheduler\n"
+                                        << Log() << "\n--- node-a\n"
+                                        << ReadText(dir_.Join("node-a.err")) << "\n--- node-b\n"
+                                        << ReadText(dir_.Join("node-b.err"));
+  // Both workers ran a rank (1 slot each), so the ranks met through the scheduler's
+  // rendezvous, each with its own worker's token.
+  for (const auto& id : ids_) {
+    EXPECT_TRUE(std::filesystem::exists(dir_.Join("work-" + id + "/jobs/" + job.id()))) << id;
+  }
+  EXPECT_EQ(now.spec().owner(), "alice");
+}
+
+}  // namespace
+}  // namespace dyt::security_testing
