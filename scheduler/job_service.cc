@@ -5,8 +5,8 @@
 
 #include <chrono>
 #include <exception>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <utility>
 
 #include "scheduler/job_states.h"
