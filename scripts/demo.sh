@@ -109,11 +109,17 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-ctl() { "$bin/dytctl" --server "$address" "$@"; }
+# Every dytctl call goes over TLS (the cluster CA made below) with the demo user's token.
+ctl() { DYT_CA_FILE="$tmp/certs/ca.crt" DYT_TOKEN="$user_token" "$bin/dytctl" --server "$address" "$@"; }
+admin() { DYT_CA_FILE="$tmp/certs/ca.crt" DYT_TOKEN="$(cat "$tmp/state/admin.token")" \
+  "$bin/dytctl" --server "$address" "$@"; }
 
-echo "== 1/5 starting dyt-scheduler and one CPU dyt-worker on loopback (state in $tmp)"
+echo "== 1/5 starting dyt-scheduler (TLS, tokens) and one CPU dyt-worker on loopback (state in $tmp)"
+# A private CA and a server certificate for this run (docs/security.md).
+scripts/dyt-certs.sh "$tmp/certs" >/dev/null
 # setsid: Ctrl-C in the terminal reaches only this script, whose trap stops the daemons in order.
 setsid "$bin/dyt-scheduler" --listen 127.0.0.1:0 --data-dir "$tmp/state" \
+  --tls-cert "$tmp/certs/server.crt" --tls-key "$tmp/certs/server.key" \
   --artifact-root "$tmp/artifacts" --log-level warn >"$tmp/scheduler.out" 2>"$tmp/scheduler.log" &
 scheduler_pid=$!
 address=""
@@ -124,25 +130,30 @@ for ((i = 0; i < 300; i++)); do
   sleep 0.1
 done
 [ -n "$address" ] || { echo "demo: dyt-scheduler did not start listening within 30s" >&2; exit 1; }
+# The scheduler's first start wrote an admin token (mode 0600) into its data dir; with it, a
+# worker token for the worker and a user token for the demo user.
+admin token create --user demo-worker --role worker --expires never >"$tmp/worker.token"
+user_token="$(admin token create --user "${USER:-demo}" --role user --expires 1d)"
 setsid "$bin/dyt-worker" --scheduler "$address" --worker-id demo-worker --cpu-slots 2 \
+  --ca-file "$tmp/certs/ca.crt" --token-file "$tmp/worker.token" \
   --work-dir "$tmp/work" --trainer "$bin/dyt-train" --stop-grace-s 5 --log-level warn \
   >"$tmp/worker.log" 2>&1 &
 worker_pid=$!
 for ((i = 0; i < 300; i++)); do
-  ctl --output json workers 2>/dev/null | grep -q '"connected": true' && break
+  admin --output json workers 2>/dev/null | grep -q '"connected": true' && break
   kill -0 "$worker_pid" 2>/dev/null || { echo "demo: dyt-worker exited" >&2; exit 1; }
   sleep 0.1
 done
-ctl --output json workers | grep -q '"connected": true' ||
+admin --output json workers | grep -q '"connected": true' ||
   { echo "demo: dyt-worker did not register within 30s" >&2; exit 1; }
-ctl workers
+admin workers
 
 echo "== 2/5 preparing the King James Bible corpus (data/kjv)"
 DYT_BIN_DIR="$bin" scripts/prepare_kjv.sh data/kjv
 
 echo "== 3/5 submitting examples/jobs/kjv-dyt-tiny.yaml and watching it"
-id="$(ctl submit examples/jobs/kjv-dyt-tiny.yaml --set "owner=${USER:-demo}" "${steps[@]}")"
-echo "submitted $id (dytctl --server $address get $id)"
+id="$(ctl submit examples/jobs/kjv-dyt-tiny.yaml "${steps[@]}")"  # owner: the token's user
+echo "submitted $id"
 watch_rc=0
 ctl watch "$id" || watch_rc=$?
 if [ "$watch_rc" -ne 0 ]; then

@@ -162,7 +162,7 @@ class LiveCluster : public ::testing::Test {
         {DYT_SCHEDULER_BINARY, "--listen", address, "--data-dir", dir_.Join("state"),
          "--artifact-root", dir_.Join("artifacts"), "--metrics-listen",
          "127.0.0.1:" + std::to_string(scheduler_metrics_port_), "--heartbeat-interval-s", "0.3",
-         "--heartbeat-timeout-s", "5", "--stop-grace-s", "5"},
+         "--heartbeat-timeout-s", "5", "--stop-grace-s", "5", "--insecure"},
         {}, dir_.Join("scheduler.log"));
     ASSERT_GT(scheduler_, 0);
     channel_ = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
