@@ -140,12 +140,24 @@ inline bool PortAccepts(int port) {
 }
 
 // The real dyt-scheduler on 127.0.0.1:<free port>, state in a temp dir; SIGTERM at the end.
+// Plaintext without authentication (--insecure), or with `tls`: TLS with a certificate from
+// scripts/dyt-certs.sh (a CA of its own; ca_file()) and bearer tokens (admin_token()).
 class SchedulerProcess {
  public:
-  explicit SchedulerProcess(std::vector<std::string> extra_args = {}) {
+  explicit SchedulerProcess(std::vector<std::string> extra_args = {}, bool tls = false) {
     port_ = FreePort();
     std::vector<std::string> argv = {DYT_SCHEDULER_BINARY, "--listen",    address(), "--data-dir",
-                                     dir_.Join("db"),      "--log-level", "warn",    "--insecure"};
+                                     dir_.Join("db"),      "--log-level", "warn"};
+    if (tls) {
+      ProcessResult certs = Run(
+          {"/bin/bash", std::string(DYT_SOURCE_DIR) + "/scripts/dyt-certs.sh", dir_.Join("certs")},
+          {}, std::chrono::seconds(60));
+      if (certs.code != 0) return;  // ready() stays false
+      argv.insert(argv.end(), {"--tls-cert", dir_.Join("certs/server.crt"), "--tls-key",
+                               dir_.Join("certs/server.key")});
+    } else {
+      argv.push_back("--insecure");
+    }
     for (auto& a : extra_args) argv.push_back(a);
     pid_ = SpawnWithOutput(argv, {}, dir_.Join("scheduler.out"), dir_.Join("scheduler.err"));
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -166,6 +178,14 @@ class SchedulerProcess {
 
   bool ready() const { return ready_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // With tls: the CA that signed the server certificate, and the admin token the scheduler's
+  // first start wrote into its data dir.
+  std::string ca_file() const { return dir_.Join("certs/ca.crt"); }
+  std::string admin_token() const {
+    std::string token = ReadText(dir_.Join("db/admin.token"));
+    while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
+    return token;
+  }
   std::string log() const { return ReadText(dir_.Join("scheduler.err")); }
 
  private:

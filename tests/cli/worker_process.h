@@ -58,14 +58,29 @@ inline std::vector<pid_t> LiveProcessesMentioning(const std::string& text) {
 // `dir`, running the real dyt-train. SIGTERM (then a wait) when it goes away.
 class WorkerProcess {
  public:
+  // `extra_args` go last (e.g. --ca-file and --token-file for a TLS scheduler).
   WorkerProcess(const std::string& scheduler, const std::string& dir, const std::string& id,
-                int slots)
+                int slots, const std::vector<std::string>& extra_args = {})
       : log_(dir + "/worker-" + id + ".log") {
-    pid_ = SpawnWithOutput(
-        {DYT_WORKER_BINARY, "--scheduler", scheduler, "--worker-id", id, "--cpu-slots",
-         std::to_string(slots), "--work-dir", dir + "/work-" + id, "--trainer", DYT_TRAIN_BINARY,
-         "--stop-grace-s", "10", "--orphan-timeout-s", "30", "--log-level", "info"},
-        {}, dir + "/worker-" + id + ".out", log_);
+    std::vector<std::string> argv = {DYT_WORKER_BINARY,
+                                     "--scheduler",
+                                     scheduler,
+                                     "--worker-id",
+                                     id,
+                                     "--cpu-slots",
+                                     std::to_string(slots),
+                                     "--work-dir",
+                                     dir + "/work-" + id,
+                                     "--trainer",
+                                     DYT_TRAIN_BINARY,
+                                     "--stop-grace-s",
+                                     "10",
+                                     "--orphan-timeout-s",
+                                     "30",
+                                     "--log-level",
+                                     "info"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    pid_ = SpawnWithOutput(argv, {}, dir + "/worker-" + id + ".out", log_);
   }
   ~WorkerProcess() { Stop(); }
   WorkerProcess(const WorkerProcess&) = delete;

@@ -43,7 +43,10 @@ class DemoEndToEndTest : public ::testing::Test {
     std::vector<std::string> argv = {DYT_DYTCTL_BINARY, "--server", scheduler_->address(),
                                      "--output", "json"};
     argv.insert(argv.end(), args.begin(), args.end());
-    return cli::testing::Run(argv, {"DYT_CONFIG=/dev/null", "USER=e2e"}, timeout);
+    return cli::testing::Run(
+        argv,
+        {"DYT_CONFIG=/dev/null", "USER=e2e", "DYT_CA_FILE=" + ca_file_, "DYT_TOKEN=" + token_},
+        timeout);
   }
   std::string Logs() {
     return "--- worker\n" + (worker_ ? worker_->log() : "") + "--- scheduler\n" +
@@ -51,6 +54,8 @@ class DemoEndToEndTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  std::string ca_file_;  // TLS: the scheduler's CA
+  std::string token_;    // the bearer token dytctl sends (admin first, then the user's)
   std::unique_ptr<SchedulerProcess> scheduler_;
   std::unique_ptr<WorkerProcess> worker_;
 };
@@ -77,11 +82,25 @@ TEST_F(DemoEndToEndTest, SubmitWatchPullGenerateAndShutDownCleanly) {
                         {}, seconds(120));
   ASSERT_EQ(enc.code, 0) << enc.out << enc.err;
 
-  // 2. The cluster: a scheduler (artifacts in our dir) and one worker with 2 CPU slots.
+  // 2. The cluster, as the demo runs it: a scheduler with TLS and tokens (artifacts in our
+  // dir), a worker token and a user token made with the admin token, one worker (2 CPU slots).
   scheduler_ = std::make_unique<SchedulerProcess>(
-      std::vector<std::string>{"--artifact-root", dir_.Join("artifacts")});
+      std::vector<std::string>{"--artifact-root", dir_.Join("artifacts")}, /*tls=*/true);
   ASSERT_TRUE(scheduler_->ready()) << scheduler_->log();
-  worker_ = std::make_unique<WorkerProcess>(scheduler_->address(), dir_.path(), "demo", 2);
+  ca_file_ = scheduler_->ca_file();
+  token_ = scheduler_->admin_token();
+  ASSERT_FALSE(token_.empty());
+  ProcessResult worker_token =
+      Ctl({"token", "create", "--user", "demo", "--role", "worker", "--expires", "1d"});
+  ASSERT_EQ(worker_token.code, 0) << worker_token.err;
+  std::ofstream(dir_.Join("worker.token"))
+      << Json::parse(worker_token.out)["token"].get<std::string>();
+  ProcessResult user_token = Ctl({"token", "create", "--user", "e2e", "--role", "user"});
+  ASSERT_EQ(user_token.code, 0) << user_token.err;
+  token_ = Json::parse(user_token.out)["token"].get<std::string>();
+  worker_ = std::make_unique<WorkerProcess>(
+      scheduler_->address(), dir_.path(), "demo", 2,
+      std::vector<std::string>{"--ca-file", ca_file_, "--token-file", dir_.Join("worker.token")});
   ASSERT_TRUE(Eventually(
       [&] {
         ProcessResult r = Ctl({"workers"});
