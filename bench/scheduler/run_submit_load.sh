@@ -34,8 +34,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$scheduler" --listen 127.0.0.1:0 --data-dir "$tmp/state" --insecure --log-level "${DYT_LOG_LEVEL:-info}" \
-  ${SCHEDULER_ARGS:-} >"$tmp/scheduler.log" 2>&1 &
+# One owner submits everything: lift the per-user queued-jobs limit (a quota, not the path
+# being measured).
+"$scheduler" --listen 127.0.0.1:0 --data-dir "$tmp/state" --insecure --max-queued-per-user 0 \
+  --log-level "${DYT_LOG_LEVEL:-info}" ${SCHEDULER_ARGS:-} >"$tmp/scheduler.log" 2>&1 &
 pid=$!
 
 # The scheduler logs "serving on 127.0.0.1:0 (port N)" at info level; with a quieter level
