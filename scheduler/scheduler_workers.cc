@@ -8,6 +8,7 @@
 #include "scheduler/job_states.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/state_keys.h"
+#include "trainer/dist/kv_store.h"
 
 namespace dyt {
 namespace {
@@ -28,14 +29,24 @@ Status CheckWorkerId(const std::string& id) {
   return Status::Ok();
 }
 
+// The trainers' KvStore key rules (trainer/dist/kv_store.h), so every store accepts the same keys.
 Status CheckRendezvousKey(const std::string& key) {
-  if (key.empty() || key.size() > 200) return InvalidArgument("key: 1 to 200 characters");
-  if (key[0] == '.') return InvalidArgument("key: must not start with '.'");
-  for (char c : key) {
-    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-    if (!ok) return InvalidArgument("key: only letters, digits, '.', '_' and '-'");
-  }
+  Status valid = dist::ValidateKvKey(key);
+  if (!valid.ok()) return InvalidArgument("key: " + valid.message());
   return Status::Ok();
+}
+
+// The report of a rank that ended without its worker telling us (worker lost or restarted).
+v1::RankUpdate LostRank(const std::string& job_id, int attempt, int rank,
+                        const std::string& reason) {
+  v1::RankUpdate update;
+  update.set_job_id(job_id);
+  update.set_attempt(attempt);
+  update.set_rank(rank);
+  update.set_kind(v1::RankUpdate::EXITED);
+  update.set_exit(v1::RankUpdate::FAILED);
+  update.set_reason(reason);
+  return update;
 }
 
 }  // namespace
@@ -152,14 +163,8 @@ void Scheduler::ReconcileRunning(Worker& worker, const std::vector<v1::RunningRa
           continue;
         }
       }
-      v1::RankUpdate update;
-      update.set_job_id(attempt.job_id);
-      update.set_attempt(attempt.attempt);
-      update.set_rank(rank);
-      update.set_kind(v1::RankUpdate::EXITED);
-      update.set_exit(v1::RankUpdate::FAILED);
-      update.set_reason("worker " + worker_id + " no longer runs it (the worker restarted)");
-      lost.push_back(std::move(update));
+      lost.push_back(LostRank(attempt.job_id, attempt.attempt, rank,
+                              "worker " + worker_id + " no longer runs it (the worker restarted)"));
     }
   }
   for (const auto& job_id : resend) {
@@ -251,14 +256,7 @@ void Scheduler::LoseWorker(const std::string& worker_id, const std::string& why,
     auto ranks = attempt.live_ranks.find(worker_id);
     if (ranks == attempt.live_ranks.end()) continue;
     for (int rank : ranks->second) {
-      v1::RankUpdate update;
-      update.set_job_id(attempt.job_id);
-      update.set_attempt(attempt.attempt);
-      update.set_rank(rank);
-      update.set_kind(v1::RankUpdate::EXITED);
-      update.set_exit(v1::RankUpdate::FAILED);
-      update.set_reason(why);
-      gone.push_back(std::move(update));
+      gone.push_back(LostRank(attempt.job_id, attempt.attempt, rank, why));
     }
   }
   for (const auto& update : gone) RankExited(worker_id, update, batch);

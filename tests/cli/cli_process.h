@@ -18,9 +18,14 @@
 #include <thread>
 #include <vector>
 
+#include "tests/common/net.h"
 #include "tests/common/temp_dir.h"
 
 namespace dyt::cli::testing {
+
+using ::dyt::testing::Eventually;
+using ::dyt::testing::FreePort;
+using ::dyt::testing::PortAccepts;
 
 using ::dyt::testing::TempDir;
 
@@ -109,34 +114,6 @@ inline int StopProcess(pid_t pid, std::chrono::seconds timeout = std::chrono::se
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// A TCP port on 127.0.0.1 that was free a moment ago.
-inline int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  if (fd >= 0) ::close(fd);
-  return port;
-}
-
-inline bool PortAccepts(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
 }
 
 // The real dyt-scheduler on 127.0.0.1:<free port>, state in a temp dir; SIGTERM at the end.

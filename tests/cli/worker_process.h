@@ -20,16 +20,6 @@
 
 namespace dyt::cli::testing {
 
-// Calls `done` every 50 ms until it returns true (then true) or `timeout` passes (false).
-inline bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return true;
-}
-
 // The SHA-256 (hex) of a file, or "" if it cannot be read.
 inline std::string FileSha256(const std::string& path) {
   auto sha = Sha256FileHex(path);

@@ -24,83 +24,19 @@
 #include <vector>
 
 #include "dyt/v1/job_service.grpc.pb.h"
+#include "tests/common/net.h"
 #include "tests/dist/subprocess.h"
 
 namespace dyt::obs::testing {
 
+using ::dyt::testing::Eventually;
+using ::dyt::testing::FreePort;
+using ::dyt::testing::HttpGet;
+using ::dyt::testing::HttpResponse;
+
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
-
-// A port free on 127.0.0.1 right now (0 if none).
-inline int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// Polls `f` every 50 ms until it is true or `timeout` passes; returns its last value.
-inline bool Eventually(const std::function<bool()>& f, milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!f()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  return true;
-}
-
-struct HttpResponse {
-  int status = 0;  // 0: no answer (connection refused, timeout, malformed)
-  std::string body;
-};
-
-// GET http://127.0.0.1:port`path` (HTTP/1.0, the server closes the connection), 10 s timeout.
-inline HttpResponse HttpGet(int port, const std::string& path) {
-  HttpResponse out;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return out;
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return out;
-  }
-  const std::string request =
-      "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n\r\n";
-  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(request.size())) {
-    ::close(fd);
-    return out;
-  }
-  std::string raw;
-  char buf[65536];
-  while (true) {
-    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    raw.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  const size_t head_end = raw.find("\r\n\r\n");
-  if (raw.rfind("HTTP/", 0) != 0 || head_end == std::string::npos) return out;
-  const size_t space = raw.find(' ');
-  out.status = std::atoi(raw.c_str() + space + 1);
-  out.body = raw.substr(head_end + 4);
-  return out;
-}
 
 // Percent-encodes everything but RFC 3986 unreserved characters (for a query parameter).
 inline std::string UrlEncode(const std::string& s) {

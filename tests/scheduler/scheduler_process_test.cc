@@ -22,52 +22,20 @@
 #include <thread>
 #include <vector>
 
+#include "tests/common/net.h"
 #include "tests/scheduler/service_test_util.h"
 #include "tests/scheduler/test_util.h"
 
 namespace dyt {
 namespace {
 
+using testing::FreePort;
+using testing::HttpGet;
+using testing::WaitForPort;
+
 using testing::Context;
 using testing::TempDir;
 using testing::ValidSpec;
-
-// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// Waits until 127.0.0.1:port accepts TCP connections (at most `timeout`). A gRPC channel
-// whose first connection is refused backs off for seconds, so the test connects only once the
-// server listens.
-bool WaitForPort(int port, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return false;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    ::close(fd);
-    if (rc == 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
 
 // grpc.health.v1.Health/Check for the whole server (an empty HealthCheckRequest), with the
 // messages as raw protobuf bytes, since Debian ships no health.proto to generate a stub from.
@@ -170,31 +138,6 @@ pid_t Spawn(std::vector<std::string> args) {
     return 0;
   }
   return pid;
-}
-
-// The body of GET `path` from 127.0.0.1:port ("" when the request fails).
-std::string HttpGet(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return "";
-  }
-  std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  if (::write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
-    ::close(fd);
-    return "";
-  }
-  std::string response;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, size_t(n));
-  ::close(fd);
-  auto body = response.find("\r\n\r\n");
-  return body == std::string::npos ? "" : response.substr(body + 4);
 }
 
 struct Reaper {
@@ -324,7 +267,7 @@ TEST(SchedulerProcessTest, MetricsEndpointServesSchedulerMetrics) {
 
   std::string body;
   for (int i = 0; i < 50; ++i) {
-    body = HttpGet(metrics_port, "/metrics");
+    body = HttpGet(metrics_port, "/metrics").body;
     if (body.find("dyt_scheduler_queue_depth 1") != std::string::npos) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

@@ -17,10 +17,15 @@
 #include <thread>
 
 #include "dyt/v1/job_service.grpc.pb.h"
+#include "tests/common/net.h"
 #include "tests/dist/subprocess.h"
 
 namespace dyt::worker {
 namespace {
+
+using ::dyt::testing::Eventually;
+using ::dyt::testing::FreePort;
+using ::dyt::testing::WaitForPort;
 
 using dist::testing::ReadFile;
 using dist::testing::Spawn;
@@ -28,37 +33,6 @@ using dist::testing::WaitFor;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool WaitForPort(int port, milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    ::close(fd);
-    if (rc == 0) return true;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return false;
-}
 
 // Live (not zombie) processes whose command line has "--job-id <job_id>": the job's trainers.
 // Processes of this test's job `job_id`: the trainer's command line names the job and a file
@@ -81,15 +55,6 @@ std::vector<int> JobProcesses(const std::string& job_id, const std::string& scop
   }
   ::closedir(proc);
   return out;
-}
-
-bool Eventually(const std::function<bool()>& f, milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!f()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  return true;
 }
 
 class ClusterTest : public ::testing::Test {
