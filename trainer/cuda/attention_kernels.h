@@ -1,0 +1,58 @@
+// Causal grouped-query attention on the GPU, flash-style: tiles of Q, K and V in shared memory,
+// an online softmax in registers, tensor-core (bf16 in, fp32 accumulate) products, and no
+// T x T matrix in global memory.
+//
+// Twin of dyt::cpu::AttentionForward / AttentionBackward (trainer/cpu/kernels.h).
+//
+// Layout. Token (b, t) is row b*T + t of each tensor. A row of q holds n_heads heads of
+// head_dim bf16 elements at q + row * ld_q; a row of k and v holds n_kv_heads heads at
+// k + row * ld_kv and v + row * ld_kv. The strides let q, k and v be views into one fused
+// qkv GEMM output ([N, (n_heads + 2 n_kv_heads) * head_dim], ld = that width). out / dout rows
+// are at ld_o, dq at ld_dq, dk and dv at ld_dkv (again so they can be views of one fused
+// gradient buffer). Query head h reads kv head h / (n_heads / n_kv_heads). Scores are scaled
+// by 1/sqrt(head_dim). lse [B, n_heads, T] (fp32) receives each row's log-sum-exp of the
+// scaled scores; the backward rebuilds the softmax from it.
+//
+// Supported: head_dim 64 or 128 (the tensor-core tiles are compiled for these), any T >= 1,
+// n_heads a multiple of n_kv_heads, every row stride a multiple of 8 elements and every
+// pointer 16-byte aligned. Anything else is INVALID_ARGUMENT naming the argument.
+//
+// Backward determinism: no float atomics. dk and dv of a kv block are summed over its query
+// blocks and over the query heads of its group inside one thread block, in a fixed order; dq
+// is computed by a separate pass over kv blocks. Same inputs, same GPU model: same bits.
+//
+// Everything is enqueued on `stream`; INTERNAL for a launch error.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/status.h"
+
+namespace dyt::cuda {
+
+using bf16 = __nv_bfloat16;
+
+struct AttentionShape {
+  int B = 0, T = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  int64_t ld_q = 0, ld_kv = 0, ld_o = 0;  // row strides (elements) of q, k/v, out/dout
+};
+
+// out [B*T rows, n_heads*head_dim at ld_o] = softmax(q k^T / sqrt(hd), causal) v; lse as above.
+Status FlashAttentionForward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                             const AttentionShape& shape, cudaStream_t stream);
+
+// Device scratch the backward needs (the per-row dot(dout, out) terms, fp32 [B, n_heads, T]).
+size_t FlashAttentionBackwardScratchBytes(const AttentionShape& shape);
+
+// dq (row stride ld_dq), dk and dv (row stride ld_dkv) are OVERWRITTEN. out and lse are the
+// forward's outputs for the same q, k, v.
+Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dkv,
+                              const bf16* dout, const bf16* out, const float* lse, const bf16* q,
+                              const bf16* k, const bf16* v, const AttentionShape& shape,
+                              void* scratch, size_t scratch_bytes, cudaStream_t stream);
+
+}  // namespace dyt::cuda
