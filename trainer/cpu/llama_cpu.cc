@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "trainer/cpu/kernels.h"
-#include "trainer/model/rng.h"
+#include "trainer/model/param_init.h"
 
 namespace dyt {
 
@@ -68,16 +68,7 @@ LlamaCpu::LlamaCpu(const ModelConfig& config, int max_batch, int seq_len, int64_
 
 void LlamaCpu::InitParams(uint64_t seed) {
   std::fill(params_.begin(), params_.end(), 0.0f);
-  for (size_t i = 0; i < layout_.tensors().size(); ++i) {
-    const ParamTensor& t = layout_.tensors()[i];
-    float* p = params_.data() + t.offset;
-    if (t.role == ParamRole::kEmbedding || t.role == ParamRole::kMatrix) {
-      Rng rng(MixSeed(seed, i));
-      for (int64_t j = 0; j < t.numel; ++j) p[j] = float(rng.NextNormal() * config_.init_std);
-    } else {
-      std::fill(p, p + t.numel, t.init_value);
-    }
-  }
+  InitParameters(config_, layout_, seed, params_.data());
 }
 
 void LlamaCpu::ZeroGrads() { std::memset(grads_.data(), 0, grads_.size() * sizeof(float)); }

@@ -1,6 +1,7 @@
 #include "trainer/dist/nccl_communicator.h"
 
 #include <cstring>
+#include <iterator>
 #include <string>
 
 namespace dyt::dist {
@@ -55,6 +56,33 @@ StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::Create(
     std::memcpy(id.internal, bytes.data(), sizeof(id.internal));
   }
 
+  return CreateFromId(id, rank, world_size, stream);
+}
+
+StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::CreateOverHost(Communicator& host,
+                                                                             cudaStream_t stream) {
+  if (host.device_buffers()) {
+    return InvalidArgument("nccl: CreateOverHost needs a host communicator, got " +
+                           std::string(host.backend_name()));
+  }
+  // The id's bytes travel as floats: a broadcast copies bits and never does arithmetic.
+  static_assert(sizeof(ncclUniqueId::internal) % sizeof(float) == 0);
+  float words[sizeof(ncclUniqueId::internal) / sizeof(float)] = {};
+  ncclUniqueId id;
+  std::memset(&id, 0, sizeof(id));
+  if (host.rank() == 0) {
+    DYT_RETURN_IF_ERROR(NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId"));
+    std::memcpy(words, id.internal, sizeof(id.internal));
+  }
+  DYT_RETURN_IF_ERROR(
+      host.Broadcast(words, std::size(words), 0).WithContext("nccl: sharing the id"));
+  std::memcpy(id.internal, words, sizeof(id.internal));
+  return CreateFromId(id, host.rank(), host.world_size(), stream);
+}
+
+StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::CreateFromId(const ncclUniqueId& id,
+                                                                           int rank, int world_size,
+                                                                           cudaStream_t stream) {
   int device = -1;
   DYT_RETURN_IF_ERROR(CudaStatus(cudaGetDevice(&device), "nccl: cudaGetDevice"));
   float* barrier_buf = nullptr;

@@ -30,6 +30,15 @@ class NcclCommunicator final : public Communicator {
                                                             int rank, int world_size,
                                                             cudaStream_t stream,
                                                             std::chrono::milliseconds timeout);
+  // The same group, meeting through an existing host communicator (Gloo) instead of a store:
+  // rank 0 makes the NCCL id and broadcasts its bytes over `host`. Collective over `host`'s
+  // ranks; the NCCL ranks are host's ranks.
+  static StatusOr<std::unique_ptr<NcclCommunicator>> CreateOverHost(Communicator& host,
+                                                                    cudaStream_t stream);
+  // Joins the group of `id` (every rank passes the same id) as `rank` of `world_size`.
+  static StatusOr<std::unique_ptr<NcclCommunicator>> CreateFromId(const ncclUniqueId& id, int rank,
+                                                                  int world_size,
+                                                                  cudaStream_t stream);
   ~NcclCommunicator() override;
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;

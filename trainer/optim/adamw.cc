@@ -5,6 +5,12 @@
 
 namespace dyt {
 
+bool DecaysWeight(const AdamWConfig& config, ParamRole role) {
+  const bool is_norm_or_scale = role == ParamRole::kNormAlpha || role == ParamRole::kNormGain ||
+                                role == ParamRole::kNormBias || role == ParamRole::kEmbedScale;
+  return !(config.no_decay_norms_and_scales && is_norm_or_scale);
+}
+
 AdamW::AdamW(const ParamLayout& layout, const AdamWConfig& config)
     : AdamW(layout, config, 0, layout.total()) {}
 
@@ -15,12 +21,7 @@ AdamW::AdamW(const ParamLayout& layout, const AdamWConfig& config, int64_t begin
       v_(std::max<int64_t>(0, end - begin), 0.0f),
       begin_(begin),
       end_(end) {
-  for (const ParamTensor& t : layout.tensors()) {
-    const bool is_norm_or_scale =
-        t.role == ParamRole::kNormAlpha || t.role == ParamRole::kNormGain ||
-        t.role == ParamRole::kNormBias || t.role == ParamRole::kEmbedScale;
-    decay_.push_back(!(config.no_decay_norms_and_scales && is_norm_or_scale));
-  }
+  for (const ParamTensor& t : layout.tensors()) decay_.push_back(DecaysWeight(config, t.role));
 }
 
 void AdamW::Step(float* params, const float* grads, float lr) {

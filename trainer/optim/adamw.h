@@ -20,6 +20,9 @@ struct AdamWConfig {
   bool no_decay_norms_and_scales = false;
 };
 
+// Whether AdamW decays a tensor of `role` under `config` (every backend's rule).
+bool DecaysWeight(const AdamWConfig& config, ParamRole role);
+
 // The optimizer owns the moments of the flat-buffer range [begin, end): the whole model, or
 // with ZeRO-1 one rank's shard of it.
 class AdamW {

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   if (threads >= 0) config->train.threads = threads;
   if (!job_id.empty()) config->job_id = job_id;
   config->train.stop_at_step = stop_at_step;
+  config->local_rank = dist_env->local_rank;
 
   dyt::EventWriter events(rank == 0 ? events_fd : -1);
 #ifdef DYT_WITH_SCHEDULER_RDZV

@@ -5,6 +5,9 @@
 #include <sstream>
 
 namespace dyt {
+
+const char* TrainDeviceName(TrainDevice d) { return d == TrainDevice::kCuda ? "cuda" : "cpu"; }
+
 namespace {
 
 Status AtLeast(const YamlReader& r, const std::string& key, double v, double min) {
@@ -50,7 +53,24 @@ Status ParseTrain(YamlReader& r, TrainSection& t) {
   DYT_RETURN_IF_ERROR(r.Get("eval_every", t.eval_every));
   DYT_RETURN_IF_ERROR(r.Get("eval_batches", t.eval_batches));
   DYT_RETURN_IF_ERROR(r.Get("zero1", t.zero1));
+  std::string device = TrainDeviceName(t.device);
+  DYT_RETURN_IF_ERROR(r.Get("device", device));
+  DYT_RETURN_IF_ERROR(r.Get("recompute", t.recompute));
   DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
+  if (device == "cpu") {
+    t.device = TrainDevice::kCpu;
+  } else if (device == "cuda") {
+    t.device = TrainDevice::kCuda;
+  } else {
+    return InvalidArgument(r.FieldPath("device") + ": must be cpu or cuda (got '" + device + "')");
+  }
+  if (t.zero1 && t.device == TrainDevice::kCuda) {
+    return InvalidArgument(r.FieldPath("zero1") +
+                           ": not supported with device cuda (the GPU keeps full AdamW state)");
+  }
+  if (t.recompute && t.device != TrainDevice::kCuda) {
+    return InvalidArgument(r.FieldPath("recompute") + ": only valid with device cuda");
+  }
   DYT_RETURN_IF_ERROR(AtLeast(r, "steps", double(t.steps), 1));
   DYT_RETURN_IF_ERROR(AtLeast(r, "batch_size", t.batch_size, 1));
   DYT_RETURN_IF_ERROR(AtLeast(r, "grad_accum", t.grad_accum, 1));

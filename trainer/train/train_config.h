@@ -27,6 +27,10 @@ struct DataSection {
   DataConfig shards;          // token shards (trainer/data/data_config.h); seed used by both
 };
 
+// Where the training math runs (trainer/train/train_backend.h).
+enum class TrainDevice { kCpu, kCuda };
+const char* TrainDeviceName(TrainDevice d);
+
 struct TrainSection {
   int64_t steps = 100;
   int batch_size = 8;  // sequences per micro-batch
@@ -40,6 +44,12 @@ struct TrainSection {
   // Data parallel only: shard the AdamW moments across ranks (ZeRO stage 1): reduce-scatter
   // the gradients, update this rank's shard, all-gather the parameters.
   bool zero1 = false;
+  // cpu: fp32 on the host (OpenMP threads). cuda: bf16 mixed precision on the GPU this rank
+  // is given (CUDA_VISIBLE_DEVICES / DYT_LOCAL_RANK), NCCL between ranks.
+  TrainDevice device = TrainDevice::kCpu;
+  // cuda only: keep only each block's input and recompute the block's activations in the
+  // backward pass (about a third more compute, a fraction of the activation memory).
+  bool recompute = false;
   // Not from YAML: dyt-train --stop-at-step K ends this run cleanly after step K (with a
   // checkpoint) without changing train.steps, so the schedule is the same as a full run.
   int64_t stop_at_step = 0;
@@ -69,6 +79,7 @@ struct TrainConfig {
   CheckpointSection checkpoint;
   std::string output_dir;   // empty: no files written
   std::string job_id;       // recorded in checkpoints; set by the worker (--job-id)
+  int local_rank = 0;       // this rank's index on its machine (DYT_LOCAL_RANK): picks the GPU
   std::string source_yaml;  // the config text as given, kept in every checkpoint
 
   int64_t tokens_per_step() const {

@@ -12,14 +12,9 @@
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/checkpoint_writer.h"
 #include "trainer/checkpoint/retention.h"
+#include "trainer/train/make_backend.h"
 
 namespace dyt {
-
-namespace {
-// Gradients travel in buckets of this many floats (16 MB), so no single message is huge and
-// a future overlap of communication with the backward pass has natural units.
-constexpr int64_t kBucketFloats = int64_t(1) << 22;
-}  // namespace
 
 Trainer::Trainer(const TrainConfig& config, EventWriter* events, dist::Communicator* comm)
     : config_(config), events_(events), comm_(comm) {}
@@ -31,30 +26,11 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config, Ev
   const TrainSection& tr = config.train;
   const int world = t->world_size(), rank = t->rank();
   DYT_ASSIGN_OR_RETURN(t->data_, OpenBatchSource(config, rank, world));
-  t->model_ = std::make_unique<LlamaCpu>(config.model, tr.batch_size, tr.seq_len, world);
-  t->model_->InitParams(tr.seed);
-  if (tr.zero1 && world > 1) {
-    const int64_t shard = t->model_->buffer_size() / world;
-    t->optim_ = std::make_unique<AdamW>(t->model_->layout(), config.optim.adamw, rank * shard,
-                                        (rank + 1) * shard);
-    t->shard_.resize(shard);
-  } else {
-    t->optim_ = std::make_unique<AdamW>(t->model_->layout(), config.optim.adamw);
-  }
+  DYT_ASSIGN_OR_RETURN(t->backend_, MakeTrainBackend(config, comm));
   t->inputs_.resize(size_t(tr.batch_size) * tr.seq_len);
   t->targets_.resize(t->inputs_.size());
-  DYT_RETURN_IF_ERROR(t->BroadcastParams());
+  DYT_RETURN_IF_ERROR(t->backend_->BroadcastParams());
   return t;
-}
-
-Status Trainer::BroadcastParams() {
-  if (world_size() == 1) return Status::Ok();
-  float* p = model_->params();
-  for (int64_t off = 0; off < model_->buffer_size(); off += kBucketFloats) {
-    const int64_t n = std::min(kBucketFloats, model_->buffer_size() - off);
-    DYT_RETURN_IF_ERROR(comm_->Broadcast(p + off, size_t(n), 0));
-  }
-  return Status::Ok();
 }
 
 StatusOr<double> Trainer::SumOverRanks(double value) {
@@ -64,58 +40,25 @@ StatusOr<double> Trainer::SumOverRanks(double value) {
   return double(v);
 }
 
-StatusOr<double> Trainer::ReduceAndUpdate(float lr) {
-  float* g = model_->grads();
-  float* p = model_->params();
-  const int64_t total = model_->buffer_size();
-  const float clip = config_.optim.grad_clip;
-  const int world = world_size();
-  if (world > 1 && !shard_.empty()) {
-    // ZeRO-1: this rank receives the averaged gradient of its shard only.
-    const int64_t n = int64_t(shard_.size()), begin = optim_->begin();
-    DYT_RETURN_IF_ERROR(comm_->ReduceScatter(g, shard_.data(), size_t(n), dist::ReduceOp::kAvg));
-    std::copy(shard_.begin(), shard_.end(), g + begin);
-    const double local = GradNorm(g + begin, n);
-    DYT_ASSIGN_OR_RETURN(const double sumsq, SumOverRanks(local * local));
-    const double norm = std::sqrt(sumsq);
-    const float coef = float(clip / (norm + 1e-6));
-    if (clip > 0 && coef < 1.0f) {
-      for (int64_t i = 0; i < n; ++i) g[begin + i] *= coef;
-    }
-    optim_->Step(p, g, lr);
-    std::copy(p + begin, p + begin + n, shard_.begin());  // AllGather needs disjoint buffers
-    DYT_RETURN_IF_ERROR(comm_->AllGather(shard_.data(), p, size_t(n)));
-    return norm;
-  }
-  if (world > 1) {
-    for (int64_t off = 0; off < total; off += kBucketFloats) {
-      const int64_t n = std::min(kBucketFloats, total - off);
-      DYT_RETURN_IF_ERROR(comm_->AllReduce(g + off, size_t(n), dist::ReduceOp::kAvg));
-    }
-  }
-  const int64_t n = model_->num_params();
-  const double norm = clip > 0 ? ClipGradNorm(g, n, clip) : GradNorm(g, n);
-  optim_->Step(p, g, lr);
-  return norm;
-}
-
 StatusOr<StepStats> Trainer::TrainStep() {
   const auto t0 = std::chrono::steady_clock::now();
   const TrainSection& tr = config_.train;
   StepStats s;
-  model_->ZeroGrads();
+  DYT_RETURN_IF_ERROR(backend_->ZeroGrads());
   double loss = 0;
   for (int micro = 0; micro < tr.grad_accum; ++micro) {
     data_->Next(tr.batch_size, inputs_.data(), targets_.data());
-    loss += model_->ForwardBackward(inputs_.data(), targets_.data(), tr.batch_size,
-                                    1.0f / float(tr.grad_accum));
+    DYT_ASSIGN_OR_RETURN(const double l,
+                         backend_->ForwardBackward(inputs_.data(), targets_.data(), tr.batch_size,
+                                                   1.0f / float(tr.grad_accum)));
+    loss += l;
   }
   DYT_ASSIGN_OR_RETURN(const double loss_sum, SumOverRanks(loss / tr.grad_accum));
   s.loss = loss_sum / world_size();
   last_loss_ = s.loss;
-  s.lr = config_.optim.schedule.At(optim_->step());
-  DYT_ASSIGN_OR_RETURN(s.grad_norm, ReduceAndUpdate(s.lr));
-  s.step = optim_->step();
+  s.lr = config_.optim.schedule.At(backend_->step());
+  DYT_ASSIGN_OR_RETURN(s.grad_norm, backend_->ReduceAndUpdate(s.lr, config_.optim.grad_clip));
+  s.step = backend_->step();
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.tokens_per_s = double(tokens_per_step()) / s.seconds;
   return s;
@@ -129,7 +72,8 @@ StatusOr<double> Trainer::Evaluate() {
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) {
     DYT_RETURN_IF_ERROR(data_->ValidationBatch(i, B, inputs_.data(), targets_.data()));
-    sum += model_->Loss(inputs_.data(), targets_.data(), B);
+    DYT_ASSIGN_OR_RETURN(const double l, backend_->Loss(inputs_.data(), targets_.data(), B));
+    sum += l;
   }
   // Every rank evaluates its own validation windows: average over ranks.
   DYT_ASSIGN_OR_RETURN(const double total, SumOverRanks(sum / double(n)));
@@ -143,7 +87,9 @@ void Trainer::Emit(nlohmann::json event) {
 
 void Trainer::Log(const StepStats& s) {
   if (rank() != 0) return;
-  const std::vector<float> alphas = model_->Alphas();
+  auto alpha_values = backend_->Alphas();
+  if (!alpha_values.ok()) spdlog::warn("reading DyT alphas: {}", alpha_values.status().ToString());
+  const std::vector<float> alphas = alpha_values.ok() ? *alpha_values : std::vector<float>{};
   std::string alpha_text;
   nlohmann::json ev = {{"event", "step"},
                        {"step", s.step},
@@ -179,15 +125,15 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
   if (rank() == 0) {
     spdlog::info("model: {}", config_.model.Summary());
     spdlog::info(
-        "train: steps {}..{} x {} tokens (batch {} x accum {} x seq {} x {} ranks{}), {} "
-        "threads",
+        "train: steps {}..{} x {} tokens (batch {} x accum {} x seq {} x {} ranks) on {}: {}",
         step(), tr.steps, tokens_per_step(), tr.batch_size, tr.grad_accum, tr.seq_len, world_size(),
-        tr.zero1 ? ", ZeRO-1" : "", omp_get_max_threads());
+        backend_->name(), backend_->DeviceSummary());
   }
   Emit({{"event", "start"},
         {"step", step()},
         {"steps", tr.steps},
         {"world_size", world_size()},
+        {"device", backend_->name()},
         {"params", config_.model.ParameterCount()},
         {"model", nlohmann::json::parse(ModelConfigToJson(config_.model))}});
   last_save_time_ = std::chrono::steady_clock::now();
@@ -235,22 +181,13 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
 
 StatusOr<CheckpointState> Trainer::Snapshot() {
   CheckpointState st;
-  const int64_t n = model_->num_params();
-  if (!shard_.empty()) {
-    // ZeRO-1: gather the sharded moments so the checkpoint holds the full optimizer state.
-    std::vector<float> full(model_->buffer_size());
-    for (auto [src, dst] : {std::pair{&optim_->m(), &st.adam_m}, {&optim_->v(), &st.adam_v}}) {
-      DYT_RETURN_IF_ERROR(comm_->AllGather(src->data(), full.data(), src->size()));
-      dst->assign(full.begin(), full.begin() + n);
-    }
-  } else {
-    st.adam_m = optim_->m();
-    st.adam_v = optim_->v();
-  }
+  DYT_ASSIGN_OR_RETURN(HostTrainState state, backend_->ExportState());
+  st.params = std::move(state.params);
+  st.adam_m = std::move(state.adam_m);
+  st.adam_v = std::move(state.adam_v);
+  st.adam_step = state.adam_step;
   st.model_config_json = ModelConfigToJson(config_.model);
   st.train_config_yaml = config_.source_yaml;
-  st.params.assign(model_->params(), model_->params() + n);
-  st.adam_step = optim_->step();
   st.step = step();
   st.tokens_seen = step() * tokens_per_step();
   st.loader = data_->position();
@@ -273,7 +210,7 @@ Status Trainer::SaveCheckpoint() {
   last_save_time_ = std::chrono::steady_clock::now();
   if (rank() != 0) return Status::Ok();  // one writer per store: rank 0
   SaveResult saved;
-  DYT_RETURN_IF_ERROR(dyt::SaveCheckpoint(ck.dir, state, model_->layout(), &saved));
+  DYT_RETURN_IF_ERROR(dyt::SaveCheckpoint(ck.dir, state, backend_->layout(), &saved));
   spdlog::info("checkpoint saved: {} ({:.1f} MB in {:.2f} s)", saved.dir, saved.bytes / 1e6,
                saved.seconds);
   nlohmann::json files = nlohmann::json::array();
@@ -296,20 +233,9 @@ Status Trainer::SaveCheckpoint() {
 }
 
 Status Trainer::Restore(const CheckpointState& st) {
-  const int64_t n = model_->num_params();
-  if (int64_t(st.params.size()) != n || int64_t(st.adam_m.size()) != n ||
-      int64_t(st.adam_v.size()) != n) {
-    return FailedPrecondition("checkpoint: parameter buffers do not match the model");
-  }
-  std::memcpy(model_->params(), st.params.data(), size_t(n) * sizeof(float));
-  // The optimizer keeps the moments of its range only (everything, or this rank's ZeRO-1
-  // shard), so a checkpoint from any number of ranks restores onto any other.
-  for (auto [src, dst] : {std::pair{&st.adam_m, &optim_->m()}, {&st.adam_v, &optim_->v()}}) {
-    for (int64_t i = optim_->begin(); i < optim_->end(); ++i) {
-      (*dst)[i - optim_->begin()] = i < n ? (*src)[i] : 0.0f;
-    }
-  }
-  optim_->set_step(st.adam_step);
+  // Parameters and moments first (the backend checks their sizes), then the data position.
+  HostTrainState state{st.params, st.adam_m, st.adam_v, st.adam_step};
+  DYT_RETURN_IF_ERROR(backend_->ImportState(state));
   // The loader position counts windows of one rank's share; rank r of W reads the epoch's
   // permutation entries r, r + W, ...  On a different world size the same global point is
   // index * W_old / W_new, which must be whole.
@@ -329,7 +255,7 @@ Status Trainer::Restore(const CheckpointState& st) {
   last_loss_ = st.meta.train_loss;
   last_val_loss_ = st.meta.val_loss;
   last_saved_step_ = st.step;
-  return BroadcastParams();
+  return Status::Ok();
 }
 
 Status Trainer::Resume(const std::string& resume) {

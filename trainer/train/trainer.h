@@ -15,11 +15,10 @@
 #include "common/signals.h"
 #include "common/status.h"
 #include "trainer/checkpoint/checkpoint_state.h"
-#include "trainer/cpu/llama_cpu.h"
 #include "trainer/dist/communicator.h"
-#include "trainer/optim/adamw.h"
 #include "trainer/train/batch_source.h"
 #include "trainer/train/events.h"
+#include "trainer/train/train_backend.h"
 #include "trainer/train/train_config.h"
 
 namespace dyt {
@@ -69,9 +68,9 @@ class Trainer {
   // Writes a checkpoint of the current state into checkpoint.dir and applies retention.
   Status SaveCheckpoint();
 
-  LlamaCpu& model() { return *model_; }
-  AdamW& optimizer() { return *optim_; }
-  int64_t step() const { return optim_->step(); }
+  // Where the math runs (train.device): CpuBackend or CudaBackend.
+  TrainBackend& backend() { return *backend_; }
+  int64_t step() const { return backend_->step(); }
   const TrainConfig& config() const { return config_; }
   int rank() const { return comm_ ? comm_->rank() : 0; }
   int world_size() const { return comm_ ? comm_->world_size() : 1; }
@@ -84,20 +83,13 @@ class Trainer {
   void Emit(nlohmann::json event);       // rank 0 only
   StatusOr<CheckpointState> Snapshot();  // collective with ZeRO-1 (gathers the moments)
   Status Restore(const CheckpointState& state);
-  // Averages gradients over ranks, clips them and applies AdamW; returns the global gradient
-  // norm before clipping.
-  StatusOr<double> ReduceAndUpdate(float lr);
-  // Makes every rank hold rank 0's parameters.
-  Status BroadcastParams();
   // Sum of `value` over ranks (identity for one process).
   StatusOr<double> SumOverRanks(double value);
 
   TrainConfig config_;
   EventWriter* events_;
   dist::Communicator* comm_;
-  std::vector<float> shard_;  // ZeRO-1 scratch: one rank's shard
-  std::unique_ptr<LlamaCpu> model_;
-  std::unique_ptr<AdamW> optim_;
+  std::unique_ptr<TrainBackend> backend_;
   std::unique_ptr<BatchSource> data_;
   std::vector<int32_t> inputs_, targets_;
   double last_loss_ = NAN, last_val_loss_ = NAN;
