@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # THE one script for a GPU machine (H100/H200): every GPU check of trainer/cuda and
-# trainer/dist, then the layer benchmarks, in under 4 minutes. Run from anywhere:
+# trainer/dist, then the training benchmark against torch.compile, in about 8 minutes. Run
+# from anywhere:
 #
 #   bench/gpu/run.sh [BIN_DIR]        (default: <repo>/build-cuda/bin)
 #
 # Needs the binaries built on the dev machine (carried in BIN_DIR) and, for the libraries a
 # bare GPU machine lacks, <repo>/.carry/lib.tar.gz from bench/gpu/bundle_libs.sh. Writes its
 # logs to $OUT (or /tmp/dyt-gpu-run) - at most 8 files, the device tool's limit: summary.txt,
-# 6 logs and csv.tar (every CSV) - and prints a summary table last. Steps, each under `timeout`:
+# cuda_tests.log, bench.jsonl, bench.log, layer_bench.log, sanitizer.log - and prints a summary
+# table last. Steps, each under `timeout`, most important first (a run may be cut short):
 #   1. environment: nvidia-smi -L, driver, clocks; which libraries resolve
 #   2. dist_tests (CPU; proves the carried binaries load)
-#   3. cuda_tests, all of them (kernels vs CPU twins, NCCL at world size 1)
-#   4. dyt-gpu-layer-bench --sweep (every compiled-in DyT kernel variant, checked and timed)
-#   5. dyt-gpu-layer-bench (copy bandwidth, DyT / RMSNorm kernels with the defaults)
-#   6. torch_dyt_layer.py (eager vs torch.compile, same table)
-#   7. compute-sanitizer memcheck and racecheck on small cuda_tests cases, if time is left
+#   3. cuda_tests, all of them: every kernel vs its CPU twin, the CUDA model vs the CPU model,
+#      and the 200-step loss curve of the CUDA backend vs the CPU fp32 backend (within 2%)
+#   4. dyt-gpu-train-bench and torch_train.py (torch.compile, bf16 autocast, SDPA, fused AdamW)
+#      on gpt-small and 1b, DyT then RMSNorm: tokens/s, model TFLOP/s, MFU, memory, ratio
+#   5. dyt-gpu-layer-bench (copy bandwidth vs the fused DyT kernels)
+#   6. compute-sanitizer memcheck on small cuda_tests cases, if time is left
 # Exit status: 0 when every step that ran passed.
 set -uo pipefail
 
@@ -26,7 +29,7 @@ bin_dir=$(cd "${1:-$repo/build-cuda/bin}" 2>/dev/null && pwd) || {
 out=${OUT:-/tmp/dyt-gpu-run}
 mkdir -p "$out"
 csv_dir=$(mktemp -d /tmp/dyt-csv.XXXXXX)  # tarred into $out/csv.tar at the end
-budget_s=225  # whole script; the optional sanitizer steps use what is left
+budget_s=${DYT_GPU_BUDGET_S:-480}  # whole script; the optional steps use what is left
 t_start=$(date +%s)
 elapsed() { echo $(($(date +%s) - t_start)); }
 summary="$out/summary.txt"
@@ -79,7 +82,7 @@ dyt_ld="$libdir:${nccl_dir:+$nccl_dir:}/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-
 # A world of one rank on one machine: NCCL's bootstrap on loopback needs no network.
 ours=(env LD_LIBRARY_PATH="$dyt_ld" NCCL_DEBUG="${NCCL_DEBUG:-WARN}"
       NCCL_SOCKET_IFNAME="${NCCL_SOCKET_IFNAME:-lo}")
-for b in dist_tests cuda_tests dyt-gpu-layer-bench; do
+for b in dist_tests cuda_tests dyt-gpu-layer-bench dyt-gpu-train-bench; do
   if [ ! -x "$bin_dir/$b" ]; then
     say "missing binary: $bin_dir/$b"
   elif unresolved=$("${ours[@]}" ldd "$bin_dir/$b" | grep "not found"); then
@@ -117,54 +120,67 @@ gtest_counts() {  # a gtest log's totals and the names of failed tests
 }
 
 # ---- 2-3. tests -------------------------------------------------------------------------------
-step "dist_tests" 30 "$out/dist_tests.log" "${ours[@]}" "$bin_dir/dist_tests"
-gtest_counts "$out/dist_tests.log"
-step "cuda_tests (all)" 100 "$out/cuda_tests.log" "${ours[@]}" "$bin_dir/cuda_tests"
+step "dist_tests" 30 "$out/dist_tests.tmp" "${ours[@]}" "$bin_dir/dist_tests"
+gtest_counts "$out/dist_tests.tmp" | tee -a "$summary"
+rm -f "$out/dist_tests.tmp"
+step "cuda_tests (all)" 200 "$out/cuda_tests.log" "${ours[@]}" "$bin_dir/cuda_tests"
 tests_rc=$?
 gtest_counts "$out/cuda_tests.log"
 if [ $tests_rc -ne 0 ]; then  # the first failure messages, for a quick look
   grep -B2 -A8 -m6 -E "Failure|error:|Expected" "$out/cuda_tests.log" | head -60
 fi
 
-# ---- 4-6. benchmarks --------------------------------------------------------------------------
-step "DyT variant sweep" 60 "$out/sweep.log" \
-  "${ours[@]}" "$bin_dir/dyt-gpu-layer-bench" --sweep --csv "$csv_dir/sweep.csv"
-sed -n '/^config = /,$p' "$out/sweep.log"
+# ---- 4. training benchmark: dyt vs torch.compile, same card, same run --------------------------
+jsonl="$out/bench.jsonl"
+: >"$jsonl"
+bench_log="$out/bench.log"
+: >"$bench_log"
+# bench NAME LIMIT COMMAND...: appends the command's JSON line (its last stdout line) to jsonl.
+bench() {
+  local name=$1 limit=$2
+  shift 2
+  step "$name" "$limit" "$out/one.tmp" "$@"
+  local rc=$?
+  cat "$out/one.tmp" >>"$bench_log"
+  grep '^{' "$out/one.tmp" | tail -1 >>"$jsonl"
+  rm -f "$out/one.tmp"
+  return $rc
+}
+torch=(env PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/dyt-inductor python3
+       "$repo/bench/gpu/torch_train.py")
+for norm in dyt rmsnorm; do
+  for cfg in gpt-small 1b; do
+    left=$((budget_s - $(elapsed)))
+    if [ $left -lt 150 ]; then
+      rows+=("$(printf '%-26s %-14s' "bench $cfg $norm" "skipped: ${left}s left")")
+      continue
+    fi
+    bench "dyt $cfg $norm" 60 "${ours[@]}" "$bin_dir/dyt-gpu-train-bench" --preset "$cfg" \
+      --norm "$norm" --warmup 5 --steps 20
+    bench "torch.compile $cfg $norm" 180 "${torch[@]}" --config "$cfg" --norm "$norm" \
+      --warmup 5 --steps 20
+  done
+done
+
+# ---- 5. the fused DyT kernels vs the copy bandwidth ------------------------------------------
 step "dyt-gpu-layer-bench" 45 "$out/layer_bench.log" \
   "${ours[@]}" "$bin_dir/dyt-gpu-layer-bench" --csv "$csv_dir/layer_bench.csv"
 sed -n '/^kernel/,$p' "$out/layer_bench.log"
-torch_left=$((budget_s - $(elapsed) - 25))  # keep ~25 s for the sanitizer
-torch_limit=$((torch_left < 100 ? (torch_left < 30 ? 30 : torch_left) : 100))
-step "torch_dyt_layer.py" "$torch_limit" "$out/torch_bench.log" \
-  env PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/dyt-inductor python3 \
-  "$repo/bench/gpu/torch_dyt_layer.py" --csv "$csv_dir/torch_bench.csv" --budget-s $((torch_limit - 25))
-sed -n '/^kernel/,$p' "$out/torch_bench.log"
 
-# ---- 7. compute-sanitizer on small cases ------------------------------------------------------
+# ---- 6. compute-sanitizer on small cases ------------------------------------------------------
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
   /usr/local/cuda/compute-sanitizer/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
-small='*N1_D768*:*N7_D1000*:*N5_D77*:*N33_D1001*'
+small='*N1_D768*:*N7_D1000*:*N5_D77*:*N33_D1001*:*Attention*T17*:*LlamaCudaTest.Forward*Dyt:*Rope*:*Swiglu*:*Embedding*:*CrossEntropy*:*AdamW*:*Sum*'
 left=$((budget_s - $(elapsed)))
 if [ -z "$sanitizer" ]; then
   rows+=("$(printf '%-26s %-14s' "compute-sanitizer" "not found")")
-elif [ $left -lt 15 ]; then
+elif [ $left -lt 20 ]; then
   rows+=("$(printf '%-26s %-14s' "compute-sanitizer" "skipped: ${left}s left")")
 else
-  mem_limit=$((left * 2 / 3))
-  step "sanitizer memcheck" "$mem_limit" "$out/sanitizer.log" "${ours[@]}" "$sanitizer" \
+  step "sanitizer memcheck" "$left" "$out/sanitizer.log" "${ours[@]}" "$sanitizer" \
     --tool memcheck --error-exitcode 1 --print-limit 20 \
     "$bin_dir/cuda_tests" --gtest_filter="$small"
   grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED)" "$out/sanitizer.log" | sed 's/^/   /'
-  left=$((budget_s - $(elapsed)))
-  if [ $left -ge 10 ]; then
-    echo "== racecheck" >>"$out/sanitizer.log"
-    step "sanitizer racecheck" "$left" "$out/racecheck.tmp" "${ours[@]}" "$sanitizer" \
-      --tool racecheck --error-exitcode 1 --print-limit 20 \
-      "$bin_dir/cuda_tests" --gtest_filter='*Backward*N7_D1000*:*Backward*N33_D1001*:*RmsNormForward*N7_D1000*'
-    cat "$out/racecheck.tmp" >>"$out/sanitizer.log"
-    rm -f "$out/racecheck.tmp"
-    grep -E "RACECHECK SUMMARY|ERROR SUMMARY|^\[  (PASSED|FAILED)" "$out/sanitizer.log" | tail -3 | sed 's/^/   /'
-  fi
 fi
 
 # ---- summary (printed last) -------------------------------------------------------------------
@@ -176,18 +192,18 @@ fi
   printf '%s\n' "${rows[@]}"
   echo "-- cuda_tests:"
   gtest_counts "$out/cuda_tests.log"
+  echo "-- loss curve, CUDA backend vs CPU fp32 backend (CudaBackendTest.TwoHundredStep...):"
+  grep -E "^  step +[0-9]+ loss cpu|worst relative loss" "$out/cuda_tests.log" | sed 's/^/ /'
   if [ -f "$out/sanitizer.log" ]; then
-    echo "-- compute-sanitizer (memcheck, then racecheck):"
-    grep -h -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer.log" | sed 's/^/   /'
+    echo "-- compute-sanitizer memcheck:"
+    grep -h -E "ERROR SUMMARY" "$out/sanitizer.log" | sed 's/^/   /'
   fi
-  echo "-- DyT variant sweep (sweep.log; every row in csv.tar:sweep.csv):"
-  sed -n '/^-- /,$p' "$out/sweep.log" 2>/dev/null | grep -v '^$'
-  echo "-- ours (dyt-gpu-layer-bench):"
+  echo "-- training step, dyt vs torch.compile (bench.jsonl):"
+  python3 "$repo/bench/gpu/train_table.py" "$jsonl" 2>&1
+  echo "-- fused DyT kernels vs copy bandwidth (dyt-gpu-layer-bench):"
   sed -n '/^kernel/,$p' "$out/layer_bench.log" 2>/dev/null
-  echo "-- PyTorch (torch_dyt_layer.py):"
-  sed -n '/^kernel/,/^total/p' "$out/torch_bench.log" 2>/dev/null
 } | tee -a "$summary"
-tar -C "$csv_dir" -cf "$out/csv.tar" . 2>/dev/null && rm -rf "$csv_dir"
+rm -rf "$csv_dir"
 failed=0
 for r in "${rows[@]}"; do
   case $r in *FAILED* | *TIMEOUT*) failed=1 ;; esac

@@ -106,6 +106,8 @@ StatusOr<std::string> TrainYamlFromJobSpec(const v1::JobSpec& spec, const JobPat
   root["data"] = DataNode(spec.data());
   root["optimizer"] = OptimizerNode(spec.optimizer());
   root["train"] = TrainNode(spec.train(), paths.threads);
+  // A rank on GPU slots trains on its GPU (the CUDA backend; CUDA_VISIBLE_DEVICES names it).
+  if (spec.resources().kind() == "gpu") root["train"]["device"] = "cuda";
   root["checkpoint"] = CheckpointNode(spec.checkpoint(), paths.checkpoint_dir);
   YAML::Node output(YAML::NodeType::Map);
   output["dir"] = paths.output_dir;

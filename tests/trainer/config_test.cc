@@ -123,6 +123,15 @@ TEST(TrainConfigTest, ParsesAndRejectsWithFieldNames) {
   EXPECT_EQ(c->train.seq_len, 16);
   EXPECT_EQ(c->optim.schedule.total_steps, 5);
   EXPECT_FLOAT_EQ(c->optim.schedule.min_lr, 0.0001f);
+  EXPECT_EQ(c->train.device, TrainDevice::kCpu);
+  EXPECT_FALSE(c->train.recompute);
+  auto gpu = LoadYamlString(
+      "model: {preset: tiny}\ndata: {synthetic: true}\ntrain: {device: cuda, recompute: true}\n");
+  ASSERT_TRUE(gpu.ok());
+  auto g = ParseTrainConfig(*gpu);
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(g->train.device, TrainDevice::kCuda);
+  EXPECT_TRUE(g->train.recompute);
 
   const std::pair<std::string, std::string> bad[] = {
       {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {batch_size: 0}",
@@ -137,6 +146,12 @@ TEST(TrainConfigTest, ParsesAndRejectsWithFieldNames) {
       {"model: {preset: test}\ndata: {synthetic: true}\ntrian: {}", "trian: unknown field"},
       {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {steps: x}",
        "train.steps: must be an integer"},
+      {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {device: gpu}",
+       "train.device: must be cpu or cuda (got 'gpu')"},
+      {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {device: cuda, zero1: true}",
+       "train.zero1: not supported with device cuda"},
+      {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {recompute: true}",
+       "train.recompute: only valid with device cuda"},
   };
   for (const auto& [yaml, needle] : bad) {
     auto node = LoadYamlString(yaml);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "trainer/cpu/llama_cpu.h"
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/train/trainer.h"
 

@@ -42,6 +42,20 @@ TEST(JobConfigTest, SyntheticTestPresetKeepsDefaultsAndAddsTheAssignmentsPaths) 
   EXPECT_EQ(c->model.dim, preset->dim);
 }
 
+TEST(JobConfigTest, GpuSlotsTrainOnTheGpuAndCpuSlotsOnTheCpu) {
+  v1::JobSpec spec;
+  spec.mutable_model()->set_preset("test");
+  spec.mutable_data()->set_synthetic(true);
+  spec.mutable_resources()->set_kind("gpu");
+  auto gpu = Convert(spec);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
+  EXPECT_EQ(gpu->train.device, TrainDevice::kCuda);
+  spec.mutable_resources()->set_kind("cpu");
+  auto cpu = Convert(spec);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  EXPECT_EQ(cpu->train.device, TrainDevice::kCpu);
+}
+
 TEST(JobConfigTest, EveryFieldSetReachesTheTrainer) {
   v1::JobSpec spec;
   v1::ModelSpec* m = spec.mutable_model();
