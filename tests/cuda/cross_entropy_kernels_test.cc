@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <ostream>
 #include <random>
@@ -159,6 +160,65 @@ TEST(CrossEntropyKernelTest, ExtremeLogitsStayFinite) {
   const std::vector<float> grad = x_dev.Download();
   EXPECT_EQ(test::FirstNonFinite(grad), -1);
   EXPECT_LE(RelL2(grad, cpu_logits), test::kBf16Tol);
+}
+
+// The model's case (V = 32768, a batch of 2048 rows): two runs give the same bits; prints
+// the time of one call and its bandwidth counting one read and one write of the logits (the
+// second read should come from L2), for the record.
+TEST(CrossEntropyKernelTest, LargeBatchIsDeterministicAndTimed) {
+  DYT_REQUIRE_GPU();
+  const int64_t N = 2048;
+  const int V = 32768;
+  const uint64_t seed = test::TestSeed();
+  SCOPED_TRACE(testing::Message() << "N=" << N << " V=" << V << " seed=" << seed);
+  std::mt19937_64 rng(seed);
+  const std::vector<float> logits =
+      test::RandomNonZero(rng, static_cast<size_t>(N) * V, 0.01f, 6.f);
+  std::uniform_int_distribution<int> pick(0, V - 1);
+  std::vector<int32_t> targets(static_cast<size_t>(N));
+  for (auto& t : targets) t = pick(rng);
+  DevArray<bf16> x_dev(logits);
+  DevArray<float> loss_dev(static_cast<size_t>(N));
+  DevArray<int32_t> tgt_dev(targets.size());
+  DYT_TEST_CUDA(
+      cudaMemcpy(tgt_dev.get(), targets.data(), targets.size() * 4, cudaMemcpyHostToDevice));
+  cudaEvent_t start, stop;
+  DYT_TEST_CUDA(cudaEventCreate(&start));
+  DYT_TEST_CUDA(cudaEventCreate(&stop));
+  std::vector<uint8_t> first_grad, first_loss;
+  float ms[2] = {0, 0};
+  for (int run = 0; run < 2; ++run) {
+    if (run > 0) x_dev.Upload(logits);
+    DYT_TEST_CUDA(cudaEventRecord(start));
+    DYT_ASSERT_OK(CrossEntropyForwardBackward(x_dev.get(), loss_dev.get(), tgt_dev.get(), N, V,
+                                              1.0f / N, nullptr));
+    DYT_TEST_CUDA(cudaEventRecord(stop));
+    DYT_TEST_CUDA(cudaEventSynchronize(stop));
+    DYT_TEST_CUDA(cudaEventElapsedTime(&ms[run], start, stop));
+    if (run == 0) {
+      first_grad = x_dev.Bytes();
+      first_loss = loss_dev.Bytes();
+      EXPECT_EQ(test::FirstNonFinite(loss_dev.Download()), -1);
+    } else {
+      EXPECT_EQ(x_dev.Bytes(), first_grad) << "dlogits differ between two runs";
+      EXPECT_EQ(loss_dev.Bytes(), first_loss) << "losses differ between two runs";
+    }
+  }
+  // Forward only, timed on the gradients now in x (any finite values do).
+  DYT_TEST_CUDA(cudaEventRecord(start));
+  DYT_ASSERT_OK(CrossEntropyForward(x_dev.get(), loss_dev.get(), tgt_dev.get(), N, V, nullptr));
+  DYT_TEST_CUDA(cudaEventRecord(stop));
+  DYT_TEST_CUDA(cudaEventSynchronize(stop));
+  float fwd_ms = 0;
+  DYT_TEST_CUDA(cudaEventElapsedTime(&fwd_ms, start, stop));
+  DYT_TEST_CUDA(cudaEventDestroy(start));
+  DYT_TEST_CUDA(cudaEventDestroy(stop));
+  const double bytes = 2.0 * static_cast<double>(N) * V;
+  std::printf(
+      "[ timing   ] CrossEntropyForwardBackward N=%lld V=%d: %.1f us (%.0f GB/s read+write);"
+      " CrossEntropyForward: %.1f us (%.0f GB/s read)\n",
+      static_cast<long long>(N), V, 1e3 * ms[1], 2 * bytes / (ms[1] * 1e6), 1e3 * fwd_ms,
+      bytes / (fwd_ms * 1e6));
 }
 
 TEST(CrossEntropyKernelArgsTest, RejectsBadArgumentsWithoutLaunching) {
