@@ -1,8 +1,9 @@
 // The fused cross-entropy kernels against their CPU twins (dyt::cpu::CrossEntropyForwardBackward
-// / CrossEntropyForward, run one row at a time for per-row losses): V = 32768 (the vector path,
-// with more rows than blocks), odd V (97, 1001, 50257: the scalar path), V = 1 and 8, a
-// misaligned logits pointer; the forward-only kernel gives the same loss bits and leaves the
-// logits untouched. Tolerances: see test_util.h; the loss (about log V, fp32 terms) to 1e-5.
+// / CrossEntropyForward, run one row at a time for per-row losses): V = 32768 (all rows 16-byte
+// aligned, more rows than blocks), a misaligned logits pointer and odd V (7, 15, 97, 1001,
+// 50257: rows with a scalar head and tail around the 16-byte body), V = 1 and 8; the
+// forward-only kernel gives the same loss bits and leaves the logits untouched. Tolerances:
+// see test_util.h; the loss (about log V, fp32 terms) to 1e-5.
 #include "trainer/cuda/cross_entropy_kernels.h"
 
 #include <gtest/gtest.h>
@@ -123,8 +124,8 @@ TEST_P(CrossEntropyKernelTest, MatchesCpu) {
 }
 
 const CeCase kCases[] = {
-    {4, 32768, 0}, {1000, 32768, 0}, {7, 32768, 1}, {9, 97, 0},    {16, 1001, 0},
-    {3, 50257, 0}, {64, 8, 0},       {5, 1, 0},     {33, 4096, 0}, {2, 12, 1},
+    {4, 32768, 0}, {1000, 32768, 0}, {7, 32768, 1}, {9, 97, 0}, {16, 1001, 0}, {3, 50257, 0},
+    {64, 8, 0},    {5, 1, 0},        {33, 4096, 0}, {2, 12, 1}, {40, 15, 0},   {10, 7, 1},
 };
 
 void PrintTo(const CeCase& c, std::ostream* os) {

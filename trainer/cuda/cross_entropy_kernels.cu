@@ -1,9 +1,11 @@
 // Cross-entropy kernels (cross_entropy_kernels.h). One block per row at a time, striding over
 // the N rows (the grid is capped so the rows in flight fit comfortably in L2, kL2RowBudget).
 //  Pass 1: each thread keeps a running (max m, sum s of e^(x - m)) over its elements, 8 bf16
-//    per 16-byte load (V % 8 == 0 and logits 16-byte aligned) else one at a time, kUnroll
-//    loads in flight; the block merges the threads' pairs with a fixed butterfly inside each
-//    warp and then the warps in order, so every thread gets the same (M, S) bits.
+//    per 16-byte load, kUnroll loads in flight (a row that does not start on a 16-byte
+//    boundary, or whose V is not a multiple of 8, has a head and a tail of at most 7 elements
+//    read one at a time by the first threads); the block merges the threads' pairs with a fixed
+//    butterfly inside each warp and then the warps in order, so every thread gets the same (M, S)
+//    bits.
 //  Loss: log(S) + M - logit[target] (in double from the fp32 terms, as the CPU twin).
 //  Pass 2 (forward-backward only): each thread re-reads its own elements (mostly from L2) and
 //    writes (e^(x - M) * (grad_scale / S) - grad_scale * [i == target]) as bf16, in place.
@@ -71,35 +73,59 @@ __device__ __forceinline__ void Merge(float& m, float& s, float mo, float so) {
   s = a + b;
 }
 
-template <int kVec, bool kBackward>
+template <bool kAligned, bool kBackward>
 __global__ void __launch_bounds__(kCeMaxThreads)
     CrossEntropyKernel(bf16* logits, float* __restrict__ losses,
                        const int32_t* __restrict__ targets, int64_t N, int V, float grad_scale) {
   __shared__ float sm_m[32];
   __shared__ float sm_s[32];
-  const int steps = V / kVec;
   const int nt = blockDim.x;
   const int nwarps = nt / 32;
   for (int64_t row = blockIdx.x; row < N; row += gridDim.x) {
     bf16* x = logits + row * V;
+    // The row as [head | body of 16-byte vectors | tail]: head < 8 elements up to the first
+    // 16-byte boundary, tail < 8 after the last whole vector. kAligned (V % 8 == 0 and logits
+    // 16-byte aligned): every row is all body.
+    int head = 0;
+    if constexpr (!kAligned) {
+      const int mis = static_cast<int>((reinterpret_cast<uintptr_t>(x) >> 1) & 7);
+      head = min((8 - mis) & 7, V);
+    }
+    const int body = (V - head) / 8;
+    const int tail0 = head + body * 8;
+    bf16* xb = x + head;
     const int tgt = __ldg(targets + row);
     float xt = 0.0f;
     if (threadIdx.x == 0) xt = __bfloat162float(x[tgt]);
 
     // ---- pass 1: running max and sum of exponentials ----
     float m = -INFINITY, s = 0.0f;
-    int j = threadIdx.x;
-    for (; j + (kUnroll - 1) * nt < steps; j += kUnroll * nt) {
-      float v[kUnroll][kVec];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) LoadLogits<kVec>(x + (j + u * nt) * kVec, v[u]);
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) Accumulate<kVec>(v[u], m, s);
+    if constexpr (!kAligned) {
+      if (static_cast<int>(threadIdx.x) < head) {
+        float v[1];
+        LoadLogits<1>(x + threadIdx.x, v);
+        Accumulate<1>(v, m, s);
+      }
     }
-    for (; j < steps; j += nt) {
-      float v[kVec];
-      LoadLogits<kVec>(x + j * kVec, v);
-      Accumulate<kVec>(v, m, s);
+    int j = threadIdx.x;
+    for (; j + (kUnroll - 1) * nt < body; j += kUnroll * nt) {
+      float v[kUnroll][8];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) LoadLogits<8>(xb + (j + u * nt) * 8, v[u]);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) Accumulate<8>(v[u], m, s);
+    }
+    for (; j < body; j += nt) {
+      float v[8];
+      LoadLogits<8>(xb + j * 8, v);
+      Accumulate<8>(v, m, s);
+    }
+    if constexpr (!kAligned) {
+      if (tail0 + static_cast<int>(threadIdx.x) < V) {  // tail < 8 <= blockDim.x elements
+        float v[1];
+        LoadLogits<1>(x + tail0 + threadIdx.x, v);
+        Accumulate<1>(v, m, s);
+      }
     }
 #pragma unroll
     for (int offset = 16; offset > 0; offset >>= 1) {
@@ -124,15 +150,27 @@ __global__ void __launch_bounds__(kCeMaxThreads)
     // ---- pass 2: dlogits = softmax * grad_scale - grad_scale * onehot ----
     if constexpr (kBackward) {
       const float inv = grad_scale / S;
-      for (j = threadIdx.x; j < steps; j += nt) {
-        float v[kVec];
-        LoadLogits<kVec>(x + j * kVec, v);
+      // One element at index i (head or tail).
+      auto scalar = [&](int i) {
+        const float e = __expf(__bfloat162float(x[i]) - M) * inv;
+        x[i] = __float2bfloat16_rn(i == tgt ? e - grad_scale : e);
+      };
+      if constexpr (!kAligned) {
+        if (static_cast<int>(threadIdx.x) < head) scalar(threadIdx.x);
+      }
+      for (j = threadIdx.x; j < body; j += nt) {
+        float v[8];
+        LoadLogits<8>(xb + j * 8, v);
+        const int i0 = head + j * 8;
 #pragma unroll
-        for (int k = 0; k < kVec; ++k) {
+        for (int k = 0; k < 8; ++k) {
           v[k] = __expf(v[k] - M) * inv;
-          if (j * kVec + k == tgt) v[k] -= grad_scale;
+          if (i0 + k == tgt) v[k] -= grad_scale;
         }
-        detail::StoreVec<kVec>(x + j * kVec, v);
+        detail::StoreVec<8>(xb + j * 8, v);
+      }
+      if constexpr (!kAligned) {
+        if (tail0 + static_cast<int>(threadIdx.x) < V) scalar(tail0 + threadIdx.x);
       }
     }
   }
@@ -147,8 +185,13 @@ Status Launch(const char* fn, bf16* logits, float* losses, const int32_t* target
   DYT_RETURN_IF_ERROR(detail::CheckNotNull(fn, "logits", logits));
   DYT_RETURN_IF_ERROR(detail::CheckNotNull(fn, "losses", losses));
   DYT_RETURN_IF_ERROR(detail::CheckNotNull(fn, "targets", targets));
-  const bool vec = V % 8 == 0 && detail::Aligned16(logits);
-  const int steps = vec ? V / 8 : V;
+  const bool aligned = V % 8 == 0 && detail::Aligned16(logits);
+  if ((reinterpret_cast<uintptr_t>(logits) & 1u) != 0) {
+    return InvalidArgument(std::string(fn) + ": logits must be 2-byte aligned");
+  }
+  // Threads: one per 16-byte vector of the row, at most kCeMaxThreads, at least one warp (the
+  // scalar head and tail take up to 7 threads each).
+  const int steps = (V + 7) / 8;
   const int threads = std::min(kCeMaxThreads, detail::RoundUp(steps, 32));
   const int64_t in_l2 =
       std::max<int64_t>(detail::CurrentDeviceLimits().sms, kL2RowBudget / (int64_t{V} * 2));
@@ -157,10 +200,10 @@ Status Launch(const char* fn, bf16* logits, float* losses, const int32_t* target
     kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(logits, losses, targets, N, V,
                                                                   grad_scale);
   };
-  if (vec) {
-    launch(CrossEntropyKernel<8, kBackward>);
+  if (aligned) {
+    launch(CrossEntropyKernel<true, kBackward>);
   } else {
-    launch(CrossEntropyKernel<1, kBackward>);
+    launch(CrossEntropyKernel<false, kBackward>);
   }
   return LaunchStatus(fn);
 }
