@@ -49,7 +49,7 @@ struct EmbeddingIndex {
 };
 
 // Device scratch EmbeddingBackward needs for `n_unique` groups (the per-group dscale
-// partials).
+// partials, one double each; 8-byte aligned). Only used when dscale is not null.
 size_t EmbeddingBackwardScratchBytes(int n_unique);
 
 // dtable[k] += scale * sum over the positions n of group k of dx[n] (fixed order), and when

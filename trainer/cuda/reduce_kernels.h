@@ -15,7 +15,10 @@
 
 namespace dyt::cuda {
 
-// Device scratch the reductions below need for n elements (at most a few KB; any n).
+// Device scratch the reductions below need for n elements: one double per block, at most 1024
+// blocks (8 KB), 0 for n == 0; depends only on n, never on the device. The scratch must be
+// 8-byte aligned (cudaMalloc'd memory is). INVALID_ARGUMENT for n < 0, null pointers or a
+// scratch that is too small.
 size_t ReduceScratchBytes(int64_t n);
 
 // *out = sum_i x[i]  (out: one device double). n == 0 gives 0.
