@@ -1,15 +1,13 @@
 // The flash-attention kernels (trainer/cuda/attention_kernels.h) against their CPU twin
 // (dyt::cpu::AttentionForward / AttentionBackward) on bf16-rounded random inputs in [-1, 1].
 //
-// Tolerances (relative L2, test_util.h):
-//   out, dv          kBf16Tol (1e-2): bf16 outputs of products whose bf16 operands are P (in
-//                    [0, 1]) and the inputs.
-//   lse              kFp32Tol (1e-4): fp32 throughout (scores accumulate in fp32 on the tensor
-//                    cores; only the summation order and exp2f differ from the CPU).
-//   dq, dk           kGradTol (2e-2): they go through dS = P (dP - Dvec) rounded to bf16 for the
-//                    tensor-core products; dP - Dvec cancels (sum_j dS_j = 0 in every row), so
-//                    that rounding is relative to a difference, not to dP. Every case prints
-//                    the measured errors, so the bound can be tightened after a GPU run.
+// Tolerances (relative L2, test_util.h): out, dq, dk, dv kBf16Tol (1e-2); lse kFp32Tol (1e-4:
+// fp32 throughout, only the summation order and exp2f differ from the CPU). A host emulation
+// of the kernels' fragment data flow (ldmatrix / mma semantics from the PTX ISA, bf16 rounding
+// of P and dS as the kernels do) against an fp64 reference gave about 2e-3 for out, dv, and
+// 2.5e-3 for dq, dk (dS rounded to bf16), 4e-8 for lse. Every case prints its measured errors.
+// T = 1: dq and dk are exactly 0 (the softmax of one key does not depend on its score), so
+// they are checked against an absolute bound instead.
 // The backward is checked on its own: both sides get the CPU forward's out rounded to bf16
 // and its lse, so a forward error cannot hide or cause a backward one. The fused-view test
 // chains the GPU forward into the GPU backward as the trainer does.
@@ -18,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -40,7 +39,9 @@ using test::DevArray;
 using test::RelL2;
 using test::Rounded;
 
-constexpr double kGradTol = 2e-2;
+// |dq|, |dk| bound when their exact value is 0 (T = 1): what is left of dP - Dvec after fp32
+// rounding (both are dot products of about 1 in magnitude).
+constexpr double kZeroGradTol = 1e-3;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 struct AttnCase {
@@ -193,6 +194,17 @@ double Check(const char* what, const std::vector<float>& got, const std::vector<
   const double err = RelL2(got, want);
   EXPECT_LE(err, tol) << what << ": ||gpu - cpu|| / ||cpu|| = " << err;
   return err;
+}
+
+// For a gradient whose exact value is 0: every element finite and within kZeroGradTol; returns
+// the largest magnitude.
+double CheckZero(const char* what, const std::vector<float>& got) {
+  const int64_t bad = test::FirstNonFinite(got);
+  EXPECT_EQ(bad, -1) << what << ": element " << bad << " is not finite (never written?)";
+  double mx = 0;
+  for (float f : got) mx = std::max(mx, std::fabs(static_cast<double>(f)));
+  EXPECT_LE(mx, kZeroGradTol) << what << ": exactly 0 in theory (T = 1), got max |x| = " << mx;
+  return mx;
 }
 
 // The GPU side of one case. Contiguous: each tensor in its own exact-size buffer (ld = width).
@@ -363,8 +375,14 @@ void CheckCase(const AttnCase& c, bool fused, bool chain, int bwd_runs, uint64_t
   if (r.out.empty() || r.grads.dq.empty()) return;  // already failed
   const double e_out = Check("out", r.out, cf.out, test::kBf16Tol);
   const double e_lse = Check("lse", r.lse, cf.lse, test::kFp32Tol);
-  const double e_dq = Check("dq", r.grads.dq, cg.dq, kGradTol);
-  const double e_dk = Check("dk", r.grads.dk, cg.dk, kGradTol);
+  double e_dq, e_dk;
+  if (c.T == 1) {
+    e_dq = CheckZero("dq", r.grads.dq);
+    e_dk = CheckZero("dk", r.grads.dk);
+  } else {
+    e_dq = Check("dq", r.grads.dq, cg.dq, test::kBf16Tol);
+    e_dk = Check("dk", r.grads.dk, cg.dk, test::kBf16Tol);
+  }
   const double e_dv = Check("dv", r.grads.dv, cg.dv, test::kBf16Tol);
   std::printf("[attention] %-26s %-9s out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
               CaseName(c).c_str(), fused ? (chain ? "fused+ch" : "fused") : "contig", e_out, e_lse,
