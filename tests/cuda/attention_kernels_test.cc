@@ -268,6 +268,10 @@ GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>
     vp = v->get();
   }
   DevArray<bf16> dout(Pack(g.buffer_rows, g.ld_o, rows, {{g.o_view, &in.dout}}));
+  // The inputs' bits, to check at the end that neither pass wrote into them.
+  const std::vector<uint8_t> inputs_before[4] = {
+      g.fused ? qkv->Bytes() : q->Bytes(), g.fused ? std::vector<uint8_t>{} : k->Bytes(),
+      g.fused ? std::vector<uint8_t>{} : v->Bytes(), dout.Bytes()};
 
   // Forward.
   DevArray<bf16> out(static_cast<size_t>(g.buffer_rows * g.ld_o));
@@ -355,6 +359,13 @@ GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>
       EXPECT_TRUE(bq == res.dq_bytes && bk == res.dk_bytes && bv == res.dv_bytes)
           << "backward run " << run << " differs from run 0 (not deterministic)";
     }
+  }
+  const std::vector<uint8_t> inputs_after[4] = {
+      g.fused ? qkv->Bytes() : q->Bytes(), g.fused ? std::vector<uint8_t>{} : k->Bytes(),
+      g.fused ? std::vector<uint8_t>{} : v->Bytes(), dout.Bytes()};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(inputs_after[i] == inputs_before[i])
+        << "input buffer " << i << " (q / qkv, k, v, dout) was modified";
   }
   return res;
 }
