@@ -157,13 +157,12 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int kk = 0; kk < kHd / 16; ++kk) {
       uint32_t ka[4], va[4];
-      const int a_off = (lane & 15) * kLd + kk * 16 + (lane >> 4) * 8;
+      const int a_off = attn::LdmOffsetA(lane, 0, kk * 16, kLd);
       attn::LdMatrixX4(ka, attn::SmemAddr(k_rows + a_off));
       attn::LdMatrixX4(va, attn::SmemAddr(v_rows + a_off));
 #pragma unroll
       for (int np = 0; np < kBq / 16; ++np) {
-        const int b_off =
-            (np * 16 + (lane & 7) + ((lane >> 4) & 1) * 8) * kLd + kk * 16 + ((lane >> 3) & 1) * 8;
+        const int b_off = attn::LdmOffsetBRows(lane, np * 16, kk * 16, kLd);
         uint32_t qb[4], ob[4];
         attn::LdMatrixX4(qb, attn::SmemAddr(q_s + b_off));
         attn::LdMatrixX4(ob, attn::SmemAddr(do_s + b_off));
@@ -196,7 +195,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int dp = 0; dp < kHd / 16; ++dp) {
         uint32_t ob[4];
         attn::LdMatrixX4Trans(
-            ob, attn::SmemAddr(do_s + (kq * 16 + (lane & 15)) * kLd + dp * 16 + (lane >> 4) * 8));
+            ob, attn::SmemAddr(do_s + attn::LdmOffsetBTrans(lane, kq * 16, dp * 16, kLd)));
         attn::Mma(dv_acc[2 * dp], pa, ob[0], ob[1]);
         attn::Mma(dv_acc[2 * dp + 1], pa, ob[2], ob[3]);
       }
@@ -218,7 +217,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int dp = 0; dp < kHd / 16; ++dp) {
         uint32_t qb[4];
         attn::LdMatrixX4Trans(
-            qb, attn::SmemAddr(q_s + (kq * 16 + (lane & 15)) * kLd + dp * 16 + (lane >> 4) * 8));
+            qb, attn::SmemAddr(q_s + attn::LdmOffsetBTrans(lane, kq * 16, dp * 16, kLd)));
         attn::Mma(dk_acc[2 * dp], sa, qb[0], qb[1]);
         attn::Mma(dk_acc[2 * dp + 1], sa, qb[2], qb[3]);
       }
@@ -324,13 +323,12 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int kk = 0; kk < kHd / 16; ++kk) {
       uint32_t qa[4], oa[4];
-      const int a_off = (lane & 15) * kLd + kk * 16 + (lane >> 4) * 8;
+      const int a_off = attn::LdmOffsetA(lane, 0, kk * 16, kLd);
       attn::LdMatrixX4(qa, attn::SmemAddr(q_rows + a_off));
       attn::LdMatrixX4(oa, attn::SmemAddr(do_rows + a_off));
 #pragma unroll
       for (int np = 0; np < kBc / 16; ++np) {
-        const int b_off =
-            (np * 16 + (lane & 7) + ((lane >> 4) & 1) * 8) * kLd + kk * 16 + ((lane >> 3) & 1) * 8;
+        const int b_off = attn::LdmOffsetBRows(lane, np * 16, kk * 16, kLd);
         uint32_t kb[4], vb[4];
         attn::LdMatrixX4(kb, attn::SmemAddr(k_s + b_off));
         attn::LdMatrixX4(vb, attn::SmemAddr(v_s + b_off));
@@ -362,7 +360,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int dp2 = 0; dp2 < kHd / 16; ++dp2) {
         uint32_t kb[4];
         attn::LdMatrixX4Trans(
-            kb, attn::SmemAddr(k_s + (kk * 16 + (lane & 15)) * kLd + dp2 * 16 + (lane >> 4) * 8));
+            kb, attn::SmemAddr(k_s + attn::LdmOffsetBTrans(lane, kk * 16, dp2 * 16, kLd)));
         attn::Mma(dq_acc[2 * dp2], sa, kb[0], kb[1]);
         attn::Mma(dq_acc[2 * dp2 + 1], sa, kb[2], kb[3]);
       }

@@ -2,31 +2,11 @@
 // and attention_backward.cu): tile geometry, cp.async tile loads, ldmatrix fragment loads,
 // the bf16 tensor-core product, and the launchers' argument checks.
 //
-// Fragment layouts. Everything below follows the PTX ISA, section "Matrix Fragments for
-// mma.m16n8k16 with floating point type" (9.7.14.5.8 in PTX 9.0), with
-//   g = laneid >> 2 (groupID), t = laneid % 4 (threadID_in_group):
-//   A (16 x 16, row-major, 4 .b32 registers of 2 bf16, low half = lower column):
-//     reg 0: row g,     cols 2t, 2t+1        reg 1: row g + 8, cols 2t, 2t+1
-//     reg 2: row g,     cols 2t+8, 2t+9      reg 3: row g + 8, cols 2t+8, 2t+9
-//   B (16 x 8, "col": B[k][n]; 2 .b32 registers):
-//     reg 0: rows k = 2t, 2t+1 of col n = g   reg 1: rows k = 2t+8, 2t+9 of col n = g
-//   C / D (16 x 8 fp32, 4 registers): c0, c1: row g, cols 2t, 2t+1; c2, c3: row g + 8, same cols.
-// Hence the C -> A identity used for P V and dS K: the two 16 x 8 accumulator tiles of columns
-// [16kk, 16kk+8) and [16kk+8, 16kk+16) give the A fragment of the 16 x 16 chunk kk as
-//   A = { pack(C0[0], C0[1]), pack(C0[2], C0[3]), pack(C1[0], C1[1]), pack(C1[2], C1[3]) }.
-//
-// ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16 (PTX ISA "Warp-level matrix load
-// instruction: ldmatrix"): lanes 8i .. 8i+7 give the row addresses of 8 x 8 matrix i, which
-// lands in register i. Without .trans a lane receives row laneid/4, columns 2(laneid%4), +1
-// of each matrix; with .trans it receives column laneid/4, rows 2(laneid%4), +1. So:
-//   * A operand of a row-major tile M[row][k] (rows r0.., k0..): lane l points at
-//     M[r0 + (l & 15)][k0 + (l >> 4) * 8]  -> regs 0..3 are exactly A's regs 0..3.
-//   * B operand when B[k][n] = M[n][k] (M row-major in n, e.g. K for Q K^T): lane l points at
-//     M[n0 + (l & 7) + ((l >> 4) & 1) * 8][k0 + ((l >> 3) & 1) * 8]
-//     -> regs {0, 1} = B of n-tile [n0, n0+8), regs {2, 3} = B of n-tile [n0+8, n0+16).
-//   * B operand when B[k][n] = M[k][n] (M row-major in k, e.g. V for P V), with .trans: lane
-//     l points at M[k0 + (l & 15)][n0 + (l >> 4) * 8]
-//     -> regs {0, 1} = B of n-tile [n0, n0+8), regs {2, 3} = B of n-tile [n0+8, n0+16).
+// Fragment layouts (PTX ISA "Matrix Fragments for mma.m16n8k16 with floating point type" and
+// "ldmatrix") and the lane offsets that follow from them: attention_fragments.h, which
+// tests/cuda/attention_fragments_test.cc checks on the CPU against an emulated ldmatrix / mma.
+// The C -> A identity is what lets P (and dS) feed the next product straight from the
+// accumulators of the previous one, with no trip through shared memory.
 //
 // Shared memory tiles are row-major with kPad = 8 bf16 (16 bytes) of padding per row: a row is
 // (hd + 8) * 2 = 144 or 272 bytes, 16 bytes more than a multiple of 128, so the 8 row addresses
@@ -41,6 +21,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "trainer/cuda/attention_fragments.h"
 #include "trainer/cuda/attention_kernels.h"
 #include "trainer/cuda/kernel_utils.cuh"
 
@@ -129,10 +110,11 @@ __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
 // (columns 8..15): the C -> A identity above.
 __device__ __forceinline__ void AccToA(uint32_t (&a)[4], const float (&c0)[4],
                                        const float (&c1)[4]) {
-  a[0] = PackBf16(c0[0], c0[1]);
-  a[1] = PackBf16(c0[2], c0[3]);
-  a[2] = PackBf16(c1[0], c1[1]);
-  a[3] = PackBf16(c1[2], c1[3]);
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    const float(&c)[4] = AccTile(r) == 0 ? c0 : c1;
+    a[r] = PackBf16(c[AccElem(r)], c[AccElem(r) + 1]);
+  }
 }
 
 // Starts the copy of a [kRows, kHd] bf16 tile (row i at g + i * ld) into shared s (row stride

@@ -89,8 +89,8 @@ __global__ void __launch_bounds__(kThreads)
     if (j == 0) {
 #pragma unroll
       for (int kk = 0; kk < kHd / 16; ++kk) {
-        attn::LdMatrixX4(qf[kk], attn::SmemAddr(sQ + (warp * 16 + (lane & 15)) * kLd + kk * 16 +
-                                                (lane >> 4) * 8));
+        attn::LdMatrixX4(qf[kk],
+                         attn::SmemAddr(sQ + attn::LdmOffsetA(lane, warp * 16, kk * 16, kLd)));
       }
     }
     const bf16* k_s = sK + buf * kBc * kLd;
@@ -106,8 +106,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int np = 0; np < kBc / 16; ++np) {
         uint32_t kb[4];
         attn::LdMatrixX4(kb,
-                         attn::SmemAddr(k_s + (np * 16 + (lane & 7) + ((lane >> 4) & 1) * 8) * kLd +
-                                        kk * 16 + ((lane >> 3) & 1) * 8));
+                         attn::SmemAddr(k_s + attn::LdmOffsetBRows(lane, np * 16, kk * 16, kLd)));
         attn::Mma(s[2 * np], qf[kk], kb[0], kb[1]);
         attn::Mma(s[2 * np + 1], qf[kk], kb[2], kb[3]);
       }
@@ -165,7 +164,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int dp = 0; dp < kHd / 16; ++dp) {
         uint32_t vb[4];
         attn::LdMatrixX4Trans(
-            vb, attn::SmemAddr(v_s + (kk * 16 + (lane & 15)) * kLd + dp * 16 + (lane >> 4) * 8));
+            vb, attn::SmemAddr(v_s + attn::LdmOffsetBTrans(lane, kk * 16, dp * 16, kLd)));
         attn::Mma(o[2 * dp], pa, vb[0], vb[1]);
         attn::Mma(o[2 * dp + 1], pa, vb[2], vb[3]);
       }
