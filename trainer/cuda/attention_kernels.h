@@ -14,8 +14,9 @@
 // scaled scores; the backward rebuilds the softmax from it.
 //
 // Supported: head_dim 64 or 128 (the tensor-core tiles are compiled for these), any T >= 1,
-// n_heads a multiple of n_kv_heads, every row stride a multiple of 8 elements and every
-// pointer 16-byte aligned. Anything else is INVALID_ARGUMENT naming the argument.
+// B >= 1, n_heads a multiple of n_kv_heads, B and n_heads at most 65535 (grid dimensions),
+// every row stride a multiple of 8 elements and at least its row's width, and every pointer
+// (scratch included) 16-byte aligned. Anything else is INVALID_ARGUMENT naming the argument.
 //
 // Backward determinism: no float atomics. dk and dv of a kv block are summed over its query
 // blocks and over the query heads of its group inside one thread block, in a fixed order; dq

@@ -1,0 +1,457 @@
+// Flash-attention backward, deterministic (no float atomics). Three launches:
+//
+// 1. RowDotKernel: Dvec[b, h, t] = dot(dout row, out row) in fp32 (into the caller's scratch);
+//    a warp per (token, head). It equals sum_j P_j dP_j of the row.
+// 2. DkDvKernel: a block per (kv tile of 64 keys, kv head, batch); 4 warps each own 16 keys.
+//    K and V of the tile stay in shared memory; the block walks the query heads of its GQA
+//    group and, for each, the query tiles (kBq rows) at or after the kv tile, streaming Q, dO,
+//    lse and Dvec through double-buffered shared memory (cp.async). Per step, per warp, with
+//    the key as the M dimension (so every product has its A operand in registers or in the
+//    warp's own shared rows and no transpose goes through shared memory):
+//      S^T  = K Q^T          (A: K rows by ldmatrix; B: Q by ldmatrix)
+//      P^T  = exp(scale S^T - lse[q]), 0 where q < key or q >= T
+//      dP^T = V dO^T         (A: V rows; B: dO by ldmatrix)
+//      dV  += P^T dO         (A: P^T from the accumulators; B: dO by ldmatrix.trans)
+//      dS^T = P^T (dP^T - Dvec[q])
+//      dK  += dS^T Q         (A: dS^T from the accumulators; B: Q by ldmatrix.trans)
+//    then dK *= scale. Sums run in a fixed order (heads, then query tiles, then the mma's own
+//    order), so the result is the same bits every run.
+// 3. DqKernel: a block per (query tile of 64 rows, head, batch); 4 warps x 16 rows; Q and dO
+//    in shared memory, K and V tiles up to the diagonal streamed (double-buffered):
+//      S = Q K^T, P = exp(scale S - lse) (0 where key > row), dP = dO V^T (B: V by ldmatrix),
+//      dS = P (dP - Dvec), dQ += dS K (B: K by ldmatrix.trans); dQ *= scale.
+//
+// Tiles: the dk/dv pass holds two 16 x hd fp32 accumulators per warp, so its query tile is 64
+// rows at hd = 64 and 32 rows at hd = 128 (keeps S^T and dP^T small enough not to spill).
+// Shared memory: dk/dv pass 2 K/V tiles + 2 x 2 Q/dO tiles + 4 x kBq floats (55 KiB at
+// hd = 64, 68.5 KiB at hd = 128); dq pass Q, dO + 2 x 2 K/V tiles (54 KiB / 102 KiB).
+#include <cmath>
+
+#include "trainer/cuda/attention_common.cuh"
+#include "trainer/cuda/attention_kernels.h"
+#include "trainer/cuda/cuda_status.h"
+#include "trainer/cuda/kernel_utils.cuh"
+#include "trainer/cuda/launch_utils.h"
+
+namespace dyt::cuda {
+
+namespace {
+
+using attn::kBlockRows;
+using attn::kThreads;
+
+// ---- 1. Dvec = rowwise dot(dout, out) -------------------------------------------------------
+
+template <int kHd>
+__global__ void __launch_bounds__(kThreads)
+    RowDotKernel(float* __restrict__ dvec, const bf16* __restrict__ dout,
+                 const bf16* __restrict__ out, int64_t rows, int T, int H, int64_t ld_o) {
+  const int64_t w = static_cast<int64_t>(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (w >= rows * H) return;  // warp-uniform; no barriers below
+  const int64_t n = w / H;    // token row b * T + t
+  const int h = static_cast<int>(w % H);
+  float acc = 0.f;
+  if (lane < kHd / 8) {
+    const int64_t off = n * ld_o + static_cast<int64_t>(h) * kHd + lane * 8;
+    float a[8], c[8];
+    detail::LoadVec<8>(dout + off, a);
+    detail::LoadVec<8>(out + off, c);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc = fmaf(a[i], c[i], acc);
+  }
+  acc = detail::WarpSum(acc);
+  if (lane == 0) {
+    const int64_t b = n / T, t = n % T;
+    dvec[(b * H + h) * T + t] = acc;
+  }
+}
+
+// ---- 2. dK, dV ------------------------------------------------------------------------------
+
+template <int kHd>
+inline constexpr int kDkDvQueryRows = kHd == 64 ? 64 : 32;
+
+template <int kHd>
+constexpr int DkDvSmemBytes() {
+  constexpr int kBq = kDkDvQueryRows<kHd>;
+  return attn::TileBytes<kHd>(kBlockRows) * 2 + attn::TileBytes<kHd>(kBq) * 4 + 4 * kBq * 4;
+}
+
+template <int kHd>
+__global__ void __launch_bounds__(kThreads)
+    DkDvKernel(bf16* __restrict__ dk, bf16* __restrict__ dv, int64_t ld_dkv,
+               const bf16* __restrict__ dout, const float* __restrict__ lse,
+               const float* __restrict__ dvec, const bf16* __restrict__ q,
+               const bf16* __restrict__ k, const bf16* __restrict__ v, int T, int H, int group,
+               int64_t ld_q, int64_t ld_kv, int64_t ld_o, float scale, float scale_log2) {
+  constexpr int kLd = attn::kLds<kHd>;
+  constexpr int kBq = kDkDvQueryRows<kHd>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sK = reinterpret_cast<bf16*>(smem);                   // [64][kLd]
+  bf16* sV = sK + kBlockRows * kLd;                           // [64][kLd]
+  bf16* sQ = sV + kBlockRows * kLd;                           // [2][kBq][kLd]
+  bf16* sdO = sQ + 2 * kBq * kLd;                             // [2][kBq][kLd]
+  float* sL = reinterpret_cast<float*>(sdO + 2 * kBq * kLd);  // [2][kBq] lse
+  float* sD = sL + 2 * kBq;                                   // [2][kBq] Dvec
+
+  const int kt = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+  const int kv0 = kt * kBlockRows;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int64_t row_b = static_cast<int64_t>(b) * T;
+
+  const int64_t kv_off = (row_b + kv0) * ld_kv + static_cast<int64_t>(hk) * kHd;
+  attn::LoadTileAsync<kBlockRows, kHd>(sK, k + kv_off, ld_kv, T - kv0, tid);
+  attn::LoadTileAsync<kBlockRows, kHd>(sV, v + kv_off, ld_kv, T - kv0, tid);
+
+  // Steps: (query head h0 + it / nq, query tile first + it % nq); kv0 is a multiple of kBq.
+  const int first = kv0 / kBq;
+  const int nq = (T + kBq - 1) / kBq - first;
+  const int n_steps = group * nq;
+  const int h0 = hk * group;
+  auto load_step = [&](int it, int buf) {
+    const int h = h0 + it / nq;
+    const int qs = (first + it % nq) * kBq;
+    const int64_t off = (row_b + qs) * ld_q + static_cast<int64_t>(h) * kHd;
+    const int64_t off_o = (row_b + qs) * ld_o + static_cast<int64_t>(h) * kHd;
+    const int64_t off_l = (static_cast<int64_t>(b) * H + h) * T + qs;
+    attn::LoadTileAsync<kBq, kHd>(sQ + buf * kBq * kLd, q + off, ld_q, T - qs, tid);
+    attn::LoadTileAsync<kBq, kHd>(sdO + buf * kBq * kLd, dout + off_o, ld_o, T - qs, tid);
+    attn::LoadRowValuesAsync<kBq>(sL + buf * kBq, lse + off_l, T - qs, tid);
+    attn::LoadRowValuesAsync<kBq>(sD + buf * kBq, dvec + off_l, T - qs, tid);
+  };
+  load_step(0, 0);
+  attn::CpAsyncCommit();
+
+  float dk_acc[kHd / 8][4], dv_acc[kHd / 8][4];
+#pragma unroll
+  for (int n = 0; n < kHd / 8; ++n) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) dk_acc[n][i] = dv_acc[n][i] = 0.f;
+  }
+  const int key0 = kv0 + warp * 16 + g;  // this lane's keys: key0, key0 + 8
+  const bf16* k_rows = sK + warp * 16 * kLd;
+  const bf16* v_rows = sV + warp * 16 * kLd;
+
+  for (int it = 0; it < n_steps; ++it) {
+    const int buf = it & 1;
+    if (it + 1 < n_steps) load_step(it + 1, buf ^ 1);
+    attn::CpAsyncCommit();
+    attn::CpAsyncWait<1>();
+    __syncthreads();
+
+    const int qs = (first + it % nq) * kBq;
+    const bf16* q_s = sQ + buf * kBq * kLd;
+    const bf16* do_s = sdO + buf * kBq * kLd;
+    const float* l_s = sL + buf * kBq;
+    const float* d_s = sD + buf * kBq;
+
+    // S^T = K Q^T and dP^T = V dO^T: 16 keys x kBq queries per warp.
+    float st[kBq / 8][4], dpt[kBq / 8][4];
+#pragma unroll
+    for (int n = 0; n < kBq / 8; ++n) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) st[n][i] = dpt[n][i] = 0.f;
+    }
+#pragma unroll
+    for (int kk = 0; kk < kHd / 16; ++kk) {
+      uint32_t ka[4], va[4];
+      const int a_off = attn::LdmOffsetA(lane, 0, kk * 16, kLd);
+      attn::LdMatrixX4(ka, attn::SmemAddr(k_rows + a_off));
+      attn::LdMatrixX4(va, attn::SmemAddr(v_rows + a_off));
+#pragma unroll
+      for (int np = 0; np < kBq / 16; ++np) {
+        const int b_off = attn::LdmOffsetBRows(lane, np * 16, kk * 16, kLd);
+        uint32_t qb[4], ob[4];
+        attn::LdMatrixX4(qb, attn::SmemAddr(q_s + b_off));
+        attn::LdMatrixX4(ob, attn::SmemAddr(do_s + b_off));
+        attn::Mma(st[2 * np], ka, qb[0], qb[1]);
+        attn::Mma(st[2 * np + 1], ka, qb[2], qb[3]);
+        attn::Mma(dpt[2 * np], va, ob[0], ob[1]);
+        attn::Mma(dpt[2 * np + 1], va, ob[2], ob[3]);
+      }
+    }
+
+    // P^T, with the causal mask (query < key) and rows past T zeroed.
+#pragma unroll
+    for (int n = 0; n < kBq / 8; ++n) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int cl = n * 8 + 2 * t4 + (i & 1);  // query within the tile
+        const int qq = qs + cl;
+        const int key = key0 + (i >> 1) * 8;
+        const float p = exp2f(st[n][i] * scale_log2 - l_s[cl] * attn::kLog2e);
+        st[n][i] = (qq >= key && qq < T) ? p : 0.f;
+      }
+    }
+
+    // dV += P^T dO (k = query).
+#pragma unroll
+    for (int kq = 0; kq < kBq / 16; ++kq) {
+      uint32_t pa[4];
+      attn::AccToA(pa, st[2 * kq], st[2 * kq + 1]);
+#pragma unroll
+      for (int dp = 0; dp < kHd / 16; ++dp) {
+        uint32_t ob[4];
+        attn::LdMatrixX4Trans(
+            ob, attn::SmemAddr(do_s + attn::LdmOffsetBTrans(lane, kq * 16, dp * 16, kLd)));
+        attn::Mma(dv_acc[2 * dp], pa, ob[0], ob[1]);
+        attn::Mma(dv_acc[2 * dp + 1], pa, ob[2], ob[3]);
+      }
+    }
+
+    // dS^T = P^T (dP^T - Dvec[query]); P^T = 0 keeps masked entries 0 (Dvec is finite).
+#pragma unroll
+    for (int n = 0; n < kBq / 8; ++n) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) st[n][i] *= dpt[n][i] - d_s[n * 8 + 2 * t4 + (i & 1)];
+    }
+
+    // dK += dS^T Q (k = query).
+#pragma unroll
+    for (int kq = 0; kq < kBq / 16; ++kq) {
+      uint32_t sa[4];
+      attn::AccToA(sa, st[2 * kq], st[2 * kq + 1]);
+#pragma unroll
+      for (int dp = 0; dp < kHd / 16; ++dp) {
+        uint32_t qb[4];
+        attn::LdMatrixX4Trans(
+            qb, attn::SmemAddr(q_s + attn::LdmOffsetBTrans(lane, kq * 16, dp * 16, kLd)));
+        attn::Mma(dk_acc[2 * dp], sa, qb[0], qb[1]);
+        attn::Mma(dk_acc[2 * dp + 1], sa, qb[2], qb[3]);
+      }
+    }
+    __syncthreads();  // every warp is done with buffer `buf` before it is refilled
+  }
+
+  // Epilogue: the warp's own K / V rows stage dK (scaled) and dV for 16-byte stores.
+  bf16* k_stage = sK + warp * 16 * kLd;
+  bf16* v_stage = sV + warp * 16 * kLd;
+  attn::AccToSmem<kHd>(k_stage, dk_acc, scale, scale, lane);
+  attn::AccToSmem<kHd>(v_stage, dv_acc, 1.f, 1.f, lane);
+  __syncwarp();
+  const int w0 = kv0 + warp * 16;
+  const int64_t dst = (row_b + w0) * ld_dkv + static_cast<int64_t>(hk) * kHd;
+  attn::StoreWarpRows<kHd>(dk + dst, ld_dkv, k_stage, T - w0, lane);
+  attn::StoreWarpRows<kHd>(dv + dst, ld_dkv, v_stage, T - w0, lane);
+}
+
+// ---- 3. dQ ----------------------------------------------------------------------------------
+
+template <int kHd>
+constexpr int DqSmemBytes() {
+  return attn::TileBytes<kHd>(kBlockRows) * 6;  // Q, dO, 2 x K, 2 x V
+}
+
+template <int kHd>
+__global__ void __launch_bounds__(kThreads)
+    DqKernel(bf16* __restrict__ dq, int64_t ld_dq, const bf16* __restrict__ dout,
+             const float* __restrict__ lse, const float* __restrict__ dvec,
+             const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+             int T, int H, int group, int64_t ld_q, int64_t ld_kv, int64_t ld_o, float scale,
+             float scale_log2) {
+  constexpr int kLd = attn::kLds<kHd>;
+  constexpr int kBc = kBlockRows;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sQ = reinterpret_cast<bf16*>(smem);  // [64][kLd]
+  bf16* sdO = sQ + kBlockRows * kLd;         // [64][kLd]
+  bf16* sK = sdO + kBlockRows * kLd;         // [2][kBc][kLd]
+  bf16* sV = sK + 2 * kBc * kLd;             // [2][kBc][kLd]
+
+  const int qt = static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x);
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int q0 = qt * kBlockRows;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int64_t row_b = static_cast<int64_t>(b) * T;
+  const bf16* k_head = k + row_b * ld_kv + static_cast<int64_t>(h / group) * kHd;
+  const bf16* v_head = v + row_b * ld_kv + static_cast<int64_t>(h / group) * kHd;
+  const int kv_end = min(T, q0 + kBlockRows);
+  const int n_tiles = (kv_end + kBc - 1) / kBc;
+
+  attn::LoadTileAsync<kBlockRows, kHd>(sQ, q + (row_b + q0) * ld_q + static_cast<int64_t>(h) * kHd,
+                                       ld_q, T - q0, tid);
+  attn::LoadTileAsync<kBlockRows, kHd>(
+      sdO, dout + (row_b + q0) * ld_o + static_cast<int64_t>(h) * kHd, ld_o, T - q0, tid);
+  attn::LoadTileAsync<kBc, kHd>(sK, k_head, ld_kv, T, tid);
+  attn::LoadTileAsync<kBc, kHd>(sV, v_head, ld_kv, T, tid);
+  attn::CpAsyncCommit();
+
+  // This lane's rows row0, row0 + 8: lse (log2 units) and Dvec; rows past T never stored.
+  const int row0 = q0 + warp * 16 + g;
+  float lse2[2], dd[2];
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int r = row0 + rr * 8;
+    const int64_t idx = (static_cast<int64_t>(b) * H + h) * T + r;
+    lse2[rr] = r < T ? lse[idx] * attn::kLog2e : 0.f;
+    dd[rr] = r < T ? dvec[idx] : 0.f;
+  }
+
+  float dq_acc[kHd / 8][4];
+#pragma unroll
+  for (int n = 0; n < kHd / 8; ++n) dq_acc[n][0] = dq_acc[n][1] = dq_acc[n][2] = dq_acc[n][3] = 0.f;
+  const bf16* q_rows = sQ + warp * 16 * kLd;
+  const bf16* do_rows = sdO + warp * 16 * kLd;
+
+  for (int j = 0; j < n_tiles; ++j) {
+    const int buf = j & 1;
+    if (j + 1 < n_tiles) {
+      const int kv_next = (j + 1) * kBc;
+      const int nb = buf ^ 1;
+      attn::LoadTileAsync<kBc, kHd>(sK + nb * kBc * kLd, k_head + kv_next * ld_kv, ld_kv,
+                                    T - kv_next, tid);
+      attn::LoadTileAsync<kBc, kHd>(sV + nb * kBc * kLd, v_head + kv_next * ld_kv, ld_kv,
+                                    T - kv_next, tid);
+    }
+    attn::CpAsyncCommit();
+    attn::CpAsyncWait<1>();
+    __syncthreads();
+
+    const bf16* k_s = sK + buf * kBc * kLd;
+    const bf16* v_s = sV + buf * kBc * kLd;
+    const int kv0 = j * kBc;
+
+    // S = Q K^T and dP = dO V^T: 16 rows x kBc keys per warp.
+    float s[kBc / 8][4], dp[kBc / 8][4];
+#pragma unroll
+    for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) s[n][i] = dp[n][i] = 0.f;
+    }
+#pragma unroll
+    for (int kk = 0; kk < kHd / 16; ++kk) {
+      uint32_t qa[4], oa[4];
+      const int a_off = attn::LdmOffsetA(lane, 0, kk * 16, kLd);
+      attn::LdMatrixX4(qa, attn::SmemAddr(q_rows + a_off));
+      attn::LdMatrixX4(oa, attn::SmemAddr(do_rows + a_off));
+#pragma unroll
+      for (int np = 0; np < kBc / 16; ++np) {
+        const int b_off = attn::LdmOffsetBRows(lane, np * 16, kk * 16, kLd);
+        uint32_t kb[4], vb[4];
+        attn::LdMatrixX4(kb, attn::SmemAddr(k_s + b_off));
+        attn::LdMatrixX4(vb, attn::SmemAddr(v_s + b_off));
+        attn::Mma(s[2 * np], qa, kb[0], kb[1]);
+        attn::Mma(s[2 * np + 1], qa, kb[2], kb[3]);
+        attn::Mma(dp[2 * np], oa, vb[0], vb[1]);
+        attn::Mma(dp[2 * np + 1], oa, vb[2], vb[3]);
+      }
+    }
+
+    // dS = P (dP - Dvec), P = exp(scale S - lse), 0 where key > row.
+#pragma unroll
+    for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int c = kv0 + n * 8 + 2 * t4 + (i & 1);
+        const int r = row0 + (i >> 1) * 8;
+        const float p = exp2f(s[n][i] * scale_log2 - lse2[i >> 1]);
+        s[n][i] = c <= r ? p * (dp[n][i] - dd[i >> 1]) : 0.f;
+      }
+    }
+
+    // dQ += dS K (k = key): K's B fragments by ldmatrix.trans.
+#pragma unroll
+    for (int kk = 0; kk < kBc / 16; ++kk) {
+      uint32_t sa[4];
+      attn::AccToA(sa, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+      for (int dp2 = 0; dp2 < kHd / 16; ++dp2) {
+        uint32_t kb[4];
+        attn::LdMatrixX4Trans(
+            kb, attn::SmemAddr(k_s + attn::LdmOffsetBTrans(lane, kk * 16, dp2 * 16, kLd)));
+        attn::Mma(dq_acc[2 * dp2], sa, kb[0], kb[1]);
+        attn::Mma(dq_acc[2 * dp2 + 1], sa, kb[2], kb[3]);
+      }
+    }
+    __syncthreads();
+  }
+
+  bf16* stage = sQ + warp * 16 * kLd;  // the warp's own Q rows
+  attn::AccToSmem<kHd>(stage, dq_acc, scale, scale, lane);
+  __syncwarp();
+  const int w0 = q0 + warp * 16;
+  attn::StoreWarpRows<kHd>(dq + (row_b + w0) * ld_dq + static_cast<int64_t>(h) * kHd, ld_dq, stage,
+                           T - w0, lane);
+}
+
+// ---- launch ---------------------------------------------------------------------------------
+
+template <int kHd>
+Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dkv, const bf16* dout,
+                      const bf16* out, const float* lse, const bf16* q, const bf16* k,
+                      const bf16* v, const AttentionShape& s, float* dvec, cudaStream_t stream) {
+  const float scale = 1.f / std::sqrt(static_cast<float>(kHd));
+  const float scale_log2 = scale * attn::kLog2e;
+  const int group = s.n_heads / s.n_kv_heads;
+  const int64_t rows = static_cast<int64_t>(s.B) * s.T;
+
+  const int64_t dot_blocks = detail::CeilDiv(rows * s.n_heads, kThreads / 32);
+  if (dot_blocks > 0x7fffffff) {
+    return InvalidArgument("FlashAttentionBackward: B * T * n_heads is too large");
+  }
+  RowDotKernel<kHd><<<static_cast<unsigned>(dot_blocks), kThreads, 0, stream>>>(
+      dvec, dout, out, rows, s.T, s.n_heads, s.ld_o);
+  DYT_RETURN_IF_ERROR(LaunchStatus("RowDotKernel"));
+
+  const unsigned tiles = static_cast<unsigned>((s.T + kBlockRows - 1) / kBlockRows);
+  constexpr int kDkDvSmem = DkDvSmemBytes<kHd>();
+  DYT_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+      DkDvKernel<kHd>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDkDvSmem));
+  DkDvKernel<kHd><<<dim3(tiles, s.n_kv_heads, s.B), kThreads, kDkDvSmem, stream>>>(
+      dk, dv, ld_dkv, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv, s.ld_o,
+      scale, scale_log2);
+  DYT_RETURN_IF_ERROR(LaunchStatus("DkDvKernel"));
+
+  constexpr int kDqSmem = DqSmemBytes<kHd>();
+  DYT_CUDA_RETURN_IF_ERROR(
+      cudaFuncSetAttribute(DqKernel<kHd>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDqSmem));
+  DqKernel<kHd><<<dim3(tiles, s.n_heads, s.B), kThreads, kDqSmem, stream>>>(
+      dq, ld_dq, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv, s.ld_o, scale,
+      scale_log2);
+  return LaunchStatus("DqKernel");
+}
+
+}  // namespace
+
+size_t FlashAttentionBackwardScratchBytes(const AttentionShape& shape) {
+  if (shape.B < 1 || shape.T < 1 || shape.n_heads < 1) return 0;
+  const size_t bytes = static_cast<size_t>(shape.B) * shape.n_heads * shape.T * sizeof(float);
+  return (bytes + 255) / 256 * 256;
+}
+
+Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dkv,
+                              const bf16* dout, const bf16* out, const float* lse, const bf16* q,
+                              const bf16* k, const bf16* v, const AttentionShape& shape,
+                              void* scratch, size_t scratch_bytes, cudaStream_t stream) {
+  constexpr const char* fn = "FlashAttentionBackward";
+  DYT_RETURN_IF_ERROR(attn::CheckAttentionShape(fn, shape));
+  const int64_t hd = shape.head_dim;
+  DYT_RETURN_IF_ERROR(attn::CheckStride(fn, "ld_q", shape.ld_q, shape.n_heads * hd));
+  DYT_RETURN_IF_ERROR(attn::CheckStride(fn, "ld_kv", shape.ld_kv, shape.n_kv_heads * hd));
+  DYT_RETURN_IF_ERROR(attn::CheckStride(fn, "ld_o", shape.ld_o, shape.n_heads * hd));
+  DYT_RETURN_IF_ERROR(attn::CheckStride(fn, "ld_dq", ld_dq, shape.n_heads * hd));
+  DYT_RETURN_IF_ERROR(attn::CheckStride(fn, "ld_dkv", ld_dkv, shape.n_kv_heads * hd));
+  DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "dq", dq));
+  DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "dk", dk));
+  DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "dv", dv));
+  DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "dout", dout));
+  DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "out", out));
+  DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "lse", lse));
+  DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "q", q));
+  DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "k", k));
+  DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "v", v));
+  const size_t need = FlashAttentionBackwardScratchBytes(shape);
+  DYT_RETURN_IF_ERROR(detail::CheckScratch(fn, scratch, scratch_bytes, need));
+  DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "scratch", scratch));
+  float* dvec = static_cast<float*>(scratch);
+  if (shape.head_dim == 64) {
+    return LaunchBackward<64>(dq, dk, dv, ld_dq, ld_dkv, dout, out, lse, q, k, v, shape, dvec,
+                              stream);
+  }
+  return LaunchBackward<128>(dq, dk, dv, ld_dq, ld_dkv, dout, out, lse, q, k, v, shape, dvec,
+                             stream);
+}
+
+}  // namespace dyt::cuda

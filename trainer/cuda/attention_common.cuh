@@ -1,0 +1,225 @@
+// Building blocks of the flash-attention kernels (internal to trainer/cuda: attention_forward.cu
+// and attention_backward.cu): tile geometry, cp.async tile loads, ldmatrix fragment loads,
+// the bf16 tensor-core product, and the launchers' argument checks.
+//
+// Fragment layouts (PTX ISA "Matrix Fragments for mma.m16n8k16 with floating point type" and
+// "ldmatrix") and the lane offsets that follow from them: attention_fragments.h, which
+// tests/cuda/attention_fragments_test.cc checks on the CPU against an emulated ldmatrix / mma.
+// The C -> A identity is what lets P (and dS) feed the next product straight from the
+// accumulators of the previous one, with no trip through shared memory.
+//
+// Shared memory tiles are row-major with kPad = 8 bf16 (16 bytes) of padding per row: a row is
+// (hd + 8) * 2 = 144 or 272 bytes, 16 bytes more than a multiple of 128, so the 8 row addresses
+// of one ldmatrix matrix (16 bytes each) fall in 8 distinct 16-byte bank groups: no conflicts.
+// Every row start stays 16-byte aligned (cp.async and uint4 access).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+#include "trainer/cuda/attention_fragments.h"
+#include "trainer/cuda/attention_kernels.h"
+#include "trainer/cuda/kernel_utils.cuh"
+
+namespace dyt::cuda::attn {
+
+inline constexpr int kWarps = 4;
+inline constexpr int kThreads = kWarps * 32;
+// Rows a thread block owns (query rows of the forward and of the dq pass, kv rows of the dk/dv
+// pass): 16 per warp, one m16 tile each.
+inline constexpr int kBlockRows = kWarps * 16;
+inline constexpr int kPad = 8;
+inline constexpr float kLog2e = 1.4426950408889634f;
+
+template <int kHd>
+inline constexpr int kLds = kHd + kPad;  // shared-memory row stride (elements)
+
+// Bytes of a [rows][kHd + kPad] bf16 shared tile.
+template <int kHd>
+constexpr int TileBytes(int rows) {
+  return rows * kLds<kHd> * 2;
+}
+
+// ---- device primitives ---------------------------------------------------------------------
+
+__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, asynchronously (L2 only). valid = false writes 16 zero bytes and
+// reads nothing (src-size 0); src must still be a valid address, callers pass the tile base.
+__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+
+// 4 bytes global -> shared (zero-filled when !valid).
+__device__ __forceinline__ void CpAsync4(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 4 : 0)
+               : "memory");
+}
+
+__device__ __forceinline__ void CpAsyncCommit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+// Waits until at most kPending of this thread's committed groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr)
+               : "memory");
+}
+
+__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr)
+               : "memory");
+}
+
+// d += A B over one m16n8k16 tile (bf16 in, fp32 accumulate).
+__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+      "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two floats as a bf16 pair (round to nearest even), lo in the low half (the lower column).
+__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  uint32_t u;
+  memcpy(&u, &h, sizeof(u));
+  return u;
+}
+
+// The A fragment of the 16 x 16 chunk made of accumulator tiles c0 (columns 0..7) and c1
+// (columns 8..15): the C -> A identity above.
+__device__ __forceinline__ void AccToA(uint32_t (&a)[4], const float (&c0)[4],
+                                       const float (&c1)[4]) {
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    const float(&c)[4] = AccTile(r) == 0 ? c0 : c1;
+    a[r] = PackBf16(c[AccElem(r)], c[AccElem(r) + 1]);
+  }
+}
+
+// Starts the copy of a [kRows, kHd] bf16 tile (row i at g + i * ld) into shared s (row stride
+// kLds), rows >= valid zero-filled and not read. All kThreads threads call it; the caller
+// commits the group.
+template <int kRows, int kHd>
+__device__ __forceinline__ void LoadTileAsync(bf16* s, const bf16* g, int64_t ld, int valid,
+                                              int tid) {
+  constexpr int kChunks = kHd / 8;  // 16-byte chunks per row
+  constexpr int kTotal = kRows * kChunks;
+  static_assert(kTotal % kThreads == 0, "tile chunks must split evenly over the block");
+#pragma unroll
+  for (int i = 0; i < kTotal / kThreads; ++i) {
+    const int c = tid + i * kThreads;
+    const int r = c / kChunks;
+    const int col = (c % kChunks) * 8;
+    const bool ok = r < valid;
+    const bf16* src = ok ? g + static_cast<int64_t>(r) * ld + col : g;
+    CpAsync16(SmemAddr(s + r * kLds<kHd> + col), src, ok);
+  }
+}
+
+// Starts the copy of kRows consecutive floats g[0 .. kRows) into s, entries >= valid zeroed.
+template <int kRows>
+__device__ __forceinline__ void LoadRowValuesAsync(float* s, const float* g, int valid, int tid) {
+  static_assert(kRows <= kThreads, "one float per thread");
+  if (tid < kRows) {
+    const bool ok = tid < valid;
+    CpAsync4(SmemAddr(s + tid), ok ? g + tid : g, ok);
+  }
+}
+
+// Writes a warp's 16 x kHd fp32 accumulator (n-tiles acc[kHd / 8]) times `mul` as bf16 into
+// the warp's 16 rows of shared s (row stride kLds). Conflict-free: a row is 4 banks more than
+// a multiple of 32, so lanes (g, t) hit banks 4g + t + const.
+template <int kHd>
+__device__ __forceinline__ void AccToSmem(bf16* s, const float (&acc)[kHd / 8][4], float mul0,
+                                          float mul1, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int n = 0; n < kHd / 8; ++n) {
+    const int col = n * 8 + 2 * t;
+    *reinterpret_cast<uint32_t*>(s + g * kLds<kHd> + col) =
+        PackBf16(acc[n][0] * mul0, acc[n][1] * mul0);
+    *reinterpret_cast<uint32_t*>(s + (g + 8) * kLds<kHd> + col) =
+        PackBf16(acc[n][2] * mul1, acc[n][3] * mul1);
+  }
+}
+
+// Copies a warp's 16 shared rows (row stride kLds) to global rows dst + i * ld for i < valid,
+// 16 bytes per lane per step (a row is kHd / 8 chunks). Call after __syncwarp().
+template <int kHd>
+__device__ __forceinline__ void StoreWarpRows(bf16* dst, int64_t ld, const bf16* s, int valid,
+                                              int lane) {
+  constexpr int kChunks = kHd / 8;
+  static_assert((16 * kChunks) % 32 == 0, "rows split evenly over the warp");
+#pragma unroll
+  for (int i = 0; i < 16 * kChunks / 32; ++i) {
+    const int c = lane + i * 32;
+    const int r = c / kChunks;
+    const int col = (c % kChunks) * 8;
+    if (r < valid) {
+      *reinterpret_cast<uint4*>(dst + static_cast<int64_t>(r) * ld + col) =
+          *reinterpret_cast<const uint4*>(s + r * kLds<kHd> + col);
+    }
+  }
+}
+
+// ---- host-side argument checks --------------------------------------------------------------
+
+// The shape rules of attention_kernels.h; `fn` names the function in the message.
+inline Status CheckAttentionShape(const char* fn, const AttentionShape& s) {
+  const std::string f(fn);
+  if (s.B < 1) return InvalidArgument(f + ": B=" + std::to_string(s.B) + " must be >= 1");
+  if (s.T < 1) return InvalidArgument(f + ": T=" + std::to_string(s.T) + " must be >= 1");
+  if (s.n_heads < 1 || s.n_kv_heads < 1 || s.n_heads % s.n_kv_heads != 0) {
+    return InvalidArgument(
+        f + ": n_heads=" + std::to_string(s.n_heads) +
+        " must be a positive multiple of n_kv_heads=" + std::to_string(s.n_kv_heads));
+  }
+  if (s.head_dim != 64 && s.head_dim != 128) {
+    return InvalidArgument(f + ": head_dim=" + std::to_string(s.head_dim) + " must be 64 or 128");
+  }
+  if (s.n_heads > 65535 || s.B > 65535) {
+    return InvalidArgument(f + ": n_heads and B must be <= 65535 (grid dimensions)");
+  }
+  return Status::Ok();
+}
+
+// A row stride: a multiple of 8 elements and at least the row's width.
+inline Status CheckStride(const char* fn, const char* name, int64_t ld, int64_t width) {
+  if (ld < width || ld % 8 != 0) {
+    return InvalidArgument(std::string(fn) + ": " + name + "=" + std::to_string(ld) +
+                           " must be a multiple of 8 and >= " + std::to_string(width));
+  }
+  return Status::Ok();
+}
+
+// Not null and 16-byte aligned.
+inline Status CheckPointer(const char* fn, const char* name, const void* p) {
+  if (p == nullptr) return InvalidArgument(std::string(fn) + ": " + name + " is null");
+  if (!detail::Aligned16(p)) {
+    return InvalidArgument(std::string(fn) + ": " + name + " must be 16-byte aligned");
+  }
+  return Status::Ok();
+}
+
+}  // namespace dyt::cuda::attn
