@@ -209,10 +209,10 @@ TrainConfig CurveConfig(const char* device) {
                                "model: {preset: tiny, vocab_size: 512, dim: 256, n_layers: 2, "
                                "n_heads: 4, n_kv_heads: 2, ffn_dim: 512, max_seq_len: 128}\n"
                                "data: {synthetic: true, repeat_batch: true}\n"
-                               "train: {steps: 200, batch_size: 4, seq_len: 128, device: ") +
+                               "train: {steps: 200, batch_size: 16, seq_len: 128, device: ") +
                            device +
                            "}\n"
-                           "optimizer: {lr: 0.002, warmup_steps: 20, weight_decay: 0.1}\n";
+                           "optimizer: {lr: 0.0002, warmup_steps: 20, weight_decay: 0.1}\n";
   auto node = LoadYamlString(yaml);
   EXPECT_TRUE(node.ok());
   auto c = ParseTrainConfig(*node);
@@ -221,7 +221,9 @@ TrainConfig CurveConfig(const char* device) {
 }
 
 // The bar: 200 steps of a small model on the GPU track the CPU fp32 backend's loss
-// within 2% at every logged step (every 10th, and the first).
+// within 2% at every logged step (every 10th, and the first). One repeated batch of 2048 tokens
+// at a low learning rate: the CPU run goes from 6.24 to 3.71 (measured here), a real descent
+// that never reaches the near-zero losses where a relative bound would only measure noise.
 TEST(CudaBackendTest, TwoHundredStepLossCurveTracksTheCpuBackend) {
   DYT_REQUIRE_GPU();
   auto cpu = Trainer::Create(CurveConfig("cpu"), nullptr);
