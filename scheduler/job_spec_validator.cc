@@ -147,6 +147,22 @@ Status CheckResources(const v1::Resources& r) {
   return Status::Ok();
 }
 
+// GPU ranks train with the CUDA backend, whose attention kernels are compiled for head
+// dimensions 64 and 128: refuse other shapes at submission rather than at the trainer's start.
+Status CheckGpuModel(const v1::ModelSpec& m) {
+  auto preset = ModelPreset(m.preset());
+  if (!preset.ok()) return Status::Ok();  // CheckModel reported it
+  const int dim = m.dim() > 0 ? m.dim() : preset->dim;
+  const int heads = m.n_heads() > 0 ? m.n_heads() : preset->n_heads;
+  const int head_dim = heads > 0 ? dim / heads : 0;
+  if (head_dim != 64 && head_dim != 128) {
+    return Invalid("spec.model.dim", "dim / n_heads = " + std::to_string(dim) + " / " +
+                                         std::to_string(heads) + " = " + std::to_string(head_dim) +
+                                         "; gpu jobs need a head dimension of 64 or 128");
+  }
+  return Status::Ok();
+}
+
 Status CheckCheckpoint(const v1::CheckpointPolicy& c) {
   DYT_RETURN_IF_ERROR(CheckAtLeast<int64_t>("spec.checkpoint.every_steps", c.every_steps(), 0));
   DYT_RETURN_IF_ERROR(CheckAtLeast<int64_t>("spec.checkpoint.every_minutes", c.every_minutes(), 0));
@@ -255,6 +271,7 @@ Status JobSpecValidator::Validate(const v1::JobSpec& spec) const {
   DYT_RETURN_IF_ERROR(CheckOptimizer(spec.optimizer()));
   DYT_RETURN_IF_ERROR(CheckTrain(spec.train()));
   DYT_RETURN_IF_ERROR(CheckResources(spec.resources()));
+  if (spec.resources().kind() == "gpu") DYT_RETURN_IF_ERROR(CheckGpuModel(spec.model()));
   DYT_RETURN_IF_ERROR(CheckRange("spec.priority", spec.priority(), JobSpecLimits::kMinPriority,
                                  JobSpecLimits::kMaxPriority));
   if (spec.max_restarts() < 0) {

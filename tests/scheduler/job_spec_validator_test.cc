@@ -34,6 +34,10 @@ TEST(JobSpecValidatorTest, ValidSpecPasses) {
   synthetic.mutable_data()->clear_train_paths();
   synthetic.mutable_data()->set_synthetic(true);
   EXPECT_TRUE(JobSpecValidator().Validate(synthetic).ok());
+  v1::JobSpec gpu = ValidSpec();  // tiny: head dimension 256 / 4 = 64, what the GPU runs
+  gpu.mutable_model()->set_preset("tiny");
+  gpu.mutable_resources()->set_kind("gpu");
+  EXPECT_TRUE(JobSpecValidator().Validate(gpu).ok()) << JobSpecValidator().Validate(gpu).ToString();
 }
 
 TEST(JobSpecValidatorTest, EachRuleNamesFieldAndRule) {
@@ -111,6 +115,13 @@ TEST(JobSpecValidatorTest, EachRuleNamesFieldAndRule) {
        "spec.resources.kind: must be cpu or gpu (got 'tpu')"},
       {"empty kind", [](v1::JobSpec& s) { s.mutable_resources()->clear_kind(); },
        "spec.resources.kind: must be cpu or gpu"},
+      {"gpu head dim",
+       [](v1::JobSpec& s) {
+         s.mutable_resources()->set_kind("gpu");
+         s.mutable_model()->set_dim(256);
+         s.mutable_model()->set_n_heads(8);
+       },
+       "spec.model.dim: dim / n_heads = 256 / 8 = 32; gpu jobs need a head dimension of 64 or 128"},
       {"priority low", [](v1::JobSpec& s) { s.set_priority(-1); },
        "spec.priority: must be between 0 and 1000 (got -1)"},
       {"priority high", [](v1::JobSpec& s) { s.set_priority(1001); },
