@@ -3,10 +3,10 @@
 # trainer/dist, then the training benchmark against torch.compile, in about 8 minutes. Run
 # from anywhere:
 #
-#   bench/gpu/run.sh [BIN_DIR]        (default: <repo>/build-cuda/bin)
+#   bench/gpu/run.sh [BIN_DIR]   (default: .carry/bin.tar.gz if present, else build-cuda/bin)
 #
-# Needs the binaries built on the dev machine (carried in BIN_DIR) and, for the libraries a
-# bare GPU machine lacks, <repo>/.carry/lib.tar.gz from bench/gpu/bundle_libs.sh. Writes its
+# Needs the binaries built on the dev machine and, for the libraries a bare GPU machine lacks,
+# <repo>/.carry/lib.tar.gz: bench/gpu/prepare_carry.sh makes both (carry ".carry"). Writes its
 # logs to $OUT (or /tmp/dyt-gpu-run) - at most 8 files, the device tool's limit: summary.txt,
 # cuda_tests.log, bench.jsonl, bench.log, layer_bench.log, sanitizer.log - and prints a summary
 # table last. Steps, each under `timeout`, most important first (a run may be cut short):
@@ -22,10 +22,16 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-bin_dir=$(cd "${1:-$repo/build-cuda/bin}" 2>/dev/null && pwd) || {
-  echo "run.sh: binary dir ${1:-$repo/build-cuda/bin} not found" >&2
-  exit 2
-}
+# The binaries: BIN_DIR, else .carry/bin.tar.gz (bench/gpu/prepare_carry.sh), else build-cuda/bin.
+if [ -z "${1:-}" ] && [ -f "$repo/.carry/bin.tar.gz" ]; then
+  bin_dir=$(mktemp -d /tmp/dyt-carry-bin.XXXXXX)
+  tar -C "$bin_dir" -xzf "$repo/.carry/bin.tar.gz"
+else
+  bin_dir=$(cd "${1:-$repo/build-cuda/bin}" 2>/dev/null && pwd) || {
+    echo "run.sh: binary dir ${1:-$repo/build-cuda/bin} not found" >&2
+    exit 2
+  }
+fi
 out=${OUT:-/tmp/dyt-gpu-run}
 mkdir -p "$out"
 csv_dir=$(mktemp -d /tmp/dyt-csv.XXXXXX)  # tarred into $out/csv.tar at the end
@@ -141,6 +147,7 @@ bench() {
   shift 2
   step "$name" "$limit" "$out/one.tmp" "$@"
   local rc=$?
+  rows[${#rows[@]}-1]=${rows[${#rows[@]}-1]/one.tmp/bench.log}
   cat "$out/one.tmp" >>"$bench_log"
   grep '^{' "$out/one.tmp" | tail -1 >>"$jsonl"
   rm -f "$out/one.tmp"

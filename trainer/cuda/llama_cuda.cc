@@ -433,10 +433,11 @@ StatusOr<std::unique_ptr<LlamaCuda>> LlamaCuda::Create(const ModelConfig& config
 
   auto buf = DeviceBuffer<uint8_t>::Allocate(size_t(arena.bytes()));
   if (!buf.ok()) {
-    return Status(StatusCode::kResourceExhausted, 
-        "LlamaCuda: activations of " + std::to_string(max_batch) + " x " + std::to_string(seq_len) +
-        " tokens need " + std::to_string(arena.bytes() >> 20) + " MiB of GPU memory (" +
-        buf.status().message() + "); lower train.batch_size or set train.recompute");
+    return Status(StatusCode::kResourceExhausted,
+                  "LlamaCuda: activations of " + std::to_string(max_batch) + " x " +
+                      std::to_string(seq_len) + " tokens need " +
+                      std::to_string(arena.bytes() >> 20) + " MiB of GPU memory (" +
+                      buf.status().message() + "); lower train.batch_size or set train.recompute");
   }
   m.arena = std::move(buf).value();
   arena.Bind(m.arena.get());
