@@ -242,6 +242,10 @@ def setup_packages():
 
 
 BASE_PACKAGES = {"libc6", "libstdc++6", "libgcc-s1"}  # essential in every Debian image
+# CUDA libraries by soname prefix -> the package of NVIDIA's Debian repository providing them
+# ("libcublas-*": any CUDA version's).
+CUDA_PACKAGES = [("libcublasLt.", "libcublas-*"), ("libcublas.", "libcublas-*"),
+                 ("libnccl.", "libnccl2")]
 
 
 def runtime_packages(binary):
@@ -271,6 +275,10 @@ def runtime_packages(binary):
     packages = set()
     for soname, paths in candidates.items():
         owner = next((owners[p] for p in paths if p in owners), None)
+        if owner is None and paths[0].startswith("/usr/local/cuda"):
+            # The CUDA toolkit here is NVIDIA's installer, not packages; images take the same
+            # libraries from NVIDIA's Debian 12 repository (libcublas-<version>, libnccl2).
+            owner = next((pkg for prefix, pkg in CUDA_PACKAGES if soname.startswith(prefix)), None)
         if owner is None:
             err(binary, f"no Debian package owns {paths[0]}")
             continue
@@ -336,6 +344,7 @@ def check_dockerfile(path, program, extra_binary, binaries):
         if w == "RUN" and "apt-get install" in a:
             runtime |= set(re.findall(r"(?<![-$\w])([a-z0-9][a-z0-9.+-]+)", a))
     runtime |= {"libopenblas0-*" for p in runtime if p.startswith("libopenblas0-")}
+    runtime |= {"libcublas-*" for p in runtime if p.startswith("libcublas-")}
     for b in binaries:
         lacking = runtime_packages(b) - runtime
         if lacking:
