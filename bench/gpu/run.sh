@@ -17,7 +17,7 @@
 #   4. dyt-gpu-train-bench and torch_train.py (torch.compile, bf16 autocast, SDPA, fused AdamW)
 #      on gpt-small and 1b, DyT then RMSNorm: tokens/s, model TFLOP/s, MFU, memory, ratio
 #   5. dyt-gpu-layer-bench (copy bandwidth vs the fused DyT kernels)
-#   6. compute-sanitizer memcheck on small cuda_tests cases, if time is left
+#   6. compute-sanitizer memcheck, then racecheck, on small cuda_tests cases, if time is left
 # Exit status: 0 when every step that ran passed.
 set -uo pipefail
 
@@ -188,6 +188,16 @@ else
     --tool memcheck --error-exitcode 1 --print-limit 20 \
     "$bin_dir/cuda_tests" --gtest_filter="$small"
   grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED)" "$out/sanitizer.log" | sed 's/^/   /'
+  # Shared-memory races: the attention kernels' cp.async double buffering is the main risk.
+  left=$((budget_s - $(elapsed)))
+  if [ $left -ge 20 ]; then
+    echo "== racecheck" >>"$out/sanitizer.log"
+    step "sanitizer racecheck" "$left" "$out/racecheck.tmp" "${ours[@]}" "$sanitizer" \
+      --tool racecheck --error-exitcode 1 --print-limit 20 \
+      "$bin_dir/cuda_tests" --gtest_filter='*Attention*T100*:*Backward*N7_D1000*:*CrossEntropy*'
+    cat "$out/racecheck.tmp" >>"$out/sanitizer.log"
+    rm -f "$out/racecheck.tmp"
+  fi
 fi
 
 # ---- summary (printed last) -------------------------------------------------------------------
@@ -202,8 +212,8 @@ fi
   echo "-- loss curve, CUDA backend vs CPU fp32 backend (CudaBackendTest.TwoHundredStep...):"
   grep -E "^  step +[0-9]+ loss cpu|worst relative loss" "$out/cuda_tests.log" | sed 's/^/ /'
   if [ -f "$out/sanitizer.log" ]; then
-    echo "-- compute-sanitizer memcheck:"
-    grep -h -E "ERROR SUMMARY" "$out/sanitizer.log" | sed 's/^/   /'
+    echo "-- compute-sanitizer (memcheck, then racecheck):"
+    grep -h -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer.log" | sed 's/^/   /'
   fi
   echo "-- training step, dyt vs torch.compile (bench.jsonl):"
   python3 "$repo/bench/gpu/train_table.py" "$jsonl" 2>&1

@@ -165,10 +165,12 @@ std::vector<float> GradsOf(LlamaCuda& model, const std::vector<int32_t>& in,
   return Download(model.grads(), model.num_params());
 }
 
-TEST(LlamaCudaDeterminismTest, RecomputeAndRepeatsGiveBitIdenticalGradients) {
+class LlamaCudaDeterminismTest : public ::testing::TestWithParam<NormKind> {};
+
+TEST_P(LlamaCudaDeterminismTest, RecomputeAndRepeatsGiveBitIdenticalGradients) {
   DYT_REQUIRE_GPU();
   std::mt19937_64 rng(3);
-  const ModelConfig c = SmallConfig(NormKind::kDyt, false);
+  const ModelConfig c = SmallConfig(GetParam(), false);
   const int B = 3, T = 80;
   auto plain = LlamaCuda::Create(c, B, T, false, nullptr);
   auto recompute = LlamaCuda::Create(c, B, T, true, nullptr);
@@ -191,7 +193,13 @@ TEST(LlamaCudaDeterminismTest, RecomputeAndRepeatsGiveBitIdenticalGradients) {
   EXPECT_TRUE(std::isfinite(l4));
 }
 
-TEST(LlamaCudaDeterminismTest, RejectsShapesItCannotRun) {
+INSTANTIATE_TEST_SUITE_P(Norms, LlamaCudaDeterminismTest,
+                         ::testing::Values(NormKind::kDyt, NormKind::kRmsNorm),
+                         [](const ::testing::TestParamInfo<NormKind>& info) {
+                           return std::string(info.param == NormKind::kDyt ? "Dyt" : "RmsNorm");
+                         });
+
+TEST(LlamaCudaShapeTest, RejectsShapesItCannotRun) {
   DYT_REQUIRE_GPU();
   ModelConfig c = SmallConfig(NormKind::kDyt, false);
   c.n_heads = 8;  // head_dim 32
@@ -277,6 +285,16 @@ TEST(CudaBackendTest, StateRoundTripsThroughTheHost) {
     (be == a->get() ? la : lb) = *l;
   }
   EXPECT_EQ(la, lb);
+  // One more update on each: equal parameters only if the moments and the step count (bias
+  // corrections) came back too.
+  for (auto* be : {a->get(), b->get()}) ASSERT_TRUE(be->ReduceAndUpdate(1e-3f, 1.0f).ok());
+  auto sa = (*a)->ExportState();
+  auto sb = (*b)->ExportState();
+  ASSERT_TRUE(sa.ok() && sb.ok());
+  EXPECT_EQ(sa->params, sb->params);
+  EXPECT_EQ(sa->adam_m, sb->adam_m);
+  EXPECT_EQ(sa->adam_v, sb->adam_v);
+  EXPECT_EQ(sa->adam_step, 4);
 }
 
 TEST(CudaBackendTest, WithoutAGpuTheErrorNamesTrainDevice) {

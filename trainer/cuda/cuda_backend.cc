@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <string>
 #include <utility>
 
 #include "trainer/cuda/adamw_kernels.h"
@@ -198,6 +199,12 @@ Status CudaBackend::ZeroGrads() {
 StatusOr<double> CudaBackend::ForwardBackward(const int32_t* inputs, const int32_t* targets,
                                               int batch, float grad_scale) {
   Impl& b = *impl_;
+  if (b.micro >= b.grad_accum) {
+    // The step's gradients may already be (partly) all-reduced: more micro-batches would add
+    // unreduced gradients that ReduceAndUpdate no longer averages.
+    return FailedPrecondition("CudaBackend: more than train.grad_accum = " +
+                              std::to_string(b.grad_accum) + " micro-batches since ZeroGrads");
+  }
   const bool last = ++b.micro == b.grad_accum;
   GradReadyFn ready;
   if (last && b.world() > 1) {

@@ -45,8 +45,8 @@ class CudaBackend final : public TrainBackend {
   Status ImportState(const HostTrainState& state) override;
   Status BroadcastParams() override;
 
-  // Peak device memory the process has allocated (cudaMemGetInfo-based: total - free at the
-  // peak is not tracked by CUDA, so this is the model's own allocations).
+  // Device memory of the model and optimizer state (parameters, bf16 copy, gradients, moments,
+  // activations and kernel scratch); cuBLASLt's workspace and NCCL's buffers are not counted.
   int64_t device_bytes() const;
 
  private:

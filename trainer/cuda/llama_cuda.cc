@@ -270,7 +270,9 @@ struct LlamaCuda::Impl {
     for (int l = c.n_layers - 1; l >= 0; --l) {
       const LayerOffsets& o = layout.layer(l);
       LayerActs& a = layers[l];
-      if (recompute) {
+      // The shared set still holds the last block's activations from the forward pass (its
+      // successor is the final norm, which has buffers of its own): only earlier blocks re-run.
+      if (recompute && l != c.n_layers - 1) {
         DYT_RETURN_IF_ERROR(NormForward(o.attn_norm, a.n1, a.rstd1, resid[l], N));
         DYT_RETURN_IF_ERROR(BlockForward(l, B, /*full=*/false));
       }
@@ -453,10 +455,13 @@ StatusOr<std::unique_ptr<LlamaCuda>> LlamaCuda::Create(const ModelConfig& config
   // RoPE tables: the CPU's, uploaded (identical angles on both backends).
   std::vector<float> cos(size_t(seq_len) * hd / 2), sin(cos.size());
   cpu::RopeTables(cos.data(), sin.data(), seq_len, hd, c.rope_theta);
-  DYT_CUDA_RETURN_IF_ERROR(
-      cudaMemcpy(m.rope_cos, cos.data(), cos.size() * sizeof(float), cudaMemcpyHostToDevice));
-  DYT_CUDA_RETURN_IF_ERROR(
-      cudaMemcpy(m.rope_sin, sin.data(), sin.size() * sizeof(float), cudaMemcpyHostToDevice));
+  // On the model's stream (a non-blocking stream does not wait for the legacy one), and
+  // waited for before the host tables go away.
+  DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m.rope_cos, cos.data(), cos.size() * sizeof(float),
+                                           cudaMemcpyHostToDevice, stream));
+  DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m.rope_sin, sin.data(), sin.size() * sizeof(float),
+                                           cudaMemcpyHostToDevice, stream));
+  DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
 
   DYT_ASSIGN_OR_RETURN(m.h_tokens, AllocatePinned<int32_t>(size_t(5 * N + 1)));
   DYT_ASSIGN_OR_RETURN(m.h_loss, AllocatePinned<double>(1));
