@@ -272,6 +272,9 @@ Status JobSpecValidator::Validate(const v1::JobSpec& spec) const {
   DYT_RETURN_IF_ERROR(CheckTrain(spec.train()));
   DYT_RETURN_IF_ERROR(CheckResources(spec.resources()));
   if (spec.resources().kind() == "gpu") DYT_RETURN_IF_ERROR(CheckGpuModel(spec.model()));
+  if (spec.train().recompute() && spec.resources().kind() != "gpu") {
+    return Invalid("spec.train.recompute", "only valid for gpu jobs (resources.kind: gpu)");
+  }
   DYT_RETURN_IF_ERROR(CheckRange("spec.priority", spec.priority(), JobSpecLimits::kMinPriority,
                                  JobSpecLimits::kMaxPriority));
   if (spec.max_restarts() < 0) {

@@ -79,6 +79,7 @@ YAML::Node TrainNode(const v1::TrainSpec& t, int threads) {
   SetIf(n, "log_every", t.log_every());
   SetIf(n, "eval_every", t.eval_every());
   SetIf(n, "eval_batches", t.eval_batches());
+  if (t.recompute()) n["recompute"] = true;
   SetIf(n, "threads", threads);
   return n;
 }

@@ -66,6 +66,7 @@ train:
   log_every: 10
   eval_every: 50
   eval_batches: 4
+  recompute: true
 resources:
   ranks: 2
   slots_per_rank: 3
@@ -133,6 +134,7 @@ TEST(JobSpecYamlTest, ReadsEveryField) {
   EXPECT_EQ(s.train().steps(), 300);
   EXPECT_EQ(s.train().batch_size(), 16);
   EXPECT_EQ(s.train().seed(), 1234u);
+  EXPECT_TRUE(s.train().recompute());
   EXPECT_EQ(s.resources().kind(), "cpu");
   EXPECT_EQ(s.resources().slots_per_rank(), 3);
   EXPECT_EQ(s.checkpoint().keep_every_steps(), 1000);
@@ -140,7 +142,7 @@ TEST(JobSpecYamlTest, ReadsEveryField) {
   EXPECT_EQ(file->Locate("train.batch_size"), "job.yaml:45");
   EXPECT_EQ(file->Locate("data.train_paths[1]"), "job.yaml:26");
   EXPECT_EQ(file->Locate("data.train_paths[7]"), "job.yaml:24");  // falls back to the list
-  EXPECT_EQ(file->Locate("checkpoint.nothing"), "job.yaml:56");   // ... or the section
+  EXPECT_EQ(file->Locate("checkpoint.nothing"), "job.yaml:57");   // ... or the section
   EXPECT_EQ(file->Locate("nothing"), std::nullopt);
 }
 
@@ -159,7 +161,7 @@ TEST(JobSpecYamlTest, UnknownKeysAreNamedWithTheirPosition) {
   EXPECT_EQ(nested.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(nested.status().message(),
             "job.yaml:4:3: train.batchsize: unknown field (fields of train: steps, batch_size, "
-            "grad_accum, seq_len, seed, log_every, eval_every, eval_batches)");
+            "grad_accum, seq_len, seed, log_every, eval_every, eval_batches, recompute)");
   auto top = Parse("name: x\nmodle:\n  preset: tiny\n");
   ASSERT_FALSE(top.ok());
   EXPECT_EQ(top.status().message().rfind("job.yaml:2:1: modle: unknown field (sections and "

@@ -115,6 +115,8 @@ TEST(JobSpecValidatorTest, EachRuleNamesFieldAndRule) {
        "spec.resources.kind: must be cpu or gpu (got 'tpu')"},
       {"empty kind", [](v1::JobSpec& s) { s.mutable_resources()->clear_kind(); },
        "spec.resources.kind: must be cpu or gpu"},
+      {"recompute on cpu", [](v1::JobSpec& s) { s.mutable_train()->set_recompute(true); },
+       "spec.train.recompute: only valid for gpu jobs (resources.kind: gpu)"},
       {"gpu head dim",
        [](v1::JobSpec& s) {
          s.mutable_resources()->set_kind("gpu");

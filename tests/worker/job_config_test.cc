@@ -50,6 +50,12 @@ TEST(JobConfigTest, GpuSlotsTrainOnTheGpuAndCpuSlotsOnTheCpu) {
   auto gpu = Convert(spec);
   ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
   EXPECT_EQ(gpu->train.device, TrainDevice::kCuda);
+  EXPECT_FALSE(gpu->train.recompute);
+  spec.mutable_train()->set_recompute(true);
+  auto recompute = Convert(spec);
+  ASSERT_TRUE(recompute.ok()) << recompute.status().ToString();
+  EXPECT_TRUE(recompute->train.recompute);
+  spec.mutable_train()->set_recompute(false);
   spec.mutable_resources()->set_kind("cpu");
   auto cpu = Convert(spec);
   ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
