@@ -21,4 +21,19 @@ double ModelFlopsUtilization(double flops_per_token, double tokens_per_s, double
   return flops_per_token * tokens_per_s / peak_flops;
 }
 
+double KnownGpuPeakFlops(const std::string& device_name) {
+  // Most specific names first: "NVIDIA H100 NVL" must not match the plain H100 row.
+  static constexpr struct {
+    const char* name_part;
+    double flops;
+  } kTable[] = {
+      {"H100 NVL", 835e12}, {"H200 NVL", 835e12}, {"H100 PCIe", 756e12},
+      {"H100", 989.4e12},   {"H200", 989.4e12},   {"A100", 312e12},
+  };
+  for (const auto& row : kTable) {
+    if (device_name.find(row.name_part) != std::string::npos) return row.flops;
+  }
+  return 0;
+}
+
 }  // namespace dyt::worker

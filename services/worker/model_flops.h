@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "services/worker/event_parser.h"
 
@@ -20,5 +21,10 @@ double TrainingFlopsPerToken(const ModelShape& model, int64_t seq_len);
 // MFU: achieved model FLOP/s over the peak of the slots the job holds. 0 when any input is
 // not positive.
 double ModelFlopsUtilization(double flops_per_token, double tokens_per_s, double peak_flops);
+
+// Dense BF16 peak FLOP/s of a GPU known by its CUDA device name (NVIDIA's datasheets: A100
+// 312e12; H100 SXM and H200 SXM 989.4e12, H100 PCIe 756e12, H100 NVL and H200 NVL 835e12), so a
+// GPU worker exports MFU without --peak-flops. 0 for a name not in the table.
+double KnownGpuPeakFlops(const std::string& device_name);
 
 }  // namespace dyt::worker

@@ -19,6 +19,7 @@
 #include "common/signals.h"
 #include "services/worker/devices.h"
 #include "services/worker/metrics.h"
+#include "services/worker/model_flops.h"
 #include "services/worker/outbox.h"
 #include "services/worker/session.h"
 #include "services/worker/supervisor.h"
@@ -65,9 +66,10 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", work_dir, "per-attempt configs and outputs");
   app.add_option("--metrics-listen", metrics_listen,
                  "HOST:PORT for Prometheus /metrics (port 0 picks one; default: off)");
-  app.add_option("--peak-flops", peak_flops,
-                 "peak FLOP/s of one slot (one GPU, or one CPU core), e.g. 989e12 for an H100 "
-                 "SXM's dense BF16; exports dyt_job_mfu_ratio (default 0: no MFU)")
+  app.add_option(
+         "--peak-flops", peak_flops,
+         "peak FLOP/s of one slot (one GPU, or one CPU core), e.g. 989e12 for an H100 "
+         "SXM's dense BF16; exports dyt_job_mfu_ratio (default: known GPUs' peak, else no MFU)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   app.add_option("--orphan-timeout-s", orphan_timeout_s,
@@ -137,6 +139,18 @@ int main(int argc, char** argv) {
   metrics_options.listen = metrics_listen;
   metrics_options.kind = slots->kind;
   metrics_options.slots = slots->count;
+  if (peak_flops == 0 && slots->kind == "gpu") {
+    peak_flops = dyt::worker::KnownGpuPeakFlops(slots->device_name);
+    if (peak_flops > 0) {
+      spdlog::info(
+          "peak {:.4g} FLOP/s per GPU for MFU, from the device name '{}' (dense BF16; "
+          "--peak-flops overrides)",
+          peak_flops, slots->device_name);
+    } else {
+      spdlog::info("GPU '{}' is not in the peak-FLOP/s table: pass --peak-flops for MFU",
+                   slots->device_name);
+    }
+  }
   metrics_options.peak_flops_per_slot = peak_flops;
   auto metrics = dyt::worker::WorkerMetrics::Create(metrics_options);
   if (!metrics.ok()) {

@@ -40,6 +40,16 @@ TEST(ModelFlopsTest, PalmFormulaWithoutTheUntiedEmbedding) {
   EXPECT_EQ(ModelFlopsUtilization(0, 100, 1e6), 0);
 }
 
+TEST(ModelFlopsTest, KnownGpusHaveTheirDenseBf16Peak) {
+  EXPECT_DOUBLE_EQ(KnownGpuPeakFlops("NVIDIA H200"), 989.4e12);
+  EXPECT_DOUBLE_EQ(KnownGpuPeakFlops("NVIDIA H100 80GB HBM3"), 989.4e12);
+  EXPECT_DOUBLE_EQ(KnownGpuPeakFlops("NVIDIA H100 PCIe"), 756e12);
+  EXPECT_DOUBLE_EQ(KnownGpuPeakFlops("NVIDIA H100 NVL"), 835e12);
+  EXPECT_DOUBLE_EQ(KnownGpuPeakFlops("NVIDIA A100-SXM4-80GB"), 312e12);
+  EXPECT_EQ(KnownGpuPeakFlops("NVIDIA GeForce RTX 4090"), 0);
+  EXPECT_EQ(KnownGpuPeakFlops(""), 0);
+}
+
 TEST(WorkerMetricsTest, AJobsSeriesAppearWithTheirEventsAndLeaveWithTheJob) {
   WorkerMetricsOptions options;
   options.kind = "cpu";
