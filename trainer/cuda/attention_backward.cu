@@ -187,19 +187,7 @@ __global__ void __launch_bounds__(kThreads)
     }
 
     // dV += P^T dO (k = query).
-#pragma unroll
-    for (int kq = 0; kq < kBq / 16; ++kq) {
-      uint32_t pa[4];
-      attn::AccToA(pa, st[2 * kq], st[2 * kq + 1]);
-#pragma unroll
-      for (int dp = 0; dp < kHd / 16; ++dp) {
-        uint32_t ob[4];
-        attn::LdMatrixX4Trans(
-            ob, attn::SmemAddr(do_s + attn::LdmOffsetBTrans(lane, kq * 16, dp * 16, kLd)));
-        attn::Mma(dv_acc[2 * dp], pa, ob[0], ob[1]);
-        attn::Mma(dv_acc[2 * dp + 1], pa, ob[2], ob[3]);
-      }
-    }
+    attn::MmaAccSmemTrans<kBq, kHd, kLd>(dv_acc, st, do_s, lane);
 
     // dS^T = P^T (dP^T - Dvec[query]); P^T = 0 keeps masked entries 0 (Dvec is finite).
 #pragma unroll
@@ -209,19 +197,7 @@ __global__ void __launch_bounds__(kThreads)
     }
 
     // dK += dS^T Q (k = query).
-#pragma unroll
-    for (int kq = 0; kq < kBq / 16; ++kq) {
-      uint32_t sa[4];
-      attn::AccToA(sa, st[2 * kq], st[2 * kq + 1]);
-#pragma unroll
-      for (int dp = 0; dp < kHd / 16; ++dp) {
-        uint32_t qb[4];
-        attn::LdMatrixX4Trans(
-            qb, attn::SmemAddr(q_s + attn::LdmOffsetBTrans(lane, kq * 16, dp * 16, kLd)));
-        attn::Mma(dk_acc[2 * dp], sa, qb[0], qb[1]);
-        attn::Mma(dk_acc[2 * dp + 1], sa, qb[2], qb[3]);
-      }
-    }
+    attn::MmaAccSmemTrans<kBq, kHd, kLd>(dk_acc, st, q_s, lane);
     __syncthreads();  // every warp is done with buffer `buf` before it is refilled
   }
 
@@ -352,19 +328,7 @@ __global__ void __launch_bounds__(kThreads)
     }
 
     // dQ += dS K (k = key): K's B fragments by ldmatrix.trans.
-#pragma unroll
-    for (int kk = 0; kk < kBc / 16; ++kk) {
-      uint32_t sa[4];
-      attn::AccToA(sa, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-      for (int dp2 = 0; dp2 < kHd / 16; ++dp2) {
-        uint32_t kb[4];
-        attn::LdMatrixX4Trans(
-            kb, attn::SmemAddr(k_s + attn::LdmOffsetBTrans(lane, kk * 16, dp2 * 16, kLd)));
-        attn::Mma(dq_acc[2 * dp2], sa, kb[0], kb[1]);
-        attn::Mma(dq_acc[2 * dp2 + 1], sa, kb[2], kb[3]);
-      }
-    }
+    attn::MmaAccSmemTrans<kBc, kHd, kLd>(dq_acc, s, k_s, lane);
     __syncthreads();
   }
 

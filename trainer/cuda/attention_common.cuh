@@ -117,6 +117,28 @@ __device__ __forceinline__ void AccToA(uint32_t (&a)[4], const float (&c0)[4],
   }
 }
 
+// acc [16, kN] += P [16, kK] @ B, on one warp: P is the warp's fp32 accumulator tiles (as A
+// fragments, AccToA), B the [kK, kN] bf16 tile in shared memory at `b` (row stride kLd), read
+// transposed by ldmatrix.trans. Every P x smem product of the kernels (O += P V, dV += P^T dO,
+// dK += dS^T Q, dQ += dS K).
+template <int kK, int kN, int kLd>
+__device__ __forceinline__ void MmaAccSmemTrans(float (&acc)[kN / 8][4],
+                                                const float (&p)[kK / 8][4], const bf16* b,
+                                                int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kK / 16; ++kk) {
+    uint32_t pa[4];
+    AccToA(pa, p[2 * kk], p[2 * kk + 1]);
+#pragma unroll
+    for (int dp = 0; dp < kN / 16; ++dp) {
+      uint32_t fb[4];
+      LdMatrixX4Trans(fb, SmemAddr(b + LdmOffsetBTrans(lane, kk * 16, dp * 16, kLd)));
+      Mma(acc[2 * dp], pa, fb[0], fb[1]);
+      Mma(acc[2 * dp + 1], pa, fb[2], fb[3]);
+    }
+  }
+}
+
 // Starts the copy of a [kRows, kHd] bf16 tile (row i at g + i * ld) into shared s (row stride
 // kLds), rows >= valid zero-filled and not read. All kThreads threads call it; the caller
 // commits the group.

@@ -156,19 +156,7 @@ __global__ void __launch_bounds__(kThreads)
     }
 
     // O += P V: P's A fragments from the accumulators, V's B fragments by ldmatrix.trans.
-#pragma unroll
-    for (int kk = 0; kk < kBc / 16; ++kk) {
-      uint32_t pa[4];
-      attn::AccToA(pa, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-      for (int dp = 0; dp < kHd / 16; ++dp) {
-        uint32_t vb[4];
-        attn::LdMatrixX4Trans(
-            vb, attn::SmemAddr(v_s + attn::LdmOffsetBTrans(lane, kk * 16, dp * 16, kLd)));
-        attn::Mma(o[2 * dp], pa, vb[0], vb[1]);
-        attn::Mma(o[2 * dp + 1], pa, vb[2], vb[3]);
-      }
-    }
+    attn::MmaAccSmemTrans<kBc, kHd, kLd>(o, s, v_s, lane);
     __syncthreads();  // every warp is done with buffer `buf` before it is refilled
   }
 
