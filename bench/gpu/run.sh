@@ -134,7 +134,7 @@ rm -f "$out/dist_tests.tmp"
 # In groups, each its own process: a kernel that faults (an illegal address ends the process's
 # CUDA context) then hides only its own group's results. Every test is in exactly one group.
 groups=(
-  "layers|Sizes/Dyt*:Dyt*:Sizes/RmsNorm*:RmsNorm*:Tanh*:*Gemm*:Cast*:DeviceBuffer*"
+  "layers|Sizes/Dyt*:Dyt*:Sizes/RmsNorm*:RmsNorm*:Tanh*:*Gemm*:Cast*:DeviceBuffer*:PhaseProfiler*"
   "elementwise|*Rope*:*Swiglu*:*Embedding*:*CrossEntropy*:*Reduce*:*AdamW*"
   "attention|*Attention*"
   "model + loss curve|*LlamaCuda*:CudaBackendTest.*"

@@ -6,15 +6,21 @@ autocast, SDPA (flash) attention, fused AdamW on fp32 parameters, clip_grad_norm
 The model has dyt's shapes and parameter count (interleaved RoPE, SwiGLU, untied output head,
 DyT with bias and the learnable embedding scale, or RMSNorm), random tokens, and times full
 steps: forward, loss, backward, clip, AdamW, zero_grad. Prints one JSON line per config with
-tokens/s, step time, model TFLOP/s (the PaLM convention, as dyt's bench), MFU and peak memory.
+tokens/s, step time, model TFLOP/s (the PaLM convention, as dyt's bench), MFU and peak memory,
+and, from --profile-steps more steps under torch.profiler, the GPU milliseconds per step of its
+kernels by kind ("phases_ms": gemm, attention.fwd, attention.bwd, fused elementwise, optimizer,
+...), which bench/gpu/train_table.py sets against dyt's phases.
 
     python3 bench/gpu/torch_train.py --config gpt-small --norm dyt [--eager] [--steps 20]
 """
 
 import argparse
+import collections
 import json
 import math
+import re
 import statistics
+import sys
 import time
 
 import torch
@@ -134,6 +140,61 @@ def flops_per_token(vocab, dim, layers, ffn, seq, kv_dim):
     return 6 * n + 12 * layers * dim * seq
 
 
+# Kernel name (lower case) -> kind, first match wins. Flash attention (PyTorch's FA2 port, cuDNN's fused
+# attention, the memory-efficient kernels) before the GEMMs, since some of it is CUTLASS.
+KERNEL_KINDS = (
+    ("attention.bwd", r"flash_bwd|fmha_cutlassb|fmha.*(bwd|backward)|sdpa.*(bprop|bwd)|"
+                      r"attention.*backward|dot_do_o|convert_dq"),
+    ("attention.fwd", r"flash_fwd|fmha_cutlassf|fmha.*(fwd|forward)|sdpa.*(fprop|fwd)|"
+                      r"attention.*forward"),
+    ("elementwise", r"^triton_"),  # Inductor's fused kernels: norms, RoPE, SwiGLU, the loss
+    ("optimizer", r"adam|multi_tensor|foreach|lpnorm|norm_kernel"),
+    ("gemm", r"gemm|nvjet|xmma|cutlass|cublas|splitk|sm\d\d_.*tensorop"),
+    ("memset/copy", r"memset|memcpy|fill"),
+    ("elementwise", r"triton|elementwise|vectorized|reduce|embedding|index|softmax|cross_entropy|"
+                    r"nll_loss|cat|copy"),
+)
+
+
+def kernel_kind(name):
+    low = name.lower()
+    for kind, pattern in KERNEL_KINDS:
+        if re.search(pattern, low):
+            return kind
+    return "other"
+
+
+def profile_phases(step, steps):
+    """GPU ms per step of torch's kernels by kind over `steps` profiled steps (and the 12
+    kernels that took longest, to stderr); {} if the profiler fails."""
+    try:
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):
+                step()
+            torch.cuda.synchronize()
+        kinds = collections.defaultdict(float)
+        per_kernel = collections.defaultdict(float)
+        for e in prof.key_averages():  # one entry per kernel name (CUDA activity only)
+            if not str(getattr(e, "device_type", "")).endswith("CUDA"):
+                continue
+            us = 0.0
+            for attr in ("self_device_time_total", "self_cuda_time_total", "device_time_total",
+                         "cuda_time_total"):
+                if getattr(e, attr, None):
+                    us = float(getattr(e, attr))
+                    break
+            kinds[kernel_kind(e.key)] += us / 1e3 / steps
+            per_kernel[e.key] += us / 1e3 / steps
+        top = sorted(per_kernel.items(), key=lambda kv: -kv[1])[:12]
+        for name, ms in top:
+            print(f"  {ms:9.3f} ms/step  {kernel_kind(name):<14} {name[:110]}", file=sys.stderr)
+        return {k: round(v, 4) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}
+    except Exception as exc:  # the timing above stands without the breakdown
+        print(f"profile failed: {exc!r}", file=sys.stderr)
+        return {}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", choices=sorted(CONFIGS), default="gpt-small")
@@ -142,6 +203,8 @@ def main():
     p.add_argument("--eager", action="store_true", help="no torch.compile")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--profile-steps", type=int, default=3,
+                   help="steps under torch.profiler after the timed ones (0: none)")
     p.add_argument("--peak-tflops", type=float, default=989.0,
                    help="dense bf16 peak for MFU (H100/H200 SXM: 989)")
     args = p.parse_args()
@@ -185,6 +248,8 @@ def main():
         loss = step()
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
+    peak_mem = torch.cuda.max_memory_allocated()
+    phases = profile_phases(step, args.profile_steps) if args.profile_steps > 0 else {}
     step_s = statistics.median(times)
     tok_s = batch * seq / step_s
     fpt = flops_per_token(vocab, dim, layers, ffn, seq, kv_heads * (dim // heads))
@@ -195,9 +260,10 @@ def main():
         "params": sum(q.numel() for q in params),
         "tokens_per_s": round(tok_s, 1), "step_ms": round(step_s * 1e3, 3),
         "model_tflops": round(tflops, 2), "mfu": round(tflops / args.peak_tflops, 4),
-        "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "peak_mem_gib": round(peak_mem / 2**30, 2),
         "warmup_s": round(t_compile, 1), "loss": float(loss.item()),
         "torch": torch.__version__, "gpu": torch.cuda.get_device_name(),
+        "phases_ms": phases,
     }), flush=True)
 
 

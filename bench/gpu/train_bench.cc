@@ -12,9 +12,12 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "trainer/cuda/cuda_backend.h"
+#include "trainer/cuda/cuda_status.h"
+#include "trainer/cuda/phase_profiler.h"
 #include "trainer/train/train_config.h"
 
 namespace {
@@ -31,7 +34,7 @@ double FlopsPerToken(const dyt::ModelConfig& c, int seq) {
 int main(int argc, char** argv) {
   CLI::App app{"dyt CUDA training-step benchmark"};
   std::string preset = "gpt-small", norm = "dyt";
-  int batch = 0, seq = 0, warmup = 5, steps = 20;
+  int batch = 0, seq = 0, warmup = 5, steps = 20, profile_steps = 3;
   bool recompute = false;
   double peak_tflops = 989.0;
   app.add_option("--preset", preset, "model preset (trainer/model/config.cc)");
@@ -40,6 +43,8 @@ int main(int argc, char** argv) {
   app.add_option("--seq", seq, "sequence length (0: the preset's max_seq_len)");
   app.add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   app.add_option("--steps", steps, "timed steps")->check(CLI::PositiveNumber);
+  app.add_option("--profile-steps", profile_steps, "profiled steps after the timed ones (0: none)")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--recompute", recompute, "recompute activations in the backward pass");
   app.add_option("--peak-tflops", peak_tflops, "dense bf16 peak for MFU (H100/H200 SXM: 989)");
   CLI11_PARSE(app, argc, argv);
@@ -72,24 +77,58 @@ int main(int argc, char** argv) {
   for (auto& t : inputs) t = tok(rng);
   for (auto& t : targets) t = tok(rng);
 
-  std::vector<double> times;
   double loss = 0, norm_value = 0;
-  for (int i = 0; i < warmup + steps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
+  // One whole step: zero, forward + backward, clip + AdamW, and a wait for all of it (the
+  // grad-norm readback is one wait; the device synchronisation makes the step whole).
+  auto run_step = [&]() -> dyt::Status {
     dyt::Status st = (*backend)->ZeroGrads();
     auto l = st.ok() ? (*backend)->ForwardBackward(inputs.data(), targets.data(), B, 1.0f)
                      : dyt::StatusOr<double>(st);
     auto n = l.ok() ? (*backend)->ReduceAndUpdate(3e-4f, 1.0f) : dyt::StatusOr<double>(l.status());
-    if (!n.ok()) {
-      std::fprintf(stderr, "step %d: %s\n", i, n.status().ToString().c_str());
-      return 1;
-    }
-    // ReduceAndUpdate reads the norm back (one wait); wait for AdamW too so the step is whole.
-    cudaDeviceSynchronize();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (i >= warmup) times.push_back(s);
+    if (!n.ok()) return n.status();
     loss = *l;
     norm_value = *n;
+    return dyt::cuda::CudaStatus(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  };
+  std::vector<double> times;
+  for (int i = 0; i < warmup + steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (const dyt::Status st = run_step(); !st.ok()) {
+      std::fprintf(stderr, "step %d: %s\n", i, st.ToString().c_str());
+      return 1;
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (i >= warmup) times.push_back(s);
+  }
+
+  // The phase breakdown, on steps of their own (the timed ones ran without the events).
+  std::string phases_json;
+  if (profile_steps > 0) {
+    auto profiler = dyt::cuda::PhaseProfiler::Create();
+    if (!profiler.ok()) {
+      std::fprintf(stderr, "profiler: %s\n", profiler.status().ToString().c_str());
+      return 1;
+    }
+    (*backend)->SetProfiler(profiler->get());
+    for (int i = 0; i < profile_steps; ++i) {
+      dyt::Status st = run_step();
+      if (st.ok()) st = (*profiler)->Flush((*backend)->stream());
+      if (!st.ok()) {
+        std::fprintf(stderr, "profiled step %d: %s\n", i, st.ToString().c_str());
+        return 1;
+      }
+    }
+    (*backend)->SetProfiler(nullptr);
+    const double total = (*profiler)->total_ms();
+    std::printf("%-16s %10s %7s   (%d profiled steps, %s %s)\n", "phase", "ms/step", "share",
+                profile_steps, preset.c_str(), norm.c_str());
+    for (const auto& [name, ms] : (*profiler)->totals()) {
+      std::printf("%-16s %10.3f %6.1f%%\n", name.c_str(), ms / profile_steps,
+                  total > 0 ? 100 * ms / total : 0.0);
+      phases_json += (phases_json.empty() ? "" : ", ") + ("\"" + name + "\": ") +
+                     std::to_string(ms / profile_steps);
+    }
+    std::printf("%-16s %10.3f\n", "total", total / profile_steps);
   }
   std::sort(times.begin(), times.end());
   const double step_s = times[times.size() / 2];
@@ -101,10 +140,10 @@ int main(int argc, char** argv) {
       "{\"impl\": \"dyt\", \"config\": \"%s\", \"norm\": \"%s\", \"batch\": %d, \"seq\": %d, "
       "\"params\": %lld, \"recompute\": %s, \"tokens_per_s\": %.1f, \"step_ms\": %.3f, "
       "\"step_ms_min\": %.3f, \"model_tflops\": %.2f, \"mfu\": %.4f, \"mem_in_use_gib\": %.2f, "
-      "\"loss\": %.4f, \"grad_norm\": %.4f, \"device\": \"%s\"}\n",
+      "\"loss\": %.4f, \"grad_norm\": %.4f, \"device\": \"%s\", \"phases_ms\": {%s}}\n",
       preset.c_str(), norm.c_str(), B, T, static_cast<long long>(model->ParameterCount()),
       recompute ? "true" : "false", tok_s, step_s * 1e3, times.front() * 1e3, tflops,
       tflops / peak_tflops, double(total_b - free_b) / double(1 << 30), loss, norm_value,
-      (*backend)->DeviceSummary().c_str());
+      (*backend)->DeviceSummary().c_str(), phases_json.c_str());
   return 0;
 }

@@ -19,6 +19,7 @@
 #include "tests/cuda/test_util.h"
 #include "trainer/cpu/llama_cpu.h"
 #include "trainer/cuda/cuda_backend.h"
+#include "trainer/cuda/phase_profiler.h"
 #include "trainer/train/trainer.h"
 
 namespace dyt::cuda {
@@ -213,6 +214,90 @@ INSTANTIATE_TEST_SUITE_P(Norms, LlamaCudaDeterminismTest,
                          [](const ::testing::TestParamInfo<NormKind>& info) {
                            return std::string(info.param == NormKind::kDyt ? "Dyt" : "RmsNorm");
                          });
+
+// The contract the overlapped all-reduce relies on: the GradReadyFn ranges cover the parameter
+// buffer exactly once, and a range's gradients are final when it is reported (a copy taken at
+// report time, after the stream has caught up, equals the gradient at the end).
+TEST_P(LlamaCudaDeterminismTest, GradientRangesArePartitionAndFinalWhenReported) {
+  DYT_REQUIRE_GPU();
+  for (const bool tied : {false, true}) {
+    SCOPED_TRACE(tied ? "tied embeddings" : "untied");
+    std::mt19937_64 rng(4);
+    const ModelConfig c = SmallConfig(GetParam(), tied);
+    const int B = 2, T = 64;
+    auto model = LlamaCuda::Create(c, B, T, /*recompute=*/true, nullptr);
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    LlamaCuda& m = **model;
+    DYT_ASSERT_OK(m.InitParams(5));
+    DYT_ASSERT_OK(m.ZeroGrads());
+    const auto in = RandomTokens(rng, size_t(B) * T, c.vocab_size);
+    const auto tg = RandomTokens(rng, size_t(B) * T, c.vocab_size);
+    struct Range {
+      int64_t begin, end;
+      std::vector<float> at_report;
+    };
+    std::vector<Range> ranges;
+    auto l = m.ForwardBackward(in.data(), tg.data(), B, 1.0f, [&](int64_t b, int64_t e) {
+      DYT_TEST_CUDA(cudaStreamSynchronize(m.stream()));
+      std::vector<float> all = Download(m.grads(), m.num_params());
+      ranges.push_back({b, e, Slice(all, b, e - b)});
+      return Status::Ok();
+    });
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+    ASSERT_EQ(ranges.size(), size_t(c.n_layers + 2)) << "head, one per block, embedding";
+    std::vector<int> covered(size_t(m.num_params()), 0);
+    for (const Range& r : ranges) {
+      ASSERT_TRUE(r.begin >= 0 && r.begin < r.end && r.end <= m.num_params())
+          << "[" << r.begin << ", " << r.end << ")";
+      for (int64_t i = r.begin; i < r.end; ++i) ++covered[size_t(i)];
+    }
+    EXPECT_EQ(std::count(covered.begin(), covered.end(), 1), m.num_params())
+        << "every float in exactly one range";
+    const std::vector<float> final_grads = Download(m.grads(), m.num_params());
+    for (const Range& r : ranges) {
+      EXPECT_EQ(std::memcmp(r.at_report.data(), final_grads.data() + r.begin,
+                            r.at_report.size() * sizeof(float)),
+                0)
+          << "range [" << r.begin << ", " << r.end << ") changed after it was reported";
+    }
+  }
+}
+
+// Profiling (benchmarks) charges every phase and changes nothing: the same gradients bit for
+// bit, the phases add up to the measured GPU time, the forward and backward kinds all appear.
+TEST_P(LlamaCudaDeterminismTest, ProfilingChangesNothingAndNamesEveryPhase) {
+  DYT_REQUIRE_GPU();
+  std::mt19937_64 rng(6);
+  const ModelConfig c = SmallConfig(GetParam(), false);
+  const int B = 2, T = 64;
+  auto model = LlamaCuda::Create(c, B, T, /*recompute=*/true, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  DYT_ASSERT_OK((*model)->InitParams(8));
+  const auto in = RandomTokens(rng, size_t(B) * T, c.vocab_size);
+  const auto tg = RandomTokens(rng, size_t(B) * T, c.vocab_size);
+  double plain_loss = 0, profiled_loss = 0;
+  const auto plain = GradsOf(**model, in, tg, B, &plain_loss);
+  auto profiler = PhaseProfiler::Create();
+  ASSERT_TRUE(profiler.ok()) << profiler.status().ToString();
+  (*model)->SetProfiler(profiler->get());
+  const auto profiled = GradsOf(**model, in, tg, B, &profiled_loss);
+  DYT_ASSERT_OK((*profiler)->Flush((*model)->stream()));
+  (*model)->SetProfiler(nullptr);
+  EXPECT_EQ(plain_loss, profiled_loss);
+  EXPECT_EQ(std::memcmp(plain.data(), profiled.data(), plain.size() * 4), 0);
+  std::vector<std::string> names;
+  for (const auto& [name, ms] : (*profiler)->totals()) {
+    names.push_back(name);
+    EXPECT_GE(ms, 0.0) << name;
+  }
+  for (const char* want :
+       {"embedding.fwd", "norm.fwd", "gemm.fwd", "rope.fwd", "attention.fwd", "swiglu.fwd",
+        "lm_head.fwd", "cross_entropy", "lm_head.bwd", "norm.bwd", "gemm.bwd", "swiglu.bwd",
+        "attention.bwd", "rope.bwd", "recompute", "embedding.bwd", "host.wait"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
+  }
+  EXPECT_GT((*profiler)->total_ms(), 0.0);
+}
 
 TEST(LlamaCudaShapeTest, RejectsShapesItCannotRun) {
   DYT_REQUIRE_GPU();

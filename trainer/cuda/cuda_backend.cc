@@ -10,6 +10,7 @@
 #include "trainer/cuda/cuda_status.h"
 #include "trainer/cuda/device_buffer.h"
 #include "trainer/cuda/llama_cuda.h"
+#include "trainer/cuda/phase_profiler.h"
 #include "trainer/cuda/reduce_kernels.h"
 #include "trainer/optim/adamw.h"
 #ifdef DYT_WITH_NCCL
@@ -89,8 +90,13 @@ struct CudaBackend::Impl {
   double* h_sumsq = nullptr;  // pinned
   std::vector<DecayRun> runs;
   int64_t step = 0;
-  int micro = 0;               // micro-batches since ZeroGrads
-  bool reduced_early = false;  // this step's gradients already all-reduced during backward
+  int micro = 0;                      // micro-batches since ZeroGrads
+  bool reduced_early = false;         // this step's gradients already all-reduced during backward
+  PhaseProfiler* profiler = nullptr;  // benchmarks only
+
+  void Mark(const char* phase) {
+    if (profiler != nullptr) profiler->Mark(phase, stream.get());
+  }
 
   ~Impl() {
     if (h_sumsq != nullptr) cudaFreeHost(h_sumsq);
@@ -190,7 +196,14 @@ int64_t CudaBackend::device_bytes() const {
   return impl_->model->device_bytes() + int64_t(impl_->m.bytes() + impl_->v.bytes());
 }
 
+void CudaBackend::SetProfiler(PhaseProfiler* profiler) {
+  impl_->profiler = profiler;
+  impl_->model->SetProfiler(profiler);
+}
+cudaStream_t CudaBackend::stream() const { return impl_->stream.get(); }
+
 Status CudaBackend::ZeroGrads() {
+  impl_->Mark("zero_grads");
   impl_->micro = 0;
   impl_->reduced_early = false;
   return impl_->model->ZeroGrads();
@@ -222,15 +235,18 @@ StatusOr<double> CudaBackend::ReduceAndUpdate(float lr, float clip) {
   Impl& b = *impl_;
   cudaStream_t s = b.stream.get();
   if (b.world() > 1) {
+    b.Mark("allreduce.wait");
     if (!b.reduced_early) DYT_RETURN_IF_ERROR(b.AllReduceGrads(0, b.total()));
     DYT_RETURN_IF_ERROR(StreamWaits(s, b.comm_stream.get(), b.event.get()));
   }
   b.reduced_early = false;
   float* g = b.model->grads();
+  b.Mark("grad_norm");
   DYT_RETURN_IF_ERROR(SumSquaresDevice(b.sumsq.get(), g, b.total(), b.reduce_scratch.get(),
                                        b.reduce_scratch.bytes(), s));
   DYT_CUDA_RETURN_IF_ERROR(
       cudaMemcpyAsync(b.h_sumsq, b.sumsq.get(), sizeof(double), cudaMemcpyDeviceToHost, s));
+  b.Mark("host.wait");
   DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
   const double norm = std::sqrt(*b.h_sumsq);
   // clip_grad_norm_ semantics, as the CPU backend: scale when max_norm / (norm + 1e-6) < 1.
@@ -242,6 +258,7 @@ StatusOr<double> CudaBackend::ReduceAndUpdate(float lr, float clip) {
   ++b.step;
   float* p = b.model->params();
   bf16* p16 = b.model->params_bf16();
+  b.Mark("adamw");
   for (const DecayRun& r : b.runs) {
     const AdamWScalars sc = AdamWStepScalars(lr, b.adamw.beta1, b.adamw.beta2, b.adamw.eps,
                                              b.adamw.weight_decay, r.decays, b.step, coef);

@@ -11,6 +11,8 @@
 // trainer's scalar votes stay on the host communicator.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +23,8 @@
 #include "trainer/train/train_config.h"
 
 namespace dyt::cuda {
+
+class PhaseProfiler;
 
 class CudaBackend final : public TrainBackend {
  public:
@@ -44,6 +48,12 @@ class CudaBackend final : public TrainBackend {
   StatusOr<HostTrainState> ExportState() override;
   Status ImportState(const HostTrainState& state) override;
   Status BroadcastParams() override;
+
+  // Benchmarks: marks the phases of every call on the compute stream into `profiler` (the
+  // model's, see LlamaCuda::SetProfiler, and zero_grads, allreduce.wait, grad_norm, host.wait,
+  // adamw); null (the default) stops. Flush with stream().
+  void SetProfiler(PhaseProfiler* profiler);
+  cudaStream_t stream() const;
 
   // Device memory of the model and optimizer state (parameters, bf16 copy, gradients, moments,
   // activations and kernel scratch); cuBLASLt's workspace and NCCL's buffers are not counted.

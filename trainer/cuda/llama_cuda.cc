@@ -13,6 +13,7 @@
 #include "trainer/cuda/dyt_kernels.h"
 #include "trainer/cuda/embedding_kernels.h"
 #include "trainer/cuda/gemm.h"
+#include "trainer/cuda/phase_profiler.h"
 #include "trainer/cuda/reduce_kernels.h"
 #include "trainer/cuda/rmsnorm_kernels.h"
 #include "trainer/cuda/rope_kernels.h"
@@ -81,6 +82,7 @@ struct LlamaCuda::Impl {
   bool recompute = false;
   cudaStream_t stream = nullptr;
   Gemm gemm;
+  PhaseProfiler* profiler = nullptr;  // benchmarks only
 
   DeviceBuffer<float> params, grads;
   DeviceBuffer<bf16> params16;
@@ -121,6 +123,26 @@ struct LlamaCuda::Impl {
 
   explicit Impl(const ModelConfig& config, Gemm g)
       : c(config), layout(config), gemm(std::move(g)) {}
+
+  // Starts a profiled phase (SetProfiler); nothing without a profiler.
+  void Mark(const char* phase) {
+    if (profiler != nullptr) profiler->Mark(phase, stream);
+  }
+  // While alive, everything is charged to one phase (the marks inside are suppressed).
+  class OnePhase {
+   public:
+    OnePhase(Impl* m, const char* phase) : m_(m), saved_(m->profiler) {
+      m_->Mark(phase);
+      m_->profiler = nullptr;
+    }
+    ~OnePhase() { m_->profiler = saved_; }
+    OnePhase(const OnePhase&) = delete;
+    OnePhase& operator=(const OnePhase&) = delete;
+
+   private:
+    Impl* m_;
+    PhaseProfiler* saved_;
+  };
 
   int D() const { return c.dim; }
   int KVD() const { return c.kv_dim(); }
@@ -185,21 +207,30 @@ struct LlamaCuda::Impl {
     const int64_t N = int64_t(B) * T;
     const LayerOffsets& o = layout.layer(l);
     LayerActs& a = layers[l];
+    Mark("gemm.fwd");
     DYT_RETURN_IF_ERROR(gemm.Forward(a.qkv, a.n1, W() + o.wq, N, D(), QKV(), stream));
+    Mark("rope.fwd");
     DYT_RETURN_IF_ERROR(
         RopeForward(a.qkv, QKV(), rope_cos, rope_sin, B, T, c.n_heads, hd(), stream));
     DYT_RETURN_IF_ERROR(
         RopeForward(a.qkv + D(), QKV(), rope_cos, rope_sin, B, T, c.n_kv_heads, hd(), stream));
+    Mark("attention.fwd");
     DYT_RETURN_IF_ERROR(FlashAttentionForward(a.att, a.lse, a.qkv, a.qkv + D(), a.qkv + D() + KVD(),
                                               Shape(B), stream));
+    Mark("gemm.fwd");
     DYT_RETURN_IF_ERROR(gemm.Forward(proj, a.att, W() + o.wo, N, D(), D(), stream));
+    Mark("norm.fwd");
     DYT_RETURN_IF_ERROR(
         ResidualNormForward(o.ffn_norm, a.resid_mid, a.n2, a.rstd2, resid[l], proj, N));
+    Mark("gemm.fwd");
     DYT_RETURN_IF_ERROR(gemm.Forward(a.h1, a.n2, W() + o.w1, N, D(), F(), stream));
     DYT_RETURN_IF_ERROR(gemm.Forward(a.h3, a.n2, W() + o.w3, N, D(), F(), stream));
+    Mark("swiglu.fwd");
     DYT_RETURN_IF_ERROR(SwigluForward(a.g, a.h1, a.h3, N * F(), stream));
     if (!full) return Status::Ok();
+    Mark("gemm.fwd");
     DYT_RETURN_IF_ERROR(gemm.Forward(proj, a.g, W() + o.w2, N, F(), D(), stream));
+    Mark("norm.fwd");
     if (l + 1 < c.n_layers) {
       LayerActs& next = layers[l + 1];
       return ResidualNormForward(layout.layer(l + 1).attn_norm, resid[l + 1], next.n1, next.rstd1,
@@ -230,13 +261,16 @@ struct LlamaCuda::Impl {
                              std::to_string(max_batch) + "]");
     }
     const int64_t N = int64_t(B) * T;
+    Mark("embedding.fwd");
     DYT_RETURN_IF_ERROR(Upload(inputs, targets, B));
     const int64_t scale = layout.embed_scale();
     DYT_RETURN_IF_ERROR(EmbeddingForward(resid[0], d_inputs, P() + layout.tok_embeddings(),
                                          scale >= 0 ? P() + scale : nullptr, N, D(), stream));
+    Mark("norm.fwd");
     DYT_RETURN_IF_ERROR(
         NormForward(layout.layer(0).attn_norm, layers[0].n1, layers[0].rstd1, resid[0], N));
     for (int l = 0; l < c.n_layers; ++l) DYT_RETURN_IF_ERROR(BlockForward(l, B, /*full=*/true));
+    Mark("lm_head.fwd");
     return gemm.Forward(logits, final_y, W() + layout.output(), N, D(), c.vocab_size, stream);
   }
 
@@ -246,6 +280,7 @@ struct LlamaCuda::Impl {
         SumDevice(loss_sum, losses, N, reduce_scratch, reduce_scratch_bytes, stream));
     DYT_CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(h_loss.get(), loss_sum, sizeof(double), cudaMemcpyDeviceToHost, stream));
+    Mark("host.wait");
     DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
     return h_loss[0] / double(N);
   }
@@ -259,10 +294,12 @@ struct LlamaCuda::Impl {
     HostEmbeddingIndex index = BuildEmbeddingIndex(inputs, N);
 
     // LM head and final norm.
+    Mark("lm_head.bwd");
     DYT_RETURN_IF_ERROR(
         gemm.BackwardWeight(G() + layout.output(), logits, final_y, N, D(), V, true, stream));
     DYT_RETURN_IF_ERROR(
         gemm.BackwardData(d_norm, logits, W() + layout.output(), N, D(), V, false, stream));
+    Mark("norm.bwd");
     DYT_RETURN_IF_ERROR(NormBackward(layout.final_norm(), d_resid, d_norm, resid[c.n_layers],
                                      final_rstd, nullptr, N));
     if (ready) DYT_RETURN_IF_ERROR(ready(LayerBegin(c.n_layers), layout.total()));
@@ -273,42 +310,53 @@ struct LlamaCuda::Impl {
       // The shared set still holds the last block's activations from the forward pass (its
       // successor is the final norm, which has buffers of its own): only earlier blocks re-run.
       if (recompute && l != c.n_layers - 1) {
+        OnePhase recomputed(this, "recompute");
         DYT_RETURN_IF_ERROR(NormForward(o.attn_norm, a.n1, a.rstd1, resid[l], N));
         DYT_RETURN_IF_ERROR(BlockForward(l, B, /*full=*/false));
       }
       // FFN: resid[l+1] = resid_mid + w2(silu(w1 n2) * w3 n2). g, h1, h3 become dg, dh1, dh3.
+      Mark("gemm.bwd");
       DYT_RETURN_IF_ERROR(gemm.BackwardWeight(G() + o.w2, d_resid, a.g, N, F(), D(), true, stream));
       DYT_RETURN_IF_ERROR(gemm.BackwardData(a.g, d_resid, W() + o.w2, N, F(), D(), false, stream));
+      Mark("swiglu.bwd");
       DYT_RETURN_IF_ERROR(SwigluBackward(a.h1, a.h3, a.g, a.h1, a.h3, N * F(), stream));
+      Mark("gemm.bwd");
       DYT_RETURN_IF_ERROR(gemm.BackwardWeight(G() + o.w1, a.h1, a.n2, N, D(), F(), true, stream));
       DYT_RETURN_IF_ERROR(gemm.BackwardWeight(G() + o.w3, a.h3, a.n2, N, D(), F(), true, stream));
       DYT_RETURN_IF_ERROR(gemm.BackwardData(d_norm, a.h1, W() + o.w1, N, D(), F(), false, stream));
       DYT_RETURN_IF_ERROR(gemm.BackwardData(d_norm, a.h3, W() + o.w3, N, D(), F(), true, stream));
+      Mark("norm.bwd");
       DYT_RETURN_IF_ERROR(
           NormBackward(o.ffn_norm, d_resid, d_norm, a.resid_mid, a.rstd2, d_resid, N));
       // Attention: resid_mid = resid[l] + wo(attn(rope(wq n1), rope(wk n1), wv n1)).
+      Mark("gemm.bwd");
       DYT_RETURN_IF_ERROR(
           gemm.BackwardWeight(G() + o.wo, d_resid, a.att, N, D(), D(), true, stream));
       DYT_RETURN_IF_ERROR(
           gemm.BackwardData(d_att, d_resid, W() + o.wo, N, D(), D(), false, stream));
+      Mark("attention.bwd");
       DYT_RETURN_IF_ERROR(FlashAttentionBackward(
           d_qkv, d_qkv + D(), d_qkv + D() + KVD(), QKV(), QKV(), d_att, a.att, a.lse, a.qkv,
           a.qkv + D(), a.qkv + D() + KVD(), Shape(B), attn_scratch, attn_scratch_bytes, stream));
+      Mark("rope.bwd");
       DYT_RETURN_IF_ERROR(
           RopeBackward(d_qkv, QKV(), rope_cos, rope_sin, B, T, c.n_heads, hd(), stream));
       DYT_RETURN_IF_ERROR(
           RopeBackward(d_qkv + D(), QKV(), rope_cos, rope_sin, B, T, c.n_kv_heads, hd(), stream));
       // wq | wk | wv are adjacent rows of one [D + 2 KVD, D] matrix (checked in Create).
+      Mark("gemm.bwd");
       DYT_RETURN_IF_ERROR(
           gemm.BackwardWeight(G() + o.wq, d_qkv, a.n1, N, D(), QKV(), true, stream));
       DYT_RETURN_IF_ERROR(
           gemm.BackwardData(d_norm, d_qkv, W() + o.wq, N, D(), QKV(), false, stream));
+      Mark("norm.bwd");
       DYT_RETURN_IF_ERROR(
           NormBackward(o.attn_norm, d_resid, d_norm, resid[l], a.rstd1, d_resid, N));
       if (ready) DYT_RETURN_IF_ERROR(ready(LayerBegin(l), LayerBegin(l + 1)));
     }
 
     // Embedding (and its scale): upload the grouping, then one block per token.
+    Mark("embedding.bwd");
     const int n_unique = int(index.unique.size());
     int32_t* h = h_tokens.get() + 2 * int64_t(max_batch) * T;
     int32_t* h_unique = h;
@@ -518,6 +566,7 @@ StatusOr<double> LlamaCuda::ForwardBackward(const int32_t* inputs, const int32_t
   Impl& m = *impl_;
   DYT_RETURN_IF_ERROR(m.Forward(inputs, targets, batch));
   const int64_t N = int64_t(batch) * m.T;
+  m.Mark("cross_entropy");
   DYT_RETURN_IF_ERROR(CrossEntropyForwardBackward(m.logits, m.losses, m.d_targets, N,
                                                   m.c.vocab_size, grad_scale / float(N), m.stream));
   // The loss sum is enqueued now and read after the backward pass (one wait per micro-batch).
@@ -526,6 +575,7 @@ StatusOr<double> LlamaCuda::ForwardBackward(const int32_t* inputs, const int32_t
   DYT_RETURN_IF_ERROR(m.Backward(batch, on_grads_ready, inputs));
   DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m.h_loss.get(), m.loss_sum, sizeof(double),
                                            cudaMemcpyDeviceToHost, m.stream));
+  m.Mark("host.wait");
   DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(m.stream));
   return m.h_loss[0] / double(N);
 }
@@ -534,6 +584,7 @@ StatusOr<double> LlamaCuda::Loss(const int32_t* inputs, const int32_t* targets, 
   Impl& m = *impl_;
   DYT_RETURN_IF_ERROR(m.Forward(inputs, targets, batch));
   const int64_t N = int64_t(batch) * m.T;
+  m.Mark("cross_entropy");
   DYT_RETURN_IF_ERROR(
       CrossEntropyForward(m.logits, m.losses, m.d_targets, N, m.c.vocab_size, m.stream));
   return m.MeanLoss(N);
@@ -551,6 +602,8 @@ StatusOr<std::vector<float>> LlamaCuda::Logits(const int32_t* inputs, int batch)
   for (size_t i = 0; i < n; ++i) out[i] = __bfloat162float(raw[i]);
   return out;
 }
+
+void LlamaCuda::SetProfiler(PhaseProfiler* profiler) { impl_->profiler = profiler; }
 
 StatusOr<std::vector<float>> LlamaCuda::Alphas() {
   Impl& m = *impl_;

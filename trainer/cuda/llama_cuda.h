@@ -43,6 +43,7 @@
 namespace dyt::cuda {
 
 using GradReadyFn = std::function<Status(int64_t begin, int64_t end)>;
+class PhaseProfiler;
 
 class LlamaCuda {
  public:
@@ -87,6 +88,13 @@ class LlamaCuda {
   StatusOr<double> Loss(const int32_t* inputs, const int32_t* targets, int batch);
   // Forward only; the bf16 logits [batch * seq_len, vocab] as floats (tests, generation).
   StatusOr<std::vector<float>> Logits(const int32_t* inputs, int batch);
+
+  // Benchmarks: marks every phase of Loss / ForwardBackward (embedding.fwd, norm.fwd,
+  // gemm.fwd, rope.fwd, attention.fwd, swiglu.fwd, lm_head.fwd, cross_entropy, lm_head.bwd,
+  // norm.bwd, gemm.bwd, swiglu.bwd, attention.bwd, rope.bwd, recompute, embedding.bwd, and
+  // host.wait for the wait at the end) on stream() into `profiler`; null (the default) stops.
+  // The profiler must outlive its use; flushing it is the caller's.
+  void SetProfiler(PhaseProfiler* profiler);
 
   // Current DyT alpha of every norm layer (per block attention then FFN, then final); empty
   // for RMSNorm. Waits for the stream.
