@@ -138,7 +138,7 @@ groups=(
   "elementwise|*Rope*:*Swiglu*:*Embedding*:*CrossEntropy*:*Reduce*:*AdamW*"
   "attention|*Attention*"
   "model + loss curve|*LlamaCuda*:CudaBackendTest.*"
-  "nccl|Nccl*"
+  "nccl|Nccl*:CudaBackendMultiGpu*"
 )
 : >"$out/cuda_tests.log"
 tests_rc=0
