@@ -20,6 +20,13 @@
 #   5. dyt-gpu-layer-bench (copy bandwidth vs the fused DyT kernels)
 #   6. compute-sanitizer memcheck, then racecheck, on small cuda_tests cases, if time is left
 # Exit status: 0 when every step that ran passed.
+#
+# A rerun after a fix (device time is short) can run only part of it:
+#   DYT_GPU_ONLY=tests,bench,layer,sanitizer   steps to run (default all; dist_tests and the
+#                                              environment always run)
+#   DYT_GPU_GROUPS=layers,elementwise,attention,model,nccl   cuda_tests groups (default all)
+#   DYT_GPU_BENCH=gpt-small:dyt,1b:dyt,gpt-small:rmsnorm,1b:rmsnorm   benchmark runs, in order
+# e.g. DYT_GPU_ONLY=tests,bench DYT_GPU_GROUPS=attention DYT_GPU_BENCH=gpt-small:dyt bench/gpu/run.sh
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -37,6 +44,10 @@ out=${OUT:-/tmp/dyt-gpu-run}
 mkdir -p "$out"
 csv_dir=$(mktemp -d /tmp/dyt-csv.XXXXXX)  # tarred into $out/csv.tar at the end
 budget_s=${DYT_GPU_BUDGET_S:-480}  # whole script; the optional steps use what is left
+only=${DYT_GPU_ONLY:-tests,bench,layer,sanitizer}
+only_groups=${DYT_GPU_GROUPS:-layers,elementwise,attention,model,nccl}
+bench_runs=${DYT_GPU_BENCH:-gpt-small:dyt,1b:dyt,gpt-small:rmsnorm,1b:rmsnorm}
+listed() { [[ ",$2," == *",$1,"* ]]; }  # listed WORD COMMA_LIST
 t_start=$(date +%s)
 elapsed() { echo $(($(date +%s) - t_start)); }
 summary="$out/summary.txt"
@@ -137,7 +148,7 @@ groups=(
   "layers|Sizes/Dyt*:Dyt*:Sizes/RmsNorm*:RmsNorm*:Tanh*:*Gemm*:Cast*:DeviceBuffer*:PhaseProfiler*"
   "elementwise|*Rope*:*Swiglu*:*Embedding*:*CrossEntropy*:*Reduce*:*AdamW*"
   "attention|*Attention*"
-  "model + loss curve|*LlamaCuda*:CudaBackendTest.*"
+  "model|*LlamaCuda*:CudaBackendTest.*"
   "nccl|Nccl*:CudaBackendMultiGpu*"
 )
 : >"$out/cuda_tests.log"
@@ -145,6 +156,10 @@ tests_rc=0
 for g in "${groups[@]}"; do
   name=${g%%|*}
   filter=${g#*|}
+  if ! listed tests "$only" || ! listed "$name" "$only_groups"; then
+    rows+=("$(printf '%-26s %-14s' "cuda_tests $name" "not selected")")
+    continue
+  fi
   echo "======== cuda_tests: $name ($filter)" >>"$out/cuda_tests.log"
   step "cuda_tests $name" 150 "$out/group.tmp" "${ours[@]}" "$bin_dir/cuda_tests" \
     --gtest_filter="$filter"
@@ -178,31 +193,39 @@ bench() {
 }
 torch=(env PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/dyt-inductor python3
        "$repo/bench/gpu/torch_train.py")
-for norm in dyt rmsnorm; do
-  for cfg in gpt-small 1b; do
-    left=$((budget_s - $(elapsed)))
-    if [ $left -lt 150 ]; then
-      rows+=("$(printf '%-26s %-14s' "bench $cfg $norm" "skipped: ${left}s left")")
-      continue
-    fi
-    bench "dyt $cfg $norm" 60 "${ours[@]}" "$bin_dir/dyt-gpu-train-bench" --preset "$cfg" \
-      --norm "$norm" --warmup 5 --steps 20
-    bench "torch.compile $cfg $norm" 180 "${torch[@]}" --config "$cfg" --norm "$norm" \
-      --warmup 5 --steps 20
-  done
+IFS=, read -r -a runs <<<"$bench_runs"
+listed bench "$only" || runs=()
+for run in "${runs[@]}"; do
+  cfg=${run%%:*}
+  norm=${run#*:}
+  left=$((budget_s - $(elapsed)))
+  if [ $left -lt 150 ]; then
+    rows+=("$(printf '%-26s %-14s' "bench $cfg $norm" "skipped: ${left}s left")")
+    continue
+  fi
+  bench "dyt $cfg $norm" 60 "${ours[@]}" "$bin_dir/dyt-gpu-train-bench" --preset "$cfg" \
+    --norm "$norm" --warmup 5 --steps 20
+  bench "torch.compile $cfg $norm" 180 "${torch[@]}" --config "$cfg" --norm "$norm" \
+    --warmup 5 --steps 20
 done
 
 # ---- 5. the fused DyT kernels vs the copy bandwidth ------------------------------------------
-step "dyt-gpu-layer-bench" 45 "$out/layer_bench.log" \
-  "${ours[@]}" "$bin_dir/dyt-gpu-layer-bench" --csv "$csv_dir/layer_bench.csv"
-sed -n '/^kernel/,$p' "$out/layer_bench.log"
+if listed layer "$only"; then
+  step "dyt-gpu-layer-bench" 45 "$out/layer_bench.log" \
+    "${ours[@]}" "$bin_dir/dyt-gpu-layer-bench" --csv "$csv_dir/layer_bench.csv"
+  sed -n '/^kernel/,$p' "$out/layer_bench.log"
+else
+  rows+=("$(printf '%-26s %-14s' "dyt-gpu-layer-bench" "not selected")")
+fi
 
 # ---- 6. compute-sanitizer on small cases ------------------------------------------------------
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
   /usr/local/cuda/compute-sanitizer/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
 small='*N1_D768*:*N7_D1000*:*N5_D77*:*N33_D1001*:*Attention*T17*:*LlamaCudaTest.Forward*Dyt:*Rope*:*Swiglu*:*Embedding*:*CrossEntropy*:*AdamW*:*Sum*'
 left=$((budget_s - $(elapsed)))
-if [ -z "$sanitizer" ]; then
+if ! listed sanitizer "$only"; then
+  rows+=("$(printf '%-26s %-14s' "compute-sanitizer" "not selected")")
+elif [ -z "$sanitizer" ]; then
   rows+=("$(printf '%-26s %-14s' "compute-sanitizer" "not found")")
 elif [ $left -lt 20 ]; then
   rows+=("$(printf '%-26s %-14s' "compute-sanitizer" "skipped: ${left}s left")")
