@@ -2,7 +2,8 @@
 //  * N steps straight == k steps, save, a fresh process resuming, N - k steps: bit-identical
 //    losses at every step and bit-identical parameters and optimizer state at the end, for
 //    several k, with gradient accumulation on and shard data (the loader position matters);
-//  * SIGTERM during training gives exit code 3 and a checkpoint that resumes.
+//  * SIGTERM during training gives exit code 3 and a checkpoint that resumes;
+//  * ranks whose checkpoint stores differ resume from rank 0's choice or fail together.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/data/shard_writer.h"
+#include "trainer/dist/make_communicator.h"
 #include "trainer/model/rng.h"
 #include "trainer/train/trainer.h"
 
@@ -182,6 +184,114 @@ TEST(CheckpointTriggerTest, EveryMinutesAndEveryStepsSaveWhereDue) {
     EXPECT_EQ(steps, want) << trigger;
   }
   fs::remove_all(dir);
+}
+
+// Two ranks in one process (threads, Gloo over a directory store), each with its own
+// checkpoint store, as ranks on different machines have: `--resume auto` must follow rank 0's
+// choice, and a rank that cannot load it makes every rank fail instead of some resuming and
+// others starting fresh (unlike collectives would then pair up and hang).
+class RankResumeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("dyt_rank_resume_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  TrainConfig ConfigWithStore(const fs::path& store, int64_t steps) {
+    auto node = LoadYamlString(
+        "model: {preset: test}\ndata: {synthetic: true}\n"
+        "train: {steps: " +
+        std::to_string(steps) +
+        ", batch_size: 2, threads: 1}\n"
+        "checkpoint: {dir: " +
+        store.string() + ", keep_last: 10, every_steps: 2}\n");
+    EXPECT_TRUE(node.ok());
+    auto cfg = ParseTrainConfig(*node);
+    EXPECT_TRUE(cfg.ok()) << cfg.status().ToString();
+    return cfg.ok() ? *cfg : TrainConfig{};
+  }
+
+  // A one-process run of `steps` steps writing checkpoints at every 2nd step into `store`.
+  void MakeStore(const fs::path& store, int64_t steps) {
+    auto t = Trainer::Create(ConfigWithStore(store, steps), nullptr);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    auto outcome = (*t)->Run(nullptr);
+    ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  }
+
+  struct RankResult {
+    Status status = Status::Ok();
+    int64_t step = -1;  // after Resume
+  };
+
+  // Both ranks: create a trainer on their store, then Resume("auto").
+  std::vector<RankResult> ResumeOnTwoRanks(const fs::path& store0, const fs::path& store1,
+                                           const std::string& attempt) {
+    std::vector<RankResult> out(2);
+    std::vector<std::thread> threads;
+    const fs::path rdzv = dir_ / ("rdzv-" + attempt);
+    fs::create_directories(rdzv);
+    for (int r = 0; r < 2; ++r) {
+      threads.emplace_back([&, r] {
+        dist::DistEnv env;
+        env.rank = r;
+        env.world_size = 2;
+        env.rdzv = rdzv.string();
+        env.job = attempt;
+        env.timeout = std::chrono::seconds(60);
+        auto comm = dist::MakeHostCommunicator(env);
+        if (!comm.ok()) {
+          out[size_t(r)].status = comm.status();
+          return;
+        }
+        auto t =
+            Trainer::Create(ConfigWithStore(r == 0 ? store0 : store1, 8), nullptr, comm->get());
+        if (!t.ok()) {
+          out[size_t(r)].status = t.status();
+          return;
+        }
+        out[size_t(r)].status = (*t)->Resume("auto");
+        out[size_t(r)].step = (*t)->step();
+      });
+    }
+    for (auto& t : threads) t.join();
+    return out;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(RankResumeTest, RanksFollowRankZerosChoiceOrFailTogether) {
+  const fs::path four = dir_ / "four", six = dir_ / "six", empty = dir_ / "empty";
+  MakeStore(four, 4);  // step-2, step-4
+  MakeStore(six, 6);   // step-2, step-4, step-6 (same run: its step 4 equals four's)
+
+  // Rank 1 sees a newer checkpoint than rank 0: both resume from rank 0's step 4.
+  auto r = ResumeOnTwoRanks(four, six, "newer-on-rank-1");
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(r[size_t(i)].status.ok()) << "rank " << i << ": " << r[size_t(i)].status.ToString();
+    EXPECT_EQ(r[size_t(i)].step, 4) << "rank " << i;
+  }
+
+  // Rank 0 picks step 6, which rank 1's store lacks: every rank fails, and says why.
+  r = ResumeOnTwoRanks(six, four, "missing-on-rank-1");
+  EXPECT_EQ(r[0].status.code(), StatusCode::kFailedPrecondition) << r[0].status.ToString();
+  EXPECT_NE(r[0].status.message().find("1 of 2 ranks could not load"), std::string::npos)
+      << r[0].status.ToString();
+  EXPECT_FALSE(r[1].status.ok());
+  EXPECT_NE(r[1].status.message().find("rank 1 loading rank 0's choice, step 6"), std::string::npos)
+      << r[1].status.ToString();
+  EXPECT_EQ(r[0].step, 0) << "rank 0 must not have restored";
+
+  // Rank 0 has nothing: both start fresh, even though rank 1's store has checkpoints.
+  fs::create_directories(empty);
+  r = ResumeOnTwoRanks(empty, six, "fresh-on-rank-0");
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(r[size_t(i)].status.ok()) << "rank " << i << ": " << r[size_t(i)].status.ToString();
+    EXPECT_EQ(r[size_t(i)].step, 0) << "rank " << i;
+  }
 }
 
 }  // namespace

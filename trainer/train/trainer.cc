@@ -7,7 +7,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <iterator>
+#include <string>
 
+#include "trainer/checkpoint/checkpoint_names.h"
 #include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/checkpoint_writer.h"
@@ -38,6 +41,16 @@ StatusOr<double> Trainer::SumOverRanks(double value) {
   float v = float(value);
   DYT_RETURN_IF_ERROR(comm_->AllReduce(&v, 1, dist::ReduceOp::kSum));
   return double(v);
+}
+
+StatusOr<int64_t> Trainer::BroadcastFromRank0(int64_t value) {
+  if (world_size() == 1) return value;
+  // The bits travel as two floats: a broadcast copies bits and never does arithmetic.
+  float words[sizeof(int64_t) / sizeof(float)];
+  std::memcpy(words, &value, sizeof(value));
+  DYT_RETURN_IF_ERROR(comm_->Broadcast(words, std::size(words), 0));
+  std::memcpy(&value, words, sizeof(value));
+  return value;
 }
 
 StatusOr<StepStats> Trainer::TrainStep() {
@@ -262,27 +275,67 @@ Status Trainer::Resume(const std::string& resume) {
   if (resume.empty() || resume == "none") return Status::Ok();
   std::string dir;
   CheckpointState state;
+  Status mine = Status::Ok();  // this rank's failure to load, voted on below
   if (resume == "auto") {
     if (config_.checkpoint.dir.empty()) {
       return InvalidArgument("--resume auto: checkpoint.dir (or output.dir) is not set");
     }
-    auto point = FindLatestGood(config_.checkpoint.dir, &config_.model);
-    if (!point.ok() && point.status().code() == StatusCode::kNotFound) {
-      spdlog::info("resume auto: no checkpoint in {}: starting fresh", config_.checkpoint.dir);
+    constexpr int64_t kFresh = -1, kRank0Failed = -2;
+    int64_t step = kFresh;
+    if (rank() == 0) {
+      auto point = FindLatestGood(config_.checkpoint.dir, &config_.model);
+      if (point.ok()) {
+        for (const auto& w : point->warnings) {
+          spdlog::warn("resume: {}", w);
+          Emit({{"event", "checkpoint_skipped"}, {"message", w}});
+        }
+        dir = point->dir;
+        state = std::move(point->state);
+        step = state.step;
+      } else if (point.status().code() != StatusCode::kNotFound) {
+        mine = point.status();
+        step = kRank0Failed;
+      }
+    }
+    auto agreed = BroadcastFromRank0(step);
+    if (!agreed.ok()) return agreed.status().WithContext("resume auto: agreeing on the step");
+    step = *agreed;
+    if (step == kFresh) {
+      if (rank() == 0) {
+        spdlog::info("resume auto: no checkpoint in {}: starting fresh", config_.checkpoint.dir);
+      }
       return Status::Ok();
     }
-    if (!point.ok()) return point.status();
-    for (const auto& w : point->warnings) {
-      spdlog::warn("resume: {}", w);
-      Emit({{"event", "checkpoint_skipped"}, {"message", w}});
+    if (rank() != 0 && step == kRank0Failed) {
+      mine =
+          FailedPrecondition("resume auto: rank 0 found no usable checkpoint (its log says why)");
+    } else if (rank() != 0) {
+      dir = config_.checkpoint.dir + "/" + StepDirName(step);
+      auto loaded = LoadCheckpoint(dir, &config_.model);
+      if (loaded.ok()) {
+        state = std::move(loaded).value();
+      } else {
+        mine =
+            loaded.status().WithContext("resume auto: rank " + std::to_string(rank()) +
+                                        " loading rank 0's choice, step " + std::to_string(step));
+      }
     }
-    dir = point->dir;
-    state = std::move(point->state);
   } else {
-    auto st = LoadCheckpoint(resume, &config_.model);
-    if (!st.ok()) return st.status();
-    dir = resume;
-    state = std::move(st).value();
+    auto loaded = LoadCheckpoint(resume, &config_.model);
+    if (loaded.ok()) {
+      dir = resume;
+      state = std::move(loaded).value();
+    } else {
+      mine = loaded.status();
+    }
+  }
+  // Everyone restores (a collective) or nobody does.
+  DYT_ASSIGN_OR_RETURN(const double failed, SumOverRanks(mine.ok() ? 0.0 : 1.0));
+  if (!mine.ok()) return mine;
+  if (failed > 0) {
+    return FailedPrecondition("resume: " + std::to_string(int(failed)) + " of " +
+                              std::to_string(world_size()) + " ranks could not load " + dir +
+                              " (their logs say why); no rank resumed");
   }
   DYT_RETURN_IF_ERROR(Restore(state));
   if (rank() == 0) spdlog::info("resumed from {} at step {}", dir, step());

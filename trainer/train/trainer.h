@@ -55,7 +55,10 @@ class Trainer {
   // Restores model, optimizer, data position and RNG from a checkpoint of the same model
   // config. `resume` is "auto" (the newest good checkpoint in checkpoint.dir; a fresh start
   // when there is none) or a checkpoint directory. Skipped corrupt checkpoints are logged and
-  // reported as "checkpoint_skipped" events.
+  // reported as "checkpoint_skipped" events. Collective: with "auto", rank 0 (the rank that
+  // writes checkpoints) picks the step and every other rank loads that same step from its own
+  // checkpoint.dir; then the ranks vote, so they all resume from one step or all fail (a rank
+  // that restored while another started fresh would pair unlike collectives and hang).
   Status Resume(const std::string& resume);
 
   // One optimizer step (collective across ranks).
@@ -85,6 +88,8 @@ class Trainer {
   Status Restore(const CheckpointState& state);
   // Sum of `value` over ranks (identity for one process).
   StatusOr<double> SumOverRanks(double value);
+  // Rank 0's `value` on every rank (identity for one process).
+  StatusOr<int64_t> BroadcastFromRank0(int64_t value);
 
   TrainConfig config_;
   EventWriter* events_;
