@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i >= warmup) times.push_back(s);
   }
+  const double timed_loss = loss, timed_norm = norm_value;  // the last timed step's
 
   // The phase breakdown, on steps of their own (the timed ones ran without the events).
   std::string phases_json;
@@ -143,7 +144,7 @@ int main(int argc, char** argv) {
       "\"loss\": %.4f, \"grad_norm\": %.4f, \"device\": \"%s\", \"phases_ms\": {%s}}\n",
       preset.c_str(), norm.c_str(), B, T, static_cast<long long>(model->ParameterCount()),
       recompute ? "true" : "false", tok_s, step_s * 1e3, times.front() * 1e3, tflops,
-      tflops / peak_tflops, double(total_b - free_b) / double(1 << 30), loss, norm_value,
+      tflops / peak_tflops, double(total_b - free_b) / double(1 << 30), timed_loss, timed_norm,
       (*backend)->DeviceSummary().c_str(), phases_json.c_str());
   return 0;
 }

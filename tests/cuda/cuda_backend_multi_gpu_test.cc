@@ -45,9 +45,21 @@ TrainConfig SmallConfig(int grad_accum) {
       "optimizer: {lr: 0.001, weight_decay: 0.1}\n";
   auto node = LoadYamlString(yaml);
   EXPECT_TRUE(node.ok());
-  auto c = ParseTrainConfig(*node);
+  auto c = node.ok() ? ParseTrainConfig(*node) : StatusOr<TrainConfig>(node.status());
   EXPECT_TRUE(c.ok()) << c.status().ToString();
-  return *c;
+  return c.ok() ? *c : TrainConfig{};
+}
+
+// Every rank's verdict on its own `st`: OK only when all ranks are OK (the host communicator's
+// timeout bounds the wait), so a rank that failed never leaves its peer waiting on the GPU for
+// a collective it will not issue. Without `comm`, `st` itself.
+Status AllRanksOk(dist::Communicator* comm, const Status& st) {
+  if (comm == nullptr) return st;
+  float failed = st.ok() ? 0.f : 1.f;
+  const Status voted = comm->AllReduce(&failed, 1, dist::ReduceOp::kSum);
+  if (!st.ok()) return st;
+  if (!voted.ok()) return voted;
+  return failed > 0 ? Unavailable("a peer rank failed") : Status::Ok();
 }
 
 struct RunResult {
@@ -62,22 +74,21 @@ RunResult Train(const TrainConfig& config, dist::Communicator* comm,
                 const std::function<const std::vector<int32_t>&(int, int)>& micro) {
   RunResult r;
   auto backend = CudaBackend::Create(config, comm);
-  if (!backend.ok()) {
-    r.status = backend.status();
-    return r;
-  }
+  r.status = AllRanksOk(comm, backend.status());
+  if (!r.status.ok()) return r;
   const int accum = config.train.grad_accum;
   const size_t n = size_t(kBatch) * config.train.seq_len;
   for (int s = 0; s < kSteps && r.status.ok(); ++s) {
     r.status = (*backend)->ZeroGrads();
     double loss = 0;
-    for (int m = 0; m < accum && r.status.ok(); ++m) {
+    for (int m = 0; m < accum && r.status.ok(); ++m) {  // a failure is voted on below
       const std::vector<int32_t>& tokens = micro(s, m);
       auto l = (*backend)->ForwardBackward(tokens.data(), tokens.data() + n, kBatch,
                                            1.0f / float(accum));
       if (!l.ok()) r.status = l.status();
       if (l.ok()) loss += *l / accum;
     }
+    r.status = AllRanksOk(comm, r.status);
     if (!r.status.ok()) break;
     auto norm = (*backend)->ReduceAndUpdate(1e-3f, 1.0f);
     if (!norm.ok()) {

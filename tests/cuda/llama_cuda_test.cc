@@ -221,44 +221,47 @@ INSTANTIATE_TEST_SUITE_P(Norms, LlamaCudaDeterminismTest,
 TEST_P(LlamaCudaDeterminismTest, GradientRangesArePartitionAndFinalWhenReported) {
   DYT_REQUIRE_GPU();
   for (const bool tied : {false, true}) {
-    SCOPED_TRACE(tied ? "tied embeddings" : "untied");
-    std::mt19937_64 rng(4);
-    const ModelConfig c = SmallConfig(GetParam(), tied);
-    const int B = 2, T = 64;
-    auto model = LlamaCuda::Create(c, B, T, /*recompute=*/true, nullptr);
-    ASSERT_TRUE(model.ok()) << model.status().ToString();
-    LlamaCuda& m = **model;
-    DYT_ASSERT_OK(m.InitParams(5));
-    DYT_ASSERT_OK(m.ZeroGrads());
-    const auto in = RandomTokens(rng, size_t(B) * T, c.vocab_size);
-    const auto tg = RandomTokens(rng, size_t(B) * T, c.vocab_size);
-    struct Range {
-      int64_t begin, end;
-      std::vector<float> at_report;
-    };
-    std::vector<Range> ranges;
-    auto l = m.ForwardBackward(in.data(), tg.data(), B, 1.0f, [&](int64_t b, int64_t e) {
-      DYT_TEST_CUDA(cudaStreamSynchronize(m.stream()));
-      std::vector<float> all = Download(m.grads(), m.num_params());
-      ranges.push_back({b, e, Slice(all, b, e - b)});
-      return Status::Ok();
-    });
-    ASSERT_TRUE(l.ok()) << l.status().ToString();
-    ASSERT_EQ(ranges.size(), size_t(c.n_layers + 2)) << "head, one per block, embedding";
-    std::vector<int> covered(size_t(m.num_params()), 0);
-    for (const Range& r : ranges) {
-      ASSERT_TRUE(r.begin >= 0 && r.begin < r.end && r.end <= m.num_params())
-          << "[" << r.begin << ", " << r.end << ")";
-      for (int64_t i = r.begin; i < r.end; ++i) ++covered[size_t(i)];
-    }
-    EXPECT_EQ(std::count(covered.begin(), covered.end(), 1), m.num_params())
-        << "every float in exactly one range";
-    const std::vector<float> final_grads = Download(m.grads(), m.num_params());
-    for (const Range& r : ranges) {
-      EXPECT_EQ(std::memcmp(r.at_report.data(), final_grads.data() + r.begin,
-                            r.at_report.size() * sizeof(float)),
-                0)
-          << "range [" << r.begin << ", " << r.end << ") changed after it was reported";
+    for (const bool recompute : {false, true}) {
+      SCOPED_TRACE(std::string(tied ? "tied embeddings" : "untied") +
+                   (recompute ? ", recompute" : ""));
+      std::mt19937_64 rng(4);
+      const ModelConfig c = SmallConfig(GetParam(), tied);
+      const int B = 2, T = 64;
+      auto model = LlamaCuda::Create(c, B, T, recompute, nullptr);
+      ASSERT_TRUE(model.ok()) << model.status().ToString();
+      LlamaCuda& m = **model;
+      DYT_ASSERT_OK(m.InitParams(5));
+      DYT_ASSERT_OK(m.ZeroGrads());
+      const auto in = RandomTokens(rng, size_t(B) * T, c.vocab_size);
+      const auto tg = RandomTokens(rng, size_t(B) * T, c.vocab_size);
+      struct Range {
+        int64_t begin, end;
+        std::vector<float> at_report;
+      };
+      std::vector<Range> ranges;
+      auto l = m.ForwardBackward(in.data(), tg.data(), B, 1.0f, [&](int64_t b, int64_t e) {
+        DYT_TEST_CUDA(cudaStreamSynchronize(m.stream()));
+        std::vector<float> all = Download(m.grads(), m.num_params());
+        ranges.push_back({b, e, Slice(all, b, e - b)});
+        return Status::Ok();
+      });
+      ASSERT_TRUE(l.ok()) << l.status().ToString();
+      ASSERT_EQ(ranges.size(), size_t(c.n_layers + 2)) << "head, one per block, embedding";
+      std::vector<int> covered(size_t(m.num_params()), 0);
+      for (const Range& r : ranges) {
+        ASSERT_TRUE(r.begin >= 0 && r.begin < r.end && r.end <= m.num_params())
+            << "[" << r.begin << ", " << r.end << ")";
+        for (int64_t i = r.begin; i < r.end; ++i) ++covered[size_t(i)];
+      }
+      EXPECT_EQ(std::count(covered.begin(), covered.end(), 1), m.num_params())
+          << "every float in exactly one range";
+      const std::vector<float> final_grads = Download(m.grads(), m.num_params());
+      for (const Range& r : ranges) {
+        EXPECT_EQ(std::memcmp(r.at_report.data(), final_grads.data() + r.begin,
+                              r.at_report.size() * sizeof(float)),
+                  0)
+            << "range [" << r.begin << ", " << r.end << ") changed after it was reported";
+      }
     }
   }
 }

@@ -141,6 +141,15 @@ TEST_F(NcclCommunicatorTest, CollectivesAtWorldSizeOne) {
   }
   DYT_ASSERT_OK(comm.Barrier());
   EXPECT_EQ(comm.AllReduce(nullptr, 4, ReduceOp::kSum).code(), StatusCode::kInvalidArgument);
+  // After Abort every collective refuses, naming why; destroying it afterwards is fine.
+  comm.Abort();
+  {
+    DevArray<float> buf(v);
+    const Status st = comm.AllReduce(buf.get(), n, ReduceOp::kSum);
+    EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(st.message().find("aborted"), std::string::npos) << st.ToString();
+    EXPECT_EQ(comm.Barrier().code(), StatusCode::kFailedPrecondition);
+  }
   owned.reset();  // the communicator goes before its stream
   DYT_TEST_CUDA(cudaStreamDestroy(stream));
 }

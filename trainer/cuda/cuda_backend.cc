@@ -93,12 +93,31 @@ struct CudaBackend::Impl {
   int micro = 0;                      // micro-batches since ZeroGrads
   bool reduced_early = false;         // this step's gradients already all-reduced during backward
   PhaseProfiler* profiler = nullptr;  // benchmarks only
+  // Set when a call failed after this step's gradients began to be all-reduced: this rank's
+  // collectives may no longer match its peers', so every later call refuses (the launcher
+  // ends the job; resuming from a checkpoint is the way on).
+  std::string broken;
+
+  Status CheckUsable() const {
+    if (broken.empty()) return Status::Ok();
+    return FailedPrecondition("CudaBackend: unusable after an earlier failure (" + broken + ")");
+  }
+  // Returns `st`; when it failed with all-reduces possibly in flight, marks the backend broken.
+  Status Track(Status st) {
+    if (!st.ok() && world() > 1 && reduced_early) broken = st.ToString();
+    return st;
+  }
 
   void Mark(const char* phase) {
     if (profiler != nullptr) profiler->Mark(phase, stream.get());
   }
 
   ~Impl() {
+#ifdef DYT_WITH_NCCL
+    // Out of step with the peers: the queued collectives may never complete, and freeing the
+    // buffers they use (below) would wait for them.
+    if (nccl != nullptr && !broken.empty()) nccl->Abort();
+#endif
     if (h_sumsq != nullptr) cudaFreeHost(h_sumsq);
   }
   int world() const { return host ? host->world_size() : 1; }
@@ -203,15 +222,23 @@ void CudaBackend::SetProfiler(PhaseProfiler* profiler) {
 cudaStream_t CudaBackend::stream() const { return impl_->stream.get(); }
 
 Status CudaBackend::ZeroGrads() {
-  impl_->Mark("zero_grads");
-  impl_->micro = 0;
-  impl_->reduced_early = false;
-  return impl_->model->ZeroGrads();
+  Impl& b = *impl_;
+  DYT_RETURN_IF_ERROR(b.CheckUsable());
+  b.Mark("zero_grads");
+  if (b.world() > 1) {
+    // All-reduces of the previous step write the gradients on the comm stream: zero after them
+    // (ReduceAndUpdate waits for them too, but a caller may have skipped it).
+    DYT_RETURN_IF_ERROR(StreamWaits(b.stream.get(), b.comm_stream.get(), b.event.get()));
+  }
+  b.micro = 0;
+  b.reduced_early = false;
+  return b.model->ZeroGrads();
 }
 
 StatusOr<double> CudaBackend::ForwardBackward(const int32_t* inputs, const int32_t* targets,
                                               int batch, float grad_scale) {
   Impl& b = *impl_;
+  DYT_RETURN_IF_ERROR(b.CheckUsable());
   if (b.micro >= b.grad_accum) {
     // The step's gradients may already be (partly) all-reduced: more micro-batches would add
     // unreduced gradients that ReduceAndUpdate no longer averages.
@@ -224,7 +251,9 @@ StatusOr<double> CudaBackend::ForwardBackward(const int32_t* inputs, const int32
     ready = [&b](int64_t begin, int64_t end) { return b.AllReduceGrads(begin, end); };
     b.reduced_early = true;
   }
-  return b.model->ForwardBackward(inputs, targets, batch, grad_scale, ready);
+  auto loss = b.model->ForwardBackward(inputs, targets, batch, grad_scale, ready);
+  if (!loss.ok()) return b.Track(loss.status());
+  return loss;
 }
 
 StatusOr<double> CudaBackend::Loss(const int32_t* inputs, const int32_t* targets, int batch) {
@@ -232,6 +261,15 @@ StatusOr<double> CudaBackend::Loss(const int32_t* inputs, const int32_t* targets
 }
 
 StatusOr<double> CudaBackend::ReduceAndUpdate(float lr, float clip) {
+  Impl& b = *impl_;
+  DYT_RETURN_IF_ERROR(b.CheckUsable());
+  auto norm = ReduceAndUpdateOnce(lr, clip);
+  // With peers, a failure here may leave an all-reduce issued on some ranks only.
+  if (!norm.ok() && b.world() > 1) b.broken = norm.status().ToString();
+  return norm;
+}
+
+StatusOr<double> CudaBackend::ReduceAndUpdateOnce(float lr, float clip) {
   Impl& b = *impl_;
   cudaStream_t s = b.stream.get();
   if (b.world() > 1) {

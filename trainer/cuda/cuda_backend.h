@@ -8,7 +8,10 @@
 // Device: the GPU of index local_rank % (visible GPUs) — under dyt-worker each rank sees one
 // GPU (CUDA_VISIBLE_DEVICES), under dyt-launch on a multi-GPU machine rank r takes GPU r.
 // The NCCL group meets through the host communicator (NcclCommunicator::CreateOverHost); the
-// trainer's scalar votes stay on the host communicator.
+// trainer's scalar votes stay on the host communicator. With more than one rank, a call that
+// fails once the step's all-reduces may have begun leaves this rank's collectives out of step
+// with its peers': every later call then returns FAILED_PRECONDITION (end the job and resume
+// from a checkpoint).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -62,6 +65,7 @@ class CudaBackend final : public TrainBackend {
  private:
   struct Impl;
   explicit CudaBackend(std::unique_ptr<Impl> impl);
+  StatusOr<double> ReduceAndUpdateOnce(float lr, float clip);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -67,15 +67,26 @@ StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::CreateOverHost(Com
   }
   // The id's bytes travel as floats: a broadcast copies bits and never does arithmetic.
   static_assert(sizeof(ncclUniqueId::internal) % sizeof(float) == 0);
-  float words[sizeof(ncclUniqueId::internal) / sizeof(float)] = {};
+  // The last word says whether rank 0 has an id: when ncclGetUniqueId fails there, the others
+  // learn it now instead of waiting out the host communicator's timeout.
+  constexpr size_t kIdWords = sizeof(ncclUniqueId::internal) / sizeof(float);
+  float words[kIdWords + 1] = {};
   ncclUniqueId id;
   std::memset(&id, 0, sizeof(id));
+  Status made = Status::Ok();
   if (host.rank() == 0) {
-    DYT_RETURN_IF_ERROR(NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId"));
+    made = NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId");
     std::memcpy(words, id.internal, sizeof(id.internal));
+    words[kIdWords] = made.ok() ? 1.f : 0.f;
   }
   DYT_RETURN_IF_ERROR(
       host.Broadcast(words, std::size(words), 0).WithContext("nccl: sharing the id"));
+  if (!made.ok()) return made;
+  if (words[kIdWords] != 1.f) {
+    return Unavailable(
+        "nccl: rank 0 could not make the group's id (ncclGetUniqueId failed; its "
+        "log says why)");
+  }
   std::memcpy(id.internal, words, sizeof(id.internal));
   return CreateFromId(id, host.rank(), host.world_size(), stream);
 }
@@ -88,7 +99,11 @@ StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::CreateFromId(const
   float* barrier_buf = nullptr;
   DYT_RETURN_IF_ERROR(
       CudaStatus(cudaMalloc(&barrier_buf, sizeof(float)), "nccl: cudaMalloc(barrier)"));
-  Status st = CudaStatus(cudaMemset(barrier_buf, 0, sizeof(float)), "nccl: cudaMemset(barrier)");
+  // On the communicator's stream (a non-blocking stream is not ordered after the legacy one),
+  // and finished before any collective can read it.
+  Status st = CudaStatus(cudaMemsetAsync(barrier_buf, 0, sizeof(float), stream),
+                         "nccl: cudaMemsetAsync(barrier)");
+  if (st.ok()) st = CudaStatus(cudaStreamSynchronize(stream), "nccl: cudaStreamSynchronize");
   ncclComm_t comm = nullptr;
   if (st.ok()) st = NcclStatus(ncclCommInitRank(&comm, world_size, id, rank), "ncclCommInitRank");
   if (!st.ok()) {
@@ -106,6 +121,7 @@ NcclCommunicator::~NcclCommunicator() {
 }
 
 Status NcclCommunicator::AllReduce(float* buf, size_t n, ReduceOp op) {
+  DYT_RETURN_IF_ERROR(CheckOpen("nccl AllReduce"));
   DYT_RETURN_IF_ERROR(CheckBuffer("nccl AllReduce", "buf", buf, n));
   if (n == 0) return Status::Ok();
   return NcclStatus(ncclAllReduce(buf, buf, n, ncclFloat32, ToNcclOp(op), comm_, stream_),
@@ -113,6 +129,7 @@ Status NcclCommunicator::AllReduce(float* buf, size_t n, ReduceOp op) {
 }
 
 Status NcclCommunicator::Broadcast(float* buf, size_t n, int root) {
+  DYT_RETURN_IF_ERROR(CheckOpen("nccl Broadcast"));
   DYT_RETURN_IF_ERROR(CheckRoot("nccl Broadcast", root, world_size_));
   DYT_RETURN_IF_ERROR(CheckBuffer("nccl Broadcast", "buf", buf, n));
   if (n == 0) return Status::Ok();
@@ -121,6 +138,7 @@ Status NcclCommunicator::Broadcast(float* buf, size_t n, int root) {
 }
 
 Status NcclCommunicator::AllGather(const float* send, float* recv, size_t n_per_rank) {
+  DYT_RETURN_IF_ERROR(CheckOpen("nccl AllGather"));
   DYT_RETURN_IF_ERROR(CheckBuffer("nccl AllGather", "send", send, n_per_rank));
   DYT_RETURN_IF_ERROR(CheckBuffer("nccl AllGather", "recv", recv, n_per_rank));
   if (n_per_rank == 0) return Status::Ok();
@@ -130,6 +148,7 @@ Status NcclCommunicator::AllGather(const float* send, float* recv, size_t n_per_
 
 Status NcclCommunicator::ReduceScatter(const float* send, float* recv, size_t n_per_rank,
                                        ReduceOp op) {
+  DYT_RETURN_IF_ERROR(CheckOpen("nccl ReduceScatter"));
   DYT_RETURN_IF_ERROR(CheckBuffer("nccl ReduceScatter", "send", send, n_per_rank));
   DYT_RETURN_IF_ERROR(CheckBuffer("nccl ReduceScatter", "recv", recv, n_per_rank));
   if (n_per_rank == 0) return Status::Ok();
@@ -138,7 +157,18 @@ Status NcclCommunicator::ReduceScatter(const float* send, float* recv, size_t n_
       "ncclReduceScatter", comm_);
 }
 
+Status NcclCommunicator::CheckOpen(const char* what) const {
+  if (comm_ != nullptr) return Status::Ok();
+  return FailedPrecondition(std::string(what) + ": the group was aborted");
+}
+
+void NcclCommunicator::Abort() {
+  if (comm_ != nullptr) ncclCommAbort(comm_);
+  comm_ = nullptr;
+}
+
 Status NcclCommunicator::Barrier() {
+  DYT_RETURN_IF_ERROR(CheckOpen("nccl Barrier"));
   // NCCL has no barrier: a one-float all-reduce (max of zeros, so the value never grows)
   // completes only when every rank has issued it, and synchronizing the stream waits for it
   // (and for everything enqueued before it).

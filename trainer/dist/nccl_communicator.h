@@ -59,7 +59,13 @@ class NcclCommunicator final : public Communicator {
   Status ReduceScatter(const float* send, float* recv, size_t n_per_rank, ReduceOp op) override;
   Status Barrier() override;
 
+  // Abandons the group (ncclCommAbort): collectives in flight are cancelled instead of waited
+  // for, and the communicator is unusable afterwards. For a rank whose collectives went out of
+  // step with its peers' (destroying the group normally would wait for them forever).
+  void Abort();
+
  private:
+  Status CheckOpen(const char* what) const;  // FAILED_PRECONDITION after Abort
   NcclCommunicator(int rank, int world_size, int device, cudaStream_t stream, ncclComm_t comm,
                    float* barrier_buf)
       : rank_(rank),
