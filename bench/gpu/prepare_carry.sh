@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds what bench/gpu/run.sh needs on a GPU machine and packs it into .carry/ (git-ignored),
 # small enough for the device tool's 64 MiB:
-#   .carry/bin.tar.gz   stripped cuda_tests, dist_tests, dyt-gpu-layer-bench, dyt-gpu-train-bench
+#   .carry/bin.tar.gz   stripped cuda_tests, dist_tests, dyt-gpu-layer-bench, dyt-gpu-train-bench,
+#                       dyt-gpu-attention-bench
 #   .carry/lib.tar.gz   the shared libraries they need that a bare GPU machine lacks
 # Then, through the device tool: run(command="bench/gpu/run.sh", carry=[".carry"], timeout_s=540).
 #
@@ -10,7 +11,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${1:-$repo/build-cuda}
-bins=(cuda_tests dist_tests dyt-gpu-layer-bench dyt-gpu-train-bench)
+bins=(cuda_tests dist_tests dyt-gpu-layer-bench dyt-gpu-train-bench dyt-gpu-attention-bench)
 # Trainer-only (no gRPC/RocksDB on the GPU machine) and a CPU baseline any x86-64 host runs.
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDYT_TRAINER_ONLY=ON \
   -DDYT_CPU_ARCH=x86-64-v3 >/dev/null

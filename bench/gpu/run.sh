@@ -17,12 +17,14 @@
 #      vs the CPU fp32 backend (within 2%)
 #   4. dyt-gpu-train-bench and torch_train.py (torch.compile, bf16 autocast, SDPA, fused AdamW)
 #      on gpt-small and 1b, DyT then RMSNorm: tokens/s, model TFLOP/s, MFU, memory, ratio
-#   5. dyt-gpu-layer-bench (copy bandwidth vs the fused DyT kernels)
+#   5. dyt-gpu-attention-bench and torch_attention.py: the attention kernels alone, forward and
+#      backward TFLOP/s at both configs' shapes (ours vs PyTorch SDPA: default, cuDNN, flash)
+#      dyt-gpu-layer-bench (copy bandwidth vs the fused DyT kernels)
 #   6. compute-sanitizer memcheck, then racecheck, on small cuda_tests cases, if time is left
 # Exit status: 0 when every step that ran passed.
 #
 # A rerun after a fix (device time is short) can run only part of it:
-#   DYT_GPU_ONLY=tests,bench,layer,sanitizer   steps to run (default all; dist_tests and the
+#   DYT_GPU_ONLY=tests,bench,attention,layer,sanitizer   steps to run (default all; dist_tests and the
 #                                              environment always run)
 #   DYT_GPU_GROUPS=layers,elementwise,attention,model,nccl   cuda_tests groups (default all)
 #   DYT_GPU_BENCH=gpt-small:dyt,1b:dyt,gpt-small:rmsnorm,1b:rmsnorm   benchmark runs, in order
@@ -44,7 +46,7 @@ out=${OUT:-/tmp/dyt-gpu-run}
 mkdir -p "$out"
 csv_dir=$(mktemp -d /tmp/dyt-csv.XXXXXX)  # tarred into $out/csv.tar at the end
 budget_s=${DYT_GPU_BUDGET_S:-480}  # whole script; the optional steps use what is left
-only=${DYT_GPU_ONLY:-tests,bench,layer,sanitizer}
+only=${DYT_GPU_ONLY:-tests,bench,attention,layer,sanitizer}
 only_groups=${DYT_GPU_GROUPS:-layers,elementwise,attention,model,nccl}
 bench_runs=${DYT_GPU_BENCH:-gpt-small:dyt,1b:dyt,gpt-small:rmsnorm,1b:rmsnorm}
 listed() { [[ ",$2," == *",$1,"* ]]; }  # listed WORD COMMA_LIST
@@ -100,7 +102,7 @@ dyt_ld="$libdir:${nccl_dir:+$nccl_dir:}/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-
 # A world of one rank on one machine: NCCL's bootstrap on loopback needs no network.
 ours=(env LD_LIBRARY_PATH="$dyt_ld" NCCL_DEBUG="${NCCL_DEBUG:-WARN}"
       NCCL_SOCKET_IFNAME="${NCCL_SOCKET_IFNAME:-lo}")
-for b in dist_tests cuda_tests dyt-gpu-layer-bench dyt-gpu-train-bench; do
+for b in dist_tests cuda_tests dyt-gpu-layer-bench dyt-gpu-train-bench dyt-gpu-attention-bench; do
   if [ ! -x "$bin_dir/$b" ]; then
     say "missing binary: $bin_dir/$b"
   elif unresolved=$("${ours[@]}" ldd "$bin_dir/$b" | grep "not found"); then
@@ -179,7 +181,8 @@ jsonl="$out/bench.jsonl"
 : >"$jsonl"
 bench_log="$out/bench.log"
 : >"$bench_log"
-# bench NAME LIMIT COMMAND...: appends the command's JSON line (its last stdout line) to jsonl.
+# bench NAME LIMIT COMMAND...: appends the command's JSON line (its last stdout line) to jsonl;
+# with BENCH_JSON=all, every line of its output that starts with "{".
 bench() {
   local name=$1 limit=$2
   shift 2
@@ -187,7 +190,11 @@ bench() {
   local rc=$?
   rows[${#rows[@]}-1]=${rows[${#rows[@]}-1]/one.tmp/bench.log}
   cat "$out/one.tmp" >>"$bench_log"
-  grep '^{' "$out/one.tmp" | tail -1 >>"$jsonl"
+  if [ "${BENCH_JSON:-last}" = all ]; then
+    grep '^{' "$out/one.tmp" >>"$jsonl"
+  else
+    grep '^{' "$out/one.tmp" | tail -1 >>"$jsonl"
+  fi
   rm -f "$out/one.tmp"
   return $rc
 }
@@ -209,7 +216,16 @@ for run in "${runs[@]}"; do
     --warmup 5 --steps 20
 done
 
-# ---- 5. the fused DyT kernels vs the copy bandwidth ------------------------------------------
+# ---- 5. attention alone: ours vs PyTorch SDPA (rows with "op": "attention" in bench.jsonl) ----
+if listed attention "$only" && [ $((budget_s - $(elapsed))) -ge 60 ]; then
+  BENCH_JSON=all bench "dyt attention" 60 "${ours[@]}" "$bin_dir/dyt-gpu-attention-bench"
+  BENCH_JSON=all bench "torch sdpa attention" 120 env PYTHONUNBUFFERED=1 python3 \
+    "$repo/bench/gpu/torch_attention.py"
+else
+  rows+=("$(printf '%-26s %-14s' "attention bench" "not selected or no time")")
+fi
+
+# ---- the fused DyT kernels vs the copy bandwidth --------------------------------------------
 if listed layer "$only"; then
   step "dyt-gpu-layer-bench" 45 "$out/layer_bench.log" \
     "${ours[@]}" "$bin_dir/dyt-gpu-layer-bench" --csv "$csv_dir/layer_bench.csv"

@@ -6,6 +6,9 @@ dyt the ratio of its tokens/s to torch.compile's on the same config and norm. Th
 sides profiled their steps ("phases_ms"), where the GPU time of a step goes on each side, in
 kinds both can name: dyt's phases (PhaseProfiler marks) rolled up, torch's kernels classified
 by name (torch_train.py), and for torch the idle time = step time - the kernels' sum.
+Last, the attention kernels alone ("op": "attention" rows: dyt-gpu-attention-bench and
+torch_attention.py): forward and backward time and TFLOP/s, and dyt's time over torch's
+default SDPA backend's.
 """
 
 import json
@@ -19,6 +22,8 @@ def main(path):
             line = line.strip()
             if line.startswith("{"):
                 rows.append(json.loads(line))
+    attention = [r for r in rows if r.get("op") == "attention"]
+    rows = [r for r in rows if r.get("op") != "attention"]
     torch = {(r["config"], r["norm"]): r for r in rows if r["impl"] == "torch.compile"}
     print(f"{'config':<10} {'norm':<8} {'impl':<14} {'tokens/s':>10} {'TFLOP/s':>8} "
           f"{'MFU':>6} {'mem GiB':>8} {'vs torch.compile':>17}")
@@ -31,6 +36,7 @@ def main(path):
         print(f"{r['config']:<10} {r['norm']:<8} {r['impl']:<14} {r['tokens_per_s']:>10.0f} "
               f"{r['model_tflops']:>8.1f} {100 * r['mfu']:>5.1f}% {mem:>8.1f} {ratio:>17}")
     print_breakdowns(rows)
+    print_attention(attention)
 
 
 DYT_KIND = {
@@ -71,6 +77,26 @@ def print_breakdowns(rows):
             a, b = ours.get(k, 0.0), theirs.get(k, 0.0)
             ratio = f"{a / b:.2f}" if b > 0 else "-"
             print(f"  {k:<14} {a:>9.3f} {b:>9.3f} {ratio:>10}")
+
+
+def print_attention(rows):
+    if not rows:
+        return
+    default = {r["config"]: r for r in rows if r["impl"] == "torch-sdpa-default"}
+    print("\ncausal attention alone (FLOPs: fwd 4BHT^2hd/2, bwd 2.5x fwd)")
+    print(f"  {'config':<10} {'impl':<20} {'fwd ms':>8} {'TFLOP/s':>8} {'bwd ms':>8} "
+          f"{'TFLOP/s':>8} {'time vs torch default':>22}")
+    for r in rows:
+        if "error" in r and r["error"]:
+            print(f"  {r['config']:<10} {r['impl']:<20} {r['error']}")
+            continue
+        peer = default.get(r["config"])
+        ratio = ""
+        if r["impl"] == "dyt" and peer and "fwd_ms" in peer:
+            ratio = (f"fwd {r['fwd_ms'] / peer['fwd_ms']:.2f}x, "
+                     f"bwd {r['bwd_ms'] / peer['bwd_ms']:.2f}x")
+        print(f"  {r['config']:<10} {r['impl']:<20} {r['fwd_ms']:>8.3f} {r['fwd_tflops']:>8.1f} "
+              f"{r['bwd_ms']:>8.3f} {r['bwd_tflops']:>8.1f} {ratio:>22}")
 
 
 if __name__ == "__main__":
