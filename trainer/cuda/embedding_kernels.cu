@@ -13,7 +13,6 @@
 //    D.
 #include <algorithm>
 #include <cstdint>
-#include <numeric>
 #include <string>
 
 #include "trainer/cuda/block_reduce.cuh"
@@ -126,28 +125,6 @@ Status EmbeddingForward(float* x, const int32_t* tokens, const float* table, con
     EmbeddingForwardKernel<1><<<grid, threads, 0, stream>>>(x, tokens, table, scale, N, D);
   }
   return LaunchStatus("EmbeddingForwardKernel");
-}
-
-HostEmbeddingIndex BuildEmbeddingIndex(const int32_t* tokens, int64_t N) {
-  HostEmbeddingIndex index;
-  if (N <= 0) {
-    index.offsets.push_back(0);
-    return index;
-  }
-  // Positions sorted by token; stable, so each group stays in ascending position order.
-  index.positions.resize(static_cast<size_t>(N));
-  std::iota(index.positions.begin(), index.positions.end(), 0);
-  std::stable_sort(index.positions.begin(), index.positions.end(),
-                   [tokens](int32_t a, int32_t b) { return tokens[a] < tokens[b]; });
-  for (int64_t i = 0; i < N; ++i) {
-    const int32_t tok = tokens[index.positions[static_cast<size_t>(i)]];
-    if (index.unique.empty() || index.unique.back() != tok) {
-      index.unique.push_back(tok);
-      index.offsets.push_back(static_cast<int32_t>(i));
-    }
-  }
-  index.offsets.push_back(static_cast<int32_t>(N));
-  return index;
 }
 
 size_t EmbeddingBackwardScratchBytes(int n_unique) {

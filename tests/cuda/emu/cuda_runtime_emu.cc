@@ -1,0 +1,132 @@
+// Host emulation of the CUDA runtime calls the CUDA training backend makes (tests/cuda/emu/
+// README.md says why it exists): "device" memory is host memory, every copy and memset runs
+// immediately, streams are in-order by construction (everything is synchronous), and an event
+// records the host clock, so PhaseProfiler's timings are the emulated step's host time.
+//
+// It defines the runtime's C entry points that cuda_runtime_api.h declares, so it replaces
+// libcudart in the emulation test binary; any call not defined here fails to link, which is
+// how a new runtime call in the backend is noticed.
+#include <cuda_runtime_api.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+
+namespace {
+
+// An emulated event: the host time of its last record.
+struct EmuEvent {
+  std::chrono::steady_clock::time_point at{};
+  bool recorded = false;
+};
+
+// An emulated stream: nothing to hold (work runs when enqueued), but a distinct address.
+struct EmuStream {
+  int unused = 0;
+};
+
+void* AlignedAlloc(size_t bytes) {
+  // 256-byte alignment, as cudaMalloc gives (the kernels' and cuBLASLt's fast paths rely on it).
+  const size_t rounded = (bytes + 255) / 256 * 256;
+  return std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
+}
+
+}  // namespace
+
+extern "C" {
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int) { return cudaSuccess; }
+cudaError_t cudaGetDevice(int* device) {
+  *device = 0;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int) {
+  std::memset(prop, 0, sizeof(*prop));
+  std::strncpy(prop->name, "host emulation (tests/cuda/emu)", sizeof(prop->name) - 1);
+  prop->major = 9;
+  prop->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaGetLastError() { return cudaSuccess; }
+cudaError_t cudaPeekAtLastError() { return cudaSuccess; }
+const char* cudaGetErrorName(cudaError_t err) {
+  return err == cudaSuccess ? "cudaSuccess" : "cudaErrorEmulated";
+}
+const char* cudaGetErrorString(cudaError_t err) {
+  return err == cudaSuccess ? "no error" : "error in the host emulation";
+}
+
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  *p = AlignedAlloc(bytes);
+  return *p != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFree(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaMalloc(p, bytes); }
+cudaError_t cudaFreeHost(void* p) { return cudaFree(p); }
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
+  *free_bytes = size_t{1} << 34;
+  *total = size_t{1} << 34;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (bytes > 0) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t) {
+  return cudaMemcpy(dst, src, bytes, kind);
+}
+cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+  if (bytes > 0) std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+  return cudaMemset(p, value, bytes);
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* s) {
+  *s = reinterpret_cast<cudaStream_t>(new EmuStream);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) { return cudaStreamCreate(s); }
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  delete reinterpret_cast<EmuStream*>(s);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
+
+cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = reinterpret_cast<cudaEvent_t>(new EmuEvent);
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) { return cudaEventCreate(e); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete reinterpret_cast<EmuEvent*>(e);
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  auto* ev = reinterpret_cast<EmuEvent*>(e);
+  ev->at = std::chrono::steady_clock::now();
+  ev->recorded = true;
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  const auto* a = reinterpret_cast<EmuEvent*>(start);
+  const auto* b = reinterpret_cast<EmuEvent*>(end);
+  if (!a->recorded || !b->recorded) return cudaErrorInvalidResourceHandle;
+  *ms = std::chrono::duration<float, std::milli>(b->at - a->at).count();
+  return cudaSuccess;
+}
+
+}  // extern "C"
