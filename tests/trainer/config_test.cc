@@ -148,8 +148,6 @@ TEST(TrainConfigTest, ParsesAndRejectsWithFieldNames) {
        "train.steps: must be an integer"},
       {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {device: gpu}",
        "train.device: must be cpu or cuda (got 'gpu')"},
-      {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {device: cuda, zero1: true}",
-       "train.zero1: not supported with device cuda"},
       {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {recompute: true}",
        "train.recompute: only valid with device cuda"},
   };

@@ -2,6 +2,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -84,6 +85,10 @@ struct CudaBackend::Impl {
   std::unique_ptr<dist::NcclCommunicator> nccl;
 #endif
   std::unique_ptr<LlamaCuda> model;
+  // The optimizer's range of the parameter buffer: all of it, or with ZeRO-1 this rank's shard
+  // (buffer_size / world floats). m and v hold the moments of that range only.
+  bool zero1 = false;
+  int64_t opt_begin = 0, opt_end = 0;
   DeviceBuffer<float> m, v;
   DeviceBuffer<double> sumsq;
   DeviceBuffer<uint8_t> reduce_scratch;
@@ -121,7 +126,32 @@ struct CudaBackend::Impl {
     if (h_sumsq != nullptr) cudaFreeHost(h_sumsq);
   }
   int world() const { return host ? host->world_size() : 1; }
+  int rank() const { return host ? host->rank() : 0; }
   int64_t total() const { return model->num_params(); }
+  int64_t opt_size() const { return opt_end - opt_begin; }
+
+  // The global gradient norm: of the whole buffer, or with ZeRO-1 of this rank's (reduced)
+  // shard, summed over ranks. Waits for the stream.
+  StatusOr<double> GradNorm() {
+    cudaStream_t s = stream.get();
+    const float* g = model->grads() + opt_begin;
+    const int64_t n = zero1 ? opt_size() : total();
+    DYT_RETURN_IF_ERROR(
+        SumSquaresDevice(sumsq.get(), g, n, reduce_scratch.get(), reduce_scratch.bytes(), s));
+    DYT_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(h_sumsq, sumsq.get(), sizeof(double), cudaMemcpyDeviceToHost, s));
+    Mark("host.wait");
+    DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
+    double sum = *h_sumsq;
+    if (zero1) {
+      // Over the host communicator as two floats, the double's high part and the rest, so
+      // the sum keeps about double precision (the communicator moves floats).
+      float parts[2] = {float(sum), float(sum - double(float(sum)))};
+      DYT_RETURN_IF_ERROR(host->AllReduce(parts, 2, dist::ReduceOp::kSum));
+      sum = double(parts[0]) + double(parts[1]);
+    }
+    return std::sqrt(sum);
+  }
 
   // All-reduce (average) of grads[begin, end) on the comm stream, after the compute stream's
   // work so far.
@@ -171,13 +201,24 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const TrainConfig& co
                               " ranks needs NCCL, and this dyt-train was built without it");
 #endif
   }
+  b.zero1 = config.train.zero1 && b.world() > 1;
   DYT_ASSIGN_OR_RETURN(
       b.model, LlamaCuda::Create(config.model, config.train.batch_size, config.train.seq_len,
-                                 config.train.recompute, b.stream.get()));
+                                 config.train.recompute, b.stream.get(), b.world()));
   DYT_RETURN_IF_ERROR(b.model->InitParams(config.train.seed));
-  const size_t n = size_t(b.total());
-  DYT_ASSIGN_OR_RETURN(b.m, DeviceBuffer<float>::Allocate(n));
-  DYT_ASSIGN_OR_RETURN(b.v, DeviceBuffer<float>::Allocate(n));
+  if (b.zero1) {
+    const int64_t shard = b.model->buffer_size() / b.world();
+    b.opt_begin = b.rank() * shard;
+    b.opt_end = b.opt_begin + shard;
+  } else {
+    b.opt_begin = 0;
+    b.opt_end = b.total();
+  }
+  const size_t n = size_t(std::max<int64_t>(b.model->buffer_size(), 1));
+  DYT_ASSIGN_OR_RETURN(b.m,
+                       DeviceBuffer<float>::Allocate(size_t(std::max<int64_t>(b.opt_size(), 1))));
+  DYT_ASSIGN_OR_RETURN(b.v,
+                       DeviceBuffer<float>::Allocate(size_t(std::max<int64_t>(b.opt_size(), 1))));
   DYT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(b.m.get(), 0, b.m.bytes(), b.stream.get()));
   DYT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(b.v.get(), 0, b.v.bytes(), b.stream.get()));
   DYT_ASSIGN_OR_RETURN(b.sumsq, DeviceBuffer<double>::Allocate(1));
@@ -205,7 +246,8 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const TrainConfig& co
 
 std::string CudaBackend::DeviceSummary() const {
   return "GPU " + std::to_string(impl_->device) + " " + impl_->device_name +
-         ", bf16 mixed precision" + (impl_->world() > 1 ? ", NCCL" : "") + ", " +
+         ", bf16 mixed precision" + (impl_->world() > 1 ? ", NCCL" : "") +
+         (impl_->zero1 ? ", ZeRO-1" : "") + ", " +
          std::to_string(impl_->model->device_bytes() >> 20) + " MiB for the model";
 }
 
@@ -247,7 +289,9 @@ StatusOr<double> CudaBackend::ForwardBackward(const int32_t* inputs, const int32
   }
   const bool last = ++b.micro == b.grad_accum;
   GradReadyFn ready;
-  if (last && b.world() > 1) {
+  // ZeRO-1 reduce-scatters the whole buffer in ReduceAndUpdate instead (its shards do not
+  // follow the blocks' ranges).
+  if (last && b.world() > 1 && !b.zero1) {
     ready = [&b](int64_t begin, int64_t end) { return b.AllReduceGrads(begin, end); };
     b.reduced_early = true;
   }
@@ -272,21 +316,26 @@ StatusOr<double> CudaBackend::ReduceAndUpdate(float lr, float clip) {
 StatusOr<double> CudaBackend::ReduceAndUpdateOnce(float lr, float clip) {
   Impl& b = *impl_;
   cudaStream_t s = b.stream.get();
+  float* g = b.model->grads();
+  float* p = b.model->params();
   if (b.world() > 1) {
     b.Mark("allreduce.wait");
-    if (!b.reduced_early) DYT_RETURN_IF_ERROR(b.AllReduceGrads(0, b.total()));
+    if (b.zero1) {
+#ifdef DYT_WITH_NCCL
+      // This rank's shard of the averaged gradient, in place (NCCL's in-place reduce-scatter:
+      // the output is the rank's own slice of the input).
+      DYT_RETURN_IF_ERROR(StreamWaits(b.comm_stream.get(), s, b.event.get()));
+      DYT_RETURN_IF_ERROR(
+          b.nccl->ReduceScatter(g, g + b.opt_begin, size_t(b.opt_size()), dist::ReduceOp::kAvg));
+#endif
+    } else if (!b.reduced_early) {
+      DYT_RETURN_IF_ERROR(b.AllReduceGrads(0, b.total()));
+    }
     DYT_RETURN_IF_ERROR(StreamWaits(s, b.comm_stream.get(), b.event.get()));
   }
   b.reduced_early = false;
-  float* g = b.model->grads();
   b.Mark("grad_norm");
-  DYT_RETURN_IF_ERROR(SumSquaresDevice(b.sumsq.get(), g, b.total(), b.reduce_scratch.get(),
-                                       b.reduce_scratch.bytes(), s));
-  DYT_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(b.h_sumsq, b.sumsq.get(), sizeof(double), cudaMemcpyDeviceToHost, s));
-  b.Mark("host.wait");
-  DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
-  const double norm = std::sqrt(*b.h_sumsq);
+  DYT_ASSIGN_OR_RETURN(const double norm, b.GradNorm());
   // clip_grad_norm_ semantics, as the CPU backend: scale when max_norm / (norm + 1e-6) < 1.
   float coef = 1.0f;
   if (clip > 0) {
@@ -294,14 +343,27 @@ StatusOr<double> CudaBackend::ReduceAndUpdateOnce(float lr, float clip) {
     if (c < 1.0f) coef = c;
   }
   ++b.step;
-  float* p = b.model->params();
   bf16* p16 = b.model->params_bf16();
   b.Mark("adamw");
   for (const DecayRun& r : b.runs) {
+    // The part of the run in the optimizer's range; m and v are indexed from its start.
+    const int64_t begin = std::max(r.begin, b.opt_begin), end = std::min(r.end, b.opt_end);
+    if (begin >= end) continue;
     const AdamWScalars sc = AdamWStepScalars(lr, b.adamw.beta1, b.adamw.beta2, b.adamw.eps,
                                              b.adamw.weight_decay, r.decays, b.step, coef);
-    DYT_RETURN_IF_ERROR(AdamWUpdate(p + r.begin, p16 + r.begin, g + r.begin, b.m.get() + r.begin,
-                                    b.v.get() + r.begin, r.end - r.begin, sc, s));
+    DYT_RETURN_IF_ERROR(AdamWUpdate(p + begin, p16 + begin, g + begin,
+                                    b.m.get() + (begin - b.opt_begin),
+                                    b.v.get() + (begin - b.opt_begin), end - begin, sc, s));
+  }
+  if (b.zero1) {
+#ifdef DYT_WITH_NCCL
+    // Every rank's updated shard to every rank (in place), then the bf16 copy of the others'.
+    b.Mark("allgather");
+    DYT_RETURN_IF_ERROR(StreamWaits(b.comm_stream.get(), s, b.event.get()));
+    DYT_RETURN_IF_ERROR(b.nccl->AllGather(p + b.opt_begin, p, size_t(b.opt_size())));
+    DYT_RETURN_IF_ERROR(StreamWaits(s, b.comm_stream.get(), b.event.get()));
+    DYT_RETURN_IF_ERROR(b.model->RefreshBf16());
+#endif
   }
   return norm;
 }
@@ -313,15 +375,31 @@ StatusOr<HostTrainState> CudaBackend::ExportState() {
   HostTrainState st;
   const size_t n = size_t(b.total());
   st.params.resize(n);
-  st.adam_m.resize(n);
-  st.adam_v.resize(n);
   DYT_RETURN_IF_ERROR(b.model->DownloadParams(st.params.data()));
   cudaStream_t s = b.stream.get();
-  DYT_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(st.adam_m.data(), b.m.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
-  DYT_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(st.adam_v.data(), b.v.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
-  DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
+  if (b.zero1) {
+#ifdef DYT_WITH_NCCL
+    // Collective: every rank's shard of the moments gathered, so the state is the full one.
+    DYT_ASSIGN_OR_RETURN(auto full, DeviceBuffer<float>::Allocate(size_t(b.model->buffer_size())));
+    for (auto [src, dst] : {std::pair{&b.m, &st.adam_m}, {&b.v, &st.adam_v}}) {
+      DYT_RETURN_IF_ERROR(StreamWaits(b.comm_stream.get(), s, b.event.get()));
+      DYT_RETURN_IF_ERROR(b.nccl->AllGather(src->get(), full.get(), size_t(b.opt_size())));
+      DYT_RETURN_IF_ERROR(StreamWaits(s, b.comm_stream.get(), b.event.get()));
+      dst->resize(n);
+      DYT_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(dst->data(), full.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
+      DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
+    }
+#endif
+  } else {
+    st.adam_m.resize(n);
+    st.adam_v.resize(n);
+    DYT_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(st.adam_m.data(), b.m.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
+    DYT_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(st.adam_v.data(), b.v.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
+    DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
+  }
   st.adam_step = b.step;
   return st;
 }
@@ -332,11 +410,20 @@ Status CudaBackend::ImportState(const HostTrainState& st) {
   if (st.params.size() != n || st.adam_m.size() != n || st.adam_v.size() != n) {
     return FailedPrecondition("checkpoint: parameter buffers do not match the model");
   }
+  // The optimizer keeps the moments of its range only (everything, or this rank's ZeRO-1
+  // shard; the padding past the parameters is zero), so a checkpoint from any number of
+  // ranks restores onto any other.
+  const size_t k = size_t(b.opt_size());
+  std::vector<float> m(k, 0.0f), v(k, 0.0f);
+  for (size_t i = 0; i < k && size_t(b.opt_begin) + i < n; ++i) {
+    m[i] = st.adam_m[size_t(b.opt_begin) + i];
+    v[i] = st.adam_v[size_t(b.opt_begin) + i];
+  }
   cudaStream_t s = b.stream.get();
   DYT_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(b.m.get(), st.adam_m.data(), n * sizeof(float), cudaMemcpyHostToDevice, s));
+      cudaMemcpyAsync(b.m.get(), m.data(), k * sizeof(float), cudaMemcpyHostToDevice, s));
   DYT_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(b.v.get(), st.adam_v.data(), n * sizeof(float), cudaMemcpyHostToDevice, s));
+      cudaMemcpyAsync(b.v.get(), v.data(), k * sizeof(float), cudaMemcpyHostToDevice, s));
   DYT_RETURN_IF_ERROR(b.model->UploadParams(st.params.data()));  // waits for the stream
   b.step = st.adam_step;
   return BroadcastParams();

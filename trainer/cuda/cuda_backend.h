@@ -3,7 +3,10 @@
 // written in the same pass), the global gradient norm and clipping on the GPU, and with more
 // than one rank an NCCL all-reduce of the gradients that overlaps the backward pass: on the
 // last micro-batch of a step, each block's gradient range is all-reduced on a second stream as
-// soon as the backward pass has finished it.
+// soon as the backward pass has finished it. With train.zero1 (ZeRO stage 1) the AdamW moments
+// are sharded instead, as on the CPU backend: the gradients are reduce-scattered (in place),
+// the norm summed from the shards, AdamW updates this rank's shard and the parameters are
+// all-gathered; exported states gather the full moments, so checkpoints are the same either way.
 //
 // Device: the GPU of index local_rank % (visible GPUs) — under dyt-worker each rank sees one
 // GPU (CUDA_VISIBLE_DEVICES), under dyt-launch on a multi-GPU machine rank r takes GPU r.

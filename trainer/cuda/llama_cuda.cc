@@ -392,8 +392,10 @@ LlamaCuda::~LlamaCuda() = default;
 
 StatusOr<std::unique_ptr<LlamaCuda>> LlamaCuda::Create(const ModelConfig& config, int max_batch,
                                                        int seq_len, bool recompute,
-                                                       cudaStream_t stream) {
+                                                       cudaStream_t stream,
+                                                       int64_t buffer_multiple) {
   DYT_RETURN_IF_ERROR(config.Validate());
+  if (buffer_multiple < 1) return InvalidArgument("LlamaCuda: buffer_multiple must be >= 1");
   if (max_batch < 1) return InvalidArgument("train.batch_size: must be >= 1");
   if (seq_len < 1 || seq_len > config.max_seq_len) {
     return InvalidArgument("train.seq_len: must be in [1, model.max_seq_len]");
@@ -419,10 +421,11 @@ StatusOr<std::unique_ptr<LlamaCuda>> LlamaCuda::Create(const ModelConfig& config
     }
   }
 
-  const int64_t P = m.layout.total();
+  const int64_t P = (m.layout.total() + buffer_multiple - 1) / buffer_multiple * buffer_multiple;
   DYT_ASSIGN_OR_RETURN(m.params, DeviceBuffer<float>::Allocate(size_t(P)));
   DYT_ASSIGN_OR_RETURN(m.grads, DeviceBuffer<float>::Allocate(size_t(P)));
   DYT_ASSIGN_OR_RETURN(m.params16, DeviceBuffer<bf16>::Allocate(size_t(P)));
+  DYT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(m.params.get(), 0, m.params.bytes(), stream));
 
   const int64_t N = int64_t(max_batch) * seq_len;
   const int64_t D = c.dim, F = c.ffn_dim, V = c.vocab_size, QKV = m.QKV();
@@ -523,6 +526,7 @@ int LlamaCuda::max_batch() const { return impl_->max_batch; }
 int LlamaCuda::seq_len() const { return impl_->T; }
 cudaStream_t LlamaCuda::stream() const { return impl_->stream; }
 int64_t LlamaCuda::num_params() const { return impl_->layout.total(); }
+int64_t LlamaCuda::buffer_size() const { return int64_t(impl_->params.size()); }
 float* LlamaCuda::params() { return impl_->params.get(); }
 float* LlamaCuda::grads() { return impl_->grads.get(); }
 bf16* LlamaCuda::params_bf16() { return impl_->params16.get(); }
@@ -536,22 +540,24 @@ Status LlamaCuda::InitParams(uint64_t seed) {
 
 Status LlamaCuda::UploadParams(const float* host) {
   Impl& m = *impl_;
-  DYT_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(m.params.get(), host, m.params.bytes(), cudaMemcpyHostToDevice, m.stream));
+  DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m.params.get(), host,
+                                           size_t(num_params()) * sizeof(float),
+                                           cudaMemcpyHostToDevice, m.stream));
   DYT_RETURN_IF_ERROR(RefreshBf16());
   return CudaStatus(cudaStreamSynchronize(m.stream), "LlamaCuda::UploadParams");
 }
 
 Status LlamaCuda::DownloadParams(float* host) {
   Impl& m = *impl_;
-  DYT_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(host, m.params.get(), m.params.bytes(), cudaMemcpyDeviceToHost, m.stream));
+  DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host, m.params.get(),
+                                           size_t(num_params()) * sizeof(float),
+                                           cudaMemcpyDeviceToHost, m.stream));
   return CudaStatus(cudaStreamSynchronize(m.stream), "LlamaCuda::DownloadParams");
 }
 
 Status LlamaCuda::RefreshBf16() {
   Impl& m = *impl_;
-  return CastFp32ToBf16(m.params16.get(), m.params.get(), num_params(), m.stream);
+  return CastFp32ToBf16(m.params16.get(), m.params.get(), buffer_size(), m.stream);
 }
 
 Status LlamaCuda::ZeroGrads() {

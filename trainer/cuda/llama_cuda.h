@@ -50,9 +50,13 @@ class LlamaCuda {
   // `config` validated; seq_len <= config.max_seq_len; head_dim 64 or 128 (the attention
   // kernels' tiles). INVALID_ARGUMENT otherwise; RESOURCE_EXHAUSTED when the GPU memory is too
   // small (the message says how much was asked).
+  // The parameter, gradient and bf16 buffers hold buffer_size() = num_params() rounded up to a
+  // multiple of `buffer_multiple` floats (ZeRO-1 splits them into that many equal shards); the
+  // padding stays zero.
   static StatusOr<std::unique_ptr<LlamaCuda>> Create(const ModelConfig& config, int max_batch,
                                                      int seq_len, bool recompute,
-                                                     cudaStream_t stream);
+                                                     cudaStream_t stream,
+                                                     int64_t buffer_multiple = 1);
   ~LlamaCuda();
   LlamaCuda(const LlamaCuda&) = delete;
   LlamaCuda& operator=(const LlamaCuda&) = delete;
@@ -62,7 +66,8 @@ class LlamaCuda {
   int max_batch() const;
   int seq_len() const;
   cudaStream_t stream() const;
-  int64_t num_params() const;  // layout length, incl. alignment pad
+  int64_t num_params() const;   // layout length, incl. alignment pad
+  int64_t buffer_size() const;  // >= num_params(): see Create
   // Device buffers in ParamLayout order.
   float* params();  // fp32 master
   float* grads();   // fp32

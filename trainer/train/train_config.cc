@@ -64,10 +64,6 @@ Status ParseTrain(YamlReader& r, TrainSection& t) {
   } else {
     return InvalidArgument(r.FieldPath("device") + ": must be cpu or cuda (got '" + device + "')");
   }
-  if (t.zero1 && t.device == TrainDevice::kCuda) {
-    return InvalidArgument(r.FieldPath("zero1") +
-                           ": not supported with device cuda (the GPU keeps full AdamW state)");
-  }
   if (t.recompute && t.device != TrainDevice::kCuda) {
     return InvalidArgument(r.FieldPath("recompute") + ": only valid with device cuda");
   }
