@@ -1,13 +1,15 @@
-// Data-parallel training on two GPUs: the CUDA backend's NCCL path, whose all-reduce of each
-// block's gradients overlaps the backward pass of the step's last micro-batch, and ZeRO-1
-// (train.zero1: the moments sharded, reduce-scatter then all-gather). Two ranks
-// (threads, one GPU each, meeting over Gloo through a directory store like dyt-launch's ranks)
-// each train on their half of every step's micro-batches; a single rank on one GPU trains on
-// all of them. The ranks must hold bit-identical parameters after every step (the all-reduce
-// gives every rank the same sum), and match the single rank up to fp32 summation order.
+// Data-parallel training on several GPUs: the CUDA backend's NCCL path, whose all-reduce of
+// each block's gradients overlaps the backward pass of the step's last micro-batch, and ZeRO-1
+// (train.zero1: the moments sharded, reduce-scatter then all-gather). W ranks (threads, one GPU
+// each, meeting over Gloo through a directory store like dyt-launch's ranks) each train on
+// their share of every step's micro-batches; a single rank on one GPU trains on all of them.
+// The ranks must hold bit-identical parameters and clip with the same norm after every step
+// (the collectives give every rank the same bits), and match the single rank up to fp32
+// summation order.
 //
-// Needs two GPUs: one GPU cannot host two NCCL ranks (NCCL refuses a duplicate device), so on
-// the one-GPU machines this project is lent the test SKIPs, saying so.
+// Needs W GPUs: one GPU cannot host two NCCL ranks (NCCL refuses a duplicate device), so on
+// the one-GPU machines this project is lent the test SKIPs, saying so. It runs in CI in
+// cuda_emu_tests (tests/cuda/emu), over the emulated runtime and NCCL.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -71,6 +73,7 @@ struct RunResult {
   std::string summary;                     // DeviceSummary()
   int64_t device_bytes = 0;
   std::vector<double> losses;  // mean micro-batch loss of each step (this rank)
+  std::vector<double> norms;   // the gradient norm ReduceAndUpdate returned, each step
 };
 
 // `micro(s, m)` gives the tokens of micro-batch m of step s for this rank: inputs then
@@ -109,32 +112,41 @@ RunResult Train(const TrainConfig& config, dist::Communicator* comm,
     }
     r.params.push_back(std::move(state->params));
     r.losses.push_back(loss);
+    r.norms.push_back(*norm);
     r.adam_m = std::move(state->adam_m);
     r.adam_v = std::move(state->adam_v);
   }
   return r;
 }
 
-// Two ranks, with the moments whole on each rank or sharded (ZeRO-1: reduce-scatter, AdamW on
-// the rank's shard, all-gather; the exported state gathers the full moments).
-class CudaBackendMultiGpuTest : public ::testing::TestWithParam<bool> {};
+// W ranks, with the moments whole on each rank or sharded (ZeRO-1: reduce-scatter, AdamW on
+// the rank's shard, all-gather; the exported state gathers the full moments). Three ranks
+// shard a buffer that needs padding to split evenly.
+struct Case {
+  int world;
+  bool zero1;
+};
 
-TEST_P(CudaBackendMultiGpuTest, TwoRanksMatchOneRankOnTheWholeBatch) {
+class CudaBackendMultiGpuTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaBackendMultiGpuTest, RanksMatchOneRankOnTheWholeBatch) {
   DYT_REQUIRE_GPU();
-  const bool zero1 = GetParam();
+  const int world = GetParam().world;
+  const bool zero1 = GetParam().zero1;
   int gpus = 0;
   DYT_TEST_CUDA(cudaGetDeviceCount(&gpus));
-  if (gpus < 2) {
-    GTEST_SKIP() << "needs 2 GPUs (one GPU cannot host two NCCL ranks); this machine has " << gpus;
+  if (gpus < world) {
+    GTEST_SKIP() << "needs " << world << " GPUs (one GPU cannot host two NCCL ranks); this "
+                 << "machine has " << gpus;
   }
-  const TrainConfig one_rank = SmallConfig(2 * kAccum);
+  const TrainConfig one_rank = SmallConfig(world * kAccum);
   const int T = one_rank.train.seq_len;
   // Every micro-batch of every step: rank r's micro-batch m is the single rank's r * kAccum + m.
   std::mt19937_64 rng(11);
   std::uniform_int_distribution<int32_t> tok(0, one_rank.model.vocab_size - 1);
   std::vector<std::vector<std::vector<int32_t>>> data(kSteps);
   for (auto& step : data) {
-    step.resize(2 * kAccum);
+    step.resize(size_t(world) * kAccum);
     for (auto& mb : step) {
       mb.resize(size_t(2) * kBatch * T);
       for (int32_t& t : mb) t = tok(rng);
@@ -149,75 +161,94 @@ TEST_P(CudaBackendMultiGpuTest, TwoRanksMatchOneRankOnTheWholeBatch) {
   char tmpl[] = "/tmp/dyt-multi-gpu-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string rdzv = tmpl;
-  RunResult ranks[2];
-  std::thread threads[2];
-  for (int r = 0; r < 2; ++r) {
-    threads[r] = std::thread([&, r] {
+  std::vector<RunResult> ranks(static_cast<size_t>(world));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
       dist::DistEnv env;
       env.rank = r;
-      env.world_size = 2;
+      env.world_size = world;
       env.local_rank = r;
       env.rdzv = rdzv;
-      env.job = zero1 ? "multi-gpu-zero1" : "multi-gpu";
+      env.job = "multi-gpu";
       env.timeout = std::chrono::seconds(60);
       auto comm = dist::MakeHostCommunicator(env);
       if (!comm.ok()) {
-        ranks[r].status = comm.status();
+        ranks[size_t(r)].status = comm.status();
         return;
       }
       TrainConfig config = SmallConfig(kAccum, zero1);
       config.local_rank = r;  // GPU r
-      ranks[r] = Train(config, comm->get(), [&, r](int s, int m) -> const std::vector<int32_t>& {
-        return data[size_t(s)][size_t(r * kAccum + m)];
-      });
+      ranks[size_t(r)] =
+          Train(config, comm->get(), [&, r](int s, int m) -> const std::vector<int32_t>& {
+            return data[size_t(s)][size_t(r * kAccum + m)];
+          });
     });
   }
   for (std::thread& t : threads) t.join();
   std::filesystem::remove_all(rdzv);
-  ASSERT_TRUE(ranks[0].status.ok()) << "rank 0: " << ranks[0].status.ToString();
-  ASSERT_TRUE(ranks[1].status.ok()) << "rank 1: " << ranks[1].status.ToString();
-  for (const RunResult& r : ranks) {
-    EXPECT_EQ(r.summary.find("ZeRO-1") != std::string::npos, zero1) << r.summary;
-    // ZeRO-1 keeps half of the moments: 2 x 4 bytes per parameter, halved, fewer.
+  for (int r = 0; r < world; ++r) {
+    ASSERT_TRUE(ranks[size_t(r)].status.ok())
+        << "rank " << r << ": " << ranks[size_t(r)].status.ToString();
+    const RunResult& rr = ranks[size_t(r)];
+    EXPECT_EQ(rr.summary.find("ZeRO-1") != std::string::npos, zero1) << rr.summary;
     if (zero1) {
-      EXPECT_LT(r.device_bytes, ref.device_bytes) << r.summary;
+      // ZeRO-1 keeps 1/world of the moments (2 x 4 bytes per parameter) on each rank.
+      EXPECT_LT(rr.device_bytes, ref.device_bytes) << rr.summary;
     }
   }
 
+  // Against the single rank. With a power-of-two world each micro-batch's loss scale (1/accum
+  // per rank, then the average over ranks) equals the single rank's 1/(world * accum) up to a
+  // power of two, so the bf16 gradients of each micro-batch are the same bits and only fp32
+  // summation order differs. With 3 ranks the scales differ (1/2 vs 1/6) and the bf16 rounding
+  // of every backward activation with them: measured 1.2e-3 (parameters), 2e-3 (norm) and
+  // 6e-3 (moments) in the emulation, so looser bounds (a sharding or padding mistake is far
+  // larger).
+  const bool pow2 = (world & (world - 1)) == 0;
+  const double param_tol = pow2 ? 1e-4 : 5e-3, norm_tol = pow2 ? 1e-3 : 1e-2,
+               moment_tol = pow2 ? 3e-3 : 2e-2;
+  const RunResult& r0 = ranks[0];
   for (int s = 0; s < kSteps; ++s) {
     SCOPED_TRACE("step " + std::to_string(s));
-    const std::vector<float>& p0 = ranks[0].params[size_t(s)];
-    const std::vector<float>& p1 = ranks[1].params[size_t(s)];
-    ASSERT_EQ(p0.size(), ref.params[size_t(s)].size());
-    EXPECT_EQ(std::memcmp(p0.data(), p1.data(), p0.size() * sizeof(float)), 0)
-        << "the ranks' parameters differ";
-    const double err = test::RelL2(p0, ref.params[size_t(s)]);
+    double mean_loss = 0;
+    for (const RunResult& rr : ranks) {
+      mean_loss += rr.losses[size_t(s)] / world;
+      EXPECT_EQ(rr.params[size_t(s)], r0.params[size_t(s)]) << "the ranks' parameters differ";
+      // Every rank clipped with the same norm (its own sum, or the shards' sums gathered).
+      EXPECT_EQ(rr.norms[size_t(s)], r0.norms[size_t(s)]);
+    }
+    ASSERT_EQ(r0.params[size_t(s)].size(), ref.params[size_t(s)].size());
+    const double err = test::RelL2(r0.params[size_t(s)], ref.params[size_t(s)]);
     std::printf(
-        "  step %d: ||2 ranks - 1 rank|| / ||1 rank|| = %.2e, loss %.5f (1 rank) vs "
-        "%.5f (mean of the ranks)\n",
-        s, err, ref.losses[size_t(s)],
-        0.5 * (ranks[0].losses[size_t(s)] + ranks[1].losses[size_t(s)]));
-    EXPECT_LE(err, 1e-4);
-    EXPECT_NEAR(0.5 * (ranks[0].losses[size_t(s)] + ranks[1].losses[size_t(s)]),
-                ref.losses[size_t(s)], 1e-3 * ref.losses[size_t(s)]);
+        "  step %d: ||%d ranks - 1 rank|| / ||1 rank|| = %.2e, loss %.5f (1 rank) vs %.5f (mean "
+        "of the ranks), grad norm %.6f vs %.6f\n",
+        s, world, err, ref.losses[size_t(s)], mean_loss, ref.norms[size_t(s)], r0.norms[size_t(s)]);
+    EXPECT_LE(err, param_tol);
+    EXPECT_NEAR(mean_loss, ref.losses[size_t(s)], 1e-3 * ref.losses[size_t(s)]);
+    EXPECT_NEAR(r0.norms[size_t(s)], ref.norms[size_t(s)], norm_tol * ref.norms[size_t(s)]);
   }
-  // The moments: the same full state on both ranks, and the single rank's up to rounding. The
+  // The moments: the same full state on every rank, and the single rank's up to rounding. The
   // last step's gradient is computed at parameters that differ by ~1e-5 (above), which moves
   // some bf16 activations by one rounding step (2^-9): the emulation measures 3.6e-4 (m) and
-  // 4.0e-4 (v) here, so the bound is 3e-3.
-  for (int r = 0; r < 2; ++r) {
+  // 4.0e-4 (v) on 2 ranks, so the bound is 3e-3 (and as above with 3 ranks).
+  for (int r = 0; r < world; ++r) {
     SCOPED_TRACE("rank " + std::to_string(r));
-    ASSERT_EQ(ranks[r].adam_m.size(), ref.adam_m.size());
-    EXPECT_LE(test::RelL2(ranks[r].adam_m, ref.adam_m), 3e-3);
-    EXPECT_LE(test::RelL2(ranks[r].adam_v, ref.adam_v), 3e-3);
+    const RunResult& rr = ranks[size_t(r)];
+    ASSERT_EQ(rr.adam_m.size(), ref.adam_m.size());
+    EXPECT_LE(test::RelL2(rr.adam_m, ref.adam_m), moment_tol);
+    EXPECT_LE(test::RelL2(rr.adam_v, ref.adam_v), moment_tol);
+    EXPECT_EQ(rr.adam_m, r0.adam_m);
+    EXPECT_EQ(rr.adam_v, r0.adam_v);
   }
-  EXPECT_EQ(ranks[0].adam_m, ranks[1].adam_m);
-  EXPECT_EQ(ranks[0].adam_v, ranks[1].adam_v);
 }
 
-INSTANTIATE_TEST_SUITE_P(Moments, CudaBackendMultiGpuTest, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return std::string(info.param ? "Zero1" : "Replicated");
+INSTANTIATE_TEST_SUITE_P(Ranks, CudaBackendMultiGpuTest,
+                         ::testing::Values(Case{2, false}, Case{2, true}, Case{3, false},
+                                           Case{3, true}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::to_string(info.param.world) + "Ranks" +
+                                  (info.param.zero1 ? "Zero1" : "Replicated");
                          });
 
 }  // namespace

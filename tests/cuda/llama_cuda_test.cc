@@ -3,10 +3,10 @@
 // bf16 tolerance (DyT and RMSNorm, tied and untied embeddings, with and without activation
 // recomputation), bit-identical gradients with recomputation and from run to run, and a
 // 200-step training run whose loss tracks the CPU run within 2% at every logged step (the
-// issue's bar), and checkpoints that move between the backends. Without a GPU every test SKIPs, except the one checking that asking for
-// train.device cuda then is a clear error. The same file also builds into cuda_emu_tests,
-// against the host emulation of the runtime and kernels (tests/cuda/emu/README.md), which runs
-// on every machine.
+// issue's bar), and checkpoints that move between the backends. Without a GPU every test SKIPs,
+// except the one checking that asking for train.device cuda then is a clear error. The same file
+// also builds into cuda_emu_tests, against the host emulation of the runtime and kernels
+// (tests/cuda/emu/README.md), which runs on every machine.
 #include "trainer/cuda/llama_cuda.h"
 
 #include <gtest/gtest.h>
@@ -413,8 +413,9 @@ TEST(CudaBackendTest, StateRoundTripsThroughTheHost) {
 }
 
 // "A run moves between backends": a checkpoint written by a CUDA run resumes on the CPU backend
-// and a CPU one on CUDA, at the same step, and the next step's loss is within 2% (bf16) of the
-// loss the writing run gets when it carries on itself.
+// and a CPU one on CUDA, at the same step, and the next two steps' losses are within 2% (bf16)
+// of the losses the writing run gets when it carries on itself (the second one depends on the
+// update made with the restored moments and step count).
 TEST(CudaBackendTest, CheckpointsMoveBetweenBackends) {
   DYT_REQUIRE_GPU();
   const std::filesystem::path root =
@@ -428,8 +429,12 @@ TEST(CudaBackendTest, CheckpointsMoveBetweenBackends) {
     ASSERT_TRUE(writer.ok()) << writer.status().ToString();
     for (int i = 0; i < 5; ++i) ASSERT_TRUE((*writer)->TrainStep().ok());
     DYT_ASSERT_OK((*writer)->SaveCheckpoint());
-    auto carried_on = (*writer)->TrainStep();
-    ASSERT_TRUE(carried_on.ok()) << carried_on.status().ToString();
+    std::vector<double> carried_on;
+    for (int i = 0; i < 2; ++i) {
+      auto st = (*writer)->TrainStep();
+      ASSERT_TRUE(st.ok()) << st.status().ToString();
+      carried_on.push_back(st->loss);
+    }
 
     TrainConfig b = CurveConfig(to);
     b.checkpoint.dir = a.checkpoint.dir;
@@ -438,12 +443,14 @@ TEST(CudaBackendTest, CheckpointsMoveBetweenBackends) {
     EXPECT_STREQ((*reader)->backend().name(), to);
     DYT_ASSERT_OK((*reader)->Resume("auto"));
     EXPECT_EQ((*reader)->step(), 5);
-    auto resumed = (*reader)->TrainStep();
-    ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
-    EXPECT_EQ((*reader)->step(), 6);
-    std::printf("  %s -> %s: step 6 loss %.5f (carried on) vs %.5f (resumed)\n", from, to,
-                carried_on->loss, resumed->loss);
-    EXPECT_NEAR(resumed->loss, carried_on->loss, 0.02 * carried_on->loss);
+    for (int i = 0; i < 2; ++i) {
+      auto resumed = (*reader)->TrainStep();
+      ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+      std::printf("  %s -> %s: step %d loss %.5f (carried on) vs %.5f (resumed)\n", from, to, 6 + i,
+                  carried_on[size_t(i)], resumed->loss);
+      EXPECT_NEAR(resumed->loss, carried_on[size_t(i)], 0.02 * carried_on[size_t(i)]);
+    }
+    EXPECT_EQ((*reader)->step(), 7);
   }
   std::filesystem::remove_all(root);
 }

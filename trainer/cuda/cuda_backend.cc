@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "trainer/cuda/adamw_kernels.h"
 #include "trainer/cuda/cuda_status.h"
@@ -112,6 +114,11 @@ struct CudaBackend::Impl {
     if (!st.ok() && world() > 1 && reduced_early) broken = st.ToString();
     return st;
   }
+  // After a call that issues collectives: its failure (with peers) marks the backend broken,
+  // since some ranks may have issued a collective this one did not.
+  void NoteCollectiveResult(const Status& st) {
+    if (!st.ok() && world() > 1) broken = st.ToString();
+  }
 
   void Mark(const char* phase) {
     if (profiler != nullptr) profiler->Mark(phase, stream.get());
@@ -121,7 +128,10 @@ struct CudaBackend::Impl {
 #ifdef DYT_WITH_NCCL
     // Out of step with the peers: the queued collectives may never complete, and freeing the
     // buffers they use (below) would wait for them.
-    if (nccl != nullptr && !broken.empty()) nccl->Abort();
+    // Likewise when collectives of an unfinished step are queued (a peer failed mid-step and
+    // this rank is being torn down): they may wait for that peer forever.
+    const bool pending = reduced_early || cudaStreamQuery(comm_stream.get()) == cudaErrorNotReady;
+    if (nccl != nullptr && (!broken.empty() || pending)) nccl->Abort();
 #endif
     if (h_sumsq != nullptr) cudaFreeHost(h_sumsq);
   }
@@ -144,11 +154,20 @@ struct CudaBackend::Impl {
     DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
     double sum = *h_sumsq;
     if (zero1) {
-      // Over the host communicator as two floats, the double's high part and the rest, so
-      // the sum keeps about double precision (the communicator moves floats).
-      float parts[2] = {float(sum), float(sum - double(float(sum)))};
-      DYT_RETURN_IF_ERROR(host->AllReduce(parts, 2, dist::ReduceOp::kSum));
-      sum = double(parts[0]) + double(parts[1]);
+      // Every rank's double, its bits carried as two floats (the host communicator moves floats
+      // and a gather never does arithmetic on them), then summed in rank order: exact and the
+      // same on every rank.
+      static_assert(sizeof(double) == 2 * sizeof(float));
+      float mine[2];
+      std::memcpy(mine, &sum, sizeof(sum));
+      std::vector<float> all(2 * size_t(world()));
+      DYT_RETURN_IF_ERROR(host->AllGather(mine, all.data(), 2));
+      sum = 0;
+      for (int r = 0; r < world(); ++r) {
+        double part = 0;
+        std::memcpy(&part, all.data() + 2 * r, sizeof(part));
+        sum += part;
+      }
     }
     return std::sqrt(sum);
   }
@@ -309,7 +328,7 @@ StatusOr<double> CudaBackend::ReduceAndUpdate(float lr, float clip) {
   DYT_RETURN_IF_ERROR(b.CheckUsable());
   auto norm = ReduceAndUpdateOnce(lr, clip);
   // With peers, a failure here may leave an all-reduce issued on some ranks only.
-  if (!norm.ok() && b.world() > 1) b.broken = norm.status().ToString();
+  if (!norm.ok()) b.NoteCollectiveResult(norm.status());
   return norm;
 }
 
@@ -343,7 +362,8 @@ StatusOr<double> CudaBackend::ReduceAndUpdateOnce(float lr, float clip) {
     if (c < 1.0f) coef = c;
   }
   ++b.step;
-  bf16* p16 = b.model->params_bf16();
+  // With ZeRO-1 the bf16 copy is refreshed whole after the all-gather.
+  bf16* p16 = b.zero1 ? nullptr : b.model->params_bf16();
   b.Mark("adamw");
   for (const DecayRun& r : b.runs) {
     // The part of the run in the optimizer's range; m and v are indexed from its start.
@@ -351,7 +371,7 @@ StatusOr<double> CudaBackend::ReduceAndUpdateOnce(float lr, float clip) {
     if (begin >= end) continue;
     const AdamWScalars sc = AdamWStepScalars(lr, b.adamw.beta1, b.adamw.beta2, b.adamw.eps,
                                              b.adamw.weight_decay, r.decays, b.step, coef);
-    DYT_RETURN_IF_ERROR(AdamWUpdate(p + begin, p16 + begin, g + begin,
+    DYT_RETURN_IF_ERROR(AdamWUpdate(p + begin, p16 != nullptr ? p16 + begin : nullptr, g + begin,
                                     b.m.get() + (begin - b.opt_begin),
                                     b.v.get() + (begin - b.opt_begin), end - begin, sc, s));
   }
@@ -371,6 +391,27 @@ StatusOr<double> CudaBackend::ReduceAndUpdateOnce(float lr, float clip) {
 StatusOr<std::vector<float>> CudaBackend::Alphas() { return impl_->model->Alphas(); }
 
 StatusOr<HostTrainState> CudaBackend::ExportState() {
+  DYT_RETURN_IF_ERROR(impl_->CheckUsable());
+  auto st = ExportStateOnce();
+  if (!st.ok()) impl_->NoteCollectiveResult(st.status());
+  return st;
+}
+
+Status CudaBackend::ImportState(const HostTrainState& state) {
+  DYT_RETURN_IF_ERROR(impl_->CheckUsable());
+  Status st = ImportStateOnce(state);
+  impl_->NoteCollectiveResult(st);
+  return st;
+}
+
+Status CudaBackend::BroadcastParams() {
+  DYT_RETURN_IF_ERROR(impl_->CheckUsable());
+  Status st = BroadcastParamsOnce();
+  impl_->NoteCollectiveResult(st);
+  return st;
+}
+
+StatusOr<HostTrainState> CudaBackend::ExportStateOnce() {
   Impl& b = *impl_;
   HostTrainState st;
   const size_t n = size_t(b.total());
@@ -380,14 +421,16 @@ StatusOr<HostTrainState> CudaBackend::ExportState() {
   if (b.zero1) {
 #ifdef DYT_WITH_NCCL
     // Collective: every rank's shard of the moments gathered, so the state is the full one.
-    DYT_ASSIGN_OR_RETURN(auto full, DeviceBuffer<float>::Allocate(size_t(b.model->buffer_size())));
+    // Gathered into the gradient buffer (its size, and unused between steps: the next step
+    // zeroes it), so a checkpoint needs none of the memory ZeRO-1 saved.
+    float* full = b.model->grads();
     for (auto [src, dst] : {std::pair{&b.m, &st.adam_m}, {&b.v, &st.adam_v}}) {
       DYT_RETURN_IF_ERROR(StreamWaits(b.comm_stream.get(), s, b.event.get()));
-      DYT_RETURN_IF_ERROR(b.nccl->AllGather(src->get(), full.get(), size_t(b.opt_size())));
+      DYT_RETURN_IF_ERROR(b.nccl->AllGather(src->get(), full, size_t(b.opt_size())));
       DYT_RETURN_IF_ERROR(StreamWaits(s, b.comm_stream.get(), b.event.get()));
       dst->resize(n);
       DYT_CUDA_RETURN_IF_ERROR(
-          cudaMemcpyAsync(dst->data(), full.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
+          cudaMemcpyAsync(dst->data(), full, n * sizeof(float), cudaMemcpyDeviceToHost, s));
       DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
     }
 #endif
@@ -404,7 +447,7 @@ StatusOr<HostTrainState> CudaBackend::ExportState() {
   return st;
 }
 
-Status CudaBackend::ImportState(const HostTrainState& st) {
+Status CudaBackend::ImportStateOnce(const HostTrainState& st) {
   Impl& b = *impl_;
   const size_t n = size_t(b.total());
   if (st.params.size() != n || st.adam_m.size() != n || st.adam_v.size() != n) {
@@ -426,10 +469,10 @@ Status CudaBackend::ImportState(const HostTrainState& st) {
       cudaMemcpyAsync(b.v.get(), v.data(), k * sizeof(float), cudaMemcpyHostToDevice, s));
   DYT_RETURN_IF_ERROR(b.model->UploadParams(st.params.data()));  // waits for the stream
   b.step = st.adam_step;
-  return BroadcastParams();
+  return BroadcastParamsOnce();
 }
 
-Status CudaBackend::BroadcastParams() {
+Status CudaBackend::BroadcastParamsOnce() {
   Impl& b = *impl_;
   if (b.world() == 1) return Status::Ok();
 #ifdef DYT_WITH_NCCL

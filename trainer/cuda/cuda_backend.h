@@ -68,7 +68,11 @@ class CudaBackend final : public TrainBackend {
  private:
   struct Impl;
   explicit CudaBackend(std::unique_ptr<Impl> impl);
+  // The bodies of the calls above; the public ones add the failure bookkeeping.
   StatusOr<double> ReduceAndUpdateOnce(float lr, float clip);
+  StatusOr<HostTrainState> ExportStateOnce();
+  Status ImportStateOnce(const HostTrainState& state);
+  Status BroadcastParamsOnce();
   std::unique_ptr<Impl> impl_;
 };
 

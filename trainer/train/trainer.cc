@@ -29,7 +29,17 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config, Ev
   const TrainSection& tr = config.train;
   const int world = t->world_size(), rank = t->rank();
   DYT_ASSIGN_OR_RETURN(t->data_, OpenBatchSource(config, rank, world));
-  DYT_ASSIGN_OR_RETURN(t->backend_, MakeTrainBackend(config, comm));
+  auto backend = MakeTrainBackend(config, comm);
+  // Every rank learns whether every backend came up before the first collective on them (a
+  // rank left waiting in a GPU broadcast for a peer that gave up would wait forever).
+  DYT_ASSIGN_OR_RETURN(const double failed, t->SumOverRanks(backend.ok() ? 0.0 : 1.0));
+  if (!backend.ok()) return backend.status();
+  if (failed > 0) {
+    return FailedPrecondition(
+        "train: " + std::to_string(int(failed)) + " peer rank(s) could not set up train.device " +
+        (config.train.device == TrainDevice::kCuda ? "cuda" : "cpu") + " (their logs say why)");
+  }
+  t->backend_ = std::move(backend).value();
   t->inputs_.resize(size_t(tr.batch_size) * tr.seq_len);
   t->targets_.resize(t->inputs_.size());
   DYT_RETURN_IF_ERROR(t->backend_->BroadcastParams());
@@ -312,7 +322,11 @@ Status Trainer::Resume(const std::string& resume) {
     } else if (rank() != 0) {
       dir = config_.checkpoint.dir + "/" + StepDirName(step);
       auto loaded = LoadCheckpoint(dir, &config_.model);
-      if (loaded.ok()) {
+      if (loaded.ok() && loaded->step != step) {
+        mine = FailedPrecondition("resume auto: rank " + std::to_string(rank()) + ": " + dir +
+                                  " holds step " + std::to_string(loaded->step) +
+                                  ", not rank 0's step " + std::to_string(step));
+      } else if (loaded.ok()) {
         state = std::move(loaded).value();
       } else {
         mine =

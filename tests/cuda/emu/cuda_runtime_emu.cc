@@ -3,9 +3,11 @@
 // immediately, streams are in-order by construction (everything is synchronous), and an event
 // records the host clock, so PhaseProfiler's timings are the emulated step's host time.
 //
-// It defines the runtime's C entry points that cuda_runtime_api.h declares, so it replaces
-// libcudart in the emulation test binary; any call not defined here fails to link, which is
-// how a new runtime call in the backend is noticed.
+// It defines the runtime's C entry points that cuda_runtime_api.h declares, and these take
+// precedence over the real static runtime that is also on the test binary's link line (pulled
+// in through dyt_train's CUDA dependencies). A call not defined here would bind to the real
+// runtime, which finds no GPU on a machine without one: the tests would then fail or skip,
+// which is how a new runtime call in the backend is noticed (EmulationTest checks the binding).
 #include <cuda_runtime_api.h>
 
 #include <chrono>
@@ -35,9 +37,9 @@ void* AlignedAlloc(size_t bytes) {
 
 extern "C" {
 
-// Two devices, so the data-parallel tests (one GPU per rank) run too; all are the same host.
+// Four devices, so the data-parallel tests (one GPU per rank) run too; all are the same host.
 cudaError_t cudaGetDeviceCount(int* count) {
-  *count = 2;
+  *count = 4;
   return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int) { return cudaSuccess; }
@@ -62,15 +64,22 @@ const char* cudaGetErrorString(cudaError_t err) {
   return err == cudaSuccess ? "no error" : "error in the host emulation";
 }
 
+// Fresh "device" memory is filled with 0xFF bytes (NaN as floats and bf16), as no GPU would
+// zero it either: code that reads memory it never wrote shows up as NaN in the results.
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   *p = AlignedAlloc(bytes);
-  return *p != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+  if (*p == nullptr) return cudaErrorMemoryAllocation;
+  std::memset(*p, 0xFF, bytes);
+  return cudaSuccess;
 }
 cudaError_t cudaFree(void* p) {
   std::free(p);
   return cudaSuccess;
 }
-cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaMalloc(p, bytes); }
+cudaError_t cudaMallocHost(void** p, size_t bytes) {
+  *p = AlignedAlloc(bytes);
+  return *p != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+}
 cudaError_t cudaFreeHost(void* p) { return cudaFree(p); }
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
   *free_bytes = size_t{1} << 34;
@@ -104,6 +113,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }  // nothing is ever pending
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
 
 cudaError_t cudaEventCreate(cudaEvent_t* e) {

@@ -6,6 +6,7 @@
 // parameter gradients are added (+=). What the emulation does not reproduce is each kernel's
 // own arithmetic order; those kernels are checked against the same twins on a GPU.
 #include <cuda_bf16.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -157,9 +158,9 @@ Status SwigluBackward(bf16* dh1, bf16* dh3, const bf16* dg, const bf16* h1, cons
 
 // ---- attention ---------------------------------------------------------------------------------
 namespace {
-std::vector<float> AttentionScratch(int T) {
+std::vector<float> AttentionScratch(int T) {  // per OpenMP thread, as the twin indexes it
   return std::vector<float>(static_cast<size_t>(cpu::AttentionScratchFloats(T)) *
-                            64);  // up to 64 threads
+                            static_cast<size_t>(omp_get_max_threads()));
 }
 }  // namespace
 
