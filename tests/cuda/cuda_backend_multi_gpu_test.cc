@@ -243,6 +243,69 @@ TEST_P(CudaBackendMultiGpuTest, RanksMatchOneRankOnTheWholeBatch) {
   }
 }
 
+// A rank whose last micro-batch fails after its step's all-reduces were armed: its backend
+// refuses every later call (its collectives are out of step with its peer's), the peer learns
+// of it at the host vote instead of waiting on the GPU, and both backends tear down without
+// hanging (queued collectives are aborted, not waited for).
+TEST(CudaBackendMultiGpuFailureTest, AFailedRankRefusesLaterCallsAndNobodyHangs) {
+  DYT_REQUIRE_GPU();
+  int gpus = 0;
+  DYT_TEST_CUDA(cudaGetDeviceCount(&gpus));
+  if (gpus < 2) GTEST_SKIP() << "needs 2 GPUs; this machine has " << gpus;
+  // The emulated NCCL waits synchronously for the peer's matching call: keep that short.
+  ::setenv("DYT_NCCL_EMU_TIMEOUT_S", "3", 1);
+  char tmpl[] = "/tmp/dyt-multi-gpu-fail-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string rdzv = tmpl;
+  Status fb[2], later[2], vote[2];
+  std::thread threads[2];
+  for (int r = 0; r < 2; ++r) {
+    threads[r] = std::thread([&, r] {
+      dist::DistEnv env;
+      env.rank = r;
+      env.world_size = 2;
+      env.local_rank = r;
+      env.rdzv = rdzv;
+      env.job = "multi-gpu-failure";
+      env.timeout = std::chrono::seconds(60);
+      auto comm = dist::MakeHostCommunicator(env);
+      if (!comm.ok()) {
+        fb[r] = comm.status();
+        return;
+      }
+      TrainConfig config = SmallConfig(1);
+      config.local_rank = r;
+      auto backend = CudaBackend::Create(config, comm->get());
+      if (!AllRanksOk(comm->get(), backend.status()).ok()) {
+        fb[r] = backend.status();
+        return;
+      }
+      std::vector<int32_t> tokens(size_t(2) * kBatch * config.train.seq_len, 1);
+      fb[r] = (*backend)->ZeroGrads();
+      // Rank 1 asks for more sequences than it was built for: an error before its backward
+      // pass, on the micro-batch whose all-reduces were armed.
+      const int batch = r == 1 ? kBatch + 1 : kBatch;
+      if (fb[r].ok()) {
+        fb[r] = (*backend)
+                    ->ForwardBackward(tokens.data(), tokens.data() + tokens.size() / 2, batch, 1.f)
+                    .status();
+      }
+      vote[r] = AllRanksOk(comm->get(), fb[r]);
+      later[r] = (*backend)->ZeroGrads();
+      // The backend is destroyed here, with rank 0's collectives possibly still queued.
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  ::unsetenv("DYT_NCCL_EMU_TIMEOUT_S");
+  std::filesystem::remove_all(rdzv);
+  EXPECT_EQ(fb[1].code(), StatusCode::kInvalidArgument) << fb[1].ToString();
+  EXPECT_FALSE(vote[0].ok()) << "rank 0 must learn of rank 1's failure at the vote";
+  EXPECT_FALSE(vote[1].ok());
+  EXPECT_EQ(later[1].code(), StatusCode::kFailedPrecondition) << later[1].ToString();
+  EXPECT_NE(later[1].message().find("unusable after an earlier failure"), std::string::npos)
+      << later[1].ToString();
+}
+
 INSTANTIATE_TEST_SUITE_P(Ranks, CudaBackendMultiGpuTest,
                          ::testing::Values(Case{2, false}, Case{2, true}, Case{3, false},
                                            Case{3, true}),

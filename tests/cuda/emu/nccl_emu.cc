@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -25,7 +26,14 @@
 
 namespace {
 
-constexpr auto kTimeout = std::chrono::seconds(120);
+// How long a rank waits for its peers in one call: $DYT_NCCL_EMU_TIMEOUT_S, else 120 s. (Real
+// NCCL waits forever; the emulation's calls are synchronous, so a test of a failing rank sets
+// it low.)
+std::chrono::milliseconds Timeout() {
+  const char* env = std::getenv("DYT_NCCL_EMU_TIMEOUT_S");
+  const double s = env != nullptr ? std::atof(env) : 0.0;
+  return std::chrono::milliseconds(int64_t((s > 0 ? s : 120.0) * 1000));
+}
 
 enum class Kind { kAllReduce, kBroadcast, kAllGather, kReduceScatter };
 
@@ -163,7 +171,7 @@ ncclResult_t Collective(ncclComm_t comm, const Call& call) {
     g.arrived = 0;
     ++g.generation;
     g.cv.notify_all();
-  } else if (!g.cv.wait_for(lock, kTimeout, [&] { return g.generation != gen; })) {
+  } else if (!g.cv.wait_for(lock, Timeout(), [&] { return g.generation != gen; })) {
     last_error = "emulated NCCL: a peer never joined collective #" + std::to_string(gen);
     return ncclSystemError;
   }
@@ -203,7 +211,7 @@ ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int
     std::unique_lock<std::mutex> lock(g->mu);
     if (++g->joined == nranks) {
       g->cv.notify_all();
-    } else if (!g->cv.wait_for(lock, kTimeout, [&] { return g->joined >= nranks; })) {
+    } else if (!g->cv.wait_for(lock, Timeout(), [&] { return g->joined >= nranks; })) {
       last_error = "emulated NCCL: not every rank joined the group";
       return ncclSystemError;
     }
