@@ -199,14 +199,15 @@ class RankResumeTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  TrainConfig ConfigWithStore(const fs::path& store, int64_t steps) {
-    auto node = LoadYamlString(
-        "model: {preset: test}\ndata: {synthetic: true}\n"
-        "train: {steps: " +
-        std::to_string(steps) +
-        ", batch_size: 2, threads: 1}\n"
-        "checkpoint: {dir: " +
-        store.string() + ", keep_last: 10, every_steps: 2}\n");
+  TrainConfig ConfigWithStore(const fs::path& store, int64_t steps,
+                              const std::string& model = "{preset: test}") {
+    auto node = LoadYamlString("model: " + model +
+                               "\ndata: {synthetic: true}\n"
+                               "train: {steps: " +
+                               std::to_string(steps) +
+                               ", batch_size: 2, threads: 1}\n"
+                               "checkpoint: {dir: " +
+                               store.string() + ", keep_last: 10, every_steps: 2}\n");
     EXPECT_TRUE(node.ok());
     auto cfg = ParseTrainConfig(*node);
     EXPECT_TRUE(cfg.ok()) << cfg.status().ToString();
@@ -214,8 +215,9 @@ class RankResumeTest : public ::testing::Test {
   }
 
   // A one-process run of `steps` steps writing checkpoints at every 2nd step into `store`.
-  void MakeStore(const fs::path& store, int64_t steps) {
-    auto t = Trainer::Create(ConfigWithStore(store, steps), nullptr);
+  void MakeStore(const fs::path& store, int64_t steps,
+                 const std::string& model = "{preset: test}") {
+    auto t = Trainer::Create(ConfigWithStore(store, steps, model), nullptr);
     ASSERT_TRUE(t.ok()) << t.status().ToString();
     auto outcome = (*t)->Run(nullptr);
     ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
@@ -284,6 +286,16 @@ TEST_F(RankResumeTest, RanksFollowRankZerosChoiceOrFailTogether) {
   EXPECT_NE(r[1].status.message().find("rank 1 loading rank 0's choice, step 6"), std::string::npos)
       << r[1].status.ToString();
   EXPECT_EQ(r[0].step, 0) << "rank 0 must not have restored";
+
+  // Rank 0's store holds only another model's checkpoint (intact but unusable: an error, not a
+  // fresh start): rank 0 reports why, rank 1 that rank 0 found nothing usable; nobody resumes.
+  const fs::path other = dir_ / "other-model";
+  MakeStore(other, 2, "{preset: test, n_layers: 1}");
+  r = ResumeOnTwoRanks(other, six, "unusable-on-rank-0");
+  EXPECT_EQ(r[0].status.code(), StatusCode::kFailedPrecondition) << r[0].status.ToString();
+  EXPECT_NE(r[1].status.message().find("rank 0 found no usable checkpoint"), std::string::npos)
+      << r[1].status.ToString();
+  EXPECT_EQ(r[1].step, 0);
 
   // Rank 0 has nothing: both start fresh, even though rank 1's store has checkpoints.
   fs::create_directories(empty);
