@@ -100,9 +100,10 @@ struct CudaBackend::Impl {
   int micro = 0;                      // micro-batches since ZeroGrads
   bool reduced_early = false;         // this step's gradients already all-reduced during backward
   PhaseProfiler* profiler = nullptr;  // benchmarks only
-  // Set when a call failed after this step's gradients began to be all-reduced: this rank's
-  // collectives may no longer match its peers', so every later call refuses (the launcher
-  // ends the job; resuming from a checkpoint is the way on).
+  // Set (with peers) when a call failed after this step's gradients began to be all-reduced,
+  // or a call that issues collectives failed: this rank's collectives may no longer match its
+  // peers', so every later call refuses (the launcher ends the job; resuming from a
+  // checkpoint is the way on).
   std::string broken;
 
   Status CheckUsable() const {
@@ -126,10 +127,9 @@ struct CudaBackend::Impl {
 
   ~Impl() {
 #ifdef DYT_WITH_NCCL
-    // Out of step with the peers: the queued collectives may never complete, and freeing the
-    // buffers they use (below) would wait for them.
-    // Likewise when collectives of an unfinished step are queued (a peer failed mid-step and
-    // this rank is being torn down): they may wait for that peer forever.
+    // Out of step with the peers, or torn down with an unfinished step's collectives queued (a
+    // peer failed mid-step): those collectives may never complete, and freeing the buffers they
+    // use (below) would wait for them forever. Abort them instead.
     const bool pending = reduced_early || cudaStreamQuery(comm_stream.get()) == cudaErrorNotReady;
     if (nccl != nullptr && (!broken.empty() || pending)) nccl->Abort();
 #endif
