@@ -17,15 +17,16 @@
 #      vs the CPU fp32 backend (within 2%)
 #   4. dyt-gpu-train-bench and torch_train.py (torch.compile, bf16 autocast, SDPA, fused AdamW)
 #      on gpt-small and 1b, DyT then RMSNorm: tokens/s, model TFLOP/s, MFU, memory, ratio
-#   5. dyt-gpu-attention-bench and torch_attention.py: the attention kernels alone, forward and
-#      backward TFLOP/s at both configs' shapes (ours vs PyTorch SDPA: default, cuDNN, flash)
-#      dyt-gpu-layer-bench (copy bandwidth vs the fused DyT kernels)
+#      and, after the DyT runs, dyt-gpu-attention-bench and torch_attention.py: the attention
+#      kernels alone, forward and backward TFLOP/s at both configs' shapes (ours vs PyTorch
+#      SDPA: default, cuDNN, flash)
+#   5. dyt-gpu-layer-bench (copy bandwidth vs the fused DyT kernels)
 #   6. compute-sanitizer memcheck, then racecheck, on small cuda_tests cases, if time is left
 # Exit status: 0 when every step that ran passed.
 #
 # A rerun after a fix (device time is short) can run only part of it:
-#   DYT_GPU_ONLY=tests,bench,attention,layer,sanitizer   steps to run (default all; dist_tests and the
-#                                              environment always run)
+#   DYT_GPU_ONLY=tests,bench,attention,layer,sanitizer   steps to run (default all; dist_tests
+#                                              and the environment always run)
 #   DYT_GPU_GROUPS=layers,elementwise,attention,model,nccl   cuda_tests groups (default all)
 #   DYT_GPU_BENCH=gpt-small:dyt,1b:dyt,gpt-small:rmsnorm,1b:rmsnorm   benchmark runs, in order
 # e.g. DYT_GPU_ONLY=tests,bench DYT_GPU_GROUPS=attention DYT_GPU_BENCH=gpt-small:dyt bench/gpu/run.sh
@@ -200,11 +201,26 @@ bench() {
 }
 torch=(env PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/dyt-inductor python3
        "$repo/bench/gpu/torch_train.py")
+# Attention alone: ours vs PyTorch SDPA (rows with "op": "attention" in bench.jsonl). Run after
+# the DyT training runs and before the RMSNorm ones (the baseline matters least if time is short).
+attention_done=0
+attention_bench() {
+  [ $attention_done -eq 1 ] && return
+  attention_done=1
+  if listed attention "$only" && [ $((budget_s - $(elapsed))) -ge 60 ]; then
+    BENCH_JSON=all bench "dyt attention" 60 "${ours[@]}" "$bin_dir/dyt-gpu-attention-bench"
+    BENCH_JSON=all bench "torch sdpa attention" 120 env PYTHONUNBUFFERED=1 python3 \
+      "$repo/bench/gpu/torch_attention.py"
+  else
+    rows+=("$(printf '%-26s %-14s' "attention bench" "not selected or no time")")
+  fi
+}
 IFS=, read -r -a runs <<<"$bench_runs"
 listed bench "$only" || runs=()
 for run in "${runs[@]}"; do
   cfg=${run%%:*}
   norm=${run#*:}
+  [ "$norm" != dyt ] && attention_bench
   left=$((budget_s - $(elapsed)))
   if [ $left -lt 150 ]; then
     rows+=("$(printf '%-26s %-14s' "bench $cfg $norm" "skipped: ${left}s left")")
@@ -216,16 +232,9 @@ for run in "${runs[@]}"; do
     --warmup 5 --steps 20
 done
 
-# ---- 5. attention alone: ours vs PyTorch SDPA (rows with "op": "attention" in bench.jsonl) ----
-if listed attention "$only" && [ $((budget_s - $(elapsed))) -ge 60 ]; then
-  BENCH_JSON=all bench "dyt attention" 60 "${ours[@]}" "$bin_dir/dyt-gpu-attention-bench"
-  BENCH_JSON=all bench "torch sdpa attention" 120 env PYTHONUNBUFFERED=1 python3 \
-    "$repo/bench/gpu/torch_attention.py"
-else
-  rows+=("$(printf '%-26s %-14s' "attention bench" "not selected or no time")")
-fi
+attention_bench
 
-# ---- the fused DyT kernels vs the copy bandwidth --------------------------------------------
+# ---- 5. the fused DyT kernels vs the copy bandwidth --------------------------------------------
 if listed layer "$only"; then
   step "dyt-gpu-layer-bench" 45 "$out/layer_bench.log" \
     "${ours[@]}" "$bin_dir/dyt-gpu-layer-bench" --csv "$csv_dir/layer_bench.csv"
