@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <ostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -126,6 +127,10 @@ struct Case {
   int world;
   bool zero1;
 };
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.world << " ranks" << (c.zero1 ? ", ZeRO-1" : ", replicated");
+}
 
 class CudaBackendMultiGpuTest : public ::testing::TestWithParam<Case> {};
 
