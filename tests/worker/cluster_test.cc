@@ -1,7 +1,9 @@
 // dyt-scheduler and dyt-worker daemons as real processes on loopback, with real dyt-train
 // trainers: jobs submitted over gRPC train across workers (Gloo over the scheduler
 // rendezvous), are cancelled, survive a worker's death and a scheduler restart, and fail with
-// their output tail. After each job ends, no process of it is left.
+// their output tail. After each job ends, no process of it is left. With CUDA in the build, a
+// GPU job also goes through: a worker whose GPUs and trainer run on the host emulation of
+// tests/cuda/emu (dyt-worker-emu, dyt-train-emu), since this machine has no GPU.
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <grpcpp/grpcpp.h>
@@ -273,6 +275,43 @@ TEST_F(ClusterTest, AFailingTrainerIsReportedFailedWithItsOutputAfterMaxRestarts
   EXPECT_NE(job.reason().find("garbage.bin"), std::string::npos) << job.reason();
   EXPECT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(5)));
 }
+
+#ifdef DYT_WORKER_EMU_BINARY
+// A GPU job end to end: dytctl's JobSpec with kind gpu and recompute, the scheduler's GPU
+// placement, a worker offering its (emulated) GPUs, the trainer on train.device cuda with the
+// CUDA backend (its host code on the emulated runtime and kernels), progress and checkpoints
+// reported back.
+TEST_F(ClusterTest, AGpuJobTrainsOnAGpuWorkerWithTheCudaBackend) {
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  const pid_t worker = Spawn({DYT_WORKER_EMU_BINARY, "--scheduler", address_, "--worker-id", "g1",
+                              "--work-dir", dir_.Join("work-g1"), "--trainer", DYT_TRAIN_EMU_BINARY,
+                              "--orphan-timeout-s", "30", "--stop-grace-s", "5"},
+                             {"OMP_NUM_THREADS=1"}, dir_.Join("g1.log"));
+  workers_.push_back(worker);
+  ASSERT_TRUE(WaitForWorkers(1)) << Logs();
+  v1::JobSpec spec = Spec(1, 6, 3);
+  spec.mutable_resources()->set_kind("gpu");
+  spec.mutable_train()->set_recompute(true);
+  // Head dimension 64, one of the two the attention kernels take.
+  spec.mutable_model()->set_dim(128);
+  spec.mutable_model()->set_n_heads(2);
+  spec.mutable_model()->set_n_kv_heads(2);
+  spec.mutable_model()->set_ffn_dim(256);
+  const std::string id = Submit(spec);
+  const v1::Job job = WaitJob(id, Terminal, seconds(120));
+  ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.reason() << "\n" << Logs();
+  EXPECT_EQ(job.progress().step(), 6);
+  EXPECT_EQ(job.last_checkpoint_step(), 6);
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("work-g1/jobs/" + id)));
+  // The trainer ran the CUDA backend with recomputation, as the worker's config told it.
+  const std::string config =
+      ReadFile(dir_.Join("work-g1/jobs/" + id + "/attempt-1/config.yaml")).value_or("");
+  EXPECT_NE(config.find("device: cuda"), std::string::npos) << config;
+  EXPECT_NE(config.find("recompute: true"), std::string::npos) << config;
+  EXPECT_NE(Logs().find("host emulation"), std::string::npos) << Logs();
+  EXPECT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(5)));
+}
+#endif
 
 TEST_F(ClusterTest, AfterASchedulerRestartWorkersReconnectAndTheJobSucceeds) {
   ASSERT_NO_FATAL_FAILURE(StartScheduler());
