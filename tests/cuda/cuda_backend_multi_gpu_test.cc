@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <ostream>
 #include <random>
 #include <string>
@@ -65,6 +66,21 @@ Status AllRanksOk(dist::Communicator* comm, const Status& st) {
   if (!st.ok()) return st;
   if (!voted.ok()) return voted;
   return failed > 0 ? Unavailable("a peer rank failed") : Status::Ok();
+}
+
+// Rank `rank` of `world` on this machine (its GPU: local rank = rank), meeting over Gloo
+// through the directory store `rdzv` under the key prefix `job`, as dyt-launch's ranks do.
+StatusOr<std::unique_ptr<dist::Communicator>> HostCommunicator(int rank, int world,
+                                                               const std::string& rdzv,
+                                                               const std::string& job) {
+  dist::DistEnv env;
+  env.rank = rank;
+  env.world_size = world;
+  env.local_rank = rank;
+  env.rdzv = rdzv;
+  env.job = job;
+  env.timeout = std::chrono::seconds(60);
+  return dist::MakeHostCommunicator(env);
 }
 
 struct RunResult {
@@ -170,14 +186,7 @@ TEST_P(CudaBackendMultiGpuTest, RanksMatchOneRankOnTheWholeBatch) {
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
-      dist::DistEnv env;
-      env.rank = r;
-      env.world_size = world;
-      env.local_rank = r;
-      env.rdzv = rdzv;
-      env.job = "multi-gpu";
-      env.timeout = std::chrono::seconds(60);
-      auto comm = dist::MakeHostCommunicator(env);
+      auto comm = HostCommunicator(r, world, rdzv, "multi-gpu");
       if (!comm.ok()) {
         ranks[size_t(r)].status = comm.status();
         return;
@@ -266,14 +275,7 @@ TEST(CudaBackendMultiGpuFailureTest, AFailedRankRefusesLaterCallsAndNobodyHangs)
   std::thread threads[2];
   for (int r = 0; r < 2; ++r) {
     threads[r] = std::thread([&, r] {
-      dist::DistEnv env;
-      env.rank = r;
-      env.world_size = 2;
-      env.local_rank = r;
-      env.rdzv = rdzv;
-      env.job = "multi-gpu-failure";
-      env.timeout = std::chrono::seconds(60);
-      auto comm = dist::MakeHostCommunicator(env);
+      auto comm = HostCommunicator(r, 2, rdzv, "multi-gpu-failure");
       if (!comm.ok()) {
         fb[r] = comm.status();
         return;
