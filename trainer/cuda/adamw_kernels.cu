@@ -105,16 +105,16 @@ Status AdamWUpdate(float* params, bf16* params_bf16, const float* grads, float* 
       detail::Aligned16(v) && (params_bf16 == nullptr || Aligned8(params_bf16))) {
     const int64_t n_vec = n / 4;
     if (n_vec > 0) {
-      AdamWVec4Kernel<<<GridFor(n_vec), kAdamThreads, 0, stream>>>(params, params_bf16, grads, m, v,
-                                                                   n_vec, s);
+      DYT_LAUNCH(AdamWVec4Kernel, GridFor(n_vec), kAdamThreads, 0, stream, params, params_bf16,
+                 grads, m, v, n_vec, s);
       DYT_RETURN_IF_ERROR(LaunchStatus("AdamWUpdate (AdamWVec4Kernel)"));
     }
     done = n_vec * 4;
   }
   if (done < n) {
-    AdamWScalarKernel<<<GridFor(n - done), kAdamThreads, 0, stream>>>(
-        params + done, params_bf16 == nullptr ? nullptr : params_bf16 + done, grads + done,
-        m + done, v + done, n - done, s);
+    DYT_LAUNCH(AdamWScalarKernel, GridFor(n - done), kAdamThreads, 0, stream, params + done,
+               params_bf16 == nullptr ? nullptr : params_bf16 + done, grads + done, m + done,
+               v + done, n - done, s);
     DYT_RETURN_IF_ERROR(LaunchStatus("AdamWUpdate (AdamWScalarKernel)"));
   }
   return Status::Ok();

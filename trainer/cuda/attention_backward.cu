@@ -87,7 +87,7 @@ __global__ void __launch_bounds__(kThreads)
                int64_t ld_q, int64_t ld_kv, int64_t ld_o, float scale, float scale_log2) {
   constexpr int kLd = attn::kLds<kHd>;
   constexpr int kBq = kDkDvQueryRows<kHd>;
-  extern __shared__ __align__(16) unsigned char smem[];
+  DYT_DYNAMIC_SMEM(unsigned char, smem);
   bf16* sK = reinterpret_cast<bf16*>(smem);                   // [64][kLd]
   bf16* sV = sK + kBlockRows * kLd;                           // [64][kLd]
   bf16* sQ = sV + kBlockRows * kLd;                           // [2][kBq][kLd]
@@ -229,7 +229,7 @@ __global__ void __launch_bounds__(kThreads)
              float scale_log2) {
   constexpr int kLd = attn::kLds<kHd>;
   constexpr int kBc = kBlockRows;
-  extern __shared__ __align__(16) unsigned char smem[];
+  DYT_DYNAMIC_SMEM(unsigned char, smem);
   bf16* sQ = reinterpret_cast<bf16*>(smem);  // [64][kLd]
   bf16* sdO = sQ + kBlockRows * kLd;         // [64][kLd]
   bf16* sK = sdO + kBlockRows * kLd;         // [2][kBc][kLd]
@@ -355,25 +355,24 @@ Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dk
   if (dot_blocks > 0x7fffffff) {
     return InvalidArgument("FlashAttentionBackward: B * T * n_heads is too large");
   }
-  RowDotKernel<kHd><<<static_cast<unsigned>(dot_blocks), kThreads, 0, stream>>>(
-      dvec, dout, out, rows, s.T, s.n_heads, s.ld_o);
+  DYT_LAUNCH(RowDotKernel<kHd>, static_cast<unsigned>(dot_blocks), kThreads, 0, stream, dvec, dout,
+             out, rows, s.T, s.n_heads, s.ld_o);
   DYT_RETURN_IF_ERROR(LaunchStatus("RowDotKernel"));
 
   const unsigned tiles = static_cast<unsigned>((s.T + kBlockRows - 1) / kBlockRows);
   constexpr int kDkDvSmem = DkDvSmemBytes<kHd>();
   DYT_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
       DkDvKernel<kHd>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDkDvSmem));
-  DkDvKernel<kHd><<<dim3(tiles, s.n_kv_heads, s.B), kThreads, kDkDvSmem, stream>>>(
-      dk, dv, ld_dkv, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv, s.ld_o,
-      scale, scale_log2);
+  DYT_LAUNCH(DkDvKernel<kHd>, dim3(tiles, s.n_kv_heads, s.B), kThreads, kDkDvSmem, stream, dk, dv,
+             ld_dkv, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv, s.ld_o,
+             scale, scale_log2);
   DYT_RETURN_IF_ERROR(LaunchStatus("DkDvKernel"));
 
   constexpr int kDqSmem = DqSmemBytes<kHd>();
   DYT_CUDA_RETURN_IF_ERROR(
       cudaFuncSetAttribute(DqKernel<kHd>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDqSmem));
-  DqKernel<kHd><<<dim3(tiles, s.n_heads, s.B), kThreads, kDqSmem, stream>>>(
-      dq, ld_dq, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv, s.ld_o, scale,
-      scale_log2);
+  DYT_LAUNCH(DqKernel<kHd>, dim3(tiles, s.n_heads, s.B), kThreads, kDqSmem, stream, dq, ld_dq, dout,
+             lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv, s.ld_o, scale, scale_log2);
   return LaunchStatus("DqKernel");
 }
 

@@ -50,6 +50,30 @@ __device__ __forceinline__ uint32_t SmemAddr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
+#if defined(DYT_SIMT)
+// The SIMT emulator's versions (tests/cuda/simt/simt.h); the PTX below is the real thing.
+__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
+  simt::CpAsync(dst, src, 16, valid);
+}
+__device__ __forceinline__ void CpAsync4(uint32_t dst, const void* src, bool valid) {
+  simt::CpAsync(dst, src, 4, valid);
+}
+__device__ __forceinline__ void CpAsyncCommit() { simt::CpAsyncCommit(); }
+template <int kPending>
+__device__ __forceinline__ void CpAsyncWait() {
+  simt::CpAsyncWait(kPending);
+}
+__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], uint32_t addr) {
+  simt::LdMatrixX4(r, addr, /*trans=*/false);
+}
+__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], uint32_t addr) {
+  simt::LdMatrixX4(r, addr, /*trans=*/true);
+}
+__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1) {
+  simt::MmaM16N8K16(d, a, b0, b1);
+}
+#else
 // 16 bytes global -> shared, asynchronously (L2 only). valid = false writes 16 zero bytes and
 // reads nothing (src-size 0); src must still be a valid address, callers pass the tile base.
 __device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
@@ -97,6 +121,8 @@ __device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint3
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+
+#endif  // DYT_SIMT
 
 // Two floats as a bf16 pair (round to nearest even), lo in the low half (the lower column).
 __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {

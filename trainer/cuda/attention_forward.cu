@@ -41,7 +41,7 @@ __global__ void __launch_bounds__(kThreads)
                        float scale_log2) {
   constexpr int kLd = attn::kLds<kHd>;
   constexpr int kBc = kBlockRows;  // keys per kv tile
-  extern __shared__ __align__(16) unsigned char smem[];
+  DYT_DYNAMIC_SMEM(unsigned char, smem);
   bf16* sQ = reinterpret_cast<bf16*>(smem);
   bf16* sK = sQ + kBlockRows * kLd;  // [2][kBc][kLd]
   bf16* sV = sK + 2 * kBc * kLd;     // [2][kBc][kLd]
@@ -189,9 +189,9 @@ Status LaunchForward(bf16* out, float* lse, const bf16* q, const bf16* k, const 
   const float scale = 1.f / std::sqrt(static_cast<float>(kHd));
   const dim3 grid(static_cast<unsigned>((s.T + kBlockRows - 1) / kBlockRows),
                   static_cast<unsigned>(s.n_heads), static_cast<unsigned>(s.B));
-  FlashForwardKernel<kHd><<<grid, kThreads, kSmem, stream>>>(
-      out, lse, q, k, v, s.T, s.n_heads, s.n_heads / s.n_kv_heads, s.ld_q, s.ld_kv, s.ld_o, scale,
-      scale * attn::kLog2e);
+  DYT_LAUNCH(FlashForwardKernel<kHd>, grid, kThreads, kSmem, stream, out, lse, q, k, v, s.T,
+             s.n_heads, s.n_heads / s.n_kv_heads, s.ld_q, s.ld_kv, s.ld_o, scale,
+             scale * attn::kLog2e);
   return LaunchStatus("FlashForwardKernel");
 }
 

@@ -52,14 +52,14 @@ Status CastFp32ToBf16(bf16* dst, const float* src, int64_t n, cudaStream_t strea
   if (detail::Aligned16(dst) && detail::Aligned16(src)) {
     const int64_t n_vec = n / 8;
     if (n_vec > 0) {
-      CastVec8Kernel<<<GridFor(n_vec), kCastThreads, 0, stream>>>(dst, src, n_vec);
+      DYT_LAUNCH(CastVec8Kernel, GridFor(n_vec), kCastThreads, 0, stream, dst, src, n_vec);
       DYT_RETURN_IF_ERROR(LaunchStatus("CastFp32ToBf16 (CastVec8Kernel)"));
     }
     done = n_vec * 8;
   }
   if (done < n) {
-    CastScalarKernel<<<GridFor(n - done), kCastThreads, 0, stream>>>(dst + done, src + done,
-                                                                     n - done);
+    DYT_LAUNCH(CastScalarKernel, GridFor(n - done), kCastThreads, 0, stream, dst + done, src + done,
+               n - done);
     DYT_RETURN_IF_ERROR(LaunchStatus("CastFp32ToBf16 (CastScalarKernel)"));
   }
   return Status::Ok();

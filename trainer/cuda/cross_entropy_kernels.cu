@@ -197,8 +197,8 @@ Status Launch(const char* fn, bf16* logits, float* losses, const int32_t* target
       std::max<int64_t>(detail::CurrentDeviceLimits().sms, kL2RowBudget / (int64_t{V} * 2));
   auto launch = [&](auto kernel) {
     const int64_t blocks = std::min({N, detail::ResidentBlocks(kernel, threads, 0), in_l2});
-    kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(logits, losses, targets, N, V,
-                                                                  grad_scale);
+    DYT_LAUNCH(kernel, static_cast<unsigned>(blocks), threads, 0, stream, logits, losses, targets,
+               N, V, grad_scale);
   };
   if (aligned) {
     launch(CrossEntropyKernel<true, kBackward>);

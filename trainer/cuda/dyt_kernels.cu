@@ -308,8 +308,8 @@ void LaunchTiledForward(const FwdArgs& a, bf16* y, R* r_out, const R* r, const b
     gy = std::clamp<int64_t>(resident / gx, 1, row_tiles);
   }
   gy = std::min<int64_t>(gy, a.max_grid_y > 0 ? a.max_grid_y : 65535);
-  kernel<<<dim3(gx, static_cast<unsigned>(gy)), block, 0, a.stream>>>(y, r_out, r, d, alpha, gamma,
-                                                                      beta, a.N, a.D);
+  DYT_LAUNCH(kernel, dim3(gx, static_cast<unsigned>(gy)), block, 0, a.stream, y, r_out, r, d, alpha,
+             gamma, beta, a.N, a.D);
 }
 
 template <typename R, bool kResidual, bool kBeta>
@@ -323,7 +323,8 @@ void LaunchLegacyForward(const FwdArgs& a, bool vec, bool fast, bf16* y, R* r_ou
       const detail::TileShape s = detail::RowTileShape(
           a.N, a.D, kVec, kLegacyFwdRows,
           detail::ResidentBlocks(kernel, static_cast<int>(block.x * block.y), 0));
-      kernel<<<s.grid, s.block, 0, a.stream>>>(y, r_out, r, d, alpha, gamma, beta, a.N, a.D);
+      DYT_LAUNCH(kernel, s.grid, s.block, 0, a.stream, y, r_out, r, d, alpha, gamma, beta, a.N,
+                 a.D);
     });
   });
 }
@@ -336,7 +337,7 @@ __global__ void __launch_bounds__(kBlockThreads)
                       float* __restrict__ part_alpha, const bf16* __restrict__ dy,
                       const R* __restrict__ x, const bf16* dr, const float* __restrict__ alpha_p,
                       const float* __restrict__ gamma, int64_t N, int D) {
-  extern __shared__ float smem[];
+  DYT_DYNAMIC_SMEM(float, smem);
   const int nthreads = blockDim.x * blockDim.y;
   const int tid = threadIdx.y * blockDim.x + threadIdx.x;
   float* s_gamma = smem;
@@ -467,7 +468,7 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocks)
                            const R* __restrict__ x, const bf16* dr,
                            const float* __restrict__ alpha_p, const float* __restrict__ gamma,
                            int64_t N, int D) {
-  extern __shared__ float smem[];
+  DYT_DYNAMIC_SMEM(float, smem);
   const int nthreads = blockDim.x * blockDim.y;
   const int tid = threadIdx.y * blockDim.x + threadIdx.x;
   float* s_gamma = smem;
@@ -688,8 +689,8 @@ Status LaunchBackward(const char* fn, const tuning::DytBackwardConfig& cfg, bool
     s = detail::RowTileShape(N, D, kVec, rows, detail::ResidentBlocks(kernel, threads, smem));
     part_beta = part_gamma + static_cast<size_t>(s.grid.y) * D;
     part_alpha = part_beta + static_cast<size_t>(s.grid.y) * D;
-    kernel<<<s.grid, s.block, smem, stream>>>(dx, part_gamma, part_beta, part_alpha, dy, x, dr,
-                                              alpha, gamma, N, D);
+    DYT_LAUNCH(kernel, s.grid, s.block, smem, stream, dx, part_gamma, part_beta, part_alpha, dy, x,
+               dr, alpha, gamma, N, D);
   };
   detail::WithBool(dr != nullptr, [&](auto has_dr) {
     constexpr bool kDr = decltype(has_dr)::value;
@@ -938,13 +939,13 @@ Status TanhForTest(TanhImpl impl, float* y, const float* x, int64_t n, cudaStrea
   const int blocks = static_cast<int>(std::min<int64_t>(CeilDiv(n, kBlockThreads), 4096));
   switch (impl) {
     case TanhImpl::kLibdevice:
-      TanhKernel<0><<<blocks, kBlockThreads, 0, stream>>>(y, x, n);
+      DYT_LAUNCH(TanhKernel<0>, blocks, kBlockThreads, 0, stream, y, x, n);
       break;
     case TanhImpl::kExpRcp:
-      TanhKernel<1><<<blocks, kBlockThreads, 0, stream>>>(y, x, n);
+      DYT_LAUNCH(TanhKernel<1>, blocks, kBlockThreads, 0, stream, y, x, n);
       break;
     case TanhImpl::kHardware:
-      TanhKernel<2><<<blocks, kBlockThreads, 0, stream>>>(y, x, n);
+      DYT_LAUNCH(TanhKernel<2>, blocks, kBlockThreads, 0, stream, y, x, n);
       break;
   }
   return LaunchStatus("TanhForTest");

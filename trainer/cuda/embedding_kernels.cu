@@ -120,9 +120,9 @@ Status EmbeddingForward(float* x, const int32_t* tokens, const float* table, con
   const unsigned grid =
       static_cast<unsigned>(std::min<int64_t>(N, detail::MaxResidentBlocks(threads)));
   if (vec) {
-    EmbeddingForwardKernel<4><<<grid, threads, 0, stream>>>(x, tokens, table, scale, N, D);
+    DYT_LAUNCH(EmbeddingForwardKernel<4>, grid, threads, 0, stream, x, tokens, table, scale, N, D);
   } else {
-    EmbeddingForwardKernel<1><<<grid, threads, 0, stream>>>(x, tokens, table, scale, N, D);
+    DYT_LAUNCH(EmbeddingForwardKernel<1>, grid, threads, 0, stream, x, tokens, table, scale, N, D);
   }
   return LaunchStatus("EmbeddingForwardKernel");
 }
@@ -168,19 +168,13 @@ Status EmbeddingBackward(float* dtable, float* dscale, const bf16* dx, const Emb
       static_cast<unsigned>(std::min<int64_t>(index.n_unique, detail::MaxResidentBlocks(threads)));
   detail::WithBool(with_scale, [&](auto ks) {
     constexpr bool kScale = decltype(ks)::value;
-    if (vec) {
-      EmbeddingBackwardKernel<8, kScale>
-          <<<grid, threads, 0, stream>>>(dtable, partials, dx, index.unique, index.offsets,
-                                         index.positions, table, scale, index.n_unique, D);
-    } else {
-      EmbeddingBackwardKernel<1, kScale>
-          <<<grid, threads, 0, stream>>>(dtable, partials, dx, index.unique, index.offsets,
-                                         index.positions, table, scale, index.n_unique, D);
-    }
+    auto* kernel = vec ? EmbeddingBackwardKernel<8, kScale> : EmbeddingBackwardKernel<1, kScale>;
+    DYT_LAUNCH(kernel, grid, threads, 0, stream, dtable, partials, dx, index.unique, index.offsets,
+               index.positions, table, scale, index.n_unique, D);
   });
   DYT_RETURN_IF_ERROR(LaunchStatus("EmbeddingBackwardKernel"));
   if (with_scale) {
-    AddPartialsKernel<<<1, kSumThreads, 0, stream>>>(dscale, partials, index.n_unique);
+    DYT_LAUNCH(AddPartialsKernel, 1, kSumThreads, 0, stream, dscale, partials, index.n_unique);
     DYT_RETURN_IF_ERROR(LaunchStatus("EmbeddingBackward (AddPartialsKernel)"));
   }
   return Status::Ok();

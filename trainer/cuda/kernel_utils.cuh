@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "trainer/cuda/kernel_launch.cuh"
 #include "trainer/cuda/tanh_math.h"
 
 namespace dyt::cuda::detail {
@@ -160,9 +161,13 @@ __device__ __forceinline__ void StoreOne(T* p, float v) {
 template <bool kFast>
 __device__ __forceinline__ float Tanh(float x) {
   if constexpr (kFast) {
+#if defined(DYT_SIMT)
+    return tanhf(x);  // the SIMT emulator (tests/cuda/simt) has no MUFU.TANH
+#else
     float y;
     asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
+#endif
   } else {
     return tanhf(x);
   }
@@ -177,14 +182,22 @@ __device__ __forceinline__ float TanhBy(float x) {
     return tanh_math::TanhExpRcp(
         x,
         [](float a) {
+#if defined(DYT_SIMT)
+          return exp2f(a);  // the SIMT emulator's ex2 and rcp are exact
+#else
           float r;
           asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(a));
           return r;
+#endif
         },
         [](float a) {
+#if defined(DYT_SIMT)
+          return 1.0f / a;
+#else
           float r;
           asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(a));
           return r;
+#endif
         });
   } else {
     return Tanh<kImpl == 2>(x);
@@ -210,11 +223,15 @@ __device__ __forceinline__ uint4 Load16(const void* p) {
       return __ldca(q);
     }
   } else if constexpr (kHint == 2) {
+#if defined(DYT_SIMT)
+    return *q;
+#else
     uint4 v;
     asm("ld.global.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
         : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
         : "l"(q));
     return v;
+#endif
   } else {
     return __ldcs(q);
   }

@@ -63,8 +63,8 @@ cudaError_t LaunchAccumulateParamGrads(float* dcol, const float* parts_col, floa
   const int col_blocks = dcol != nullptr ? static_cast<int>(CeilDiv(D, kCols)) : 0;
   const int blocks = col_blocks + (dscalar != nullptr ? 1 : 0);
   if (blocks == 0) return cudaSuccess;
-  AccumulateParamGradsKernel<<<blocks, dim3(kCols, kGroups), 0, stream>>>(
-      dcol, parts_col, dcol2, parts_col2, P, D, dscalar, parts_scalar, Ps, col_blocks);
+  DYT_LAUNCH(AccumulateParamGradsKernel, blocks, dim3(kCols, kGroups), 0, stream, dcol, parts_col,
+             dcol2, parts_col2, P, D, dscalar, parts_scalar, Ps, col_blocks);
   return cudaGetLastError();
 }
 

@@ -103,17 +103,13 @@ Status Reduce(const char* fn, double* out, const float* x, int64_t n, void* scra
   double* partials = static_cast<double*>(scratch);
   if (split.blocks > 0) {
     const unsigned grid = static_cast<unsigned>(split.blocks);
-    if (detail::Aligned16(x)) {
-      ReducePartialsKernel<kSquares, true>
-          <<<grid, kReduceThreads, 0, stream>>>(partials, x, n, split.slice);
-    } else {
-      ReducePartialsKernel<kSquares, false>
-          <<<grid, kReduceThreads, 0, stream>>>(partials, x, n, split.slice);
-    }
+    auto* kernel = detail::Aligned16(x) ? ReducePartialsKernel<kSquares, true>
+                                        : ReducePartialsKernel<kSquares, false>;
+    DYT_LAUNCH(kernel, grid, kReduceThreads, 0, stream, partials, x, n, split.slice);
     DYT_RETURN_IF_ERROR(LaunchStatus("ReducePartialsKernel"));
   }
-  SumPartialsKernel<<<1, kReduceThreads, 0, stream>>>(out, partials,
-                                                      static_cast<int>(split.blocks));
+  DYT_LAUNCH(SumPartialsKernel, 1, kReduceThreads, 0, stream, out, partials,
+             static_cast<int>(split.blocks));
   return LaunchStatus("SumPartialsKernel");
 }
 

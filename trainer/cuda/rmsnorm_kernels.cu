@@ -257,13 +257,13 @@ Status LaunchForward(const char* fn, bf16* y, float* rstd, R* r_out, const R* r,
     if (vec) {
       WithPerThread(vs.per_thread, [&](auto pt) {
         auto* kernel = RmsNormForwardKernel<kVecWidth, decltype(pt)::value, R, kRes>;
-        kernel<<<GridBlocks(kernel, N, vs.threads), vs.threads, 0, stream>>>(y, rstd, r_out, r, d,
-                                                                             w, eps, N, D);
+        DYT_LAUNCH(kernel, GridBlocks(kernel, N, vs.threads), vs.threads, 0, stream, y, rstd, r_out,
+                   r, d, w, eps, N, D);
       });
     } else {
       auto* kernel = RmsNormForwardGenericKernel<R, kRes>;
-      kernel<<<GridBlocks(kernel, N, kGenericThreads), kGenericThreads, 0, stream>>>(
-          y, rstd, r_out, r, d, w, eps, N, D);
+      DYT_LAUNCH(kernel, GridBlocks(kernel, N, kGenericThreads), kGenericThreads, 0, stream, y,
+                 rstd, r_out, r, d, w, eps, N, D);
     }
   });
   return LaunchStatus(fn);
@@ -311,13 +311,13 @@ Status LaunchBackward(const char* fn, bf16* dx, float* dw, const bf16* dy, const
         if constexpr (decltype(pt)::value <= kMaxBwdPerThread) {
           auto* kernel = RmsNormBackwardKernel<kVecWidth, decltype(pt)::value, R, kDr>;
           blocks = GridBlocks(kernel, N, vs.threads);
-          kernel<<<blocks, vs.threads, 0, stream>>>(dx, part_w, dy, x, rstd, w, dr, N, D);
+          DYT_LAUNCH(kernel, blocks, vs.threads, 0, stream, dx, part_w, dy, x, rstd, w, dr, N, D);
         }
       });
     } else {
       auto* kernel = RmsNormBackwardGenericKernel<R, kDr>;
       blocks = GridBlocks(kernel, N, kGenericThreads);
-      kernel<<<blocks, kGenericThreads, 0, stream>>>(dx, part_w, dy, x, rstd, w, dr, N, D);
+      DYT_LAUNCH(kernel, blocks, kGenericThreads, 0, stream, dx, part_w, dy, x, rstd, w, dr, N, D);
     }
   });
   DYT_RETURN_IF_ERROR(LaunchStatus(fn));

@@ -94,9 +94,11 @@ Status Rope(const char* fn, bf16* x, int64_t ld, const float* cos, const float* 
       static_cast<unsigned>(std::min<int64_t>(rows, detail::MaxResidentBlocks(threads)));
   const int w = static_cast<int>(width);
   if (vec) {
-    RopeKernel<4><<<grid, threads, 0, stream>>>(x, ld, cos, sin, rows, T, w, head_dim, sign);
+    DYT_LAUNCH(RopeKernel<4>, grid, threads, 0, stream, x, ld, cos, sin, rows, T, w, head_dim,
+               sign);
   } else {
-    RopeKernel<1><<<grid, threads, 0, stream>>>(x, ld, cos, sin, rows, T, w, head_dim, sign);
+    DYT_LAUNCH(RopeKernel<1>, grid, threads, 0, stream, x, ld, cos, sin, rows, T, w, head_dim,
+               sign);
   }
   return LaunchStatus(fn);
 }

@@ -82,15 +82,15 @@ Status SwigluForward(bf16* g, const bf16* h1, const bf16* h3, int64_t n, cudaStr
   if (detail::Aligned16(g) && detail::Aligned16(h1) && detail::Aligned16(h3)) {
     const int64_t n_vec = n / kVecWidth;
     if (n_vec > 0) {
-      SwigluForwardKernel<kVecWidth>
-          <<<GridFor(n_vec), kSwigluThreads, 0, stream>>>(g, h1, h3, n_vec);
+      DYT_LAUNCH(SwigluForwardKernel<kVecWidth>, GridFor(n_vec), kSwigluThreads, 0, stream, g, h1,
+                 h3, n_vec);
       DYT_RETURN_IF_ERROR(LaunchStatus("SwigluForward (vector kernel)"));
     }
     done = n_vec * kVecWidth;
   }
   if (done < n) {
-    SwigluForwardKernel<1><<<GridFor(n - done), kSwigluThreads, 0, stream>>>(g + done, h1 + done,
-                                                                             h3 + done, n - done);
+    DYT_LAUNCH(SwigluForwardKernel<1>, GridFor(n - done), kSwigluThreads, 0, stream, g + done,
+               h1 + done, h3 + done, n - done);
     DYT_RETURN_IF_ERROR(LaunchStatus("SwigluForward (scalar kernel)"));
   }
   return Status::Ok();
@@ -112,15 +112,15 @@ Status SwigluBackward(bf16* dh1, bf16* dh3, const bf16* dg, const bf16* h1, cons
       detail::Aligned16(h1) && detail::Aligned16(h3)) {
     const int64_t n_vec = n / kVecWidth;
     if (n_vec > 0) {
-      SwigluBackwardKernel<kVecWidth>
-          <<<GridFor(n_vec), kSwigluThreads, 0, stream>>>(dh1, dh3, dg, h1, h3, n_vec);
+      DYT_LAUNCH(SwigluBackwardKernel<kVecWidth>, GridFor(n_vec), kSwigluThreads, 0, stream, dh1,
+                 dh3, dg, h1, h3, n_vec);
       DYT_RETURN_IF_ERROR(LaunchStatus("SwigluBackward (vector kernel)"));
     }
     done = n_vec * kVecWidth;
   }
   if (done < n) {
-    SwigluBackwardKernel<1><<<GridFor(n - done), kSwigluThreads, 0, stream>>>(
-        dh1 + done, dh3 + done, dg + done, h1 + done, h3 + done, n - done);
+    DYT_LAUNCH(SwigluBackwardKernel<1>, GridFor(n - done), kSwigluThreads, 0, stream, dh1 + done,
+               dh3 + done, dg + done, h1 + done, h3 + done, n - done);
     DYT_RETURN_IF_ERROR(LaunchStatus("SwigluBackward (scalar kernel)"));
   }
   return Status::Ok();

@@ -8,6 +8,8 @@
 // in through dyt_train's CUDA dependencies). A call not defined here would bind to the real
 // runtime, which finds no GPU on a machine without one: the tests would then fail or skip,
 // which is how a new runtime call in the backend is noticed (EmulationTest checks the binding).
+#include "tests/cuda/emu/cuda_runtime_emu.h"
+
 #include <cuda_runtime_api.h>
 
 #include <chrono>
@@ -27,6 +29,9 @@ struct EmuStream {
   int unused = 0;
 };
 
+// The calling thread's pending launch error (each host thread is its own "device context").
+thread_local cudaError_t tls_last_error = cudaSuccess;
+
 void* AlignedAlloc(size_t bytes) {
   // 256-byte alignment, as cudaMalloc gives (the kernels' and cuBLASLt's fast paths rely on it).
   const size_t rounded = (bytes + 255) / 256 * 256;
@@ -34,6 +39,10 @@ void* AlignedAlloc(size_t bytes) {
 }
 
 }  // namespace
+
+namespace dyt::emu {
+void RecordLaunchError(cudaError_t err) { tls_last_error = err; }
+}  // namespace dyt::emu
 
 extern "C" {
 
@@ -55,13 +64,35 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int) {
   return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
-cudaError_t cudaGetLastError() { return cudaSuccess; }
-cudaError_t cudaPeekAtLastError() { return cudaSuccess; }
+cudaError_t cudaGetLastError() {
+  const cudaError_t err = tls_last_error;
+  tls_last_error = cudaSuccess;
+  return err;
+}
+cudaError_t cudaPeekAtLastError() { return tls_last_error; }
 const char* cudaGetErrorName(cudaError_t err) {
-  return err == cudaSuccess ? "cudaSuccess" : "cudaErrorEmulated";
+  switch (err) {
+    case cudaSuccess:
+      return "cudaSuccess";
+    case cudaErrorInvalidValue:
+      return "cudaErrorInvalidValue";
+    case cudaErrorInvalidConfiguration:
+      return "cudaErrorInvalidConfiguration";
+    default:
+      return "cudaErrorEmulated";
+  }
 }
 const char* cudaGetErrorString(cudaError_t err) {
-  return err == cudaSuccess ? "no error" : "error in the host emulation";
+  switch (err) {
+    case cudaSuccess:
+      return "no error";
+    case cudaErrorInvalidValue:
+      return "invalid argument";
+    case cudaErrorInvalidConfiguration:
+      return "invalid configuration argument";
+    default:
+      return "error in the host emulation";
+  }
 }
 
 // Fresh "device" memory is filled with 0xFF bytes (NaN as floats and bf16), as no GPU would

@@ -13,13 +13,14 @@
 #include <memory>
 #include <vector>
 
+#include "tests/cuda/emu/host_tensors.h"
 #include "trainer/cpu/kernels.h"
 #include "trainer/cuda/adamw_kernels.h"
 #include "trainer/cuda/attention_kernels.h"
 #include "trainer/cuda/cross_entropy_kernels.h"
 #include "trainer/cuda/dyt_kernels.h"
 #include "trainer/cuda/embedding_kernels.h"
-#include "trainer/cuda/gemm.h"
+#include "trainer/cuda/gemm.h"  // CastFp32ToBf16
 #include "trainer/cuda/reduce_kernels.h"
 #include "trainer/cuda/rmsnorm_kernels.h"
 #include "trainer/cuda/rope_kernels.h"
@@ -28,14 +29,9 @@
 namespace dyt::cuda {
 namespace {
 
-std::vector<float> ToFloat(const bf16* p, int64_t n) {
-  std::vector<float> out(static_cast<size_t>(std::max<int64_t>(n, 0)));
-  for (int64_t i = 0; i < n; ++i) out[size_t(i)] = __bfloat162float(p[i]);
-  return out;
-}
-void StoreBf16(bf16* dst, const float* src, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = __float2bfloat16_rn(src[i]);
-}
+using emu::StoreBf16;
+using emu::ToFloat;
+
 // Rows [N] of `width` elements at stride `ld`, gathered into a contiguous [N, width] array.
 std::vector<float> Gather(const bf16* p, int64_t ld, int64_t N, int64_t width) {
   std::vector<float> out(static_cast<size_t>(N * width));
@@ -47,14 +43,6 @@ std::vector<float> Gather(const bf16* p, int64_t ld, int64_t N, int64_t width) {
 }
 void Scatter(bf16* p, int64_t ld, const std::vector<float>& v, int64_t N, int64_t width) {
   for (int64_t r = 0; r < N; ++r) StoreBf16(p + r * ld, v.data() + r * width, width);
-}
-// a[rows, cols] -> a^T[cols, rows]
-std::vector<float> Transpose(const std::vector<float>& a, int64_t rows, int64_t cols) {
-  std::vector<float> t(a.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) t[size_t(c * rows + r)] = a[size_t(r * cols + c)];
-  }
-  return t;
 }
 float ValueOr1(const float* p) { return p != nullptr ? *p : 1.0f; }
 
@@ -272,52 +260,6 @@ Status AdamWUpdate(float* params, bf16* params_bf16, const float* grads, float* 
     p += -s.step_size * (m[i] / (std::sqrt(v[i]) / s.bc2_sqrt + s.eps));
     params[i] = p;
     if (params_bf16 != nullptr) params_bf16[i] = __float2bfloat16_rn(p);
-  }
-  return Status::Ok();
-}
-
-// ---- the Linear layer's products (gemm.h) -------------------------------------------------------
-struct Gemm::Impl {
-  size_t plans = 0;  // problems seen, as the real cache counts them
-};
-
-Gemm::Gemm(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Gemm::Gemm(Gemm&&) noexcept = default;
-Gemm& Gemm::operator=(Gemm&&) noexcept = default;
-Gemm::~Gemm() = default;
-StatusOr<Gemm> Gemm::Create() { return Gemm(std::make_unique<Impl>()); }
-size_t Gemm::cached_plans() const { return impl_->plans; }
-
-Status Gemm::Forward(bf16* y, const bf16* x, const bf16* w, int64_t N, int in, int out,
-                     cudaStream_t) {
-  const std::vector<float> xf = ToFloat(x, N * in), wf = ToFloat(w, int64_t(out) * in);
-  std::vector<float> yf(static_cast<size_t>(N * out));
-  cpu::LinearForward(yf.data(), xf.data(), wf.data(), N, in, out);
-  StoreBf16(y, yf.data(), N * out);
-  return Status::Ok();
-}
-Status Gemm::BackwardData(bf16* dx, const bf16* dy, const bf16* w, int64_t N, int in, int out,
-                          bool accumulate, cudaStream_t) {
-  // dx[N, in] = dy[N, out] @ W[out, in]: a Linear forward with the transposed weight.
-  const std::vector<float> dyf = ToFloat(dy, N * out);
-  const std::vector<float> wt = Transpose(ToFloat(w, int64_t(out) * in), out, in);
-  std::vector<float> dxf(static_cast<size_t>(N * in));
-  cpu::LinearForward(dxf.data(), dyf.data(), wt.data(), N, out, in);
-  if (accumulate) {
-    for (int64_t i = 0; i < N * in; ++i) dxf[size_t(i)] += __bfloat162float(dx[i]);
-  }
-  StoreBf16(dx, dxf.data(), N * in);
-  return Status::Ok();
-}
-Status Gemm::BackwardWeight(float* dw, const bf16* dy, const bf16* x, int64_t N, int in, int out,
-                            bool accumulate, cudaStream_t) {
-  // dW[out, in] = dy^T[out, N] @ x[N, in]: a Linear forward of dy^T with the weight x^T.
-  const std::vector<float> dyt = Transpose(ToFloat(dy, N * out), N, out);
-  const std::vector<float> xt = Transpose(ToFloat(x, N * in), N, in);
-  std::vector<float> dwf(static_cast<size_t>(int64_t(out) * in));
-  if (N > 0) cpu::LinearForward(dwf.data(), dyt.data(), xt.data(), out, int(N), in);
-  for (int64_t i = 0; i < int64_t(out) * in; ++i) {
-    dw[i] = accumulate ? dw[i] + dwf[size_t(i)] : dwf[size_t(i)];
   }
   return Status::Ok();
 }

@@ -1,0 +1,206 @@
+// The SIMT emulator itself (simt.h): barriers, shuffles, the ldmatrix + mma.sync idiom of the
+// attention kernels against a plain matrix product, cp.async timing, poisoned shared memory,
+// launch-configuration errors, and the hangs and divergent warp operations it stops on.
+#include "tests/cuda/simt/simt.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "tests/cuda/test_util.h"
+#include "trainer/cuda/attention_common.cuh"
+#include "trainer/cuda/kernel_launch.cuh"
+
+namespace dyt::cuda {
+namespace {
+
+using test::DevArray;
+
+// out[i] = in[n - 1 - i] through a static __shared__ array (needs the barrier between).
+__global__ void ReverseKernel(float* out, const float* in) {
+  __shared__ float tile[256];
+  const int n = static_cast<int>(blockDim.x);
+  const int i = static_cast<int>(threadIdx.x);
+  const int base = static_cast<int>(blockIdx.x) * n;
+  tile[i] = in[base + i];
+  __syncthreads();
+  out[base + i] = tile[n - 1 - i];
+}
+
+TEST(SimtTest, BarrierOrdersSharedMemoryAcrossWarps) {
+  std::vector<float> in(3 * 256);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>(i);
+  DevArray<float> din(in), dout(in.size());
+  DYT_LAUNCH(ReverseKernel, 3, 256, 0, nullptr, dout.get(), din.get());
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  const std::vector<float> out = dout.Download();
+  for (int b = 0; b < 3; ++b) {
+    for (int i = 0; i < 256; ++i) ASSERT_EQ(out[b * 256 + i], in[b * 256 + 255 - i]) << b << " " << i;
+  }
+}
+
+// Every lane ends with the sum of the warp's values (the kernels' WarpSum butterfly), and a
+// 2-D block's warps are its linear thread ranges.
+__global__ void WarpSumKernel(float* out, const float* in) {
+  const int tid = static_cast<int>(threadIdx.y * blockDim.x + threadIdx.x);
+  out[tid] = detail::WarpSum(in[tid]);
+}
+
+TEST(SimtTest, ShuffleXorButterflySumsEachWarp) {
+  std::vector<float> in(128);
+  for (int i = 0; i < 128; ++i) in[i] = static_cast<float>(i);
+  DevArray<float> din(in), dout(128);
+  DYT_LAUNCH(WarpSumKernel, 1, dim3(16, 8), 0, nullptr, dout.get(), din.get());
+  const std::vector<float> out = dout.Download();
+  for (int i = 0; i < 128; ++i) {
+    const int w = i / 32;
+    EXPECT_EQ(out[i], 32.f * (32 * w) + 496.f) << i;
+  }
+}
+
+// D[16, 8] = A[16, 16] B[16, 8] the way the attention kernels do it: both tiles in shared
+// memory (row-major, bf16), A by ldmatrix.x4, B ([k][n], row-major) by ldmatrix.x4.trans, one
+// mma.sync per 8 columns, D written from the accumulator layout.
+__global__ void MmaTileKernel(float* d, const bf16* a, const bf16* b) {
+  DYT_DYNAMIC_SMEM(unsigned char, smem);
+  bf16* sa = reinterpret_cast<bf16*>(smem);        // [16][16]
+  bf16* sb = sa + 16 * 16;                          // [16][16]: B's 16 columns, two n-tiles
+  const int lane = static_cast<int>(threadIdx.x);
+  for (int i = lane; i < 256; i += 32) {
+    sa[i] = a[i];
+    sb[i] = b[i];
+  }
+  __syncwarp();
+  uint32_t fa[4], fb[4];
+  // A: lanes 0-15 address rows 0-15 at column 0, lanes 16-31 rows 0-15 at column 8.
+  attn::LdMatrixX4(fa, attn::SmemAddr(sa + (lane % 16) * 16 + (lane / 16) * 8));
+  // B^T pieces: lanes 0-15 address k-rows 0-15 at n 0, lanes 16-31 k-rows 0-15 at n 8.
+  attn::LdMatrixX4Trans(fb, attn::SmemAddr(sb + (lane % 16) * 16 + (lane / 16) * 8));
+  float acc0[4] = {0, 0, 0, 0}, acc1[4] = {0, 0, 0, 0};
+  attn::Mma(acc0, fa, fb[0], fb[1]);
+  attn::Mma(acc1, fa, fb[2], fb[3]);
+  const int g = lane / 4, t = lane % 4;
+  for (int h = 0; h < 2; ++h) {
+    d[g * 16 + 2 * t + h] = acc0[h];
+    d[(g + 8) * 16 + 2 * t + h] = acc0[2 + h];
+    d[g * 16 + 8 + 2 * t + h] = acc1[h];
+    d[(g + 8) * 16 + 8 + 2 * t + h] = acc1[2 + h];
+  }
+}
+
+TEST(SimtTest, LdMatrixAndMmaComputeTheMatrixProduct) {
+  std::mt19937_64 rng(test::TestSeed());
+  const std::vector<float> a = test::RandomNonZero(rng, 256, 0.1f, 2.f);
+  const std::vector<float> b = test::RandomNonZero(rng, 256, 0.1f, 2.f);
+  DevArray<bf16> da(a), db(b);
+  DevArray<float> dd(256);
+  DYT_LAUNCH(MmaTileKernel, 1, 32, 2 * 256 * sizeof(bf16), nullptr, dd.get(), da.get(), db.get());
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  const std::vector<float> d = dd.Download();
+  std::vector<float> want(256, 0.f);
+  for (int r = 0; r < 16; ++r) {
+    for (int c = 0; c < 16; ++c) {
+      double s = 0;
+      for (int k = 0; k < 16; ++k) {
+        s += double(test::RoundToBf16(a[r * 16 + k])) * test::RoundToBf16(b[k * 16 + c]);
+      }
+      want[r * 16 + c] = static_cast<float>(s);
+    }
+  }
+  EXPECT_LT(test::RelL2(d, want), 1e-6);
+}
+
+// Thread i copies in[i] to shared memory with cp.async and reads it back before and after the
+// wait: before, the copy has not landed (poisoned shared memory reads as NaN).
+__global__ void CpAsyncKernel(float* before, float* after, const float* in) {
+  DYT_DYNAMIC_SMEM(float, s);
+  const int i = static_cast<int>(threadIdx.x);
+  attn::CpAsync4(attn::SmemAddr(s + i), in + i, true);
+  attn::CpAsyncCommit();
+  before[i] = s[i];
+  attn::CpAsyncWait<0>();
+  after[i] = s[i];
+}
+
+TEST(SimtTest, CpAsyncLandsWhenItsGroupIsWaitedFor) {
+  std::vector<float> in(64);
+  for (int i = 0; i < 64; ++i) in[i] = static_cast<float>(i) + 0.5f;
+  DevArray<float> din(in), before(64), after(64);
+  DYT_LAUNCH(CpAsyncKernel, 1, 64, 64 * sizeof(float), nullptr, before.get(), after.get(),
+             din.get());
+  const std::vector<float> b = before.Download(), a = after.Download();
+  for (int i = 0; i < 64; ++i) {
+    EXPECT_TRUE(std::isnan(b[i])) << i;
+    EXPECT_EQ(a[i], in[i]) << i;
+  }
+}
+
+__global__ void SmemSumKernel(float* out, int n) {
+  DYT_DYNAMIC_SMEM(float, s);
+  float sum = 0.f;
+  for (int i = 0; i < n; ++i) sum += s[i];
+  out[threadIdx.x] = sum;
+}
+
+TEST(SimtTest, LaunchConfigurationsAGpuRefusesFail) {
+  DevArray<float> out(1024);
+  DYT_LAUNCH(SmemSumKernel, 1, 2048, 0, nullptr, out.get(), 0);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // read once
+  DYT_LAUNCH(SmemSumKernel, 0, 32, 0, nullptr, out.get(), 0);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  // Over 48 KB of dynamic shared memory needs the kernel's opt-in first.
+  const size_t big = 64 * 1024;
+  DYT_LAUNCH(SmemSumKernel, 1, 32, big, nullptr, out.get(), 1);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);
+  ASSERT_EQ(cudaFuncSetAttribute(SmemSumKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(big)),
+            cudaSuccess);
+  out.Poison();
+  DYT_LAUNCH(SmemSumKernel, 1, 32, big, nullptr, out.get(), 1);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  // It ran, and read shared memory nothing wrote: NaN.
+  EXPECT_TRUE(std::isnan(out.Download()[0]));
+  EXPECT_EQ(cudaFuncSetAttribute(SmemSumKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 300 * 1024),
+            cudaErrorInvalidValue);
+}
+
+__global__ void DivergentBarrierKernel(float* out) {
+  if (threadIdx.x == 0) {
+    __syncthreads();
+  } else {
+    out[threadIdx.x] = detail::WarpSum(1.f);
+  }
+}
+
+__global__ void MixedWarpOpsKernel(float* out) {
+  if (threadIdx.x % 2 == 0) {
+    __syncwarp();
+  } else {
+    out[threadIdx.x] = detail::WarpSum(1.f);
+  }
+}
+
+__global__ void OutOfBoundsLdMatrixKernel() {
+  DYT_DYNAMIC_SMEM(unsigned char, smem);
+  uint32_t r[4];
+  attn::LdMatrixX4(r, attn::SmemAddr(smem) + 256);
+}
+
+TEST(SimtDeathTest, StopsOnHangsDivergentWarpOpsAndOutOfBoundsFragments) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  DevArray<float> out(64);
+  EXPECT_DEATH(DYT_LAUNCH(DivergentBarrierKernel, 1, 64, 0, nullptr, out.get()),
+               "deadlock: 1 threads wait at __syncthreads, 31 at a warp operation.*"
+               "DivergentBarrierKernel");
+  EXPECT_DEATH(DYT_LAUNCH(MixedWarpOpsKernel, 1, 32, 0, nullptr, out.get()),
+               "lanes of one warp at different warp operations");
+  EXPECT_DEATH(DYT_LAUNCH(OutOfBoundsLdMatrixKernel, 1, 32, 256, nullptr),
+               "shared access of 16 bytes at offset 256 \\(dynamic shared memory 256 bytes");
+}
+
+}  // namespace
+}  // namespace dyt::cuda
