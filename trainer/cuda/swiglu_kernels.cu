@@ -18,9 +18,12 @@ using detail::kVecWidth;
 
 constexpr int kSwigluThreads = 256;
 
-// 1 / (1 + e^-a): __expf overflows to inf for a < -88, giving 0, and underflows to 0 for large
-// a, giving 1 (the CPU's FastSigmoid clamps to the same limits).
-__device__ __forceinline__ float Sigmoid(float a) { return 1.0f / (1.0f + __expf(-a)); }
+// 1 / (1 + e^-a) with e^-a's argument clamped at 88, as the CPU's FastSigmoid clamps it: for
+// a < -88 both give 1 / (1 + e^88) ~ 6e-39, not the 0 an overflowed __expf would (a gradient of
+// ~1e-37 instead of 0, which a one-element comparison sees). Large a: __expf underflows to 0, 1.
+__device__ __forceinline__ float Sigmoid(float a) {
+  return 1.0f / (1.0f + __expf(fminf(-a, 88.0f)));
+}
 
 template <int kVec>
 __global__ void __launch_bounds__(kSwigluThreads)
