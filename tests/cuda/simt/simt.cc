@@ -5,14 +5,12 @@
 // one runs the kernels' own source, with the PTX primitives they use (ldmatrix, mma.sync,
 // cp.async) implemented from the PTX ISA's definitions.
 //
-// Threads of a block are ucontext fibers of the launching host thread. The scheduler resumes
+// Threads of a block are fibers (fiber_switch.h) of the launching host thread. The scheduler resumes
 // every runnable fiber in turn (in thread order, or reversed with DYT_SIMT_ORDER=reverse);
 // a fiber runs until it waits at a barrier or warp operation, or returns. All state lives in
 // the Executor of the running launch (one per host thread at a time), so host threads
 // (ranks of the multi-GPU tests) launch independently.
 #include "tests/cuda/simt/simt.h"
-
-#include <ucontext.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -25,6 +23,7 @@
 #include <vector>
 
 #include "tests/cuda/emu/cuda_runtime_emu.h"
+#include "tests/cuda/simt/fiber_switch.h"
 
 thread_local uint3 threadIdx;
 thread_local uint3 blockIdx;
@@ -67,7 +66,7 @@ struct Copy {
 };
 
 struct Fiber {
-  ucontext_t ctx{};
+  FiberContext ctx;
   unsigned char* stack = nullptr;
   uint3 tid{};
   int linear = 0;
@@ -277,12 +276,12 @@ class Executor {
       e->Fail(f, std::string("a lane exited while its warp waits at ") + WarpOpName(w.op));
     }
     e->MaybeReleaseBlock();
-    // Returning resumes the scheduler (uc_link).
+    SwitchFiber(&f.ctx, &e->scheduler_);  // never resumed
   }
 
   Fiber& Current() { return *current_; }
 
-  void Yield(Fiber& f) { swapcontext(&f.ctx, &scheduler_); }
+  void Yield(Fiber& f) { SwitchFiber(&f.ctx, &scheduler_); }
 
   // Exited threads count as arrived (as on the GPU, where exited warps leave the barrier).
   void MaybeReleaseBlock() {
@@ -297,11 +296,7 @@ class Executor {
   void RunBlock() {
     std::fill(smem_.begin(), smem_.end(), 0xFF);
     for (Fiber& f : fibers_) {
-      getcontext(&f.ctx);
-      f.ctx.uc_stack.ss_sp = f.stack;
-      f.ctx.uc_stack.ss_size = kStackBytes;
-      f.ctx.uc_link = &scheduler_;
-      makecontext(&f.ctx, &Executor::FiberMain, 0);
+      InitFiber(&f.ctx, f.stack, kStackBytes, &Executor::FiberMain);
       f.wait = Wait::kNone;
       f.groups.clear();
       f.uncommitted.clear();
@@ -320,7 +315,7 @@ class Executor {
         if (f.wait != Wait::kNone) continue;
         current_ = &f;
         threadIdx = f.tid;
-        swapcontext(&scheduler_, &f.ctx);
+        SwitchFiber(&scheduler_, &f.ctx);
         ran = true;
       }
       if (!ran) Deadlock();
@@ -353,7 +348,7 @@ class Executor {
   std::vector<WarpState> warps_;
   std::vector<unsigned char> smem_;
   unsigned char* smem_base_ = nullptr;
-  ucontext_t scheduler_{};
+  FiberContext scheduler_;
   Fiber* current_ = nullptr;
   int block_waiting_ = 0;
   int exited_ = 0;
