@@ -6,7 +6,7 @@
 // cp.async) implemented from the PTX ISA's definitions.
 //
 // Threads of a block are fibers (fiber_switch.h) of the launching host thread. The scheduler resumes
-// every runnable fiber in turn (in thread order, or reversed with DYT_SIMT_ORDER=reverse);
+// runnable fibers in the order DYT_SIMT_ORDER picks (SchedulingOrder);
 // a fiber runs until it waits at a barrier or warp operation, or returns. All state lives in
 // the Executor of the running launch (one per host thread at a time), so host threads
 // (ranks of the multi-GPU tests) launch independently.
@@ -88,9 +88,24 @@ bool CopiesLandEarly() {
   const char* v = std::getenv("DYT_SIMT_CP_ASYNC");
   return v != nullptr && std::string(v) == "early";
 }
-bool ReverseOrder() {
+// Which runnable thread the scheduler resumes next (DYT_SIMT_ORDER):
+//   round-robin (default): each in thread order, so warps advance together, one warp
+//       operation at a time;
+//   low-first / high-first: always the lowest- (highest-) numbered runnable thread, so one
+//       warp runs ahead of the others until a __syncthreads stops it: a missing barrier lets it
+//       overwrite (or read) shared data the other warps have not finished with.
+enum class Order { kRoundRobin, kLowFirst, kHighFirst };
+Order SchedulingOrder() {
   const char* v = std::getenv("DYT_SIMT_ORDER");
-  return v != nullptr && std::string(v) == "reverse";
+  const std::string order = v == nullptr ? "" : v;
+  if (order == "low-first") return Order::kLowFirst;
+  if (order == "high-first") return Order::kHighFirst;
+  if (!order.empty() && order != "round-robin") {
+    std::fprintf(stderr, "SIMT emulator: DYT_SIMT_ORDER=%s: must be round-robin, low-first or "
+                 "high-first\n", order.c_str());
+    std::abort();
+  }
+  return Order::kRoundRobin;
 }
 
 // Max dynamic shared memory per kernel, as cudaFuncSetAttribute set it.
@@ -132,7 +147,7 @@ class Executor {
  public:
   Executor(const LaunchConfig& cfg, void (*body)(void*), void* ctx)
       : cfg_(cfg), body_(body), ctx_(ctx), early_copies_(CopiesLandEarly()),
-        reverse_(ReverseOrder()) {
+        order_(SchedulingOrder()) {
     n_ = static_cast<int>(cfg.block.x * cfg.block.y * cfg.block.z);
     fibers_.resize(n_);
     for (int i = 0; i < n_; ++i) {
@@ -311,12 +326,13 @@ class Executor {
     while (exited_ < n_) {
       bool ran = false;
       for (int k = 0; k < n_; ++k) {
-        Fiber& f = fibers_[reverse_ ? n_ - 1 - k : k];
+        Fiber& f = fibers_[order_ == Order::kHighFirst ? n_ - 1 - k : k];
         if (f.wait != Wait::kNone) continue;
         current_ = &f;
         threadIdx = f.tid;
         SwitchFiber(&scheduler_, &f.ctx);
         ran = true;
+        if (order_ != Order::kRoundRobin) break;  // rescan from the first thread
       }
       if (!ran) Deadlock();
     }
@@ -342,7 +358,7 @@ class Executor {
   void (*body_)(void*);
   void* ctx_;
   bool early_copies_;
-  bool reverse_;
+  Order order_;
   int n_ = 0;
   std::vector<Fiber> fibers_;
   std::vector<WarpState> warps_;

@@ -18,8 +18,9 @@
 //   - cp.async copies land when cp.async.wait_group retires their group (DYT_SIMT_CP_ASYNC=
 //     early: when issued), so a read that does not wait, or a copy that overwrites data still
 //     being read, changes results;
-//   - DYT_SIMT_ORDER=reverse runs a block's threads in reverse order between barriers, so
-//     results that depend on the order of unsynchronised threads change between the two runs;
+//   - DYT_SIMT_ORDER=low-first (high-first) always resumes the lowest (highest) runnable
+//     thread, so one warp runs ahead of the others until a __syncthreads stops it: a missing
+//     barrier changes results (the default, round-robin, advances warps together);
 //   - a barrier some threads never reach, lanes of a warp at different warp operations, or
 //     shared-memory fragment accesses out of bounds stop the program with a message naming
 //     the kernel, block and thread.
