@@ -172,8 +172,8 @@ __device__ __forceinline__ float Tanh(float x) {
 #if defined(DYT_SIMT)
     // libdevice's tanhf is this formula (tanh_math.h); the SIMT emulator's host tanhf is glibc's,
     // which rounds differently (exact ex2 and rcp stand in for the MUFU approximations).
-    return tanh_math::TanhExpRcp(x, [](float a) { return exp2f(a); },
-                                 [](float a) { return 1.0f / a; });
+    return tanh_math::TanhExpRcp(
+        x, [](float a) { return exp2f(a); }, [](float a) { return 1.0f / a; });
 #else
     return tanhf(x);
 #endif

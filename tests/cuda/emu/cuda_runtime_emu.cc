@@ -13,6 +13,8 @@
 #include <cuda_runtime_api.h>
 
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -32,10 +34,47 @@ struct EmuStream {
 // The calling thread's pending launch error (each host thread is its own "device context").
 thread_local cudaError_t tls_last_error = cudaSuccess;
 
+// Allocations are [guard | bytes | guard to the next 256 | guard], the guards 256 bytes of
+// 0xFF (NaN in fp32 and bf16) with the size in the first 8 bytes: a kernel reading past either
+// end reads NaN, which its test sees, and one writing past an end is reported when the memory
+// is freed (CheckGuards), like compute-sanitizer's memcheck would on a GPU.
+constexpr size_t kGuard = 256;
+
+size_t Rounded(size_t bytes) { return (bytes + kGuard - 1) / kGuard * kGuard; }
+
+// 256-byte alignment, as cudaMalloc gives (the kernels' and cuBLASLt's fast paths rely on it).
 void* AlignedAlloc(size_t bytes) {
-  // 256-byte alignment, as cudaMalloc gives (the kernels' and cuBLASLt's fast paths rely on it).
-  const size_t rounded = (bytes + 255) / 256 * 256;
-  return std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
+  auto* base =
+      static_cast<unsigned char*>(std::aligned_alloc(kGuard, kGuard + Rounded(bytes) + kGuard));
+  if (base == nullptr) return nullptr;
+  std::memset(base, 0xFF, kGuard + Rounded(bytes) + kGuard);
+  std::memcpy(base, &bytes, sizeof(bytes));
+  return base + kGuard;
+}
+
+void CheckGuards(const unsigned char* p) {
+  const unsigned char* base = p - kGuard;
+  size_t bytes = 0;
+  std::memcpy(&bytes, base, sizeof(bytes));
+  auto first_changed = [](const unsigned char* from, size_t n) -> int64_t {
+    for (size_t i = 0; i < n; ++i) {
+      if (from[i] != 0xFF) return static_cast<int64_t>(i);
+    }
+    return -1;
+  };
+  const int64_t before = first_changed(base + sizeof(bytes), kGuard - sizeof(bytes));
+  const size_t after_n = Rounded(bytes) - bytes + kGuard;
+  const int64_t after = first_changed(p + bytes, after_n);
+  if (before >= 0 || after >= 0) {
+    std::fprintf(stderr,
+                 "CUDA emulation: a write outside a cudaMalloc'd buffer of %zu bytes, at byte %lld "
+                 "(found at cudaFree)\n",
+                 bytes,
+                 before >= 0 ? static_cast<long long>(before) - static_cast<long long>(kGuard) +
+                                   static_cast<long long>(sizeof(bytes))
+                             : static_cast<long long>(bytes) + after);
+    std::abort();
+  }
 }
 
 }  // namespace
@@ -99,12 +138,12 @@ const char* cudaGetErrorString(cudaError_t err) {
 // zero it either: code that reads memory it never wrote shows up as NaN in the results.
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   *p = AlignedAlloc(bytes);
-  if (*p == nullptr) return cudaErrorMemoryAllocation;
-  std::memset(*p, 0xFF, bytes);
-  return cudaSuccess;
+  return *p != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaFree(void* p) {
-  std::free(p);
+  if (p == nullptr) return cudaSuccess;
+  CheckGuards(static_cast<unsigned char*>(p));
+  std::free(static_cast<unsigned char*>(p) - kGuard);
   return cudaSuccess;
 }
 cudaError_t cudaMallocHost(void** p, size_t bytes) {

@@ -1,10 +1,11 @@
-// Host emulation of the CUDA backend's kernels and products (tests/cuda/emu/README.md): each
-// entry point of trainer/cuda/*_kernels.h, gemm.h and cast is implemented on the CPU through
-// its fp32 twin in trainer/cpu/kernels.h, honouring the GPU contract: bf16 inputs are read as
-// the floats they hold, every bf16 output is rounded once (to nearest even), fp32 outputs and
-// accumulations stay fp32, strides (ld) and in-place aliasing are as the headers allow, and
-// parameter gradients are added (+=). What the emulation does not reproduce is each kernel's
-// own arithmetic order; those kernels are checked against the same twins on a GPU.
+// Host emulation of the CUDA backend's kernels (tests/cuda/emu/README.md; the products of
+// gemm.h are in gemm_emu.cc): each entry point of trainer/cuda/*_kernels.h and the cast is
+// implemented on the CPU through its fp32 twin in trainer/cpu/kernels.h, honouring the GPU
+// contract: bf16 inputs are read as the floats they hold, every bf16 output is rounded once (to
+// nearest even), fp32 outputs and accumulations stay fp32, strides (ld) and in-place aliasing are
+// as the headers allow, and parameter gradients are added (+=). What the emulation does not
+// reproduce is each kernel's own arithmetic order; those kernels are checked against the same twins
+// on a GPU and on the SIMT emulator (tests/cuda/simt), which runs their own source.
 #include <cuda_bf16.h>
 #include <omp.h>
 

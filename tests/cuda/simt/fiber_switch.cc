@@ -43,7 +43,7 @@ void InitFiber(FiberContext* ctx, unsigned char* stack, size_t bytes, void (*ent
   // with the stack as a call leaves it (rsp = 8 mod 16 at the first instruction).
   auto top = reinterpret_cast<uintptr_t>(stack + bytes) & ~uintptr_t{15};
   auto* slot = reinterpret_cast<uint64_t*>(top - 16);  // 16-aligned: entry's return address
-  slot[1] = 0;                                          // entry never returns
+  slot[1] = 0;                                         // entry never returns
   slot[0] = reinterpret_cast<uint64_t>(entry);
   uint64_t* regs = slot - 6;
   std::memset(regs, 0, 6 * sizeof(uint64_t));

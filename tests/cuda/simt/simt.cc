@@ -5,11 +5,11 @@
 // one runs the kernels' own source, with the PTX primitives they use (ldmatrix, mma.sync,
 // cp.async) implemented from the PTX ISA's definitions.
 //
-// Threads of a block are fibers (fiber_switch.h) of the launching host thread. The scheduler resumes
-// runnable fibers in the order DYT_SIMT_ORDER picks (SchedulingOrder);
-// a fiber runs until it waits at a barrier or warp operation, or returns. All state lives in
-// the Executor of the running launch (one per host thread at a time), so host threads
-// (ranks of the multi-GPU tests) launch independently.
+// Threads of a block are fibers (fiber_switch.h) of the launching host thread. The scheduler
+// resumes runnable fibers in the order DYT_SIMT_ORDER picks (SchedulingOrder); a fiber runs until
+// it waits at a barrier or warp operation, or returns. All state lives in the Executor of the
+// running launch (one per host thread at a time), so host threads (ranks of the multi-GPU tests)
+// launch independently.
 #include "tests/cuda/simt/simt.h"
 
 #include <algorithm>
@@ -34,9 +34,9 @@ namespace dyt::simt {
 namespace {
 
 constexpr size_t kStackBytes = 128 * 1024;
-constexpr size_t kMaxStaticSmem = 48 * 1024;     // without cudaFuncSetAttribute
-constexpr size_t kMaxOptinSmem = 227 * 1024;     // sm_90's per-block opt-in limit
-constexpr size_t kSlotBytes = 48;                // a lane's operands of one warp operation
+constexpr size_t kMaxStaticSmem = 48 * 1024;  // without cudaFuncSetAttribute
+constexpr size_t kMaxOptinSmem = 227 * 1024;  // sm_90's per-block opt-in limit
+constexpr size_t kSlotBytes = 48;             // a lane's operands of one warp operation
 
 enum class Wait { kNone, kBlock, kWarp, kExited };
 enum class WarpOp { kNone, kSyncWarp, kShuffle, kLdMatrix, kLdMatrixTrans, kMma };
@@ -101,8 +101,10 @@ Order SchedulingOrder() {
   if (order == "low-first") return Order::kLowFirst;
   if (order == "high-first") return Order::kHighFirst;
   if (!order.empty() && order != "round-robin") {
-    std::fprintf(stderr, "SIMT emulator: DYT_SIMT_ORDER=%s: must be round-robin, low-first or "
-                 "high-first\n", order.c_str());
+    std::fprintf(stderr,
+                 "SIMT emulator: DYT_SIMT_ORDER=%s: must be round-robin, low-first or "
+                 "high-first\n",
+                 order.c_str());
     std::abort();
   }
   return Order::kRoundRobin;
@@ -146,7 +148,10 @@ unsigned char* Stack(int i) {
 class Executor {
  public:
   Executor(const LaunchConfig& cfg, void (*body)(void*), void* ctx)
-      : cfg_(cfg), body_(body), ctx_(ctx), early_copies_(CopiesLandEarly()),
+      : cfg_(cfg),
+        body_(body),
+        ctx_(ctx),
+        early_copies_(CopiesLandEarly()),
         order_(SchedulingOrder()) {
     n_ = static_cast<int>(cfg.block.x * cfg.block.y * cfg.block.z);
     fibers_.resize(n_);
@@ -236,8 +241,8 @@ class Executor {
     if (offset % align != 0 || offset + n > cfg_.smem) {
       Fail(Current(), "shared access of " + std::to_string(n) + " bytes at offset " +
                           std::to_string(offset) + " (dynamic shared memory " +
-                          std::to_string(cfg_.smem) + " bytes, alignment " +
-                          std::to_string(align) + ")");
+                          std::to_string(cfg_.smem) + " bytes, alignment " + std::to_string(align) +
+                          ")");
     }
     return smem_base_ + offset;
   }

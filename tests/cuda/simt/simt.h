@@ -78,7 +78,8 @@ class Launcher {
       std::tuple<Params...> params;
     } call{kernel_, std::tuple<Params...>(std::forward<Args>(args)...)};
     RunGrid(
-        cfg_, [](void* c) { std::apply(static_cast<Call*>(c)->kernel, static_cast<Call*>(c)->params); },
+        cfg_,
+        [](void* c) { std::apply(static_cast<Call*>(c)->kernel, static_cast<Call*>(c)->params); },
         &call);
   }
 
@@ -90,9 +91,8 @@ class Launcher {
 template <typename... Params>
 Launcher<Params...> Launch(void (*kernel)(Params...), const char* name, dim3 grid, dim3 block,
                            size_t smem, cudaStream_t /*stream: everything runs in order*/) {
-  return Launcher<Params...>(kernel,
-                             LaunchConfig{name, reinterpret_cast<const void*>(kernel), grid,
-                                          block, smem});
+  return Launcher<Params...>(
+      kernel, LaunchConfig{name, reinterpret_cast<const void*>(kernel), grid, block, smem});
 }
 
 // The current block's dynamic shared memory (`extern __shared__`), 128-byte aligned.

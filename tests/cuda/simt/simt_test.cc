@@ -37,7 +37,8 @@ TEST(SimtTest, BarrierOrdersSharedMemoryAcrossWarps) {
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
   const std::vector<float> out = dout.Download();
   for (int b = 0; b < 3; ++b) {
-    for (int i = 0; i < 256; ++i) ASSERT_EQ(out[b * 256 + i], in[b * 256 + 255 - i]) << b << " " << i;
+    for (int i = 0; i < 256; ++i)
+      ASSERT_EQ(out[b * 256 + i], in[b * 256 + 255 - i]) << b << " " << i;
   }
 }
 
@@ -65,8 +66,8 @@ TEST(SimtTest, ShuffleXorButterflySumsEachWarp) {
 // mma.sync per 8 columns, D written from the accumulator layout.
 __global__ void MmaTileKernel(float* d, const bf16* a, const bf16* b) {
   DYT_DYNAMIC_SMEM(unsigned char, smem);
-  bf16* sa = reinterpret_cast<bf16*>(smem);        // [16][16]
-  bf16* sb = sa + 16 * 16;                          // [16][16]: B's 16 columns, two n-tiles
+  bf16* sa = reinterpret_cast<bf16*>(smem);  // [16][16]
+  bf16* sb = sa + 16 * 16;                   // [16][16]: B's 16 columns, two n-tiles
   const int lane = static_cast<int>(threadIdx.x);
   for (int i = lane; i < 256; i += 32) {
     sa[i] = a[i];
@@ -163,9 +164,9 @@ TEST(SimtTest, LaunchConfigurationsAGpuRefusesFail) {
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);
   // It ran, and read shared memory nothing wrote: NaN.
   EXPECT_TRUE(std::isnan(out.Download()[0]));
-  EXPECT_EQ(cudaFuncSetAttribute(SmemSumKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 300 * 1024),
-            cudaErrorInvalidValue);
+  EXPECT_EQ(
+      cudaFuncSetAttribute(SmemSumKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 300 * 1024),
+      cudaErrorInvalidValue);
 }
 
 __global__ void DivergentBarrierKernel(float* out) {
@@ -188,6 +189,20 @@ __global__ void OutOfBoundsLdMatrixKernel() {
   DYT_DYNAMIC_SMEM(unsigned char, smem);
   uint32_t r[4];
   attn::LdMatrixX4(r, attn::SmemAddr(smem) + 256);
+}
+
+__global__ void WritePastTheEndKernel(float* out, int n) { out[n + threadIdx.x] = 1.f; }
+
+TEST(SimtDeathTest, AWritePastABufferIsReportedWhenItIsFreed) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        float* p = nullptr;
+        if (cudaMalloc(&p, 100 * sizeof(float)) != cudaSuccess) return;
+        DYT_LAUNCH(WritePastTheEndKernel, 1, 1, 0, nullptr, p, 100);
+        cudaFree(p);
+      },
+      "a write outside a cudaMalloc'd buffer of 400 bytes, at byte 400");
 }
 
 TEST(SimtDeathTest, StopsOnHangsDivergentWarpOpsAndOutOfBoundsFragments) {
