@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -136,6 +137,61 @@ TEST(SimtTest, CpAsyncLandsWhenItsGroupIsWaitedFor) {
     EXPECT_TRUE(std::isnan(b[i])) << i;
     EXPECT_EQ(a[i], in[i]) << i;
   }
+}
+
+// out[t] = sum of tile t (64 floats) for tiles 0..n_tiles, each thread summing the whole tile
+// from shared memory, double-buffered with cp.async like the attention kernels; kEndBarrier =
+// false drops the barrier that keeps the next prefetch from overwriting a tile still in use.
+template <bool kEndBarrier>
+__global__ void DoubleBufferedSumKernel(float* out, const float* in, int n_tiles) {
+  DYT_DYNAMIC_SMEM(float, buf);  // [2][64]
+  const int i = static_cast<int>(threadIdx.x);
+  attn::CpAsync4(attn::SmemAddr(buf + i), in + i, true);
+  attn::CpAsyncCommit();
+  for (int t = 0; t < n_tiles; ++t) {
+    if (t + 1 < n_tiles) {
+      attn::CpAsync4(attn::SmemAddr(buf + ((t + 1) % 2) * 64 + i), in + (t + 1) * 64 + i, true);
+    }
+    attn::CpAsyncCommit();
+    attn::CpAsyncWait<1>();
+    __syncthreads();
+    float sum = 0.f;
+    for (int k = 0; k < 64; ++k) sum += buf[(t % 2) * 64 + k];
+    if (i == 63) out[t] = sum;  // the last warp's view
+    if (kEndBarrier) __syncthreads();
+  }
+}
+
+// Sets an environment variable for the test's duration.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+TEST(SimtTest, AMissingBarrierShowsWhenAWarpRunsAheadWithEarlyCopies) {
+  constexpr int kTiles = 6;
+  std::vector<float> in(kTiles * 64), want(kTiles, 0.f);
+  for (int i = 0; i < kTiles * 64; ++i) {
+    in[i] = static_cast<float>(i / 64 + 1);
+    want[i / 64] += in[i];
+  }
+  DevArray<float> din(in), dout(kTiles);
+  auto run = [&](auto kernel) {
+    dout.Poison();
+    DYT_LAUNCH(kernel, 1, 64, 2 * 64 * sizeof(float), nullptr, dout.get(), din.get(), kTiles);
+    return dout.Download();
+  };
+  // Warps in step (the default): both kernels happen to work.
+  EXPECT_EQ(run(DoubleBufferedSumKernel<true>), want);
+  EXPECT_EQ(run(DoubleBufferedSumKernel<false>), want);
+  ScopedEnv order("DYT_SIMT_ORDER", "low-first");
+  ScopedEnv copies("DYT_SIMT_CP_ASYNC", "early");
+  EXPECT_EQ(run(DoubleBufferedSumKernel<true>), want);
+  EXPECT_NE(run(DoubleBufferedSumKernel<false>), want);  // warp 0 overwrote warp 1's tile
 }
 
 __global__ void SmemSumKernel(float* out, int n) {
