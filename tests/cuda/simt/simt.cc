@@ -383,6 +383,14 @@ Executor& Exec() {
   return *tls_executor;
 }
 
+// The kernels only synchronise and shuffle whole warps; a partial mask is not emulated.
+void RequireFullMask(unsigned mask, const char* op) {
+  if (mask == 0xffffffffu) return;
+  std::fprintf(stderr, "SIMT emulator: %s with lane mask 0x%08x: only full warps are emulated\n",
+               op, mask);
+  std::abort();
+}
+
 uint16_t Bf16Bits(uint32_t reg, int half) { return static_cast<uint16_t>(reg >> (16 * half)); }
 float Bf16ToFloat(uint16_t bits) {
   const uint32_t u = uint32_t{bits} << 16;
@@ -417,7 +425,7 @@ void* DynamicSharedMemory() { return Exec().DynamicSmem(); }
 void SyncThreads() { Exec().SyncThreads(); }
 
 void SyncWarp(unsigned mask) {
-  if (mask != 0xffffffffu) std::abort();  // the kernels only sync whole warps
+  RequireFullMask(mask, "__syncwarp");
   Exec().WarpCollective(WarpOp::kSyncWarp, nullptr, 0, nullptr, 0, [](WarpState&) {});
 }
 
@@ -428,7 +436,7 @@ void ShuffleXor(unsigned mask, void* value, size_t bytes, int lane_mask, int wid
     int width;
   } in{};
   static_assert(sizeof(In) <= kSlotBytes);
-  if (mask != 0xffffffffu) std::abort();  // the kernels only shuffle whole warps
+  RequireFullMask(mask, "__shfl_xor_sync");
   std::memcpy(in.value, value, bytes);
   in.lane_mask = lane_mask;
   in.width = width;
