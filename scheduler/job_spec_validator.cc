@@ -275,6 +275,11 @@ Status JobSpecValidator::Validate(const v1::JobSpec& spec) const {
   if (spec.train().recompute() && spec.resources().kind() != "gpu") {
     return Invalid("spec.train.recompute", "only valid for gpu jobs (resources.kind: gpu)");
   }
+  if (spec.train().has_deterministic() && !spec.train().deterministic() &&
+      spec.resources().kind() != "gpu") {
+    return Invalid("spec.train.deterministic",
+                   "false is only valid for gpu jobs (resources.kind: gpu)");
+  }
   DYT_RETURN_IF_ERROR(CheckRange("spec.priority", spec.priority(), JobSpecLimits::kMinPriority,
                                  JobSpecLimits::kMaxPriority));
   if (spec.max_restarts() < 0) {

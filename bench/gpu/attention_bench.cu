@@ -7,8 +7,10 @@
 // Layout as in training: q, k, v are views of one [B*T, (H + 2 KVH) * hd] bf16 matrix (the
 // fused qkv product), out/dout are [B*T, H * hd], dq/dk/dv views of one gradient matrix.
 // FLOPs by the FlashAttention convention for causal attention: forward 4 B H T^2 hd / 2,
-// backward 2.5 x forward (the useful work; our backward recomputes more, see
+// backward 2.5 x forward (the useful work; our deterministic backward recomputes more, see
 // attention_backward.cu). Median over batches of launches (CUDA events), after a warm-up.
+// The backward is timed in both modes: "dyt" (deterministic, the default) and "dyt-atomic-dq"
+// (AttentionBackwardMode::kAtomicDq, train.deterministic: false), one JSON line each.
 //
 // Prints a table and one JSON line per shape: {"impl": "dyt", "op": "attention", ...}.
 //   dyt-gpu-attention-bench [--config gpt-small|1b|all] [--batches 10] [--per-batch 5]
@@ -59,7 +61,8 @@ int Run(const Config& c, int batches, int per_batch) {
   bf16* out = Alloc<bf16>(size_t(N * D), 3u);
   bf16* dout = Alloc<bf16>(size_t(N * D), 4u);
   float* lse = Alloc<float>(size_t(int64_t(c.B) * c.H * c.T), 5u);
-  const size_t scratch_bytes = dyt::cuda::FlashAttentionBackwardScratchBytes(s);
+  using Mode = dyt::cuda::AttentionBackwardMode;
+  const size_t scratch_bytes = dyt::cuda::FlashAttentionBackwardScratchBytes(s, Mode::kAtomicDq);
   void* scratch = nullptr;
   BENCH_CUDA(cudaMalloc(&scratch, scratch_bytes));
   BENCH_CUDA(cudaDeviceSynchronize());
@@ -67,28 +70,37 @@ int Run(const Config& c, int batches, int per_batch) {
   auto fwd = [&](int) {
     return dyt::cuda::FlashAttentionForward(out, lse, qkv, qkv + D, qkv + D + KVD, s, nullptr);
   };
-  auto bwd = [&](int) {
-    return dyt::cuda::FlashAttentionBackward(dqkv, dqkv + D, dqkv + D + KVD, QKV, QKV, dout, out,
-                                             lse, qkv, qkv + D, qkv + D + KVD, s, scratch,
-                                             scratch_bytes, nullptr);
+  auto bwd_in = [&](Mode mode) {
+    return [&, mode](int) {
+      return dyt::cuda::FlashAttentionBackward(dqkv, dqkv + D, dqkv + D + KVD, QKV, QKV, dout, out,
+                                               lse, qkv, qkv + D, qkv + D + KVD, s, scratch,
+                                               scratch_bytes, nullptr, mode);
+    };
   };
   const dyt::bench::Timing tf = TimeBatches(batches, per_batch, fwd);  // also the bwd's inputs
-  const dyt::bench::Timing tb = TimeBatches(batches, per_batch, bwd);
   const double fwd_flop = 4.0 * c.B * c.H * double(c.T) * c.T * c.hd / 2;
-  const double fwd_ms = Median(tf.per_launch), bwd_ms = Median(tb.per_launch);
-  const std::string error = !tf.error.empty() ? tf.error : tb.error;
-  std::printf(
-      "%-10s B %2d T %5d H %2d hd %3d   fwd %8.3f ms %6.1f TFLOP/s   bwd %8.3f ms %6.1f "
-      "TFLOP/s%s%s\n",
-      c.name, c.B, c.T, c.H, c.hd, fwd_ms, fwd_ms > 0 ? fwd_flop / fwd_ms / 1e9 : 0.0, bwd_ms,
-      bwd_ms > 0 ? 2.5 * fwd_flop / bwd_ms / 1e9 : 0.0,
-      error.empty() ? "" : "   ERROR: ", error.c_str());
-  std::printf(
-      "{\"impl\": \"dyt\", \"op\": \"attention\", \"config\": \"%s\", \"B\": %d, \"T\": %d, "
-      "\"H\": %d, \"hd\": %d, \"fwd_ms\": %.4f, \"bwd_ms\": %.4f, \"fwd_tflops\": %.1f, "
-      "\"bwd_tflops\": %.1f, \"error\": \"%s\"}\n",
-      c.name, c.B, c.T, c.H, c.hd, fwd_ms, bwd_ms, fwd_ms > 0 ? fwd_flop / fwd_ms / 1e9 : 0.0,
-      bwd_ms > 0 ? 2.5 * fwd_flop / bwd_ms / 1e9 : 0.0, error.empty() ? "" : "failed");
+  const double fwd_ms = Median(tf.per_launch);
+  std::string error = tf.error;
+  for (const auto& [mode, impl] :
+       {std::pair{Mode::kDeterministic, "dyt"}, std::pair{Mode::kAtomicDq, "dyt-atomic-dq"}}) {
+    const dyt::bench::Timing tb = TimeBatches(batches, per_batch, bwd_in(mode));
+    const double bwd_ms = Median(tb.per_launch);
+    const std::string err = !tf.error.empty() ? tf.error : tb.error;
+    if (error.empty()) error = err;
+    std::printf(
+        "%-10s %-14s B %2d T %5d H %2d hd %3d   fwd %8.3f ms %6.1f TFLOP/s   bwd %8.3f ms %6.1f "
+        "TFLOP/s%s%s\n",
+        c.name, impl, c.B, c.T, c.H, c.hd, fwd_ms, fwd_ms > 0 ? fwd_flop / fwd_ms / 1e9 : 0.0,
+        bwd_ms, bwd_ms > 0 ? 2.5 * fwd_flop / bwd_ms / 1e9 : 0.0,
+        err.empty() ? "" : "   ERROR: ", err.c_str());
+    std::printf(
+        "{\"impl\": \"%s\", \"op\": \"attention\", \"config\": \"%s\", \"B\": %d, \"T\": %d, "
+        "\"H\": %d, \"hd\": %d, \"fwd_ms\": %.4f, \"bwd_ms\": %.4f, \"fwd_tflops\": %.1f, "
+        "\"bwd_tflops\": %.1f, \"error\": \"%s\"}\n",
+        impl, c.name, c.B, c.T, c.H, c.hd, fwd_ms, bwd_ms,
+        fwd_ms > 0 ? fwd_flop / fwd_ms / 1e9 : 0.0,
+        bwd_ms > 0 ? 2.5 * fwd_flop / bwd_ms / 1e9 : 0.0, err.empty() ? "" : "failed");
+  }
   for (void* p : {static_cast<void*>(qkv), static_cast<void*>(dqkv), static_cast<void*>(out),
                   static_cast<void*>(dout), static_cast<void*>(lse), scratch}) {
     BENCH_CUDA(cudaFree(p));

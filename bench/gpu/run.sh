@@ -28,7 +28,9 @@
 #   DYT_GPU_ONLY=tests,bench,attention,layer,sanitizer   steps to run (default all; dist_tests
 #                                              and the environment always run)
 #   DYT_GPU_GROUPS=layers,elementwise,attention,model,nccl   cuda_tests groups (default all)
-#   DYT_GPU_BENCH=gpt-small:dyt,1b:dyt,gpt-small:rmsnorm,1b:rmsnorm   benchmark runs, in order
+#   DYT_GPU_BENCH=gpt-small:dyt,1b:dyt,gpt-small:dyt:atomic,1b:dyt:atomic,gpt-small:rmsnorm,1b:rmsnorm
+#     benchmark runs, in order (CONFIG:NORM, each with its torch.compile peer; CONFIG:NORM:atomic
+#     runs dyt alone with train.deterministic: false, against the same peer)
 # e.g. DYT_GPU_ONLY=tests,bench DYT_GPU_GROUPS=attention DYT_GPU_BENCH=gpt-small:dyt bench/gpu/run.sh
 set -uo pipefail
 
@@ -49,7 +51,7 @@ csv_dir=$(mktemp -d /tmp/dyt-csv.XXXXXX)  # tarred into $out/csv.tar at the end
 budget_s=${DYT_GPU_BUDGET_S:-480}  # whole script; the optional steps use what is left
 only=${DYT_GPU_ONLY:-tests,bench,attention,layer,sanitizer}
 only_groups=${DYT_GPU_GROUPS:-layers,elementwise,attention,model,nccl}
-bench_runs=${DYT_GPU_BENCH:-gpt-small:dyt,1b:dyt,gpt-small:rmsnorm,1b:rmsnorm}
+bench_runs=${DYT_GPU_BENCH:-gpt-small:dyt,1b:dyt,gpt-small:dyt:atomic,1b:dyt:atomic,gpt-small:rmsnorm,1b:rmsnorm}
 listed() { [[ ",$2," == *",$1,"* ]]; }  # listed WORD COMMA_LIST
 t_start=$(date +%s)
 elapsed() { echo $(($(date +%s) - t_start)); }
@@ -218,10 +220,18 @@ attention_bench() {
 IFS=, read -r -a runs <<<"$bench_runs"
 listed bench "$only" || runs=()
 for run in "${runs[@]}"; do
-  cfg=${run%%:*}
-  norm=${run#*:}
+  IFS=: read -r cfg norm variant <<<"$run"
   [ "$norm" != dyt ] && attention_bench
   left=$((budget_s - $(elapsed)))
+  if [ "$variant" = atomic ]; then
+    if [ $left -lt 60 ]; then
+      rows+=("$(printf '%-26s %-14s' "bench $cfg $norm atomic" "skipped: ${left}s left")")
+      continue
+    fi
+    bench "dyt $cfg $norm atomic-dq" 60 "${ours[@]}" "$bin_dir/dyt-gpu-train-bench" \
+      --preset "$cfg" --norm "$norm" --warmup 5 --steps 20 --nondeterministic
+    continue
+  fi
   if [ $left -lt 150 ]; then
     rows+=("$(printf '%-26s %-14s' "bench $cfg $norm" "skipped: ${left}s left")")
     continue

@@ -4,7 +4,11 @@
 // Prints one JSON line: tokens/s (batch * seq / median step time), model TFLOP/s (the PaLM
 // convention of services/worker/model_flops.h), MFU, and the GPU memory in use at the end.
 //
+// --nondeterministic runs with train.deterministic: false (the one-pass attention backward,
+// dq by float atomics); its JSON line says "impl": "dyt-atomic-dq".
+//
 //   dyt-gpu-train-bench --preset gpt-small --norm dyt [--batch 16] [--seq 1024] [--recompute]
+//                       [--nondeterministic]
 #include <cuda_runtime.h>
 
 #include <CLI/CLI.hpp>
@@ -35,7 +39,7 @@ int main(int argc, char** argv) {
   CLI::App app{"dyt CUDA training-step benchmark"};
   std::string preset = "gpt-small", norm = "dyt";
   int batch = 0, seq = 0, warmup = 5, steps = 20, profile_steps = 3;
-  bool recompute = false;
+  bool recompute = false, nondeterministic = false;
   double peak_tflops = 989.0;
   app.add_option("--preset", preset, "model preset (trainer/model/config.cc)");
   app.add_option("--norm", norm, "dyt or rmsnorm")->check(CLI::IsMember({"dyt", "rmsnorm"}));
@@ -46,6 +50,8 @@ int main(int argc, char** argv) {
   app.add_option("--profile-steps", profile_steps, "profiled steps after the timed ones (0: none)")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--recompute", recompute, "recompute activations in the backward pass");
+  app.add_flag("--nondeterministic", nondeterministic,
+               "train.deterministic: false (attention backward with dq by float atomics)");
   app.add_option("--peak-tflops", peak_tflops, "dense bf16 peak for MFU (H100/H200 SXM: 989)");
   CLI11_PARSE(app, argc, argv);
 
@@ -63,6 +69,7 @@ int main(int argc, char** argv) {
   config.train.batch_size = batch > 0 ? batch : (preset == "gpt-small" ? 16 : 8);
   config.train.seq_len = seq > 0 ? seq : model->max_seq_len;
   config.train.recompute = recompute;
+  config.train.deterministic = !nondeterministic;
   config.train.device = dyt::TrainDevice::kCuda;
   const int B = config.train.batch_size, T = config.train.seq_len;
 
@@ -138,13 +145,14 @@ int main(int argc, char** argv) {
   size_t free_b = 0, total_b = 0;
   cudaMemGetInfo(&free_b, &total_b);
   std::printf(
-      "{\"impl\": \"dyt\", \"config\": \"%s\", \"norm\": \"%s\", \"batch\": %d, \"seq\": %d, "
+      "{\"impl\": \"%s\", \"config\": \"%s\", \"norm\": \"%s\", \"batch\": %d, \"seq\": %d, "
       "\"params\": %lld, \"recompute\": %s, \"tokens_per_s\": %.1f, \"step_ms\": %.3f, "
       "\"step_ms_min\": %.3f, \"model_tflops\": %.2f, \"mfu\": %.4f, \"mem_in_use_gib\": %.2f, "
       "\"loss\": %.4f, \"grad_norm\": %.4f, \"device\": \"%s\", \"phases_ms\": {%s}}\n",
-      preset.c_str(), norm.c_str(), B, T, static_cast<long long>(model->ParameterCount()),
-      recompute ? "true" : "false", tok_s, step_s * 1e3, times.front() * 1e3, tflops,
-      tflops / peak_tflops, double(total_b - free_b) / double(1 << 30), timed_loss, timed_norm,
+      nondeterministic ? "dyt-atomic-dq" : "dyt", preset.c_str(), norm.c_str(), B, T,
+      static_cast<long long>(model->ParameterCount()), recompute ? "true" : "false", tok_s,
+      step_s * 1e3, times.front() * 1e3, tflops, tflops / peak_tflops,
+      double(total_b - free_b) / double(1 << 30), timed_loss, timed_norm,
       (*backend)->DeviceSummary().c_str(), phases_json.c_str());
   return 0;
 }

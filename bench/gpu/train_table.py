@@ -27,11 +27,12 @@ def main(path):
     torch = {(r["config"], r["norm"]): r for r in rows if r["impl"] == "torch.compile"}
     print(f"{'config':<10} {'norm':<8} {'impl':<14} {'tokens/s':>10} {'TFLOP/s':>8} "
           f"{'MFU':>6} {'mem GiB':>8} {'vs torch.compile':>17}")
-    for r in sorted(rows, key=lambda r: (r["config"], r["norm"], r["impl"] != "dyt")):
+    for r in sorted(rows, key=lambda r: (r["config"], r["norm"], not r["impl"].startswith("dyt"),
+                                         r["impl"])):
         mem = r.get("mem_in_use_gib", r.get("peak_mem_gib", 0))
         ratio = ""
         peer = torch.get((r["config"], r["norm"]))
-        if r["impl"] == "dyt" and peer:
+        if r["impl"].startswith("dyt") and peer:
             ratio = f"{r['tokens_per_s'] / peer['tokens_per_s']:.3f}x"
         print(f"{r['config']:<10} {r['norm']:<8} {r['impl']:<14} {r['tokens_per_s']:>10.0f} "
               f"{r['model_tflops']:>8.1f} {100 * r['mfu']:>5.1f}% {mem:>8.1f} {ratio:>17}")
@@ -54,9 +55,10 @@ def rolled_up(row):
     the embedding) are elementwise."""
     kinds = {}
     for name, ms in row.get("phases_ms", {}).items():
-        kind = DYT_KIND.get(name, "elementwise") if row["impl"] == "dyt" else name
+        dyt = row["impl"].startswith("dyt")
+        kind = DYT_KIND.get(name, "elementwise") if dyt else name
         kinds[kind] = kinds.get(kind, 0.0) + ms
-    if row["impl"] != "dyt" and kinds:
+    if not row["impl"].startswith("dyt") and kinds:
         kinds["idle (host)"] = max(0.0, row["step_ms"] - sum(kinds.values()))
     return kinds
 
@@ -65,11 +67,12 @@ def print_breakdowns(rows):
     torch = {(r["config"], r["norm"]): r for r in rows if r["impl"] == "torch.compile"}
     for r in rows:
         peer = torch.get((r["config"], r["norm"]))
-        if r["impl"] != "dyt" or not peer or not r.get("phases_ms") or not peer.get("phases_ms"):
+        if (not r["impl"].startswith("dyt") or not peer or not r.get("phases_ms")
+                or not peer.get("phases_ms")):
             continue
         ours, theirs = rolled_up(r), rolled_up(peer)
         print(f"\n{r['config']} {r['norm']}: GPU ms per step by kind "
-              f"(dyt step {r['step_ms']:.2f} ms, torch.compile {peer['step_ms']:.2f} ms)")
+              f"({r['impl']} step {r['step_ms']:.2f} ms, torch.compile {peer['step_ms']:.2f} ms)")
         print(f"  {'kind':<14} {'dyt':>9} {'torch':>9} {'dyt/torch':>10}")
         kinds = [k for k in KIND_ORDER if k in ours or k in theirs]
         kinds += sorted(k for k in set(ours) | set(theirs) if k not in KIND_ORDER)
@@ -92,7 +95,7 @@ def print_attention(rows):
             continue
         peer = default.get(r["config"])
         ratio = ""
-        if r["impl"] == "dyt" and peer and "fwd_ms" in peer:
+        if r["impl"].startswith("dyt") and peer and "fwd_ms" in peer:
             ratio = (f"fwd {r['fwd_ms'] / peer['fwd_ms']:.2f}x, "
                      f"bwd {r['bwd_ms'] / peer['bwd_ms']:.2f}x")
         print(f"  {r['config']:<10} {r['impl']:<20} {r['fwd_ms']:>8.3f} {r['fwd_tflops']:>8.1f} "

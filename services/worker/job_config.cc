@@ -80,6 +80,7 @@ YAML::Node TrainNode(const v1::TrainSpec& t, int threads) {
   SetIf(n, "eval_every", t.eval_every());
   SetIf(n, "eval_batches", t.eval_batches());
   if (t.recompute()) n["recompute"] = true;
+  if (t.has_deterministic()) n["deterministic"] = t.deterministic();
   SetIf(n, "threads", threads);
   return n;
 }

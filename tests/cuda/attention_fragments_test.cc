@@ -173,6 +173,37 @@ TEST(AttentionFragmentsTest, AccumulatorAsATimesTransposedLoad) {
   }
 }
 
+// dQ = dS K over one 16-key chunk with dS^T staged key-major in shared memory ([key][query],
+// the fused-dq backward's layout, row stride kBq + 8): A = dS by LdmOffsetATrans with .trans,
+// B = K rows by LdmOffsetBTrans with .trans. Both query-tile widths the kernel uses.
+TEST(AttentionFragmentsTest, TransposedStagedA) {
+  for (int bq : {64, 32}) {
+    const int ld_s = bq + 8, hd = 128, ld_k = hd + 8;
+    std::mt19937 rng(bq);
+    const std::vector<float> dst = RandomTile(rng, 64, ld_s);  // dS^T: 64 keys x bq queries
+    const std::vector<float> k = RandomTile(rng, 64, ld_k);
+    const int row0 = bq - 16, n0 = 48;  // the last 16 queries; head-dim columns [48, 64)
+    Acc o0{}, o1{};
+    for (int k0 = 0; k0 < 64; k0 += 16) {
+      const auto oa = Offsets([&](int l) { return LdmOffsetATrans(l, row0, k0, ld_s); });
+      const auto ob = Offsets([&](int l) { return LdmOffsetBTrans(l, k0, n0, ld_k); });
+      ExpectAlignedConflictFree(oa);
+      ExpectAlignedConflictFree(ob);
+      const Frag a = LdMatrix(dst, oa, true), b = LdMatrix(k, ob, true);
+      Mma(o0, a, b[0], b[1]);
+      Mma(o1, a, b[2], b[3]);
+    }
+    for (int r = 0; r < 16; ++r) {
+      for (int c = 0; c < 16; ++c) {
+        double want = 0;
+        for (int j = 0; j < 64; ++j) want += dst[j * ld_s + row0 + r] * k[j * ld_k + n0 + c];
+        EXPECT_EQ(AccAt(c < 8 ? o0 : o1, r, c % 8), want)
+            << "bq " << bq << " dQ[" << r << "][" << c << "]";
+      }
+    }
+  }
+}
+
 // A row stride without the padding (hd elements, a multiple of 128 bytes) puts all 8 rows of
 // a matrix in one bank group: the check above would catch a lost pad.
 TEST(AttentionFragmentsTest, UnpaddedRowsWouldConflict) {

@@ -241,10 +241,11 @@ struct GpuCaseResult {
   std::vector<uint8_t> dq_bytes, dk_bytes, dv_bytes;  // raw gradient bits (determinism)
 };
 
-// Runs forward, checks it, then the backward on (bwd_out, bwd_lse) (or the GPU forward's
-// outputs when bwd_out is null), `bwd_runs` times, checking the bits agree across runs.
+// Runs forward, checks it, then the backward in `mode` on (bwd_out, bwd_lse) (or the GPU
+// forward's outputs when bwd_out is null), `bwd_runs` times, checking the bits agree across
+// runs (kAtomicDq: dk and dv bit for bit, dq to bf16 tolerance: its atomics add in any order).
 GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>* bwd_out,
-                     const std::vector<float>* bwd_lse, int bwd_runs) {
+                     const std::vector<float>* bwd_lse, int bwd_runs, AttentionBackwardMode mode) {
   GpuCaseResult res;
   const int64_t rows = g.rows;
   const size_t n_lse = static_cast<size_t>(g.c.B) * g.c.H * g.c.T;
@@ -312,8 +313,11 @@ GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>
   bf16* dqp = g.fused ? dqkv->get() : dq->get();
   bf16* dkp = g.fused ? dqkv->get() + g.k_view.col : dk->get();
   bf16* dvp = g.fused ? dqkv->get() + g.v_view.col : dv->get();
-  const size_t scratch_bytes = FlashAttentionBackwardScratchBytes(g.shape);
+  const size_t scratch_bytes = FlashAttentionBackwardScratchBytes(g.shape, mode);
   EXPECT_GE(scratch_bytes, n_lse * sizeof(float));
+  if (mode == AttentionBackwardMode::kAtomicDq) {
+    EXPECT_GE(scratch_bytes, n_lse * sizeof(float) * (1 + g.c.hd)) << "no room for the dq sums";
+  }
   DevArray<float> scratch((scratch_bytes + 3) / 4);
 
   for (int run = 0; run < bwd_runs; ++run) {
@@ -328,7 +332,7 @@ GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>
     DYT_TEST_CUDA(cudaDeviceSynchronize());
     const Status bst =
         FlashAttentionBackward(dqp, dkp, dvp, ld_dq, ld_dkv, dout.get(), out.get(), lse.get(), qp,
-                               kp, vp, g.shape, scratch.get(), scratch_bytes, nullptr);
+                               kp, vp, g.shape, scratch.get(), scratch_bytes, nullptr, mode);
     EXPECT_TRUE(bst.ok()) << bst.ToString();
     if (!bst.ok()) return res;
     DYT_TEST_CUDA(cudaDeviceSynchronize());
@@ -355,9 +359,13 @@ GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>
       res.dq_bytes = std::move(bq);
       res.dk_bytes = std::move(bk);
       res.dv_bytes = std::move(bv);
-    } else {
+    } else if (mode == AttentionBackwardMode::kDeterministic) {
       EXPECT_TRUE(bq == res.dq_bytes && bk == res.dk_bytes && bv == res.dv_bytes)
           << "backward run " << run << " differs from run 0 (not deterministic)";
+    } else {
+      EXPECT_TRUE(gr.dk == res.grads.dk && gr.dv == res.grads.dv)
+          << "backward run " << run << ": dk or dv differs from run 0";
+      EXPECT_LE(RelL2(gr.dq, res.grads.dq), test::kBf16Tol) << "backward run " << run << ": dq";
     }
   }
   const std::vector<uint8_t> inputs_after[4] = {
@@ -372,9 +380,12 @@ GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>
 
 // One case end to end. chain: the backward consumes the GPU forward's out / lse (the CPU
 // backward its own fp32 ones); otherwise both backwards get the CPU forward's, rounded.
-void CheckCase(const AttnCase& c, bool fused, bool chain, int bwd_runs, uint64_t seed) {
+void CheckCase(const AttnCase& c, bool fused, bool chain, int bwd_runs, uint64_t seed,
+               AttentionBackwardMode mode = AttentionBackwardMode::kDeterministic) {
+  const bool atomic = mode == AttentionBackwardMode::kAtomicDq;
   SCOPED_TRACE(testing::Message() << CaseName(c) << (fused ? " fused-views" : " contiguous")
-                                  << (chain ? " chained" : "") << " seed=" << seed);
+                                  << (chain ? " chained" : "") << (atomic ? " atomic-dq" : "")
+                                  << " seed=" << seed);
   const Inputs in = MakeInputs(c, seed);
   const CpuForward cf = RunCpuForward(c, in);
   const std::vector<float> out_r = Rounded<bf16>(cf.out);
@@ -382,7 +393,7 @@ void CheckCase(const AttnCase& c, bool fused, bool chain, int bwd_runs, uint64_t
 
   const GpuRun g(c, fused);
   const GpuCaseResult r =
-      RunGpu(g, in, chain ? nullptr : &out_r, chain ? nullptr : &cf.lse, bwd_runs);
+      RunGpu(g, in, chain ? nullptr : &out_r, chain ? nullptr : &cf.lse, bwd_runs, mode);
   if (r.out.empty() || r.grads.dq.empty()) return;  // already failed
   const double e_out = Check("out", r.out, cf.out, test::kBf16Tol);
   const double e_lse = Check("lse", r.lse, cf.lse, test::kFp32Tol);
@@ -395,9 +406,9 @@ void CheckCase(const AttnCase& c, bool fused, bool chain, int bwd_runs, uint64_t
     e_dk = Check("dk", r.grads.dk, cg.dk, test::kBf16Tol);
   }
   const double e_dv = Check("dv", r.grads.dv, cg.dv, test::kBf16Tol);
-  std::printf("[attention] %-26s %-9s out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
-              CaseName(c).c_str(), fused ? (chain ? "fused+ch" : "fused") : "contig", e_out, e_lse,
-              e_dq, e_dk, e_dv);
+  std::printf("[attention] %-26s %-9s%s out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
+              CaseName(c).c_str(), fused ? (chain ? "fused+ch" : "fused") : "contig",
+              atomic ? " atomic" : "", e_out, e_lse, e_dq, e_dk, e_dv);
 }
 
 // ---- tests --------------------------------------------------------------------------------
@@ -441,6 +452,19 @@ TEST_P(AttentionTest, FusedViewsChainedAndDeterministic) {
   CheckCase({2, T, 8, 2, 64}, /*fused=*/true, /*chain=*/true, /*bwd_runs=*/2, seed);
   CheckCase({3, T, 4, 4, 128}, /*fused=*/true, /*chain=*/true, /*bwd_runs=*/2, seed + 1);
   CheckCase({1, T, 6, 2, 128}, /*fused=*/true, /*chain=*/false, /*bwd_runs=*/2, seed + 2);
+}
+
+// The one-pass backward (dq by float atomics): every head dim, MHA and GQA, contiguous and
+// fused views, chained and not, run twice (dk / dv bits and dq within tolerance agree).
+TEST_P(AttentionTest, AtomicDqMatchesCpuTwin) {
+  DYT_REQUIRE_GPU();
+  const uint64_t seed = test::TestSeed();
+  const int T = GetParam();
+  constexpr auto kAtomic = AttentionBackwardMode::kAtomicDq;
+  CheckCase({2, T, 8, 2, 64}, /*fused=*/false, /*chain=*/false, 2, seed, kAtomic);
+  CheckCase({1, T, 3, 3, 128}, /*fused=*/false, /*chain=*/false, 2, seed + 1, kAtomic);
+  CheckCase({3, T, 4, 4, 64}, /*fused=*/true, /*chain=*/true, 2, seed + 2, kAtomic);
+  CheckCase({2, T, 6, 2, 128}, /*fused=*/true, /*chain=*/true, 2, seed + 3, kAtomic);
 }
 
 INSTANTIATE_TEST_SUITE_P(SeqLens, AttentionTest, ::testing::Values(1, 17, 64, 100, 128, 257, 1024),
@@ -514,6 +538,13 @@ TEST(AttentionArgsTest, RejectsBadArgumentsWithoutLaunching) {
   expect_invalid(bwd(good, 8 * 64 + 2, 2 * 64, scratch), "ld_dq");
   expect_invalid(bwd(good, 8 * 64, 64, scratch), "ld_dkv");
   expect_invalid(bwd(good, 8 * 64, 2 * 64, scratch - 4), "scratch");
+  // The one-pass mode also needs the fp32 dq accumulator: B * T * n_heads * head_dim floats.
+  const size_t atomic_scratch =
+      FlashAttentionBackwardScratchBytes(good, AttentionBackwardMode::kAtomicDq);
+  EXPECT_GE(atomic_scratch, scratch + size_t{2} * 100 * 8 * 64 * sizeof(float));
+  expect_invalid(FlashAttentionBackward(p, p, p, 8 * 64, 2 * 64, p, p, f, p, p, p, good, f, scratch,
+                                        nullptr, AttentionBackwardMode::kAtomicDq),
+                 "scratch");
   expect_invalid(FlashAttentionBackward(p, p, p, 8 * 64, 2 * 64, p, p, f, p, p, p, good, nullptr,
                                         scratch, nullptr),
                  "scratch");

@@ -34,12 +34,14 @@ struct ModelCase {
   NormKind norm;
   bool tied;
   bool recompute;
+  bool atomic_dq = false;  // AttentionBackwardMode::kAtomicDq
 };
 
 std::string CaseName(const ::testing::TestParamInfo<ModelCase>& info) {
   std::string name = info.param.norm == NormKind::kDyt ? "Dyt" : "RmsNorm";
   if (info.param.tied) name += "_Tied";
   if (info.param.recompute) name += "_Recompute";
+  if (info.param.atomic_dq) name += "_AtomicDq";
   return name;
 }
 
@@ -136,7 +138,9 @@ TEST_P(LlamaCudaTest, ForwardBackwardMatchesTheCpuBackend) {
   const int B = 2, T = 96;  // T not a multiple of the attention tile: partial tiles
   LlamaCpu cpu(c, B, T);
   cpu.InitParams(5);
-  auto gpu_or = LlamaCuda::Create(c, B, T, mc.recompute, nullptr);
+  auto gpu_or = LlamaCuda::Create(
+      c, B, T, mc.recompute, nullptr, 1,
+      mc.atomic_dq ? AttentionBackwardMode::kAtomicDq : AttentionBackwardMode::kDeterministic);
   ASSERT_TRUE(gpu_or.ok()) << gpu_or.status().ToString();
   LlamaCuda& gpu = **gpu_or;
   DYT_ASSERT_OK(gpu.InitParams(5));
@@ -173,7 +177,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, LlamaCudaTest,
                                            ModelCase{NormKind::kDyt, true, false},
                                            ModelCase{NormKind::kDyt, false, true},
                                            ModelCase{NormKind::kRmsNorm, false, false},
-                                           ModelCase{NormKind::kRmsNorm, true, true}),
+                                           ModelCase{NormKind::kRmsNorm, true, true},
+                                           ModelCase{NormKind::kDyt, true, false, true}),
                          CaseName);
 
 // Gradients of `model` after ZeroGrads + one micro-batch.

@@ -117,6 +117,9 @@ TEST(JobSpecValidatorTest, EachRuleNamesFieldAndRule) {
        "spec.resources.kind: must be cpu or gpu"},
       {"recompute on cpu", [](v1::JobSpec& s) { s.mutable_train()->set_recompute(true); },
        "spec.train.recompute: only valid for gpu jobs (resources.kind: gpu)"},
+      {"nondeterministic on cpu",
+       [](v1::JobSpec& s) { s.mutable_train()->set_deterministic(false); },
+       "spec.train.deterministic: false is only valid for gpu jobs (resources.kind: gpu)"},
       {"gpu head dim",
        [](v1::JobSpec& s) {
          s.mutable_resources()->set_kind("gpu");

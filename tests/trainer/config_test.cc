@@ -125,13 +125,16 @@ TEST(TrainConfigTest, ParsesAndRejectsWithFieldNames) {
   EXPECT_FLOAT_EQ(c->optim.schedule.min_lr, 0.0001f);
   EXPECT_EQ(c->train.device, TrainDevice::kCpu);
   EXPECT_FALSE(c->train.recompute);
+  EXPECT_TRUE(c->train.deterministic);
   auto gpu = LoadYamlString(
-      "model: {preset: tiny}\ndata: {synthetic: true}\ntrain: {device: cuda, recompute: true}\n");
+      "model: {preset: tiny}\ndata: {synthetic: true}\n"
+      "train: {device: cuda, recompute: true, deterministic: false}\n");
   ASSERT_TRUE(gpu.ok());
   auto g = ParseTrainConfig(*gpu);
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   EXPECT_EQ(g->train.device, TrainDevice::kCuda);
   EXPECT_TRUE(g->train.recompute);
+  EXPECT_FALSE(g->train.deterministic);
 
   const std::pair<std::string, std::string> bad[] = {
       {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {batch_size: 0}",
@@ -150,6 +153,10 @@ TEST(TrainConfigTest, ParsesAndRejectsWithFieldNames) {
        "train.device: must be cpu or cuda (got 'gpu')"},
       {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {recompute: true}",
        "train.recompute: only valid with device cuda"},
+      {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {deterministic: false}",
+       "train.deterministic: false is only valid with device cuda"},
+      {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {deterministic: 2}",
+       "train.deterministic"},
   };
   for (const auto& [yaml, needle] : bad) {
     auto node = LoadYamlString(yaml);

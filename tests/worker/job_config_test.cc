@@ -51,11 +51,15 @@ TEST(JobConfigTest, GpuSlotsTrainOnTheGpuAndCpuSlotsOnTheCpu) {
   ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
   EXPECT_EQ(gpu->train.device, TrainDevice::kCuda);
   EXPECT_FALSE(gpu->train.recompute);
+  EXPECT_TRUE(gpu->train.deterministic);
   spec.mutable_train()->set_recompute(true);
+  spec.mutable_train()->set_deterministic(false);
   auto recompute = Convert(spec);
   ASSERT_TRUE(recompute.ok()) << recompute.status().ToString();
   EXPECT_TRUE(recompute->train.recompute);
+  EXPECT_FALSE(recompute->train.deterministic);
   spec.mutable_train()->set_recompute(false);
+  spec.mutable_train()->clear_deterministic();
   spec.mutable_resources()->set_kind("cpu");
   auto cpu = Convert(spec);
   ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();

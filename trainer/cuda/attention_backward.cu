@@ -21,10 +21,19 @@
 //      S = Q K^T, P = exp(scale S - lse) (0 where key > row), dP = dO V^T (B: V by ldmatrix),
 //      dS = P (dP - Dvec), dQ += dS K (B: K by ldmatrix.trans); dQ *= scale.
 //
+// AttentionBackwardMode::kAtomicDq replaces pass 3 (the recomputation of S and dP: 7 tile
+// products per (query tile, kv tile) pair instead of 5) with dQ computed inside pass 2: each
+// warp stages its dS^T (bf16) in shared memory, and after a barrier the 4 warps split
+//      dQ[query tile] += dS K  (A: dS^T by ldmatrix.trans; B: K by ldmatrix.trans)
+// and add it to an fp32 accumulator [B*T, n_heads * hd] in the scratch with float atomics
+// (zeroed first; FlashAttention-2's scheme). 4. DqFromAccKernel writes dq = bf16(scale * acc).
+// The atomics add in whatever order the blocks run, so dq's bits may vary between runs.
+//
 // Tiles: the dk/dv pass holds two 16 x hd fp32 accumulators per warp, so its query tile is 64
 // rows at hd = 64 and 32 rows at hd = 128 (keeps S^T and dP^T small enough not to spill).
 // Shared memory: dk/dv pass 2 K/V tiles + 2 x 2 Q/dO tiles + 4 x kBq floats (55 KiB at
 // hd = 64, 68.5 KiB at hd = 128); dq pass Q, dO + 2 x 2 K/V tiles (54 KiB / 102 KiB).
+#include <algorithm>
 #include <cmath>
 
 #include "trainer/cuda/attention_common.cuh"
@@ -72,19 +81,81 @@ __global__ void __launch_bounds__(kThreads)
 template <int kHd>
 inline constexpr int kDkDvQueryRows = kHd == 64 ? 64 : 32;
 
+// With the fused dq (kAtomicDq), dS^T is staged in shared memory: [64 keys][kBq + 8] bf16
+// (padded rows: conflict-free fragment stores and ldmatrix, see attention_common.cuh).
 template <int kHd>
-constexpr int DkDvSmemBytes() {
-  constexpr int kBq = kDkDvQueryRows<kHd>;
-  return attn::TileBytes<kHd>(kBlockRows) * 2 + attn::TileBytes<kHd>(kBq) * 4 + 4 * kBq * 4;
+inline constexpr int kDsLd = kDkDvQueryRows<kHd> + attn::kPad;
+
+// acc[rows, cols] += v, two adjacent floats (one 8-byte atomic on sm_90).
+__device__ __forceinline__ void AtomicAddPair(float* p, float a, float b) {
+#if defined(DYT_SIMT) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900)
+  atomicAdd(reinterpret_cast<float2*>(p), make_float2(a, b));
+#else
+  atomicAdd(p, a);
+  atomicAdd(p + 1, b);
+#endif
 }
 
+// The fused-dq step of the dk/dv pass: dQ[query tile] += dS K over the block's 64 keys, with
+// dS^T staged in sS ([64][kDsLd]) and K in sK. The kBq x kHd product is split over the 4 warps
+// (16 query rows x 64 head-dim columns each) and added to dq_acc at `base` (the tile's first
+// row, its head's first column; row stride H * kHd); rows at or past T are skipped.
 template <int kHd>
+__device__ __forceinline__ void AddDq(float* __restrict__ dq_acc, const bf16* sS, const bf16* sK,
+                                      int T, int qs, int64_t base, int H, int lane, int warp) {
+  constexpr int kBq = kDkDvQueryRows<kHd>;
+  constexpr int kRowGroups = kBq / 16;
+  constexpr int kCols = kHd * kRowGroups / attn::kWarps;  // 64 at both head dims
+  static_assert(kCols == 64, "each warp owns 16 rows x 64 columns");
+  const int r0 = (warp % kRowGroups) * 16;
+  const int c0 = (warp / kRowGroups) * kCols;
+  float acc[kCols / 8][4];
+#pragma unroll
+  for (int n = 0; n < kCols / 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < kBlockRows / 16; ++kk) {
+    uint32_t a[4];
+    attn::LdMatrixX4Trans(
+        a, attn::SmemAddr(sS + attn::LdmOffsetATrans(lane, r0, kk * 16, kDsLd<kHd>)));
+#pragma unroll
+    for (int dp = 0; dp < kCols / 16; ++dp) {
+      uint32_t b[4];
+      attn::LdMatrixX4Trans(
+          b,
+          attn::SmemAddr(sK + attn::LdmOffsetBTrans(lane, kk * 16, c0 + dp * 16, attn::kLds<kHd>)));
+      attn::Mma(acc[2 * dp], a, b[0], b[1]);
+      attn::Mma(acc[2 * dp + 1], a, b[2], b[3]);
+    }
+  }
+  const int g = lane >> 2, t4 = lane & 3;
+  const int64_t ld = static_cast<int64_t>(H) * kHd;
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int r = r0 + g + rr * 8;
+    if (qs + r >= T) continue;
+    float* row = dq_acc + base + r * ld + c0 + 2 * t4;
+#pragma unroll
+    for (int n = 0; n < kCols / 8; ++n)
+      AtomicAddPair(row + n * 8, acc[n][2 * rr], acc[n][2 * rr + 1]);
+  }
+}
+
+template <int kHd, bool kFusedDq>
+constexpr int DkDvSmemBytes() {
+  constexpr int kBq = kDkDvQueryRows<kHd>;
+  return attn::TileBytes<kHd>(kBlockRows) * 2 + attn::TileBytes<kHd>(kBq) * 4 + 4 * kBq * 4 +
+         (kFusedDq ? kBlockRows * kDsLd<kHd> * 2 : 0);
+}
+
+// dq_acc (kFusedDq only): the fp32 [B*T, H * kHd] dq accumulator, zeroed by the caller.
+template <int kHd, bool kFusedDq>
 __global__ void __launch_bounds__(kThreads)
     DkDvKernel(bf16* __restrict__ dk, bf16* __restrict__ dv, int64_t ld_dkv,
-               const bf16* __restrict__ dout, const float* __restrict__ lse,
-               const float* __restrict__ dvec, const bf16* __restrict__ q,
-               const bf16* __restrict__ k, const bf16* __restrict__ v, int T, int H, int group,
-               int64_t ld_q, int64_t ld_kv, int64_t ld_o, float scale, float scale_log2) {
+               float* __restrict__ dq_acc, const bf16* __restrict__ dout,
+               const float* __restrict__ lse, const float* __restrict__ dvec,
+               const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+               int T, int H, int group, int64_t ld_q, int64_t ld_kv, int64_t ld_o, float scale,
+               float scale_log2) {
   constexpr int kLd = attn::kLds<kHd>;
   constexpr int kBq = kDkDvQueryRows<kHd>;
   DYT_DYNAMIC_SMEM(unsigned char, smem);
@@ -94,6 +165,7 @@ __global__ void __launch_bounds__(kThreads)
   bf16* sdO = sQ + 2 * kBq * kLd;                             // [2][kBq][kLd]
   float* sL = reinterpret_cast<float*>(sdO + 2 * kBq * kLd);  // [2][kBq] lse
   float* sD = sL + 2 * kBq;                                   // [2][kBq] Dvec
+  bf16* sS = reinterpret_cast<bf16*>(sD + 2 * kBq);           // kFusedDq: [64][kDsLd] dS^T
 
   const int kt = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
   const int kv0 = kt * kBlockRows;
@@ -198,7 +270,13 @@ __global__ void __launch_bounds__(kThreads)
 
     // dK += dS^T Q (k = query).
     attn::MmaAccSmemTrans<kBq, kHd, kLd>(dk_acc, st, q_s, lane);
-    __syncthreads();  // every warp is done with buffer `buf` before it is refilled
+    if constexpr (kFusedDq) {
+      attn::AccToSmem<kBq>(sS + warp * 16 * kDsLd<kHd>, st, 1.f, 1.f, lane);
+      __syncthreads();  // all 64 keys' dS^T staged
+      AddDq<kHd>(dq_acc, sS, sK, T, qs, (row_b + qs) * H * kHd + (h0 + it / nq) * kHd, H, lane,
+                 warp);
+    }
+    __syncthreads();  // every warp is done with buffer `buf` (and sS) before it is refilled
   }
 
   // Epilogue: the warp's own K / V rows stage dK (scaled) and dV for 16-byte stores.
@@ -340,12 +418,45 @@ __global__ void __launch_bounds__(kThreads)
                            T - w0, lane);
 }
 
+// ---- 4. dq from the fused pass's fp32 accumulator --------------------------------------------
+
+// dq[row, c] = bf16(scale * acc[row, c]) for rows < rows and c < width (a multiple of 8):
+// 8 elements (two float4 loads, one 16-byte store) per thread, grid-stride.
+__global__ void __launch_bounds__(256)
+    DqFromAccKernel(bf16* __restrict__ dq, int64_t ld_dq, const float* __restrict__ acc,
+                    int64_t rows, int64_t width, float scale) {
+  const int64_t chunks = width / 8, total = rows * chunks;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / chunks, c = (i % chunks) * 8;
+    const float4* src = reinterpret_cast<const float4*>(acc + r * width + c);
+    const float4 a = src[0], b = src[1];
+    uint4 out;
+    out.x = attn::PackBf16(a.x * scale, a.y * scale);
+    out.y = attn::PackBf16(a.z * scale, a.w * scale);
+    out.z = attn::PackBf16(b.x * scale, b.y * scale);
+    out.w = attn::PackBf16(b.z * scale, b.w * scale);
+    *reinterpret_cast<uint4*>(dq + r * ld_dq + c) = out;
+  }
+}
+
 // ---- launch ---------------------------------------------------------------------------------
+
+// The scratch: Dvec [B, n_heads, T] fp32, then (kAtomicDq) the dq accumulator [B*T, n_heads *
+// head_dim] fp32, each 256-byte aligned.
+size_t DvecBytes(const AttentionShape& s) {
+  const size_t bytes = static_cast<size_t>(s.B) * s.n_heads * s.T * sizeof(float);
+  return (bytes + 255) / 256 * 256;
+}
+size_t DqAccBytes(const AttentionShape& s) {
+  return static_cast<size_t>(s.B) * s.T * s.n_heads * s.head_dim * sizeof(float);
+}
 
 template <int kHd>
 Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dkv, const bf16* dout,
                       const bf16* out, const float* lse, const bf16* q, const bf16* k,
-                      const bf16* v, const AttentionShape& s, float* dvec, cudaStream_t stream) {
+                      const bf16* v, const AttentionShape& s, float* dvec, float* dq_acc,
+                      cudaStream_t stream) {
   const float scale = 1.f / std::sqrt(static_cast<float>(kHd));
   const float scale_log2 = scale * attn::kLog2e;
   const int group = s.n_heads / s.n_kv_heads;
@@ -360,12 +471,31 @@ Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dk
   DYT_RETURN_IF_ERROR(LaunchStatus("RowDotKernel"));
 
   const unsigned tiles = static_cast<unsigned>((s.T + kBlockRows - 1) / kBlockRows);
-  constexpr int kDkDvSmem = DkDvSmemBytes<kHd>();
+  if (dq_acc != nullptr) {
+    // One pass: dk, dv and the dq accumulator; then dq from it.
+    DYT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dq_acc, 0, DqAccBytes(s), stream));
+    constexpr int kSmem = DkDvSmemBytes<kHd, true>();
+    DYT_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+        DkDvKernel<kHd, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    const auto dkdv_fused_dq = DkDvKernel<kHd, true>;  // (no template commas in the macro)
+    DYT_LAUNCH(dkdv_fused_dq, dim3(tiles, s.n_kv_heads, s.B), kThreads, kSmem, stream, dk, dv,
+               ld_dkv, dq_acc, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv,
+               s.ld_o, scale, scale_log2);
+    DYT_RETURN_IF_ERROR(LaunchStatus("DkDvKernel (fused dq)"));
+    const int64_t width = static_cast<int64_t>(s.n_heads) * kHd;
+    const int64_t blocks = std::min<int64_t>(detail::CeilDiv(rows * width / 8, 256), 65536);
+    DYT_LAUNCH(DqFromAccKernel, static_cast<unsigned>(blocks), 256, 0, stream, dq, ld_dq, dq_acc,
+               rows, width, scale);
+    return LaunchStatus("DqFromAccKernel");
+  }
+
+  constexpr int kDkDvSmem = DkDvSmemBytes<kHd, false>();
   DYT_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-      DkDvKernel<kHd>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDkDvSmem));
-  DYT_LAUNCH(DkDvKernel<kHd>, dim3(tiles, s.n_kv_heads, s.B), kThreads, kDkDvSmem, stream, dk, dv,
-             ld_dkv, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv, s.ld_o,
-             scale, scale_log2);
+      DkDvKernel<kHd, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDkDvSmem));
+  const auto dkdv = DkDvKernel<kHd, false>;
+  DYT_LAUNCH(dkdv, dim3(tiles, s.n_kv_heads, s.B), kThreads, kDkDvSmem, stream, dk, dv, ld_dkv,
+             static_cast<float*>(nullptr), dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q,
+             s.ld_kv, s.ld_o, scale, scale_log2);
   DYT_RETURN_IF_ERROR(LaunchStatus("DkDvKernel"));
 
   constexpr int kDqSmem = DqSmemBytes<kHd>();
@@ -378,16 +508,18 @@ Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dk
 
 }  // namespace
 
-size_t FlashAttentionBackwardScratchBytes(const AttentionShape& shape) {
+size_t FlashAttentionBackwardScratchBytes(const AttentionShape& shape, AttentionBackwardMode mode) {
   if (shape.B < 1 || shape.T < 1 || shape.n_heads < 1) return 0;
-  const size_t bytes = static_cast<size_t>(shape.B) * shape.n_heads * shape.T * sizeof(float);
-  return (bytes + 255) / 256 * 256;
+  if (mode == AttentionBackwardMode::kDeterministic) return DvecBytes(shape);
+  if (shape.head_dim < 1) return 0;
+  return DvecBytes(shape) + DqAccBytes(shape);
 }
 
 Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dkv,
                               const bf16* dout, const bf16* out, const float* lse, const bf16* q,
                               const bf16* k, const bf16* v, const AttentionShape& shape,
-                              void* scratch, size_t scratch_bytes, cudaStream_t stream) {
+                              void* scratch, size_t scratch_bytes, cudaStream_t stream,
+                              AttentionBackwardMode mode) {
   constexpr const char* fn = "FlashAttentionBackward";
   DYT_RETURN_IF_ERROR(attn::CheckAttentionShape(fn, shape));
   const int64_t hd = shape.head_dim;
@@ -405,16 +537,19 @@ Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64
   DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "q", q));
   DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "k", k));
   DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "v", v));
-  const size_t need = FlashAttentionBackwardScratchBytes(shape);
+  const size_t need = FlashAttentionBackwardScratchBytes(shape, mode);
   DYT_RETURN_IF_ERROR(detail::CheckScratch(fn, scratch, scratch_bytes, need));
   DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "scratch", scratch));
   float* dvec = static_cast<float*>(scratch);
+  float* dq_acc = mode == AttentionBackwardMode::kAtomicDq
+                      ? reinterpret_cast<float*>(static_cast<char*>(scratch) + DvecBytes(shape))
+                      : nullptr;
   if (shape.head_dim == 64) {
     return LaunchBackward<64>(dq, dk, dv, ld_dq, ld_dkv, dout, out, lse, q, k, v, shape, dvec,
-                              stream);
+                              dq_acc, stream);
   }
   return LaunchBackward<128>(dq, dk, dv, ld_dq, ld_dkv, dout, out, lse, q, k, v, shape, dvec,
-                             stream);
+                             dq_acc, stream);
 }
 
 }  // namespace dyt::cuda

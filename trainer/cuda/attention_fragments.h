@@ -44,6 +44,14 @@ DYT_ATTN_HD int LdmOffsetBTrans(int lane, int k0, int n0, int ld) {
   return (k0 + (lane & 15)) * ld + n0 + (lane >> 4) * 8;
 }
 
+// The A fragment of the 16 x 16 block at (row0, k0) when A[r][k] = M[k][r] (M row-major in k:
+// dS^T staged key-major in shared memory for dQ = dS K), ldmatrix.x4.trans: matrices (rows
+// 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15) = A regs 0..3,
+// each addressed by its 8 k-rows of M.
+DYT_ATTN_HD int LdmOffsetATrans(int lane, int row0, int k0, int ld) {
+  return (k0 + (lane & 7) + ((lane >> 4) & 1) * 8) * ld + row0 + ((lane >> 3) & 1) * 8;
+}
+
 // The C -> A identity: the accumulators c0 (columns 0-7) and c1 (columns 8-15) of a 16 x 16
 // block give its A fragment with register r = the pair (tile AccTile(r), elements
 // AccElem(r), AccElem(r) + 1): {c0[0], c0[1]}, {c0[2], c0[3]}, {c1[0], c1[1]}, {c1[2], c1[3]}.

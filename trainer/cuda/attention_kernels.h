@@ -18,9 +18,16 @@
 // every row stride a multiple of 8 elements and at least its row's width, and every pointer
 // (scratch included) 16-byte aligned. Anything else is INVALID_ARGUMENT naming the argument.
 //
-// Backward determinism: no float atomics. dk and dv of a kv block are summed over its query
-// blocks and over the query heads of its group inside one thread block, in a fixed order; dq
-// is computed by a separate pass over kv blocks. Same inputs, same GPU model: same bits.
+// Backward modes (AttentionBackwardMode):
+//   kDeterministic (the default): no float atomics. dk and dv of a kv block are summed over
+//     its query blocks and over the query heads of its group inside one thread block, in a
+//     fixed order; dq is computed by a separate pass over kv blocks, which recomputes the
+//     scores and dP (7 tile products per query/kv tile pair). Same inputs, same GPU model:
+//     same bits.
+//   kAtomicDq: one pass (5 tile products per pair, as FlashAttention-2): dq is added into an
+//     fp32 accumulator in the scratch with float atomics, in the order the blocks happen to
+//     run, so dq may differ in its last bits between runs (dk, dv stay deterministic). Its
+//     scratch is larger by B * T * n_heads * head_dim floats.
 //
 // Everything is enqueued on `stream`; INTERNAL for a launch error.
 #pragma once
@@ -37,6 +44,8 @@ namespace dyt::cuda {
 
 using bf16 = __nv_bfloat16;
 
+enum class AttentionBackwardMode { kDeterministic, kAtomicDq };
+
 struct AttentionShape {
   int B = 0, T = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
   int64_t ld_q = 0, ld_kv = 0, ld_o = 0;  // row strides (elements) of q, k/v, out/dout
@@ -46,14 +55,18 @@ struct AttentionShape {
 Status FlashAttentionForward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
                              const AttentionShape& shape, cudaStream_t stream);
 
-// Device scratch the backward needs (the per-row dot(dout, out) terms, fp32 [B, n_heads, T]).
-size_t FlashAttentionBackwardScratchBytes(const AttentionShape& shape);
+// Device scratch the backward needs in `mode` (the per-row dot(dout, out) terms, fp32
+// [B, n_heads, T]; with kAtomicDq also the fp32 dq accumulator).
+size_t FlashAttentionBackwardScratchBytes(
+    const AttentionShape& shape,
+    AttentionBackwardMode mode = AttentionBackwardMode::kDeterministic);
 
 // dq (row stride ld_dq), dk and dv (row stride ld_dkv) are OVERWRITTEN. out and lse are the
 // forward's outputs for the same q, k, v.
 Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dkv,
                               const bf16* dout, const bf16* out, const float* lse, const bf16* q,
                               const bf16* k, const bf16* v, const AttentionShape& shape,
-                              void* scratch, size_t scratch_bytes, cudaStream_t stream);
+                              void* scratch, size_t scratch_bytes, cudaStream_t stream,
+                              AttentionBackwardMode mode = AttentionBackwardMode::kDeterministic);
 
 }  // namespace dyt::cuda

@@ -223,7 +223,9 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const TrainConfig& co
   b.zero1 = config.train.zero1 && b.world() > 1;
   DYT_ASSIGN_OR_RETURN(
       b.model, LlamaCuda::Create(config.model, config.train.batch_size, config.train.seq_len,
-                                 config.train.recompute, b.stream.get(), b.world()));
+                                 config.train.recompute, b.stream.get(), b.world(),
+                                 config.train.deterministic ? AttentionBackwardMode::kDeterministic
+                                                            : AttentionBackwardMode::kAtomicDq));
   DYT_RETURN_IF_ERROR(b.model->InitParams(config.train.seed));
   if (b.zero1) {
     const int64_t shard = b.model->buffer_size() / b.world();

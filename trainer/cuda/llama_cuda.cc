@@ -80,6 +80,7 @@ struct LlamaCuda::Impl {
   ParamLayout layout;
   int max_batch = 0, T = 0;
   bool recompute = false;
+  AttentionBackwardMode attention_backward = AttentionBackwardMode::kDeterministic;
   cudaStream_t stream = nullptr;
   Gemm gemm;
   PhaseProfiler* profiler = nullptr;  // benchmarks only
@@ -335,9 +336,10 @@ struct LlamaCuda::Impl {
       DYT_RETURN_IF_ERROR(
           gemm.BackwardData(d_att, d_resid, W() + o.wo, N, D(), D(), false, stream));
       Mark("attention.bwd");
-      DYT_RETURN_IF_ERROR(FlashAttentionBackward(
-          d_qkv, d_qkv + D(), d_qkv + D() + KVD(), QKV(), QKV(), d_att, a.att, a.lse, a.qkv,
-          a.qkv + D(), a.qkv + D() + KVD(), Shape(B), attn_scratch, attn_scratch_bytes, stream));
+      DYT_RETURN_IF_ERROR(FlashAttentionBackward(d_qkv, d_qkv + D(), d_qkv + D() + KVD(), QKV(),
+                                                 QKV(), d_att, a.att, a.lse, a.qkv, a.qkv + D(),
+                                                 a.qkv + D() + KVD(), Shape(B), attn_scratch,
+                                                 attn_scratch_bytes, stream, attention_backward));
       Mark("rope.bwd");
       DYT_RETURN_IF_ERROR(
           RopeBackward(d_qkv, QKV(), rope_cos, rope_sin, B, T, c.n_heads, hd(), stream));
@@ -392,8 +394,8 @@ LlamaCuda::~LlamaCuda() = default;
 
 StatusOr<std::unique_ptr<LlamaCuda>> LlamaCuda::Create(const ModelConfig& config, int max_batch,
                                                        int seq_len, bool recompute,
-                                                       cudaStream_t stream,
-                                                       int64_t buffer_multiple) {
+                                                       cudaStream_t stream, int64_t buffer_multiple,
+                                                       AttentionBackwardMode attention_backward) {
   DYT_RETURN_IF_ERROR(config.Validate());
   if (buffer_multiple < 1) return InvalidArgument("LlamaCuda: buffer_multiple must be >= 1");
   if (max_batch < 1) return InvalidArgument("train.batch_size: must be >= 1");
@@ -412,6 +414,7 @@ StatusOr<std::unique_ptr<LlamaCuda>> LlamaCuda::Create(const ModelConfig& config
   m.max_batch = max_batch;
   m.T = seq_len;
   m.recompute = recompute;
+  m.attention_backward = attention_backward;
   m.stream = stream;
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerOffsets& o = m.layout.layer(l);
@@ -475,7 +478,7 @@ StatusOr<std::unique_ptr<LlamaCuda>> LlamaCuda::Create(const ModelConfig& config
   m.norm_scratch_bytes =
       std::max(DytBackwardScratchBytes(N, int(D)), RmsNormBackwardScratchBytes(N, int(D)));
   AttentionShape shape = m.Shape(max_batch);
-  m.attn_scratch_bytes = FlashAttentionBackwardScratchBytes(shape);
+  m.attn_scratch_bytes = FlashAttentionBackwardScratchBytes(shape, attention_backward);
   m.reduce_scratch_bytes = ReduceScratchBytes(N);
   m.emb_scratch_bytes = EmbeddingBackwardScratchBytes(int(std::min<int64_t>(N, V)));
   uint8_t *norm_s = nullptr, *attn_s = nullptr, *red_s = nullptr, *emb_s = nullptr;

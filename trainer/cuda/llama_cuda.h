@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "trainer/cuda/attention_kernels.h"
 #include "trainer/model/config.h"
 #include "trainer/model/param_layout.h"
 
@@ -53,10 +54,13 @@ class LlamaCuda {
   // The parameter, gradient and bf16 buffers hold buffer_size() = num_params() rounded up to a
   // multiple of `buffer_multiple` floats (ZeRO-1 splits them into that many equal shards); the
   // padding stays zero.
-  static StatusOr<std::unique_ptr<LlamaCuda>> Create(const ModelConfig& config, int max_batch,
-                                                     int seq_len, bool recompute,
-                                                     cudaStream_t stream,
-                                                     int64_t buffer_multiple = 1);
+  // `attention_backward` picks the attention backward (attention_kernels.h): the default is
+  // bit-reproducible; kAtomicDq is one pass fewer of attention work, with dq summed by float
+  // atomics (train.deterministic: false).
+  static StatusOr<std::unique_ptr<LlamaCuda>> Create(
+      const ModelConfig& config, int max_batch, int seq_len, bool recompute, cudaStream_t stream,
+      int64_t buffer_multiple = 1,
+      AttentionBackwardMode attention_backward = AttentionBackwardMode::kDeterministic);
   ~LlamaCuda();
   LlamaCuda(const LlamaCuda&) = delete;
   LlamaCuda& operator=(const LlamaCuda&) = delete;

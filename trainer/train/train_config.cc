@@ -56,6 +56,7 @@ Status ParseTrain(YamlReader& r, TrainSection& t) {
   std::string device = TrainDeviceName(t.device);
   DYT_RETURN_IF_ERROR(r.Get("device", device));
   DYT_RETURN_IF_ERROR(r.Get("recompute", t.recompute));
+  DYT_RETURN_IF_ERROR(r.Get("deterministic", t.deterministic));
   DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
   if (device == "cpu") {
     t.device = TrainDevice::kCpu;
@@ -66,6 +67,11 @@ Status ParseTrain(YamlReader& r, TrainSection& t) {
   }
   if (t.recompute && t.device != TrainDevice::kCuda) {
     return InvalidArgument(r.FieldPath("recompute") + ": only valid with device cuda");
+  }
+  if (!t.deterministic && t.device != TrainDevice::kCuda) {
+    return InvalidArgument(r.FieldPath("deterministic") +
+                           ": false is only valid with device cuda (the cpu backend is always "
+                           "deterministic)");
   }
   DYT_RETURN_IF_ERROR(AtLeast(r, "steps", double(t.steps), 1));
   DYT_RETURN_IF_ERROR(AtLeast(r, "batch_size", t.batch_size, 1));

@@ -50,6 +50,10 @@ struct TrainSection {
   // cuda only: keep only each block's input and recompute the block's activations in the
   // backward pass (about a third more compute, a fraction of the activation memory).
   bool recompute = false;
+  // false (cuda only): allow the faster kernels whose float sums run in a varying order - the
+  // attention backward's dq by atomics (one pass fewer of attention work). Losses then differ
+  // from run to run in the last bits. true: every run of the same config is bit-identical.
+  bool deterministic = true;
   // Not from YAML: dyt-train --stop-at-step K ends this run cleanly after step K (with a
   // checkpoint) without changing train.steps, so the schedule is the same as a full run.
   int64_t stop_at_step = 0;

@@ -165,11 +165,13 @@ Status FlashAttentionForward(bf16* out, float* lse, const bf16* q, const bf16* k
   Scatter(out, s.ld_o, o, N, qw);
   return Status::Ok();
 }
-size_t FlashAttentionBackwardScratchBytes(const AttentionShape&) { return 256; }
+size_t FlashAttentionBackwardScratchBytes(const AttentionShape&, AttentionBackwardMode) {
+  return 256;
+}
 Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dkv,
                               const bf16* dout, const bf16* out, const float* lse, const bf16* q,
                               const bf16* k, const bf16* v, const AttentionShape& s, void*, size_t,
-                              cudaStream_t) {
+                              cudaStream_t, AttentionBackwardMode) {
   const int64_t N = int64_t(s.B) * s.T;
   const int64_t qw = int64_t(s.n_heads) * s.head_dim, kvw = int64_t(s.n_kv_heads) * s.head_dim;
   const std::vector<float> qf = Gather(q, s.ld_q, N, qw), kf = Gather(k, s.ld_kv, N, kvw),

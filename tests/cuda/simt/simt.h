@@ -166,6 +166,20 @@ void __stcs(T* p, T v) {
   *p = v;
 }
 
+// Atomics: a grid's threads are fibers of one host thread that switch only at barriers and
+// warp operations, so a read-modify-write is never interleaved.
+inline float atomicAdd(float* p, float v) {
+  const float old = *p;
+  *p = old + v;
+  return old;
+}
+inline float2 atomicAdd(float2* p, float2 v) {
+  const float2 old = *p;
+  p->x = old.x + v.x;
+  p->y = old.y + v.y;
+  return old;
+}
+
 inline size_t __cvta_generic_to_shared(const void* p) { return dyt::simt::SharedAddress(p); }
 
 inline float __expf(float x) { return expf(x); }
