@@ -9,8 +9,9 @@
 // FLOPs by the FlashAttention convention for causal attention: forward 4 B H T^2 hd / 2,
 // backward 2.5 x forward (the useful work; our deterministic backward recomputes more, see
 // attention_backward.cu). Median over batches of launches (CUDA events), after a warm-up.
-// The backward is timed in both modes: "dyt" (deterministic, the default) and "dyt-atomic-dq"
-// (AttentionBackwardMode::kAtomicDq, train.deterministic: false), one JSON line each.
+// The backward is timed in each mode (attention_kernels.h): "dyt" (kDeterministic, the
+// default), "dyt-ordered-dq" (kOrderedDq: one pass, still deterministic) and "dyt-atomic-dq"
+// (kAtomicDq, train.deterministic: false), one JSON line each.
 //
 // Prints a table and one JSON line per shape: {"impl": "dyt", "op": "attention", ...}.
 //   dyt-gpu-attention-bench [--config gpt-small|1b|all] [--batches 10] [--per-batch 5]
@@ -62,7 +63,7 @@ int Run(const Config& c, int batches, int per_batch) {
   bf16* dout = Alloc<bf16>(size_t(N * D), 4u);
   float* lse = Alloc<float>(size_t(int64_t(c.B) * c.H * c.T), 5u);
   using Mode = dyt::cuda::AttentionBackwardMode;
-  const size_t scratch_bytes = dyt::cuda::FlashAttentionBackwardScratchBytes(s, Mode::kAtomicDq);
+  const size_t scratch_bytes = dyt::cuda::FlashAttentionBackwardScratchBytes(s, Mode::kOrderedDq);
   void* scratch = nullptr;
   BENCH_CUDA(cudaMalloc(&scratch, scratch_bytes));
   BENCH_CUDA(cudaDeviceSynchronize());
@@ -82,7 +83,8 @@ int Run(const Config& c, int batches, int per_batch) {
   const double fwd_ms = Median(tf.per_launch);
   std::string error = tf.error;
   for (const auto& [mode, impl] :
-       {std::pair{Mode::kDeterministic, "dyt"}, std::pair{Mode::kAtomicDq, "dyt-atomic-dq"}}) {
+       {std::pair{Mode::kDeterministic, "dyt"}, std::pair{Mode::kOrderedDq, "dyt-ordered-dq"},
+        std::pair{Mode::kAtomicDq, "dyt-atomic-dq"}}) {
     const dyt::bench::Timing tb = TimeBatches(batches, per_batch, bwd_in(mode));
     const double bwd_ms = Median(tb.per_launch);
     const std::string err = !tf.error.empty() ? tf.error : tb.error;

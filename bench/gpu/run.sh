@@ -27,7 +27,8 @@
 # A rerun after a fix (device time is short) can run only part of it:
 #   DYT_GPU_ONLY=tests,bench,attention,layer,sanitizer   steps to run (default all; dist_tests
 #                                              and the environment always run)
-#   DYT_GPU_GROUPS=layers,elementwise,attention,model,nccl   cuda_tests groups (default all)
+#   DYT_GPU_GROUPS=layers,elementwise,attention,attention-ordered,model,nccl   cuda_tests groups
+#     (default all; attention-ordered: the backward whose blocks wait for each other)
 #   DYT_GPU_BENCH=gpt-small:dyt,1b:dyt,gpt-small:dyt:atomic,1b:dyt:atomic,gpt-small:rmsnorm,1b:rmsnorm
 #     benchmark runs, in order (CONFIG:NORM, each with its torch.compile peer; CONFIG:NORM:atomic
 #     runs dyt alone with train.deterministic: false, against the same peer)
@@ -50,7 +51,7 @@ mkdir -p "$out"
 csv_dir=$(mktemp -d /tmp/dyt-csv.XXXXXX)  # tarred into $out/csv.tar at the end
 budget_s=${DYT_GPU_BUDGET_S:-480}  # whole script; the optional steps use what is left
 only=${DYT_GPU_ONLY:-tests,bench,attention,layer,sanitizer}
-only_groups=${DYT_GPU_GROUPS:-layers,elementwise,attention,model,nccl}
+only_groups=${DYT_GPU_GROUPS:-layers,elementwise,attention,attention-ordered,model,nccl}
 bench_runs=${DYT_GPU_BENCH:-gpt-small:dyt,1b:dyt,gpt-small:dyt:atomic,1b:dyt:atomic,gpt-small:rmsnorm,1b:rmsnorm}
 listed() { [[ ",$2," == *",$1,"* ]]; }  # listed WORD COMMA_LIST
 t_start=$(date +%s)
@@ -152,7 +153,8 @@ rm -f "$out/dist_tests.tmp"
 groups=(
   "layers|Sizes/Dyt*:Dyt*:Sizes/RmsNorm*:RmsNorm*:Tanh*:*Gemm*:Cast*:DeviceBuffer*:PhaseProfiler*"
   "elementwise|*Rope*:*Swiglu*:*Embedding*:*CrossEntropy*:*Reduce*:*AdamW*"
-  "attention|*Attention*"
+  "attention|*Attention*:-*OrderedDq*"
+  "attention-ordered|*OrderedDq*"
   "model|*LlamaCuda*:CudaBackendTest.*"
   "nccl|Nccl*:CudaBackendMultiGpu*"
 )

@@ -359,7 +359,7 @@ GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>
       res.dq_bytes = std::move(bq);
       res.dk_bytes = std::move(bk);
       res.dv_bytes = std::move(bv);
-    } else if (mode == AttentionBackwardMode::kDeterministic) {
+    } else if (mode != AttentionBackwardMode::kAtomicDq) {
       EXPECT_TRUE(bq == res.dq_bytes && bk == res.dk_bytes && bv == res.dv_bytes)
           << "backward run " << run << " differs from run 0 (not deterministic)";
     } else {
@@ -382,10 +382,11 @@ GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>
 // backward its own fp32 ones); otherwise both backwards get the CPU forward's, rounded.
 void CheckCase(const AttnCase& c, bool fused, bool chain, int bwd_runs, uint64_t seed,
                AttentionBackwardMode mode = AttentionBackwardMode::kDeterministic) {
-  const bool atomic = mode == AttentionBackwardMode::kAtomicDq;
+  const char* mode_name = mode == AttentionBackwardMode::kAtomicDq    ? " atomic"
+                          : mode == AttentionBackwardMode::kOrderedDq ? " ordered"
+                                                                      : "";
   SCOPED_TRACE(testing::Message() << CaseName(c) << (fused ? " fused-views" : " contiguous")
-                                  << (chain ? " chained" : "") << (atomic ? " atomic-dq" : "")
-                                  << " seed=" << seed);
+                                  << (chain ? " chained" : "") << mode_name << " seed=" << seed);
   const Inputs in = MakeInputs(c, seed);
   const CpuForward cf = RunCpuForward(c, in);
   const std::vector<float> out_r = Rounded<bf16>(cf.out);
@@ -407,8 +408,8 @@ void CheckCase(const AttnCase& c, bool fused, bool chain, int bwd_runs, uint64_t
   }
   const double e_dv = Check("dv", r.grads.dv, cg.dv, test::kBf16Tol);
   std::printf("[attention] %-26s %-9s%s out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
-              CaseName(c).c_str(), fused ? (chain ? "fused+ch" : "fused") : "contig",
-              atomic ? " atomic" : "", e_out, e_lse, e_dq, e_dk, e_dv);
+              CaseName(c).c_str(), fused ? (chain ? "fused+ch" : "fused") : "contig", mode_name,
+              e_out, e_lse, e_dq, e_dk, e_dv);
 }
 
 // ---- tests --------------------------------------------------------------------------------
@@ -465,6 +466,20 @@ TEST_P(AttentionTest, AtomicDqMatchesCpuTwin) {
   CheckCase({1, T, 3, 3, 128}, /*fused=*/false, /*chain=*/false, 2, seed + 1, kAtomic);
   CheckCase({3, T, 4, 4, 64}, /*fused=*/true, /*chain=*/true, 2, seed + 2, kAtomic);
   CheckCase({2, T, 6, 2, 128}, /*fused=*/true, /*chain=*/true, 2, seed + 3, kAtomic);
+}
+
+// The one-pass backward with dq's atomics in a fixed order: the same cases, and the bits of
+// every gradient agree across runs (on the SIMT emulator with DYT_SIMT_BLOCKS > 1 the blocks
+// really run at once and wait for each other).
+TEST_P(AttentionTest, OrderedDqMatchesCpuTwinAndIsDeterministic) {
+  DYT_REQUIRE_GPU();
+  const uint64_t seed = test::TestSeed();
+  const int T = GetParam();
+  constexpr auto kOrdered = AttentionBackwardMode::kOrderedDq;
+  CheckCase({2, T, 8, 2, 64}, /*fused=*/false, /*chain=*/false, 3, seed, kOrdered);
+  CheckCase({1, T, 3, 3, 128}, /*fused=*/false, /*chain=*/false, 3, seed + 1, kOrdered);
+  CheckCase({3, T, 4, 4, 64}, /*fused=*/true, /*chain=*/true, 2, seed + 2, kOrdered);
+  CheckCase({2, T, 6, 2, 128}, /*fused=*/true, /*chain=*/true, 2, seed + 3, kOrdered);
 }
 
 INSTANTIATE_TEST_SUITE_P(SeqLens, AttentionTest, ::testing::Values(1, 17, 64, 100, 128, 257, 1024),

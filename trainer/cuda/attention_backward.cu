@@ -28,6 +28,8 @@
 // and add it to an fp32 accumulator [B*T, n_heads * hd] in the scratch with float atomics
 // (zeroed first; FlashAttention-2's scheme). 4. DqFromAccKernel writes dq = bf16(scale * acc).
 // The atomics add in whatever order the blocks run, so dq's bits may vary between runs.
+// kOrderedDq is the same pass with each query tile's additions in a fixed order (a counter per
+// query tile: see DkDvKernel), deterministic again.
 //
 // Tiles: the dk/dv pass holds two 16 x hd fp32 accumulators per warp, so its query tile is 64
 // rows at hd = 64 and 32 rows at hd = 128 (keeps S^T and dP^T small enough not to spill).
@@ -140,22 +142,32 @@ __device__ __forceinline__ void AddDq(float* __restrict__ dq_acc, const bf16* sS
   }
 }
 
-template <int kHd, bool kFusedDq>
+// Where the dk/dv pass's blocks leave dq: to the separate pass 3 (kDeterministic), added into
+// the accumulator by atomics as they come (kAtomicDq) or in a fixed order (kOrderedDq).
+enum class DqPass { kSeparate, kAtomic, kOrdered };
+
+template <int kHd, DqPass kDq>
 constexpr int DkDvSmemBytes() {
   constexpr int kBq = kDkDvQueryRows<kHd>;
   return attn::TileBytes<kHd>(kBlockRows) * 2 + attn::TileBytes<kHd>(kBq) * 4 + 4 * kBq * 4 +
-         (kFusedDq ? kBlockRows * kDsLd<kHd> * 2 : 0);
+         (kDq != DqPass::kSeparate ? kBlockRows * kDsLd<kHd> * 2 : 0);
 }
 
-// dq_acc (kFusedDq only): the fp32 [B*T, H * kHd] dq accumulator, zeroed by the caller.
-template <int kHd, bool kFusedDq>
+// dq_acc (kAtomic, kOrdered): the fp32 [B*T, H * kHd] dq accumulator, zeroed by the caller.
+// dq_count (kOrdered): [B, H, ceil(T / kBq)] ints, zeroed: how many kv tiles have added into
+// each query tile of dq_acc. Query tile iq takes its kv tiles' sums in descending order: kv
+// tile j adds once the count is jmax(iq) - j. The blocks run the kv tiles in descending order
+// (block x takes tile tiles - 1 - x) and the GPU starts blocks in index order, so the block a
+// block waits for has started before it: no deadlock. Each kv tile walks its query tiles in
+// ascending order, one step ahead of the next lower tile, so in steady state nobody waits.
+template <int kHd, DqPass kDq>
 __global__ void __launch_bounds__(kThreads)
     DkDvKernel(bf16* __restrict__ dk, bf16* __restrict__ dv, int64_t ld_dkv,
-               float* __restrict__ dq_acc, const bf16* __restrict__ dout,
-               const float* __restrict__ lse, const float* __restrict__ dvec,
-               const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
-               int T, int H, int group, int64_t ld_q, int64_t ld_kv, int64_t ld_o, float scale,
-               float scale_log2) {
+               float* __restrict__ dq_acc, int* __restrict__ dq_count,
+               const bf16* __restrict__ dout, const float* __restrict__ lse,
+               const float* __restrict__ dvec, const bf16* __restrict__ q,
+               const bf16* __restrict__ k, const bf16* __restrict__ v, int T, int H, int group,
+               int64_t ld_q, int64_t ld_kv, int64_t ld_o, float scale, float scale_log2) {
   constexpr int kLd = attn::kLds<kHd>;
   constexpr int kBq = kDkDvQueryRows<kHd>;
   DYT_DYNAMIC_SMEM(unsigned char, smem);
@@ -165,9 +177,12 @@ __global__ void __launch_bounds__(kThreads)
   bf16* sdO = sQ + 2 * kBq * kLd;                             // [2][kBq][kLd]
   float* sL = reinterpret_cast<float*>(sdO + 2 * kBq * kLd);  // [2][kBq] lse
   float* sD = sL + 2 * kBq;                                   // [2][kBq] Dvec
-  bf16* sS = reinterpret_cast<bf16*>(sD + 2 * kBq);           // kFusedDq: [64][kDsLd] dS^T
+  bf16* sS = reinterpret_cast<bf16*>(sD + 2 * kBq);           // fused dq: [64][kDsLd] dS^T
 
-  const int kt = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+  const int n_kt = static_cast<int>(gridDim.x);
+  const int kt = kDq == DqPass::kOrdered ? n_kt - 1 - static_cast<int>(blockIdx.x)
+                                         : static_cast<int>(blockIdx.x);
+  const int hk = blockIdx.y, b = blockIdx.z;
   const int kv0 = kt * kBlockRows;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, t4 = lane & 3;
@@ -270,13 +285,24 @@ __global__ void __launch_bounds__(kThreads)
 
     // dK += dS^T Q (k = query).
     attn::MmaAccSmemTrans<kBq, kHd, kLd>(dk_acc, st, q_s, lane);
-    if constexpr (kFusedDq) {
+    int* count = nullptr;  // kOrdered: this query tile's count
+    if constexpr (kDq != DqPass::kSeparate) {
       attn::AccToSmem<kBq>(sS + warp * 16 * kDsLd<kHd>, st, 1.f, 1.f, lane);
-      __syncthreads();  // all 64 keys' dS^T staged
-      AddDq<kHd>(dq_acc, sS, sK, T, qs, (row_b + qs) * H * kHd + (h0 + it / nq) * kHd, H, lane,
-                 warp);
+      const int h = h0 + it / nq;
+      if constexpr (kDq == DqPass::kOrdered) {
+        const int iq = qs / kBq, n_qt = (T + kBq - 1) / kBq;
+        count = dq_count + (static_cast<int64_t>(b) * H + h) * n_qt + iq;
+        const int jmax = min((qs + kBq - 1) / kBlockRows, n_kt - 1);
+        if (tid == 0) attn::WaitForCount(count, jmax - kt);
+      }
+      __syncthreads();  // all 64 keys' dS^T staged (kOrdered: and it is this tile's turn)
+      AddDq<kHd>(dq_acc, sS, sK, T, qs, (row_b + qs) * H * kHd + h * kHd, H, lane, warp);
+      if constexpr (kDq == DqPass::kOrdered) __threadfence();  // the adds before the count
     }
     __syncthreads();  // every warp is done with buffer `buf` (and sS) before it is refilled
+    if constexpr (kDq == DqPass::kOrdered) {
+      if (tid == 0) atomicAdd(count, 1);
+    }
   }
 
   // Epilogue: the warp's own K / V rows stage dK (scaled) and dV for 16-byte stores.
@@ -442,21 +468,42 @@ __global__ void __launch_bounds__(256)
 
 // ---- launch ---------------------------------------------------------------------------------
 
-// The scratch: Dvec [B, n_heads, T] fp32, then (kAtomicDq) the dq accumulator [B*T, n_heads *
-// head_dim] fp32, each 256-byte aligned.
+// The scratch: Dvec [B, n_heads, T] fp32; then (kAtomicDq, kOrderedDq) the dq accumulator
+// [B*T, n_heads * head_dim] fp32; then (kOrderedDq) the per-query-tile counts, [B, n_heads,
+// ceil(T / 32)] ints (enough for either query tile height). Each 256-byte aligned.
+size_t Align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 size_t DvecBytes(const AttentionShape& s) {
-  const size_t bytes = static_cast<size_t>(s.B) * s.n_heads * s.T * sizeof(float);
-  return (bytes + 255) / 256 * 256;
+  return Align256(static_cast<size_t>(s.B) * s.n_heads * s.T * sizeof(float));
 }
 size_t DqAccBytes(const AttentionShape& s) {
-  return static_cast<size_t>(s.B) * s.T * s.n_heads * s.head_dim * sizeof(float);
+  return Align256(static_cast<size_t>(s.B) * s.T * s.n_heads * s.head_dim * sizeof(float));
+}
+size_t DqCountBytes(const AttentionShape& s) {
+  return Align256(static_cast<size_t>(s.B) * s.n_heads * ((s.T + 31) / 32) * sizeof(int));
+}
+
+template <int kHd, DqPass kDq>
+Status LaunchDkDv(unsigned tiles, bf16* dk, bf16* dv, int64_t ld_dkv, float* dq_acc, int* dq_count,
+                  const bf16* dout, const float* lse, const float* dvec, const bf16* q,
+                  const bf16* k, const bf16* v, const AttentionShape& s, int group, float scale,
+                  float scale_log2, cudaStream_t stream) {
+  constexpr int kSmem = DkDvSmemBytes<kHd, kDq>();
+  const auto dkdv_kernel = DkDvKernel<kHd, kDq>;  // (DYT_LAUNCH takes no template commas)
+  DYT_CUDA_RETURN_IF_ERROR(
+      cudaFuncSetAttribute(dkdv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  DYT_LAUNCH(dkdv_kernel, dim3(tiles, s.n_kv_heads, s.B), kThreads, kSmem, stream, dk, dv, ld_dkv,
+             dq_acc, dq_count, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv,
+             s.ld_o, scale, scale_log2);
+  return LaunchStatus(kDq == DqPass::kSeparate ? "DkDvKernel"
+                      : kDq == DqPass::kAtomic ? "DkDvKernel (atomic dq)"
+                                               : "DkDvKernel (ordered dq)");
 }
 
 template <int kHd>
 Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dkv, const bf16* dout,
                       const bf16* out, const float* lse, const bf16* q, const bf16* k,
                       const bf16* v, const AttentionShape& s, float* dvec, float* dq_acc,
-                      cudaStream_t stream) {
+                      int* dq_count, cudaStream_t stream) {
   const float scale = 1.f / std::sqrt(static_cast<float>(kHd));
   const float scale_log2 = scale * attn::kLog2e;
   const int group = s.n_heads / s.n_kv_heads;
@@ -474,14 +521,16 @@ Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dk
   if (dq_acc != nullptr) {
     // One pass: dk, dv and the dq accumulator; then dq from it.
     DYT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dq_acc, 0, DqAccBytes(s), stream));
-    constexpr int kSmem = DkDvSmemBytes<kHd, true>();
-    DYT_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-        DkDvKernel<kHd, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    const auto dkdv_fused_dq = DkDvKernel<kHd, true>;  // (no template commas in the macro)
-    DYT_LAUNCH(dkdv_fused_dq, dim3(tiles, s.n_kv_heads, s.B), kThreads, kSmem, stream, dk, dv,
-               ld_dkv, dq_acc, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv,
-               s.ld_o, scale, scale_log2);
-    DYT_RETURN_IF_ERROR(LaunchStatus("DkDvKernel (fused dq)"));
+    if (dq_count != nullptr) {
+      DYT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dq_count, 0, DqCountBytes(s), stream));
+      DYT_RETURN_IF_ERROR(
+          (LaunchDkDv<kHd, DqPass::kOrdered>(tiles, dk, dv, ld_dkv, dq_acc, dq_count, dout, lse,
+                                             dvec, q, k, v, s, group, scale, scale_log2, stream)));
+    } else {
+      DYT_RETURN_IF_ERROR(
+          (LaunchDkDv<kHd, DqPass::kAtomic>(tiles, dk, dv, ld_dkv, dq_acc, nullptr, dout, lse, dvec,
+                                            q, k, v, s, group, scale, scale_log2, stream)));
+    }
     const int64_t width = static_cast<int64_t>(s.n_heads) * kHd;
     const int64_t blocks = std::min<int64_t>(detail::CeilDiv(rows * width / 8, 256), 65536);
     DYT_LAUNCH(DqFromAccKernel, static_cast<unsigned>(blocks), 256, 0, stream, dq, ld_dq, dq_acc,
@@ -489,14 +538,9 @@ Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dk
     return LaunchStatus("DqFromAccKernel");
   }
 
-  constexpr int kDkDvSmem = DkDvSmemBytes<kHd, false>();
-  DYT_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-      DkDvKernel<kHd, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDkDvSmem));
-  const auto dkdv = DkDvKernel<kHd, false>;
-  DYT_LAUNCH(dkdv, dim3(tiles, s.n_kv_heads, s.B), kThreads, kDkDvSmem, stream, dk, dv, ld_dkv,
-             static_cast<float*>(nullptr), dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q,
-             s.ld_kv, s.ld_o, scale, scale_log2);
-  DYT_RETURN_IF_ERROR(LaunchStatus("DkDvKernel"));
+  DYT_RETURN_IF_ERROR(
+      (LaunchDkDv<kHd, DqPass::kSeparate>(tiles, dk, dv, ld_dkv, nullptr, nullptr, dout, lse, dvec,
+                                          q, k, v, s, group, scale, scale_log2, stream)));
 
   constexpr int kDqSmem = DqSmemBytes<kHd>();
   DYT_CUDA_RETURN_IF_ERROR(
@@ -512,7 +556,8 @@ size_t FlashAttentionBackwardScratchBytes(const AttentionShape& shape, Attention
   if (shape.B < 1 || shape.T < 1 || shape.n_heads < 1) return 0;
   if (mode == AttentionBackwardMode::kDeterministic) return DvecBytes(shape);
   if (shape.head_dim < 1) return 0;
-  return DvecBytes(shape) + DqAccBytes(shape);
+  return DvecBytes(shape) + DqAccBytes(shape) +
+         (mode == AttentionBackwardMode::kOrderedDq ? DqCountBytes(shape) : 0);
 }
 
 Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dkv,
@@ -541,15 +586,19 @@ Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64
   DYT_RETURN_IF_ERROR(detail::CheckScratch(fn, scratch, scratch_bytes, need));
   DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "scratch", scratch));
   float* dvec = static_cast<float*>(scratch);
-  float* dq_acc = mode == AttentionBackwardMode::kAtomicDq
-                      ? reinterpret_cast<float*>(static_cast<char*>(scratch) + DvecBytes(shape))
+  char* base = static_cast<char*>(scratch);
+  float* dq_acc = mode != AttentionBackwardMode::kDeterministic
+                      ? reinterpret_cast<float*>(base + DvecBytes(shape))
+                      : nullptr;
+  int* dq_count = mode == AttentionBackwardMode::kOrderedDq
+                      ? reinterpret_cast<int*>(base + DvecBytes(shape) + DqAccBytes(shape))
                       : nullptr;
   if (shape.head_dim == 64) {
     return LaunchBackward<64>(dq, dk, dv, ld_dq, ld_dkv, dout, out, lse, q, k, v, shape, dvec,
-                              dq_acc, stream);
+                              dq_acc, dq_count, stream);
   }
   return LaunchBackward<128>(dq, dk, dv, ld_dq, ld_dkv, dout, out, lse, q, k, v, shape, dvec,
-                             dq_acc, stream);
+                             dq_acc, dq_count, stream);
 }
 
 }  // namespace dyt::cuda

@@ -59,6 +59,10 @@ __device__ __forceinline__ void CpAsync4(uint32_t dst, const void* src, bool val
   simt::CpAsync(dst, src, 4, valid);
 }
 __device__ __forceinline__ void CpAsyncCommit() { simt::CpAsyncCommit(); }
+__device__ __forceinline__ int LoadAcquire(const int* p) {
+  return std::atomic_ref<int>(*const_cast<int*>(p)).load(std::memory_order_acquire);
+}
+__device__ __forceinline__ void SpinPause() { simt::SpinPause(); }
 template <int kPending>
 __device__ __forceinline__ void CpAsyncWait() {
   simt::CpAsyncWait(kPending);
@@ -93,6 +97,17 @@ __device__ __forceinline__ void CpAsyncCommit() {
   asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 
+// A load of global *p with acquire semantics at GPU scope (it and what follows it in this
+// thread see every write released before the value it reads).
+__device__ __forceinline__ int LoadAcquire(const int* p) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// The back-off of a spin-wait.
+__device__ __forceinline__ void SpinPause() { __nanosleep(64); }
+
 // Waits until at most kPending of this thread's committed groups are still in flight.
 template <int kPending>
 __device__ __forceinline__ void CpAsyncWait() {
@@ -123,6 +138,22 @@ __device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint3
 }
 
 #endif  // DYT_SIMT
+
+// Waits (one thread) until *counter == value; the caller then __syncthreads() so the whole
+// block proceeds. Paired with a __threadfence() by every writer and an atomicAdd(counter, 1)
+// by one thread of the writing block after its barrier. On a GPU a wait past 2^24 back-offs
+// (seconds; a legitimate wait is one step of another block, microseconds) traps, so a
+// dispatch-order assumption that fails ends the kernel with an error instead of hanging it.
+__device__ __forceinline__ void WaitForCount(const int* counter, int value) {
+#if defined(DYT_SIMT)
+  while (LoadAcquire(counter) != value) SpinPause();  // the emulator times out by itself
+#else
+  for (unsigned spins = 0; LoadAcquire(counter) != value; ++spins) {
+    if (spins == (1u << 24)) __trap();
+    SpinPause();
+  }
+#endif
+}
 
 // Two floats as a bf16 pair (round to nearest even), lo in the low half (the lower column).
 __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {

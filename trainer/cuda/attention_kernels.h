@@ -28,6 +28,10 @@
 //     fp32 accumulator in the scratch with float atomics, in the order the blocks happen to
 //     run, so dq may differ in its last bits between runs (dk, dv stay deterministic). Its
 //     scratch is larger by B * T * n_heads * head_dim floats.
+//   kOrderedDq: the one pass of kAtomicDq with the atomics of each query tile taken in a fixed
+//     order (the kv tiles in descending order, through a per-tile counter in the scratch:
+//     FlashAttention-3's deterministic scheme), so deterministic again. It relies on the GPU
+//     starting thread blocks in index order, as that scheme and CUTLASS's serial split-K do.
 //
 // Everything is enqueued on `stream`; INTERNAL for a launch error.
 #pragma once
@@ -44,7 +48,7 @@ namespace dyt::cuda {
 
 using bf16 = __nv_bfloat16;
 
-enum class AttentionBackwardMode { kDeterministic, kAtomicDq };
+enum class AttentionBackwardMode { kDeterministic, kAtomicDq, kOrderedDq };
 
 struct AttentionShape {
   int B = 0, T = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
@@ -56,7 +60,8 @@ Status FlashAttentionForward(bf16* out, float* lse, const bf16* q, const bf16* k
                              const AttentionShape& shape, cudaStream_t stream);
 
 // Device scratch the backward needs in `mode` (the per-row dot(dout, out) terms, fp32
-// [B, n_heads, T]; with kAtomicDq also the fp32 dq accumulator).
+// [B, n_heads, T]; with kAtomicDq and kOrderedDq also the fp32 dq accumulator, with
+// kOrderedDq also the per-tile counts).
 size_t FlashAttentionBackwardScratchBytes(
     const AttentionShape& shape,
     AttentionBackwardMode mode = AttentionBackwardMode::kDeterministic);

@@ -9,10 +9,14 @@
 // resumes runnable fibers in the order DYT_SIMT_ORDER picks (SchedulingOrder); a fiber runs until
 // it waits at a barrier or warp operation, or returns. All state lives in the Executor of the
 // running launch (one per host thread at a time), so host threads (ranks of the multi-GPU tests)
-// launch independently.
+// launch independently. With DYT_SIMT_BLOCKS=n, a launch starts n host threads, each with its
+// own Executor taking blocks in index order from a shared counter (`__shared__` variables are
+// thread_local, so each block still has its own).
 #include "tests/cuda/simt/simt.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -20,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/cuda/emu/cuda_runtime_emu.h"
@@ -110,6 +115,19 @@ Order SchedulingOrder() {
   return Order::kRoundRobin;
 }
 
+// Host threads a launch runs its blocks on (DYT_SIMT_BLOCKS, default 1: one after another).
+int BlockThreads() {
+  const char* v = std::getenv("DYT_SIMT_BLOCKS");
+  if (v == nullptr || *v == '\0') return 1;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  if (*end != '\0' || n < 1 || n > 256) {
+    std::fprintf(stderr, "SIMT emulator: DYT_SIMT_BLOCKS=%s: must be an integer in [1, 256]\n", v);
+    std::abort();
+  }
+  return static_cast<int>(n);
+}
+
 // Max dynamic shared memory per kernel, as cudaFuncSetAttribute set it.
 class FuncAttributes {
  public:
@@ -171,20 +189,38 @@ class Executor {
     smem_base_ = smem_.data() + (128 - reinterpret_cast<uintptr_t>(smem_.data()) % 128);
   }
 
-  void Run() {
+  // Runs blocks in index order (x fastest), each taking the next index from `next`, until
+  // all `total` have been taken.
+  // `concurrent`: other host threads run blocks of this launch at the same time.
+  void Run(std::atomic<int64_t>& next, int64_t total, bool concurrent) {
     Executor* outer = tls_executor;
     tls_executor = this;
     blockDim = cfg_.block;
     gridDim = cfg_.grid;
-    for (unsigned z = 0; z < cfg_.grid.z; ++z) {
-      for (unsigned y = 0; y < cfg_.grid.y; ++y) {
-        for (unsigned x = 0; x < cfg_.grid.x; ++x) {
-          blockIdx = make_uint3(x, y, z);
-          RunBlock();
-        }
-      }
+    concurrent_ = concurrent;
+    const int64_t gx = cfg_.grid.x, gy = cfg_.grid.y;
+    for (int64_t i = next++; i < total; i = next++) {
+      blockIdx = make_uint3(static_cast<unsigned>(i % gx), static_cast<unsigned>(i / gx % gy),
+                            static_cast<unsigned>(i / (gx * gy)));
+      RunBlock();
     }
     tls_executor = outer;
+  }
+
+  void SpinPause() {
+    if (!concurrent_) {
+      Fail(Current(),
+           "a spin-wait on global memory in a block that runs alone: the block it waits for "
+           "comes later in index order (on a GPU it may never be resident: a deadlock)");
+    }
+    // The block's first spin starts the clock (RunBlock resets it): 60 s of waiting in one
+    // block is a deadlock, not a slow neighbour.
+    const auto now = std::chrono::steady_clock::now();
+    if (spin_since_ == std::chrono::steady_clock::time_point{}) spin_since_ = now;
+    if (now - spin_since_ > std::chrono::seconds(60)) {
+      Fail(Current(), "a spin-wait on global memory still waits after 60 s (a deadlock)");
+    }
+    std::this_thread::yield();
   }
 
   // ---- called from fibers ----
@@ -314,6 +350,7 @@ class Executor {
   }
 
   void RunBlock() {
+    spin_since_ = {};
     std::fill(smem_.begin(), smem_.end(), 0xFF);
     for (Fiber& f : fibers_) {
       InitFiber(&f.ctx, f.stack, kStackBytes, &Executor::FiberMain);
@@ -363,6 +400,8 @@ class Executor {
   void (*body_)(void*);
   void* ctx_;
   bool early_copies_;
+  bool concurrent_ = false;
+  std::chrono::steady_clock::time_point spin_since_{};
   Order order_;
   int n_ = 0;
   std::vector<Fiber> fibers_;
@@ -418,8 +457,21 @@ void RunGrid(const LaunchConfig& cfg, void (*body)(void*), void* ctx) {
     emu::RecordLaunchError(err);
     return;
   }
-  Executor(cfg, body, ctx).Run();
+  const int64_t total = int64_t(cfg.grid.x) * cfg.grid.y * cfg.grid.z;
+  std::atomic<int64_t> next{0};
+  const int64_t threads = std::min<int64_t>(BlockThreads(), total);
+  if (threads <= 1) {
+    Executor(cfg, body, ctx).Run(next, total, false);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int64_t t = 0; t < threads; ++t) {
+    pool.emplace_back([&] { Executor(cfg, body, ctx).Run(next, total, true); });
+  }
+  for (std::thread& t : pool) t.join();
 }
+
+void SpinPause() { Exec().SpinPause(); }
 
 void* DynamicSharedMemory() { return Exec().DynamicSmem(); }
 void SyncThreads() { Exec().SyncThreads(); }

@@ -5,8 +5,10 @@
 // emulator, and defines DYT_SIMT, which switches the few places in those sources that cannot
 // be host C++ (the <<<>>> launch, `extern __shared__`, inline PTX) to the functions below.
 //
-// Model: a launch runs its blocks one after another on the launching host thread; the threads
-// of a block are fibers of that host thread, each running until it reaches a barrier
+// Model: a launch runs its blocks one after another on the launching host thread (with
+// DYT_SIMT_BLOCKS=n > 1, on n host threads at once, each taking the next block in index order
+// as a GPU dispatches them, so blocks that wait on each other through global memory really do);
+// the threads of a block are fibers of that host thread, each running until it reaches a barrier
 // (__syncthreads) or a warp-wide operation (shuffle, __syncwarp, ldmatrix, mma), where it
 // waits for the threads that operation involves. So:
 //   - `__shared__` variables are `static thread_local`: one copy per host thread, shared by the
@@ -31,6 +33,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -111,6 +114,12 @@ void LdMatrixX4(uint32_t (&r)[4], uint32_t addr, bool trans);
 // d += A B over one m16n8k16 tile (bf16 in, fp32 accumulate), fragments as in the PTX ISA.
 void MmaM16N8K16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
 
+// A spin-wait on global memory did not see its value yet: yields the host thread (blocks on
+// other host threads make progress). Stops the program, naming the kernel and block, when
+// blocks run one at a time (the awaited block comes later in index order: on a GPU it need not
+// be resident, a deadlock) or after 60 s (DYT_SIMT_BLOCKS > 1).
+void SpinPause();
+
 // cp.async: `bytes` from global src to shared dst (zeros when !valid), landing when its group
 // is retired by CpAsyncWait (or at once, with DYT_SIMT_CP_ASYNC=early).
 void CpAsync(uint32_t dst, const void* src, size_t bytes, bool valid);
@@ -166,19 +175,15 @@ void __stcs(T* p, T v) {
   *p = v;
 }
 
-// Atomics: a grid's threads are fibers of one host thread that switch only at barriers and
-// warp operations, so a read-modify-write is never interleaved.
-inline float atomicAdd(float* p, float v) {
-  const float old = *p;
-  *p = old + v;
-  return old;
-}
+// Atomics and fences: blocks may run on several host threads (DYT_SIMT_BLOCKS), so these are
+// the host's atomics. float2 is two float atomics (the GPU's is one 8-byte operation; no kernel
+// depends on the pair landing together).
+inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
+inline int atomicAdd(int* p, int v) { return std::atomic_ref<int>(*p).fetch_add(v); }
 inline float2 atomicAdd(float2* p, float2 v) {
-  const float2 old = *p;
-  p->x = old.x + v.x;
-  p->y = old.y + v.y;
-  return old;
+  return make_float2(atomicAdd(&p->x, v.x), atomicAdd(&p->y, v.y));
 }
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 
 inline size_t __cvta_generic_to_shared(const void* p) { return dyt::simt::SharedAddress(p); }
 

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -194,6 +195,45 @@ TEST(SimtTest, AMissingBarrierShowsWhenAWarpRunsAheadWithEarlyCopies) {
   EXPECT_NE(run(DoubleBufferedSumKernel<false>), want);  // warp 0 overwrote warp 1's tile
 }
 
+// A chain through global memory: block i waits until block i + step (step +1: a later index,
+// -1: an earlier one) has written its slot, then writes its own one more.
+__global__ void ChainKernel(int* slots, int n, int step) {
+  const int i = static_cast<int>(blockIdx.x), from = i + step;
+  if (threadIdx.x == 0) {
+    int prev = 0;
+    if (from >= 0 && from < n) {
+      while ((prev = attn::LoadAcquire(&slots[from])) == 0) attn::SpinPause();
+    }
+    __threadfence();
+    atomicAdd(&slots[i], prev + 1);
+  }
+  __syncthreads();
+}
+
+TEST(SimtTest, SeveralHostThreadsRunBlocksThatWaitForEachOther) {
+  constexpr int kBlocks = 6;
+  auto run = [&](int step) {
+    DevArray<int> slots(std::vector<float>(kBlocks, 0.f));
+    DYT_LAUNCH(ChainKernel, kBlocks, 64, 0, nullptr, slots.get(), kBlocks, step);
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    const std::vector<uint8_t> bytes = slots.Bytes();
+    std::vector<int> got(kBlocks);
+    std::memcpy(got.data(), bytes.data(), sizeof(int) * kBlocks);
+    return got;
+  };
+  const std::vector<int> down = {6, 5, 4, 3, 2, 1}, up = {1, 2, 3, 4, 5, 6};
+  {
+    // Two host threads take blocks in index order: a block waiting for an earlier one always
+    // finds it started (the GPU's guarantee in practice).
+    ScopedEnv blocks("DYT_SIMT_BLOCKS", "2");
+    EXPECT_EQ(run(-1), up);
+  }
+  // Waiting for later blocks needs them all running at once.
+  ScopedEnv blocks("DYT_SIMT_BLOCKS", "6");
+  EXPECT_EQ(run(+1), down);
+  EXPECT_EQ(run(-1), up);
+}
+
 __global__ void SmemSumKernel(float* out, int n) {
   DYT_DYNAMIC_SMEM(float, s);
   float sum = 0.f;
@@ -271,6 +311,12 @@ TEST(SimtDeathTest, StopsOnHangsDivergentWarpOpsAndOutOfBoundsFragments) {
                "lanes of one warp at different warp operations");
   EXPECT_DEATH(DYT_LAUNCH(OutOfBoundsLdMatrixKernel, 1, 32, 256, nullptr),
                "shared access of 16 bytes at offset 256 \\(dynamic shared memory 256 bytes");
+  // Blocks one at a time (the default): block 0 waits for block 1, which a GPU need not have
+  // started.
+  DevArray<int> slots(std::vector<float>(4, 0.f));
+  EXPECT_DEATH(DYT_LAUNCH(ChainKernel, 4, 64, 0, nullptr, slots.get(), 4, +1),
+               "a spin-wait on global memory in a block that runs alone.*"
+               "ChainKernel.*block index \\(0,0,0\\)");
 }
 
 }  // namespace
