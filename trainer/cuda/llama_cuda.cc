@@ -211,10 +211,9 @@ struct LlamaCuda::Impl {
     Mark("gemm.fwd");
     DYT_RETURN_IF_ERROR(gemm.Forward(a.qkv, a.n1, W() + o.wq, N, D(), QKV(), stream));
     Mark("rope.fwd");
-    DYT_RETURN_IF_ERROR(
-        RopeForward(a.qkv, QKV(), rope_cos, rope_sin, B, T, c.n_heads, hd(), stream));
-    DYT_RETURN_IF_ERROR(
-        RopeForward(a.qkv + D(), QKV(), rope_cos, rope_sin, B, T, c.n_kv_heads, hd(), stream));
+    // q and k heads are adjacent at the start of each qkv row: one launch rotates both.
+    DYT_RETURN_IF_ERROR(RopeForward(a.qkv, QKV(), rope_cos, rope_sin, B, T,
+                                    c.n_heads + c.n_kv_heads, hd(), stream));
     Mark("attention.fwd");
     DYT_RETURN_IF_ERROR(FlashAttentionForward(a.att, a.lse, a.qkv, a.qkv + D(), a.qkv + D() + KVD(),
                                               Shape(B), stream));
@@ -341,10 +340,8 @@ struct LlamaCuda::Impl {
                                                  a.qkv + D() + KVD(), Shape(B), attn_scratch,
                                                  attn_scratch_bytes, stream, attention_backward));
       Mark("rope.bwd");
-      DYT_RETURN_IF_ERROR(
-          RopeBackward(d_qkv, QKV(), rope_cos, rope_sin, B, T, c.n_heads, hd(), stream));
-      DYT_RETURN_IF_ERROR(
-          RopeBackward(d_qkv + D(), QKV(), rope_cos, rope_sin, B, T, c.n_kv_heads, hd(), stream));
+      DYT_RETURN_IF_ERROR(RopeBackward(d_qkv, QKV(), rope_cos, rope_sin, B, T,
+                                       c.n_heads + c.n_kv_heads, hd(), stream));
       // wq | wk | wv are adjacent rows of one [D + 2 KVD, D] matrix (checked in Create).
       Mark("gemm.bwd");
       DYT_RETURN_IF_ERROR(
