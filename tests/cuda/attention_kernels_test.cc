@@ -244,8 +244,10 @@ struct GpuCaseResult {
 // Runs forward, checks it, then the backward in `mode` on (bwd_out, bwd_lse) (or the GPU
 // forward's outputs when bwd_out is null), `bwd_runs` times, checking the bits agree across
 // runs (kAtomicDq: dk and dv bit for bit, dq to bf16 tolerance: its atomics add in any order).
+// rope (optional): RoPE tables [T, hd / 2] each, given to the backward (RopeTables).
 GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>* bwd_out,
-                     const std::vector<float>* bwd_lse, int bwd_runs, AttentionBackwardMode mode) {
+                     const std::vector<float>* bwd_lse, int bwd_runs, AttentionBackwardMode mode,
+                     const std::pair<std::vector<float>, std::vector<float>>* rope) {
   GpuCaseResult res;
   const int64_t rows = g.rows;
   const size_t n_lse = static_cast<size_t>(g.c.B) * g.c.H * g.c.T;
@@ -319,6 +321,13 @@ GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>
     EXPECT_GE(scratch_bytes, n_lse * sizeof(float) * (1 + g.c.hd)) << "no room for the dq sums";
   }
   DevArray<float> scratch((scratch_bytes + 3) / 4);
+  std::unique_ptr<DevArray<float>> rope_cos, rope_sin;
+  RopeTables tables;
+  if (rope != nullptr) {
+    rope_cos = std::make_unique<DevArray<float>>(rope->first);
+    rope_sin = std::make_unique<DevArray<float>>(rope->second);
+    tables = {rope_cos->get(), rope_sin->get()};
+  }
 
   for (int run = 0; run < bwd_runs; ++run) {
     if (g.fused) {
@@ -330,9 +339,9 @@ GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>
     }
     scratch.Poison();
     DYT_TEST_CUDA(cudaDeviceSynchronize());
-    const Status bst =
-        FlashAttentionBackward(dqp, dkp, dvp, ld_dq, ld_dkv, dout.get(), out.get(), lse.get(), qp,
-                               kp, vp, g.shape, scratch.get(), scratch_bytes, nullptr, mode);
+    const Status bst = FlashAttentionBackward(dqp, dkp, dvp, ld_dq, ld_dkv, dout.get(), out.get(),
+                                              lse.get(), qp, kp, vp, g.shape, scratch.get(),
+                                              scratch_bytes, nullptr, mode, tables);
     EXPECT_TRUE(bst.ok()) << bst.ToString();
     if (!bst.ok()) return res;
     DYT_TEST_CUDA(cudaDeviceSynchronize());
@@ -380,21 +389,35 @@ GpuCaseResult RunGpu(const GpuRun& g, const Inputs& in, const std::vector<float>
 
 // One case end to end. chain: the backward consumes the GPU forward's out / lse (the CPU
 // backward its own fp32 ones); otherwise both backwards get the CPU forward's, rounded.
+// rope: the backward also applies RoPE's backward to dq and dk (checked against the CPU twin's
+// gradients followed by cpu::RopeBackward).
 void CheckCase(const AttnCase& c, bool fused, bool chain, int bwd_runs, uint64_t seed,
-               AttentionBackwardMode mode = AttentionBackwardMode::kDeterministic) {
+               AttentionBackwardMode mode = AttentionBackwardMode::kDeterministic,
+               bool rope = false) {
   const char* mode_name = mode == AttentionBackwardMode::kAtomicDq    ? " atomic"
                           : mode == AttentionBackwardMode::kOrderedDq ? " ordered"
                                                                       : "";
   SCOPED_TRACE(testing::Message() << CaseName(c) << (fused ? " fused-views" : " contiguous")
-                                  << (chain ? " chained" : "") << mode_name << " seed=" << seed);
+                                  << (chain ? " chained" : "") << mode_name << (rope ? " rope" : "")
+                                  << " seed=" << seed);
   const Inputs in = MakeInputs(c, seed);
   const CpuForward cf = RunCpuForward(c, in);
   const std::vector<float> out_r = Rounded<bf16>(cf.out);
-  const Grads cg = RunCpuBackward(c, in, chain ? cf.out : out_r, cf.lse);
+  Grads cg = RunCpuBackward(c, in, chain ? cf.out : out_r, cf.lse);
+  std::pair<std::vector<float>, std::vector<float>> tables;
+  if (rope) {
+    const size_t n = static_cast<size_t>(c.T) * c.hd / 2;
+    tables.first.resize(n);
+    tables.second.resize(n);
+    cpu::RopeTables(tables.first.data(), tables.second.data(), c.T, c.hd, 10000.f);
+    cpu::RopeBackward(cg.dq.data(), tables.first.data(), tables.second.data(), c.B, c.T, c.H, c.hd);
+    cpu::RopeBackward(cg.dk.data(), tables.first.data(), tables.second.data(), c.B, c.T, c.Hkv,
+                      c.hd);
+  }
 
   const GpuRun g(c, fused);
-  const GpuCaseResult r =
-      RunGpu(g, in, chain ? nullptr : &out_r, chain ? nullptr : &cf.lse, bwd_runs, mode);
+  const GpuCaseResult r = RunGpu(g, in, chain ? nullptr : &out_r, chain ? nullptr : &cf.lse,
+                                 bwd_runs, mode, rope ? &tables : nullptr);
   if (r.out.empty() || r.grads.dq.empty()) return;  // already failed
   const double e_out = Check("out", r.out, cf.out, test::kBf16Tol);
   const double e_lse = Check("lse", r.lse, cf.lse, test::kFp32Tol);
@@ -480,6 +503,20 @@ TEST_P(AttentionTest, OrderedDqMatchesCpuTwinAndIsDeterministic) {
   CheckCase({1, T, 3, 3, 128}, /*fused=*/false, /*chain=*/false, 3, seed + 1, kOrdered);
   CheckCase({3, T, 4, 4, 64}, /*fused=*/true, /*chain=*/true, 2, seed + 2, kOrdered);
   CheckCase({2, T, 6, 2, 128}, /*fused=*/true, /*chain=*/true, 2, seed + 3, kOrdered);
+  CheckCase({2, T, 8, 4, 64}, /*fused=*/true, /*chain=*/true, 2, seed + 4, kOrdered,
+            /*rope=*/true);
+}
+
+// RoPE's backward fused into the stores of dq and dk (the trainer's use: q and k were rotated
+// before the forward), two-pass and atomic; the ordered mode's test has a case of its own.
+TEST_P(AttentionTest, RopeBackwardFusedMatchesCpuTwin) {
+  DYT_REQUIRE_GPU();
+  const uint64_t seed = test::TestSeed();
+  const int T = GetParam();
+  using Mode = AttentionBackwardMode;
+  CheckCase({2, T, 8, 2, 64}, /*fused=*/true, /*chain=*/true, 1, seed, Mode::kDeterministic, true);
+  CheckCase({1, T, 4, 4, 128}, /*fused=*/false, /*chain=*/false, 1, seed + 1, Mode::kAtomicDq,
+            true);
 }
 
 INSTANTIATE_TEST_SUITE_P(SeqLens, AttentionTest, ::testing::Values(1, 17, 64, 100, 128, 257, 1024),

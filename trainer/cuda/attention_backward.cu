@@ -167,7 +167,8 @@ __global__ void __launch_bounds__(kThreads)
                const bf16* __restrict__ dout, const float* __restrict__ lse,
                const float* __restrict__ dvec, const bf16* __restrict__ q,
                const bf16* __restrict__ k, const bf16* __restrict__ v, int T, int H, int group,
-               int64_t ld_q, int64_t ld_kv, int64_t ld_o, float scale, float scale_log2) {
+               int64_t ld_q, int64_t ld_kv, int64_t ld_o, float scale, float scale_log2,
+               RopeTables rope) {
   constexpr int kLd = attn::kLds<kHd>;
   constexpr int kBq = kDkDvQueryRows<kHd>;
   DYT_DYNAMIC_SMEM(unsigned char, smem);
@@ -306,14 +307,21 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   // Epilogue: the warp's own K / V rows stage dK (scaled) and dV for 16-byte stores.
+  // With RoPE, dK goes through fp32 staging in the Q / dO buffers (free after the loop's last
+  // barrier: 16 x kLd floats per warp is exactly their 2 x kBq x 2 bf16 rows).
   bf16* k_stage = sK + warp * 16 * kLd;
   bf16* v_stage = sV + warp * 16 * kLd;
-  attn::AccToSmem<kHd>(k_stage, dk_acc, scale, scale, lane);
-  attn::AccToSmem<kHd>(v_stage, dv_acc, 1.f, 1.f, lane);
-  __syncwarp();
   const int w0 = kv0 + warp * 16;
   const int64_t dst = (row_b + w0) * ld_dkv + static_cast<int64_t>(hk) * kHd;
-  attn::StoreWarpRows<kHd>(dk + dst, ld_dkv, k_stage, T - w0, lane);
+  if (rope.cos != nullptr) {
+    float* stage = reinterpret_cast<float*>(sQ) + warp * 16 * kLd;
+    attn::StoreAccRopeBackward<kHd>(dk + dst, ld_dkv, stage, dk_acc, scale, rope, w0, T - w0, lane);
+  } else {
+    attn::AccToSmem<kHd>(k_stage, dk_acc, scale, scale, lane);
+  }
+  attn::AccToSmem<kHd>(v_stage, dv_acc, 1.f, 1.f, lane);
+  __syncwarp();
+  if (rope.cos == nullptr) attn::StoreWarpRows<kHd>(dk + dst, ld_dkv, k_stage, T - w0, lane);
   attn::StoreWarpRows<kHd>(dv + dst, ld_dkv, v_stage, T - w0, lane);
 }
 
@@ -330,7 +338,7 @@ __global__ void __launch_bounds__(kThreads)
              const float* __restrict__ lse, const float* __restrict__ dvec,
              const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
              int T, int H, int group, int64_t ld_q, int64_t ld_kv, int64_t ld_o, float scale,
-             float scale_log2) {
+             float scale_log2, RopeTables rope) {
   constexpr int kLd = attn::kLds<kHd>;
   constexpr int kBc = kBlockRows;
   DYT_DYNAMIC_SMEM(unsigned char, smem);
@@ -436,32 +444,48 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
   }
 
+  const int w0 = q0 + warp * 16;
+  bf16* dst = dq + (row_b + w0) * ld_dq + static_cast<int64_t>(h) * kHd;
+  if (rope.cos != nullptr) {
+    // fp32 staging in the K buffers (free after the loop's last barrier): 16 x kLd floats per
+    // warp, the 2 x 64 bf16 rows of sK exactly.
+    float* stage = reinterpret_cast<float*>(sK) + warp * 16 * kLd;
+    attn::StoreAccRopeBackward<kHd>(dst, ld_dq, stage, dq_acc, scale, rope, w0, T - w0, lane);
+    return;
+  }
   bf16* stage = sQ + warp * 16 * kLd;  // the warp's own Q rows
   attn::AccToSmem<kHd>(stage, dq_acc, scale, scale, lane);
   __syncwarp();
-  const int w0 = q0 + warp * 16;
-  attn::StoreWarpRows<kHd>(dq + (row_b + w0) * ld_dq + static_cast<int64_t>(h) * kHd, ld_dq, stage,
-                           T - w0, lane);
+  attn::StoreWarpRows<kHd>(dst, ld_dq, stage, T - w0, lane);
 }
 
 // ---- 4. dq from the fused pass's fp32 accumulator --------------------------------------------
 
-// dq[row, c] = bf16(scale * acc[row, c]) for rows < rows and c < width (a multiple of 8):
+// dq[row, c] = bf16(scale * acc[row, c]) for rows < rows and c < width (a multiple of 8),
+// with RoPE's backward first when rope is given (row's position: row % T; head_dim hd):
 // 8 elements (two float4 loads, one 16-byte store) per thread, grid-stride.
 __global__ void __launch_bounds__(256)
     DqFromAccKernel(bf16* __restrict__ dq, int64_t ld_dq, const float* __restrict__ acc,
-                    int64_t rows, int64_t width, float scale) {
+                    int64_t rows, int64_t width, float scale, int T, int hd, RopeTables rope) {
   const int64_t chunks = width / 8, total = rows * chunks;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = i / chunks, c = (i % chunks) * 8;
     const float4* src = reinterpret_cast<const float4*>(acc + r * width + c);
     const float4 a = src[0], b = src[1];
+    float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+    if (rope.cos != nullptr) {
+      if (hd == 64) {
+        attn::RopeBackward8<64>(v, rope, static_cast<int>(r % T), static_cast<int>(c % 64));
+      } else {
+        attn::RopeBackward8<128>(v, rope, static_cast<int>(r % T), static_cast<int>(c % 128));
+      }
+    }
     uint4 out;
-    out.x = attn::PackBf16(a.x * scale, a.y * scale);
-    out.y = attn::PackBf16(a.z * scale, a.w * scale);
-    out.z = attn::PackBf16(b.x * scale, b.y * scale);
-    out.w = attn::PackBf16(b.z * scale, b.w * scale);
+    out.x = attn::PackBf16(v[0] * scale, v[1] * scale);
+    out.y = attn::PackBf16(v[2] * scale, v[3] * scale);
+    out.z = attn::PackBf16(v[4] * scale, v[5] * scale);
+    out.w = attn::PackBf16(v[6] * scale, v[7] * scale);
     *reinterpret_cast<uint4*>(dq + r * ld_dq + c) = out;
   }
 }
@@ -486,14 +510,14 @@ template <int kHd, DqPass kDq>
 Status LaunchDkDv(unsigned tiles, bf16* dk, bf16* dv, int64_t ld_dkv, float* dq_acc, int* dq_count,
                   const bf16* dout, const float* lse, const float* dvec, const bf16* q,
                   const bf16* k, const bf16* v, const AttentionShape& s, int group, float scale,
-                  float scale_log2, cudaStream_t stream) {
+                  float scale_log2, RopeTables rope, cudaStream_t stream) {
   constexpr int kSmem = DkDvSmemBytes<kHd, kDq>();
   const auto dkdv_kernel = DkDvKernel<kHd, kDq>;  // (DYT_LAUNCH takes no template commas)
   DYT_CUDA_RETURN_IF_ERROR(
       cudaFuncSetAttribute(dkdv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   DYT_LAUNCH(dkdv_kernel, dim3(tiles, s.n_kv_heads, s.B), kThreads, kSmem, stream, dk, dv, ld_dkv,
              dq_acc, dq_count, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv,
-             s.ld_o, scale, scale_log2);
+             s.ld_o, scale, scale_log2, rope);
   return LaunchStatus(kDq == DqPass::kSeparate ? "DkDvKernel"
                       : kDq == DqPass::kAtomic ? "DkDvKernel (atomic dq)"
                                                : "DkDvKernel (ordered dq)");
@@ -503,7 +527,7 @@ template <int kHd>
 Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dkv, const bf16* dout,
                       const bf16* out, const float* lse, const bf16* q, const bf16* k,
                       const bf16* v, const AttentionShape& s, float* dvec, float* dq_acc,
-                      int* dq_count, cudaStream_t stream) {
+                      int* dq_count, RopeTables rope, cudaStream_t stream) {
   const float scale = 1.f / std::sqrt(static_cast<float>(kHd));
   const float scale_log2 = scale * attn::kLog2e;
   const int group = s.n_heads / s.n_kv_heads;
@@ -523,30 +547,31 @@ Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dk
     DYT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dq_acc, 0, DqAccBytes(s), stream));
     if (dq_count != nullptr) {
       DYT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dq_count, 0, DqCountBytes(s), stream));
-      DYT_RETURN_IF_ERROR(
-          (LaunchDkDv<kHd, DqPass::kOrdered>(tiles, dk, dv, ld_dkv, dq_acc, dq_count, dout, lse,
-                                             dvec, q, k, v, s, group, scale, scale_log2, stream)));
+      DYT_RETURN_IF_ERROR((LaunchDkDv<kHd, DqPass::kOrdered>(
+          tiles, dk, dv, ld_dkv, dq_acc, dq_count, dout, lse, dvec, q, k, v, s, group, scale,
+          scale_log2, rope, stream)));
     } else {
       DYT_RETURN_IF_ERROR(
           (LaunchDkDv<kHd, DqPass::kAtomic>(tiles, dk, dv, ld_dkv, dq_acc, nullptr, dout, lse, dvec,
-                                            q, k, v, s, group, scale, scale_log2, stream)));
+                                            q, k, v, s, group, scale, scale_log2, rope, stream)));
     }
     const int64_t width = static_cast<int64_t>(s.n_heads) * kHd;
     const int64_t blocks = std::min<int64_t>(detail::CeilDiv(rows * width / 8, 256), 65536);
     DYT_LAUNCH(DqFromAccKernel, static_cast<unsigned>(blocks), 256, 0, stream, dq, ld_dq, dq_acc,
-               rows, width, scale);
+               rows, width, scale, s.T, kHd, rope);
     return LaunchStatus("DqFromAccKernel");
   }
 
   DYT_RETURN_IF_ERROR(
       (LaunchDkDv<kHd, DqPass::kSeparate>(tiles, dk, dv, ld_dkv, nullptr, nullptr, dout, lse, dvec,
-                                          q, k, v, s, group, scale, scale_log2, stream)));
+                                          q, k, v, s, group, scale, scale_log2, rope, stream)));
 
   constexpr int kDqSmem = DqSmemBytes<kHd>();
   DYT_CUDA_RETURN_IF_ERROR(
       cudaFuncSetAttribute(DqKernel<kHd>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDqSmem));
   DYT_LAUNCH(DqKernel<kHd>, dim3(tiles, s.n_heads, s.B), kThreads, kDqSmem, stream, dq, ld_dq, dout,
-             lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv, s.ld_o, scale, scale_log2);
+             lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv, s.ld_o, scale, scale_log2,
+             rope);
   return LaunchStatus("DqKernel");
 }
 
@@ -564,7 +589,7 @@ Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64
                               const bf16* dout, const bf16* out, const float* lse, const bf16* q,
                               const bf16* k, const bf16* v, const AttentionShape& shape,
                               void* scratch, size_t scratch_bytes, cudaStream_t stream,
-                              AttentionBackwardMode mode) {
+                              AttentionBackwardMode mode, RopeTables rope) {
   constexpr const char* fn = "FlashAttentionBackward";
   DYT_RETURN_IF_ERROR(attn::CheckAttentionShape(fn, shape));
   const int64_t hd = shape.head_dim;
@@ -582,6 +607,10 @@ Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64
   DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "q", q));
   DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "k", k));
   DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "v", v));
+  if ((rope.cos == nullptr) != (rope.sin == nullptr)) {
+    return InvalidArgument(std::string(fn) +
+                           ": rope.cos and rope.sin must both be set or both null");
+  }
   const size_t need = FlashAttentionBackwardScratchBytes(shape, mode);
   DYT_RETURN_IF_ERROR(detail::CheckScratch(fn, scratch, scratch_bytes, need));
   DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "scratch", scratch));
@@ -595,10 +624,10 @@ Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64
                       : nullptr;
   if (shape.head_dim == 64) {
     return LaunchBackward<64>(dq, dk, dv, ld_dq, ld_dkv, dout, out, lse, q, k, v, shape, dvec,
-                              dq_acc, dq_count, stream);
+                              dq_acc, dq_count, rope, stream);
   }
   return LaunchBackward<128>(dq, dk, dv, ld_dq, ld_dkv, dout, out, lse, q, k, v, shape, dvec,
-                             dq_acc, dq_count, stream);
+                             dq_acc, dq_count, rope, stream);
 }
 
 }  // namespace dyt::cuda

@@ -155,6 +155,23 @@ __device__ __forceinline__ void WaitForCount(const int* counter, int value) {
 #endif
 }
 
+// RoPE's backward (rope_kernels.h) on 8 consecutive elements (4 interleaved pairs) of a row at
+// sequence position pos whose first element is column col of its head: each pair turned by
+// -angle exactly as dyt::cpu::RopeBackward does (x0' = x0 c - x1 (-s), x1' = x0 (-s) + x1 c).
+template <int kHd>
+__device__ __forceinline__ void RopeBackward8(float (&v)[8], RopeTables rope, int pos, int col) {
+  const int at = pos * (kHd / 2) + col / 2;
+  const float4 c = __ldg(reinterpret_cast<const float4*>(rope.cos + at));
+  const float4 s = __ldg(reinterpret_cast<const float4*>(rope.sin + at));
+  const float cc[4] = {c.x, c.y, c.z, c.w}, ss[4] = {s.x, s.y, s.z, s.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const float si = -ss[k], x0 = v[2 * k], x1 = v[2 * k + 1];
+    v[2 * k] = x0 * cc[k] - x1 * si;
+    v[2 * k + 1] = x0 * si + x1 * cc[k];
+  }
+}
+
 // Two floats as a bf16 pair (round to nearest even), lo in the low half (the lower column).
 __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
   const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
@@ -240,6 +257,44 @@ __device__ __forceinline__ void AccToSmem(bf16* s, const float (&acc)[kHd / 8][4
         PackBf16(acc[n][0] * mul0, acc[n][1] * mul0);
     *reinterpret_cast<uint32_t*>(s + (g + 8) * kLds<kHd> + col) =
         PackBf16(acc[n][2] * mul1, acc[n][3] * mul1);
+  }
+}
+
+// Writes a warp's 16 x kHd fp32 accumulator to global rows dst + i * ld (i < valid) as bf16 of
+// mul * RoPE's backward (rows at sequence positions row0 + i), through `stage`: the warp's own
+// 16 x kLds floats of shared memory (16-byte aligned), so each lane then handles 8-element
+// chunks (one 16-byte store, 16-byte table loads) with nothing but the chunk in registers. The
+// caller makes sure no other warp uses `stage`.
+template <int kHd>
+__device__ __forceinline__ void StoreAccRopeBackward(bf16* dst, int64_t ld, float* stage,
+                                                     const float (&acc)[kHd / 8][4], float mul,
+                                                     RopeTables rope, int row0, int valid,
+                                                     int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int n = 0; n < kHd / 8; ++n) {
+    const int col = n * 8 + 2 * t;
+    *reinterpret_cast<float2*>(stage + g * kLds<kHd> + col) = make_float2(acc[n][0], acc[n][1]);
+    *reinterpret_cast<float2*>(stage + (g + 8) * kLds<kHd> + col) =
+        make_float2(acc[n][2], acc[n][3]);
+  }
+  __syncwarp();
+  constexpr int kChunks = kHd / 8;
+#pragma unroll
+  for (int i = 0; i < 16 * kChunks / 32; ++i) {
+    const int c = lane + i * 32;
+    const int r = c / kChunks, col = (c % kChunks) * 8;
+    if (r >= valid) continue;
+    const float4* src = reinterpret_cast<const float4*>(stage + r * kLds<kHd> + col);
+    const float4 a = src[0], b = src[1];
+    float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+    RopeBackward8<kHd>(v, rope, row0 + r, col);
+    uint4 out;
+    out.x = PackBf16(v[0] * mul, v[1] * mul);
+    out.y = PackBf16(v[2] * mul, v[3] * mul);
+    out.z = PackBf16(v[4] * mul, v[5] * mul);
+    out.w = PackBf16(v[6] * mul, v[7] * mul);
+    *reinterpret_cast<uint4*>(dst + static_cast<int64_t>(r) * ld + col) = out;
   }
 }
 

@@ -50,6 +50,15 @@ using bf16 = __nv_bfloat16;
 
 enum class AttentionBackwardMode { kDeterministic, kAtomicDq, kOrderedDq };
 
+// RoPE's tables, fp32 [T, head_dim / 2] each (dyt::cpu::RopeTables uploaded; rope_kernels.h).
+// Given to the backward when q and k were rotated before the forward: dq and dk then come out
+// as the gradients of the unrotated q and k (RoPE's backward, the inverse rotation, applied in
+// fp32 before their one rounding to bf16), so no separate RopeBackward pass is needed.
+struct RopeTables {
+  const float* cos = nullptr;
+  const float* sin = nullptr;
+};
+
 struct AttentionShape {
   int B = 0, T = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
   int64_t ld_q = 0, ld_kv = 0, ld_o = 0;  // row strides (elements) of q, k/v, out/dout
@@ -72,6 +81,7 @@ Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64
                               const bf16* dout, const bf16* out, const float* lse, const bf16* q,
                               const bf16* k, const bf16* v, const AttentionShape& shape,
                               void* scratch, size_t scratch_bytes, cudaStream_t stream,
-                              AttentionBackwardMode mode = AttentionBackwardMode::kDeterministic);
+                              AttentionBackwardMode mode = AttentionBackwardMode::kDeterministic,
+                              RopeTables rope = {});
 
 }  // namespace dyt::cuda

@@ -335,13 +335,10 @@ struct LlamaCuda::Impl {
       DYT_RETURN_IF_ERROR(
           gemm.BackwardData(d_att, d_resid, W() + o.wo, N, D(), D(), false, stream));
       Mark("attention.bwd");
-      DYT_RETURN_IF_ERROR(FlashAttentionBackward(d_qkv, d_qkv + D(), d_qkv + D() + KVD(), QKV(),
-                                                 QKV(), d_att, a.att, a.lse, a.qkv, a.qkv + D(),
-                                                 a.qkv + D() + KVD(), Shape(B), attn_scratch,
-                                                 attn_scratch_bytes, stream, attention_backward));
-      Mark("rope.bwd");
-      DYT_RETURN_IF_ERROR(RopeBackward(d_qkv, QKV(), rope_cos, rope_sin, B, T,
-                                       c.n_heads + c.n_kv_heads, hd(), stream));
+      DYT_RETURN_IF_ERROR(FlashAttentionBackward(
+          d_qkv, d_qkv + D(), d_qkv + D() + KVD(), QKV(), QKV(), d_att, a.att, a.lse, a.qkv,
+          a.qkv + D(), a.qkv + D() + KVD(), Shape(B), attn_scratch, attn_scratch_bytes, stream,
+          attention_backward, RopeTables{rope_cos, rope_sin}));  // + RoPE bwd
       // wq | wk | wv are adjacent rows of one [D + 2 KVD, D] matrix (checked in Create).
       Mark("gemm.bwd");
       DYT_RETURN_IF_ERROR(

@@ -100,9 +100,9 @@ class LlamaCuda {
 
   // Benchmarks: marks every phase of Loss / ForwardBackward (embedding.fwd, norm.fwd,
   // gemm.fwd, rope.fwd, attention.fwd, swiglu.fwd, lm_head.fwd, cross_entropy, lm_head.bwd,
-  // norm.bwd, gemm.bwd, swiglu.bwd, attention.bwd, rope.bwd, recompute, embedding.bwd, and
-  // host.wait for the wait at the end) on stream() into `profiler`; null (the default) stops.
-  // The profiler must outlive its use; flushing it is the caller's.
+  // norm.bwd, gemm.bwd, swiglu.bwd, attention.bwd (RoPE's backward included), recompute,
+  // embedding.bwd, and host.wait for the wait at the end) on stream() into `profiler`; null (the
+  // default) stops. The profiler must outlive its use; flushing it is the caller's.
   void SetProfiler(PhaseProfiler* profiler);
 
   // Current DyT alpha of every norm layer (per block attention then FFN, then final); empty

@@ -171,7 +171,7 @@ size_t FlashAttentionBackwardScratchBytes(const AttentionShape&, AttentionBackwa
 Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dkv,
                               const bf16* dout, const bf16* out, const float* lse, const bf16* q,
                               const bf16* k, const bf16* v, const AttentionShape& s, void*, size_t,
-                              cudaStream_t, AttentionBackwardMode) {
+                              cudaStream_t, AttentionBackwardMode, RopeTables rope) {
   const int64_t N = int64_t(s.B) * s.T;
   const int64_t qw = int64_t(s.n_heads) * s.head_dim, kvw = int64_t(s.n_kv_heads) * s.head_dim;
   const std::vector<float> qf = Gather(q, s.ld_q, N, qw), kf = Gather(k, s.ld_kv, N, kvw),
@@ -183,6 +183,10 @@ Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64
   cpu::AttentionBackward(dqf.data(), dkf.data(), dvf.data(), dof.data(), of.data(), lse, qf.data(),
                          kf.data(), vf.data(), scratch.data(), s.B, s.T, s.n_heads, s.n_kv_heads,
                          s.head_dim);
+  if (rope.cos != nullptr) {
+    cpu::RopeBackward(dqf.data(), rope.cos, rope.sin, s.B, s.T, s.n_heads, s.head_dim);
+    cpu::RopeBackward(dkf.data(), rope.cos, rope.sin, s.B, s.T, s.n_kv_heads, s.head_dim);
+  }
   Scatter(dq, ld_dq, dqf, N, qw);
   Scatter(dk, ld_dkv, dkf, N, kvw);
   Scatter(dv, ld_dkv, dvf, N, kvw);
