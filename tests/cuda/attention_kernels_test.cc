@@ -606,6 +606,14 @@ TEST(AttentionArgsTest, RejectsBadArgumentsWithoutLaunching) {
   s = good;
   s.head_dim = 32;
   expect_invalid(bwd(s, 8 * 64, 2 * 64, scratch), "head_dim");
+  // RoPE tables: both or neither, 16-byte aligned.
+  auto bwd_rope = [&](RopeTables rope) {
+    return FlashAttentionBackward(p, p, p, 8 * 64, 2 * 64, p, p, f, p, p, p, good, f, scratch,
+                                  nullptr, AttentionBackwardMode::kDeterministic, rope);
+  };
+  expect_invalid(bwd_rope({f, nullptr}), "rope.cos and rope.sin");
+  expect_invalid(bwd_rope({f + 1, f}), "rope.cos");
+  expect_invalid(bwd_rope({f, f + 2}), "rope.sin");
 }
 
 }  // namespace

@@ -611,6 +611,10 @@ Status FlashAttentionBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64
     return InvalidArgument(std::string(fn) +
                            ": rope.cos and rope.sin must both be set or both null");
   }
+  if (rope.cos != nullptr) {
+    DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "rope.cos", rope.cos));  // 16-byte table loads
+    DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "rope.sin", rope.sin));
+  }
   const size_t need = FlashAttentionBackwardScratchBytes(shape, mode);
   DYT_RETURN_IF_ERROR(detail::CheckScratch(fn, scratch, scratch_bytes, need));
   DYT_RETURN_IF_ERROR(attn::CheckPointer(fn, "scratch", scratch));

@@ -50,7 +50,8 @@ using bf16 = __nv_bfloat16;
 
 enum class AttentionBackwardMode { kDeterministic, kAtomicDq, kOrderedDq };
 
-// RoPE's tables, fp32 [T, head_dim / 2] each (dyt::cpu::RopeTables uploaded; rope_kernels.h).
+// RoPE's tables, fp32 [T, head_dim / 2] each (dyt::cpu::RopeTables uploaded; rope_kernels.h),
+// 16-byte aligned.
 // Given to the backward when q and k were rotated before the forward: dq and dk then come out
 // as the gradients of the unrotated q and k (RoPE's backward, the inverse rotation, applied in
 // fp32 before their one rounding to bf16), so no separate RopeBackward pass is needed.
