@@ -67,6 +67,7 @@ train:
   eval_every: 50
   eval_batches: 4
   recompute: true
+  deterministic: false
 resources:
   ranks: 2
   slots_per_rank: 3
@@ -135,6 +136,8 @@ TEST(JobSpecYamlTest, ReadsEveryField) {
   EXPECT_EQ(s.train().batch_size(), 16);
   EXPECT_EQ(s.train().seed(), 1234u);
   EXPECT_TRUE(s.train().recompute());
+  ASSERT_TRUE(s.train().has_deterministic());  // optional: presence kept (unset means true)
+  EXPECT_FALSE(s.train().deterministic());
   EXPECT_EQ(s.resources().kind(), "cpu");
   EXPECT_EQ(s.resources().slots_per_rank(), 3);
   EXPECT_EQ(s.checkpoint().keep_every_steps(), 1000);
@@ -142,7 +145,7 @@ TEST(JobSpecYamlTest, ReadsEveryField) {
   EXPECT_EQ(file->Locate("train.batch_size"), "job.yaml:45");
   EXPECT_EQ(file->Locate("data.train_paths[1]"), "job.yaml:26");
   EXPECT_EQ(file->Locate("data.train_paths[7]"), "job.yaml:24");  // falls back to the list
-  EXPECT_EQ(file->Locate("checkpoint.nothing"), "job.yaml:57");   // ... or the section
+  EXPECT_EQ(file->Locate("checkpoint.nothing"), "job.yaml:58");   // ... or the section
   EXPECT_EQ(file->Locate("nothing"), std::nullopt);
 }
 
@@ -161,7 +164,8 @@ TEST(JobSpecYamlTest, UnknownKeysAreNamedWithTheirPosition) {
   EXPECT_EQ(nested.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(nested.status().message(),
             "job.yaml:4:3: train.batchsize: unknown field (fields of train: steps, batch_size, "
-            "grad_accum, seq_len, seed, log_every, eval_every, eval_batches, recompute)");
+            "grad_accum, seq_len, seed, log_every, eval_every, eval_batches, recompute, "
+            "deterministic)");
   auto top = Parse("name: x\nmodle:\n  preset: tiny\n");
   ASSERT_FALSE(top.ok());
   EXPECT_EQ(top.status().message().rfind("job.yaml:2:1: modle: unknown field (sections and "
