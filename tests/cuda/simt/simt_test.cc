@@ -313,6 +313,7 @@ TEST(SimtDeathTest, StopsOnHangsDivergentWarpOpsAndOutOfBoundsFragments) {
                "shared access of 16 bytes at offset 256 \\(dynamic shared memory 256 bytes");
   // Blocks one at a time (the default): block 0 waits for block 1, which a GPU need not have
   // started.
+  ScopedEnv one_at_a_time("DYT_SIMT_BLOCKS", "1");
   DevArray<int> slots(std::vector<float>(4, 0.f));
   EXPECT_DEATH(DYT_LAUNCH(ChainKernel, 4, 64, 0, nullptr, slots.get(), 4, +1),
                "a spin-wait on global memory in a block that runs alone.*"
