@@ -29,7 +29,8 @@
 // (zeroed first; FlashAttention-2's scheme). 4. DqFromAccKernel writes dq = bf16(scale * acc).
 // The atomics add in whatever order the blocks run, so dq's bits may vary between runs.
 // kOrderedDq is the same pass with each query tile's additions in a fixed order (a counter per
-// query tile: see DkDvKernel), deterministic again.
+// query tile: see DkDvKernel), deterministic again; its first contributor stores and its last
+// writes dq (DqTurn), so neither the zeroing nor pass 4 is needed.
 //
 // Tiles: the dk/dv pass holds two 16 x hd fp32 accumulators per warp, so its query tile is 64
 // rows at hd = 64 and 32 rows at hd = 128 (keeps S^T and dP^T small enough not to spill).
@@ -98,47 +99,102 @@ __device__ __forceinline__ void AtomicAddPair(float* p, float a, float b) {
 #endif
 }
 
+// How a block's dQ partial joins its query tile's sum in dq_acc:
+//   kAdd:   float atomics (kAtomicDq; kOrderedDq between the first and the last contributor);
+//   kFirst: kOrderedDq's first contributor stores, so dq_acc needs no zeroing;
+//   kLast:  kOrderedDq's last contributor reads the sum so far (L2, after its turn came), adds
+//           its own and writes dq = bf16(scale * RoPE-backward(sum)) itself, so no pass over
+//           dq_acc follows;
+//   kOnly:  first and last at once (a query tile inside the first kv tile): dq from the partial.
+enum class DqTurn { kAdd, kFirst, kLast, kOnly };
+
+// Where kLast / kOnly write: dq rows from `dq` (the tile's first row, its head's first column)
+// at stride ld_dq, scaled by `scale`, rotated back by `rope` (if set) at positions qs + row.
+struct DqOut {
+  bf16* dq;
+  int64_t ld_dq;
+  float scale;
+  RopeTables rope;
+};
+
 // The fused-dq step of the dk/dv pass: dQ[query tile] += dS K over the block's 64 keys, with
 // dS^T staged in sS ([64][kDsLd]) and K in sK. The kBq x kHd product is split over the 4 warps
-// (16 query rows x 64 head-dim columns each) and added to dq_acc at `base` (the tile's first
-// row, its head's first column; row stride H * kHd); rows at or past T are skipped.
+// (16 query rows x 64 head-dim columns each) and joins dq_acc at `base` (the tile's first row,
+// its head's first column; row stride H * kHd) as `turn` says; rows at or past T are skipped.
 template <int kHd>
 __device__ __forceinline__ void AddDq(float* __restrict__ dq_acc, const bf16* sS, const bf16* sK,
-                                      int T, int qs, int64_t base, int H, int lane, int warp) {
+                                      int T, int qs, int64_t base, int H, int lane, int warp,
+                                      DqTurn turn, const DqOut& out) {
   constexpr int kBq = kDkDvQueryRows<kHd>;
   constexpr int kRowGroups = kBq / 16;
   constexpr int kCols = kHd * kRowGroups / attn::kWarps;  // 64 at both head dims
   static_assert(kCols == 64, "each warp owns 16 rows x 64 columns");
+  // In two 32-column halves, one after the other: 16 accumulator registers live instead of 32
+  // (the dk/dv accumulators already hold most of the register file at hd = 128).
+  constexpr int kHalf = kCols / 2;
   const int r0 = (warp % kRowGroups) * 16;
-  const int c0 = (warp / kRowGroups) * kCols;
-  float acc[kCols / 8][4];
-#pragma unroll
-  for (int n = 0; n < kCols / 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
-#pragma unroll
-  for (int kk = 0; kk < kBlockRows / 16; ++kk) {
-    uint32_t a[4];
-    attn::LdMatrixX4Trans(
-        a, attn::SmemAddr(sS + attn::LdmOffsetATrans(lane, r0, kk * 16, kDsLd<kHd>)));
-#pragma unroll
-    for (int dp = 0; dp < kCols / 16; ++dp) {
-      uint32_t b[4];
-      attn::LdMatrixX4Trans(
-          b,
-          attn::SmemAddr(sK + attn::LdmOffsetBTrans(lane, kk * 16, c0 + dp * 16, attn::kLds<kHd>)));
-      attn::Mma(acc[2 * dp], a, b[0], b[1]);
-      attn::Mma(acc[2 * dp + 1], a, b[2], b[3]);
-    }
-  }
   const int g = lane >> 2, t4 = lane & 3;
   const int64_t ld = static_cast<int64_t>(H) * kHd;
+#pragma unroll 1
+  for (int half = 0; half < 2; ++half) {
+    const int c0 = (warp / kRowGroups) * kCols + half * kHalf;
+    float acc[kHalf / 8][4];
 #pragma unroll
-  for (int rr = 0; rr < 2; ++rr) {
-    const int r = r0 + g + rr * 8;
-    if (qs + r >= T) continue;
-    float* row = dq_acc + base + r * ld + c0 + 2 * t4;
+    for (int n = 0; n < kHalf / 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
 #pragma unroll
-    for (int n = 0; n < kCols / 8; ++n)
-      AtomicAddPair(row + n * 8, acc[n][2 * rr], acc[n][2 * rr + 1]);
+    for (int kk = 0; kk < kBlockRows / 16; ++kk) {
+      uint32_t a[4];
+      attn::LdMatrixX4Trans(
+          a, attn::SmemAddr(sS + attn::LdmOffsetATrans(lane, r0, kk * 16, kDsLd<kHd>)));
+#pragma unroll
+      for (int dp = 0; dp < kHalf / 16; ++dp) {
+        uint32_t b[4];
+        attn::LdMatrixX4Trans(
+            b, attn::SmemAddr(sK +
+                              attn::LdmOffsetBTrans(lane, kk * 16, c0 + dp * 16, attn::kLds<kHd>)));
+        attn::Mma(acc[2 * dp], a, b[0], b[1]);
+        attn::Mma(acc[2 * dp + 1], a, b[2], b[3]);
+      }
+    }
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      const int r = r0 + g + rr * 8;
+      if (qs + r >= T) continue;
+      float* row = dq_acc + base + r * ld + c0 + 2 * t4;
+      if (turn == DqTurn::kAdd) {
+#pragma unroll
+        for (int n = 0; n < kHalf / 8; ++n) {
+          AtomicAddPair(row + n * 8, acc[n][2 * rr], acc[n][2 * rr + 1]);
+        }
+      } else if (turn == DqTurn::kFirst) {
+#pragma unroll
+        for (int n = 0; n < kHalf / 8; ++n) {
+          __stcg(reinterpret_cast<float2*>(row + n * 8),
+                 make_float2(acc[n][2 * rr], acc[n][2 * rr + 1]));
+        }
+      } else {
+        // kLast / kOnly: the lane's pair (columns c, c + 1, c even) is one RoPE pair.
+        bf16* dst = out.dq + r * out.ld_dq + c0 + 2 * t4;
+#pragma unroll
+        for (int n = 0; n < kHalf / 8; ++n) {
+          float x0 = acc[n][2 * rr], x1 = acc[n][2 * rr + 1];
+          if (turn == DqTurn::kLast) {
+            const float2 sum = __ldcg(reinterpret_cast<const float2*>(row + n * 8));
+            x0 += sum.x;
+            x1 += sum.y;
+          }
+          if (out.rope.cos != nullptr) {
+            const int at = (qs + r) * (kHd / 2) + (c0 + n * 8 + 2 * t4) / 2;
+            const float ci = out.rope.cos[at], si = -out.rope.sin[at];
+            const float y0 = x0 * ci - x1 * si, y1 = x0 * si + x1 * ci;
+            x0 = y0;
+            x1 = y1;
+          }
+          *reinterpret_cast<uint32_t*>(dst + n * 8) =
+              attn::PackBf16(x0 * out.scale, x1 * out.scale);
+        }
+      }
+    }
   }
 }
 
@@ -153,7 +209,9 @@ constexpr int DkDvSmemBytes() {
          (kDq != DqPass::kSeparate ? kBlockRows * kDsLd<kHd> * 2 : 0);
 }
 
-// dq_acc (kAtomic, kOrdered): the fp32 [B*T, H * kHd] dq accumulator, zeroed by the caller.
+// dq_acc (kAtomic, kOrdered): the fp32 [B*T, H * kHd] dq accumulator (kAtomic: zeroed by the
+// caller; kOrdered: written first by each tile's first contributor). kOrdered writes dq (row
+// stride ld_dq) itself: each query tile's last contributor (kv tile 0) does (DqTurn).
 // dq_count (kOrdered): [B, H, ceil(T / kBq)] ints, zeroed: how many kv tiles have added into
 // each query tile of dq_acc. Query tile iq takes its kv tiles' sums in descending order: kv
 // tile j adds once the count is jmax(iq) - j. The blocks run the kv tiles in descending order
@@ -162,8 +220,8 @@ constexpr int DkDvSmemBytes() {
 // ascending order, one step ahead of the next lower tile, so in steady state nobody waits.
 template <int kHd, DqPass kDq>
 __global__ void __launch_bounds__(kThreads)
-    DkDvKernel(bf16* __restrict__ dk, bf16* __restrict__ dv, int64_t ld_dkv,
-               float* __restrict__ dq_acc, int* __restrict__ dq_count,
+    DkDvKernel(bf16* __restrict__ dk, bf16* __restrict__ dv, int64_t ld_dkv, bf16* __restrict__ dq,
+               int64_t ld_dq, float* __restrict__ dq_acc, int* __restrict__ dq_count,
                const bf16* __restrict__ dout, const float* __restrict__ lse,
                const float* __restrict__ dvec, const bf16* __restrict__ q,
                const bf16* __restrict__ k, const bf16* __restrict__ v, int T, int H, int group,
@@ -290,14 +348,22 @@ __global__ void __launch_bounds__(kThreads)
     if constexpr (kDq != DqPass::kSeparate) {
       attn::AccToSmem<kBq>(sS + warp * 16 * kDsLd<kHd>, st, 1.f, 1.f, lane);
       const int h = h0 + it / nq;
+      DqTurn turn = DqTurn::kAdd;
       if constexpr (kDq == DqPass::kOrdered) {
         const int iq = qs / kBq, n_qt = (T + kBq - 1) / kBq;
         count = dq_count + (static_cast<int64_t>(b) * H + h) * n_qt + iq;
         const int jmax = min((qs + kBq - 1) / kBlockRows, n_kt - 1);
+        if (kt == jmax) {
+          turn = kt == 0 ? DqTurn::kOnly : DqTurn::kFirst;
+        } else if (kt == 0) {
+          turn = DqTurn::kLast;
+        }
         if (tid == 0) attn::WaitForCount(count, jmax - kt);
       }
       __syncthreads();  // all 64 keys' dS^T staged (kOrdered: and it is this tile's turn)
-      AddDq<kHd>(dq_acc, sS, sK, T, qs, (row_b + qs) * H * kHd + h * kHd, H, lane, warp);
+      const DqOut out{dq + (row_b + qs) * ld_dq + static_cast<int64_t>(h) * kHd, ld_dq, scale,
+                      rope};
+      AddDq<kHd>(dq_acc, sS, sK, T, qs, (row_b + qs) * H * kHd + h * kHd, H, lane, warp, turn, out);
       if constexpr (kDq == DqPass::kOrdered) __threadfence();  // the adds before the count
     }
     __syncthreads();  // every warp is done with buffer `buf` (and sS) before it is refilled
@@ -507,17 +573,18 @@ size_t DqCountBytes(const AttentionShape& s) {
 }
 
 template <int kHd, DqPass kDq>
-Status LaunchDkDv(unsigned tiles, bf16* dk, bf16* dv, int64_t ld_dkv, float* dq_acc, int* dq_count,
-                  const bf16* dout, const float* lse, const float* dvec, const bf16* q,
-                  const bf16* k, const bf16* v, const AttentionShape& s, int group, float scale,
-                  float scale_log2, RopeTables rope, cudaStream_t stream) {
+Status LaunchDkDv(unsigned tiles, bf16* dk, bf16* dv, int64_t ld_dkv, bf16* dq, int64_t ld_dq,
+                  float* dq_acc, int* dq_count, const bf16* dout, const float* lse,
+                  const float* dvec, const bf16* q, const bf16* k, const bf16* v,
+                  const AttentionShape& s, int group, float scale, float scale_log2,
+                  RopeTables rope, cudaStream_t stream) {
   constexpr int kSmem = DkDvSmemBytes<kHd, kDq>();
   const auto dkdv_kernel = DkDvKernel<kHd, kDq>;  // (DYT_LAUNCH takes no template commas)
   DYT_CUDA_RETURN_IF_ERROR(
       cudaFuncSetAttribute(dkdv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   DYT_LAUNCH(dkdv_kernel, dim3(tiles, s.n_kv_heads, s.B), kThreads, kSmem, stream, dk, dv, ld_dkv,
-             dq_acc, dq_count, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q, s.ld_kv,
-             s.ld_o, scale, scale_log2, rope);
+             dq, ld_dq, dq_acc, dq_count, dout, lse, dvec, q, k, v, s.T, s.n_heads, group, s.ld_q,
+             s.ld_kv, s.ld_o, scale, scale_log2, rope);
   return LaunchStatus(kDq == DqPass::kSeparate ? "DkDvKernel"
                       : kDq == DqPass::kAtomic ? "DkDvKernel (atomic dq)"
                                                : "DkDvKernel (ordered dq)");
@@ -542,19 +609,19 @@ Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dk
   DYT_RETURN_IF_ERROR(LaunchStatus("RowDotKernel"));
 
   const unsigned tiles = static_cast<unsigned>((s.T + kBlockRows - 1) / kBlockRows);
+  if (dq_count != nullptr) {
+    // One pass, dq written by each query tile's last contributor: no zeroing, no dq pass.
+    DYT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dq_count, 0, DqCountBytes(s), stream));
+    return LaunchDkDv<kHd, DqPass::kOrdered>(tiles, dk, dv, ld_dkv, dq, ld_dq, dq_acc, dq_count,
+                                             dout, lse, dvec, q, k, v, s, group, scale, scale_log2,
+                                             rope, stream);
+  }
   if (dq_acc != nullptr) {
-    // One pass: dk, dv and the dq accumulator; then dq from it.
+    // One pass into the zeroed accumulator; then dq from it.
     DYT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dq_acc, 0, DqAccBytes(s), stream));
-    if (dq_count != nullptr) {
-      DYT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dq_count, 0, DqCountBytes(s), stream));
-      DYT_RETURN_IF_ERROR((LaunchDkDv<kHd, DqPass::kOrdered>(
-          tiles, dk, dv, ld_dkv, dq_acc, dq_count, dout, lse, dvec, q, k, v, s, group, scale,
-          scale_log2, rope, stream)));
-    } else {
-      DYT_RETURN_IF_ERROR(
-          (LaunchDkDv<kHd, DqPass::kAtomic>(tiles, dk, dv, ld_dkv, dq_acc, nullptr, dout, lse, dvec,
-                                            q, k, v, s, group, scale, scale_log2, rope, stream)));
-    }
+    DYT_RETURN_IF_ERROR((LaunchDkDv<kHd, DqPass::kAtomic>(tiles, dk, dv, ld_dkv, nullptr, 0, dq_acc,
+                                                          nullptr, dout, lse, dvec, q, k, v, s,
+                                                          group, scale, scale_log2, rope, stream)));
     const int64_t width = static_cast<int64_t>(s.n_heads) * kHd;
     const int64_t blocks = std::min<int64_t>(detail::CeilDiv(rows * width / 8, 256), 65536);
     DYT_LAUNCH(DqFromAccKernel, static_cast<unsigned>(blocks), 256, 0, stream, dq, ld_dq, dq_acc,
@@ -562,9 +629,9 @@ Status LaunchBackward(bf16* dq, bf16* dk, bf16* dv, int64_t ld_dq, int64_t ld_dk
     return LaunchStatus("DqFromAccKernel");
   }
 
-  DYT_RETURN_IF_ERROR(
-      (LaunchDkDv<kHd, DqPass::kSeparate>(tiles, dk, dv, ld_dkv, nullptr, nullptr, dout, lse, dvec,
-                                          q, k, v, s, group, scale, scale_log2, rope, stream)));
+  DYT_RETURN_IF_ERROR((LaunchDkDv<kHd, DqPass::kSeparate>(
+      tiles, dk, dv, ld_dkv, nullptr, 0, nullptr, nullptr, dout, lse, dvec, q, k, v, s, group,
+      scale, scale_log2, rope, stream)));
 
   constexpr int kDqSmem = DqSmemBytes<kHd>();
   DYT_CUDA_RETURN_IF_ERROR(

@@ -30,7 +30,9 @@
 //     scratch is larger by B * T * n_heads * head_dim floats.
 //   kOrderedDq: the one pass of kAtomicDq with the atomics of each query tile taken in a fixed
 //     order (the kv tiles in descending order, through a per-tile counter in the scratch:
-//     FlashAttention-3's deterministic scheme), so deterministic again. It relies on the GPU
+//     FlashAttention-3's deterministic scheme), so deterministic again; the first kv tile of
+//     each query tile stores instead of adding and the last writes dq itself, so it also skips
+//     kAtomicDq's zeroing of the accumulator and its pass over it. It relies on the GPU
 //     starting thread blocks in index order, as that scheme and CUTLASS's serial split-K do.
 //
 // Everything is enqueued on `stream`; INTERNAL for a launch error.

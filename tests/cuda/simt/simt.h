@@ -171,7 +171,15 @@ T __ldca(const T* p) {
   return *p;
 }
 template <typename T>
+T __ldcg(const T* p) {
+  return *p;
+}
+template <typename T>
 void __stcs(T* p, T v) {
+  *p = v;
+}
+template <typename T>
+void __stcg(T* p, T v) {
   *p = v;
 }
 
