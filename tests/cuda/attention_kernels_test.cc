@@ -478,17 +478,20 @@ TEST_P(AttentionTest, FusedViewsChainedAndDeterministic) {
   CheckCase({1, T, 6, 2, 128}, /*fused=*/true, /*chain=*/false, /*bwd_runs=*/2, seed + 2);
 }
 
-// The one-pass backward (dq by float atomics): every head dim, MHA and GQA, contiguous and
-// fused views, chained and not, run twice (dk / dv bits and dq within tolerance agree).
+// A one-pass backward mode on every head dim, MHA and GQA, contiguous and fused views, chained
+// and not, each run `runs` times.
+void CheckOnePassCases(int T, uint64_t seed, AttentionBackwardMode mode, int runs) {
+  CheckCase({2, T, 8, 2, 64}, /*fused=*/false, /*chain=*/false, runs, seed, mode);
+  CheckCase({1, T, 3, 3, 128}, /*fused=*/false, /*chain=*/false, runs, seed + 1, mode);
+  CheckCase({3, T, 4, 4, 64}, /*fused=*/true, /*chain=*/true, 2, seed + 2, mode);
+  CheckCase({2, T, 6, 2, 128}, /*fused=*/true, /*chain=*/true, 2, seed + 3, mode);
+}
+
+// The one-pass backward with dq by float atomics: dk / dv bits and dq within tolerance agree
+// across two runs.
 TEST_P(AttentionTest, AtomicDqMatchesCpuTwin) {
   DYT_REQUIRE_GPU();
-  const uint64_t seed = test::TestSeed();
-  const int T = GetParam();
-  constexpr auto kAtomic = AttentionBackwardMode::kAtomicDq;
-  CheckCase({2, T, 8, 2, 64}, /*fused=*/false, /*chain=*/false, 2, seed, kAtomic);
-  CheckCase({1, T, 3, 3, 128}, /*fused=*/false, /*chain=*/false, 2, seed + 1, kAtomic);
-  CheckCase({3, T, 4, 4, 64}, /*fused=*/true, /*chain=*/true, 2, seed + 2, kAtomic);
-  CheckCase({2, T, 6, 2, 128}, /*fused=*/true, /*chain=*/true, 2, seed + 3, kAtomic);
+  CheckOnePassCases(GetParam(), test::TestSeed(), AttentionBackwardMode::kAtomicDq, 2);
 }
 
 // The one-pass backward with dq's atomics in a fixed order: the same cases, and the bits of
@@ -499,10 +502,7 @@ TEST_P(AttentionTest, OrderedDqMatchesCpuTwinAndIsDeterministic) {
   const uint64_t seed = test::TestSeed();
   const int T = GetParam();
   constexpr auto kOrdered = AttentionBackwardMode::kOrderedDq;
-  CheckCase({2, T, 8, 2, 64}, /*fused=*/false, /*chain=*/false, 3, seed, kOrdered);
-  CheckCase({1, T, 3, 3, 128}, /*fused=*/false, /*chain=*/false, 3, seed + 1, kOrdered);
-  CheckCase({3, T, 4, 4, 64}, /*fused=*/true, /*chain=*/true, 2, seed + 2, kOrdered);
-  CheckCase({2, T, 6, 2, 128}, /*fused=*/true, /*chain=*/true, 2, seed + 3, kOrdered);
+  CheckOnePassCases(T, seed, kOrdered, 3);
   CheckCase({2, T, 8, 4, 64}, /*fused=*/true, /*chain=*/true, 2, seed + 4, kOrdered,
             /*rope=*/true);
 }

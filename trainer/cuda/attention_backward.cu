@@ -185,10 +185,7 @@ __device__ __forceinline__ void AddDq(float* __restrict__ dq_acc, const bf16* sS
           }
           if (out.rope.cos != nullptr) {
             const int at = (qs + r) * (kHd / 2) + (c0 + n * 8 + 2 * t4) / 2;
-            const float ci = out.rope.cos[at], si = -out.rope.sin[at];
-            const float y0 = x0 * ci - x1 * si, y1 = x0 * si + x1 * ci;
-            x0 = y0;
-            x1 = y1;
+            attn::RopeBackwardPair(x0, x1, out.rope.cos[at], out.rope.sin[at]);
           }
           *reinterpret_cast<uint32_t*>(dst + n * 8) =
               attn::PackBf16(x0 * out.scale, x1 * out.scale);

@@ -155,21 +155,24 @@ __device__ __forceinline__ void WaitForCount(const int* counter, int value) {
 #endif
 }
 
-// RoPE's backward (rope_kernels.h) on 8 consecutive elements (4 interleaved pairs) of a row at
-// sequence position pos whose first element is column col of its head: each pair turned by
-// -angle exactly as dyt::cpu::RopeBackward does (x0' = x0 c - x1 (-s), x1' = x0 (-s) + x1 c).
+// RoPE's backward (rope_kernels.h) on one interleaved pair, cos c and sin s of its angle: the
+// pair turned by -angle exactly as dyt::cpu::RopeBackward does (x0' = x0 c - x1 (-s),
+// x1' = x0 (-s) + x1 c); RopeBackward8 on 8 consecutive elements (4 pairs) of a row at
+// sequence position pos whose first element is column col of its head.
+__device__ __forceinline__ void RopeBackwardPair(float& x0, float& x1, float c, float s) {
+  const float si = -s, y0 = x0 * c - x1 * si, y1 = x0 * si + x1 * c;
+  x0 = y0;
+  x1 = y1;
+}
 template <int kHd>
 __device__ __forceinline__ void RopeBackward8(float (&v)[8], RopeTables rope, int pos, int col) {
   const int at = pos * (kHd / 2) + col / 2;
   const float4 c = __ldg(reinterpret_cast<const float4*>(rope.cos + at));
   const float4 s = __ldg(reinterpret_cast<const float4*>(rope.sin + at));
-  const float cc[4] = {c.x, c.y, c.z, c.w}, ss[4] = {s.x, s.y, s.z, s.w};
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const float si = -ss[k], x0 = v[2 * k], x1 = v[2 * k + 1];
-    v[2 * k] = x0 * cc[k] - x1 * si;
-    v[2 * k + 1] = x0 * si + x1 * cc[k];
-  }
+  RopeBackwardPair(v[0], v[1], c.x, s.x);
+  RopeBackwardPair(v[2], v[3], c.y, s.y);
+  RopeBackwardPair(v[4], v[5], c.z, s.z);
+  RopeBackwardPair(v[6], v[7], c.w, s.w);
 }
 
 // Two floats as a bf16 pair (round to nearest even), lo in the low half (the lower column).
