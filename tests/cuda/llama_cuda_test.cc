@@ -276,6 +276,61 @@ TEST_P(LlamaCudaDeterminismTest, GradientRangesArePartitionAndFinalWhenReported)
   }
 }
 
+// GradMode::kOverwrite: whatever the gradient buffer held (NaN in every byte here, padding
+// included), one micro-batch leaves the gradients ZeroGrads + kAccumulate leaves, and a second
+// micro-batch accumulated on top agrees too; tied and untied embeddings, with and without
+// recomputation. Exact under the emulations (the products are CPU twins); on a GPU cuBLASLt may
+// pick another algorithm for beta = 0 than for beta = 1, so within fp32 summation-order noise.
+TEST_P(LlamaCudaDeterminismTest, OverwriteModeIgnoresWhatTheGradientsHeld) {
+  DYT_REQUIRE_GPU();
+  for (const bool tied : {false, true}) {
+    for (const bool recompute : {false, true}) {
+      SCOPED_TRACE(std::string(tied ? "tied embeddings" : "untied") +
+                   (recompute ? ", recompute" : ""));
+      std::mt19937_64 rng(12);
+      const ModelConfig c = SmallConfig(GetParam(), tied);
+      const int B = 2, T = 48;
+      // A buffer_multiple that leaves padding after the last parameter.
+      auto model = LlamaCuda::Create(c, B, T, recompute, nullptr, ParamLayout(c).total() + 5);
+      ASSERT_TRUE(model.ok()) << model.status().ToString();
+      LlamaCuda& m = **model;
+      ASSERT_GT(m.buffer_size(), m.num_params());
+      DYT_ASSERT_OK(m.InitParams(7));
+      const auto in1 = RandomTokens(rng, size_t(B) * T, c.vocab_size);
+      const auto tg1 = RandomTokens(rng, size_t(B) * T, c.vocab_size);
+      const auto in2 = RandomTokens(rng, size_t(B) * T, c.vocab_size);
+      const auto tg2 = RandomTokens(rng, size_t(B) * T, c.vocab_size);
+      auto run = [&](const std::vector<int32_t>& in, const std::vector<int32_t>& tg,
+                     GradMode mode) {
+        auto l = m.ForwardBackward(in.data(), tg.data(), B, 1.0f, nullptr, mode);
+        EXPECT_TRUE(l.ok()) << l.status().ToString();
+        return std::pair{l.ok() ? *l : NAN, Download(m.grads(), m.buffer_size())};
+      };
+      DYT_ASSERT_OK(m.ZeroGrads());
+      const auto [want_loss, want1] = run(in1, tg1, GradMode::kAccumulate);
+      const auto want12 = run(in2, tg2, GradMode::kAccumulate).second;
+
+      DYT_TEST_CUDA(cudaMemset(m.grads(), 0xFF, size_t(m.buffer_size()) * sizeof(float)));
+      const auto [got_loss, got1] = run(in1, tg1, GradMode::kOverwrite);
+      const auto got12 = run(in2, tg2, GradMode::kAccumulate).second;
+      EXPECT_EQ(got_loss, want_loss);
+      auto expect_same = [&](const std::vector<float>& got, const std::vector<float>& want) {
+        EXPECT_EQ(test::FirstNonFinite(got), -1) << "an element was neither written nor zeroed";
+#ifdef DYT_CUDA_HOST_EMULATION
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "element " << i;
+#else
+        EXPECT_LE(test::RelL2(got, want), 1e-5);
+#endif
+        for (int64_t i = m.num_params(); i < m.buffer_size(); ++i) {
+          ASSERT_EQ(got[size_t(i)], 0.f) << "padding element " << i;
+        }
+      };
+      expect_same(got1, want1);
+      expect_same(got12, want12);
+    }
+  }
+}
+
 // Profiling (benchmarks) charges every phase and changes nothing: the same gradients bit for
 // bit, the phases add up to the measured GPU time, the forward and backward kinds all appear.
 TEST_P(LlamaCudaDeterminismTest, ProfilingChangesNothingAndNamesEveryPhase) {
@@ -384,6 +439,36 @@ TEST(CudaBackendTest, TwoHundredStepLossCurveTracksTheCpuBackend) {
     }
   }
   std::printf("  worst relative loss difference over %d steps %.2e\n", steps, worst);
+}
+
+// ZeroGrads itself leaves the gradients to the next micro-batch (GradMode::kOverwrite), so an
+// update with no micro-batch in between must still see zero gradients, not the last step's.
+TEST(CudaBackendTest, UpdateWithNoMicroBatchSinceZeroGradsSeesZeroGradients) {
+  DYT_REQUIRE_GPU();
+  TrainConfig c = CurveConfig("cuda");
+  auto be = CudaBackend::Create(c, nullptr);
+  ASSERT_TRUE(be.ok()) << be.status().ToString();
+  std::mt19937_64 rng(2);
+  const int B = c.train.batch_size, T = c.train.seq_len;
+  const auto in = RandomTokens(rng, size_t(B) * T, c.model.vocab_size);
+  const auto tg = RandomTokens(rng, size_t(B) * T, c.model.vocab_size);
+  for (int step = 0; step < 2; ++step) {
+    DYT_ASSERT_OK((*be)->ZeroGrads());
+    ASSERT_TRUE((*be)->ForwardBackward(in.data(), tg.data(), B, 1.0f).ok());
+    auto norm = (*be)->ReduceAndUpdate(1e-3f, 1.0f);
+    ASSERT_TRUE(norm.ok()) << norm.status().ToString();
+    EXPECT_GT(*norm, 0.0);
+  }
+  DYT_ASSERT_OK((*be)->ZeroGrads());
+  auto norm = (*be)->ReduceAndUpdate(1e-3f, 1.0f);
+  ASSERT_TRUE(norm.ok()) << norm.status().ToString();
+  EXPECT_EQ(*norm, 0.0);
+  // And the next step's micro-batch writes its gradients over the zeros as usual.
+  DYT_ASSERT_OK((*be)->ZeroGrads());
+  ASSERT_TRUE((*be)->ForwardBackward(in.data(), tg.data(), B, 1.0f).ok());
+  auto next = (*be)->ReduceAndUpdate(1e-3f, 1.0f);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_GT(*next, 0.0);
 }
 
 // Export -> import into a fresh backend -> the same next step.

@@ -97,7 +97,10 @@ struct CudaBackend::Impl {
   double* h_sumsq = nullptr;  // pinned
   std::vector<DecayRun> runs;
   int64_t step = 0;
-  int micro = 0;                      // micro-batches since ZeroGrads
+  int micro = 0;  // micro-batches since ZeroGrads
+  // ZeroGrads was called and no micro-batch has written the gradients since: the next one
+  // overwrites them (GradMode::kOverwrite), so ZeroGrads itself does no pass over the buffer.
+  bool zero_pending = false;
   bool reduced_early = false;         // this step's gradients already all-reduced during backward
   PhaseProfiler* profiler = nullptr;  // benchmarks only
   // Set (with peers) when a call failed after this step's gradients began to be all-reduced,
@@ -295,7 +298,8 @@ Status CudaBackend::ZeroGrads() {
   }
   b.micro = 0;
   b.reduced_early = false;
-  return b.model->ZeroGrads();
+  b.zero_pending = true;  // done by the first micro-batch's backward pass
+  return Status::Ok();
 }
 
 StatusOr<double> CudaBackend::ForwardBackward(const int32_t* inputs, const int32_t* targets,
@@ -316,8 +320,12 @@ StatusOr<double> CudaBackend::ForwardBackward(const int32_t* inputs, const int32
     ready = [&b](int64_t begin, int64_t end) { return b.AllReduceGrads(begin, end); };
     b.reduced_early = true;
   }
-  auto loss = b.model->ForwardBackward(inputs, targets, batch, grad_scale, ready);
+  auto loss =
+      b.model->ForwardBackward(inputs, targets, batch, grad_scale, ready,
+                               b.zero_pending ? GradMode::kOverwrite : GradMode::kAccumulate);
+  // On failure the gradients may be partly written: a retry overwrites them again.
   if (!loss.ok()) return b.Track(loss.status());
+  b.zero_pending = false;
   return loss;
 }
 
@@ -337,6 +345,12 @@ StatusOr<double> CudaBackend::ReduceAndUpdate(float lr, float clip) {
 StatusOr<double> CudaBackend::ReduceAndUpdateOnce(float lr, float clip) {
   Impl& b = *impl_;
   cudaStream_t s = b.stream.get();
+  if (b.zero_pending) {
+    // An update with no micro-batch since ZeroGrads: its gradients are zero.
+    b.Mark("zero_grads");
+    DYT_RETURN_IF_ERROR(b.model->ZeroGrads());
+    b.zero_pending = false;
+  }
   float* g = b.model->grads();
   float* p = b.model->params();
   if (b.world() > 1) {

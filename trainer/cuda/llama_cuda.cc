@@ -18,6 +18,7 @@
 #include "trainer/cuda/rmsnorm_kernels.h"
 #include "trainer/cuda/rope_kernels.h"
 #include "trainer/cuda/swiglu_kernels.h"
+#include "trainer/cuda/zero_kernels.h"
 #include "trainer/model/param_init.h"
 
 namespace dyt::cuda {
@@ -73,6 +74,35 @@ class Arena {
   int64_t bytes_ = 0;
 };
 
+// The parts of the gradient buffer [0, buffer_size) that no weight-gradient product writes
+// whole, as sorted disjoint [begin, end) ranges: what GradMode::kOverwrite zeroes. The products
+// cover wq|wk|wv (one product), wo, w1, w2, w3 of every block and the LM head (with tied
+// embeddings, the table: the embedding's backward then adds onto what the head wrote).
+std::vector<std::pair<int64_t, int64_t>> RangesNotOverwritten(const ModelConfig& c,
+                                                              const ParamLayout& layout,
+                                                              int64_t buffer_size) {
+  const int64_t D = c.dim, F = c.ffn_dim, QKV = c.dim + 2 * int64_t(c.kv_dim());
+  std::vector<std::pair<int64_t, int64_t>> covered;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerOffsets& o = layout.layer(l);
+    covered.push_back({o.wq, o.wq + QKV * D});
+    covered.push_back({o.wo, o.wo + D * D});
+    covered.push_back({o.w1, o.w1 + F * D});
+    covered.push_back({o.w2, o.w2 + D * F});
+    covered.push_back({o.w3, o.w3 + F * D});
+  }
+  covered.push_back({layout.output(), layout.output() + int64_t(c.vocab_size) * D});
+  std::sort(covered.begin(), covered.end());
+  std::vector<std::pair<int64_t, int64_t>> rest;
+  int64_t at = 0;
+  for (const auto& [b, e] : covered) {
+    if (b > at) rest.push_back({at, b});
+    at = std::max(at, e);
+  }
+  if (at < buffer_size) rest.push_back({at, buffer_size});
+  return rest;
+}
+
 }  // namespace
 
 struct LlamaCuda::Impl {
@@ -118,6 +148,11 @@ struct LlamaCuda::Impl {
   size_t reduce_scratch_bytes = 0;
   void* emb_scratch = nullptr;
   size_t emb_scratch_bytes = 0;
+  // GradMode::kOverwrite's zeroing (zero_kernels.h): RangesNotOverwritten as begin / prefix.
+  int64_t* zero_begin = nullptr;
+  int64_t* zero_prefix = nullptr;
+  int zero_count = 0;
+  int64_t zero_total = 0;
 
   PinnedPtr<int32_t> h_tokens;  // inputs [N] | targets [N] | unique [N] | offsets [N+1] | pos [N]
   PinnedPtr<double> h_loss;
@@ -286,9 +321,16 @@ struct LlamaCuda::Impl {
   }
 
   // ---- backward ----------------------------------------------------------------------------
-  Status Backward(int B, const GradReadyFn& ready, const int32_t* inputs) {
+  // With `overwrite` (GradMode::kOverwrite) the weight-gradient products write their matrices
+  // and everything else is zeroed first, so nothing reads what the gradients held.
+  Status Backward(int B, const GradReadyFn& ready, const int32_t* inputs, bool overwrite) {
     const int64_t N = int64_t(B) * T;
     const int V = c.vocab_size;
+    const bool add = !overwrite;  // the weight-gradient products' `accumulate`
+    if (overwrite) {
+      Mark("zero_grads");
+      DYT_RETURN_IF_ERROR(ZeroRanges(G(), zero_begin, zero_prefix, zero_count, zero_total, stream));
+    }
     // Group the positions of each token for the embedding's deterministic backward (host work
     // that overlaps the GPU's backward pass; uploaded before the embedding kernel needs it).
     HostEmbeddingIndex index = BuildEmbeddingIndex(inputs, N);
@@ -296,7 +338,7 @@ struct LlamaCuda::Impl {
     // LM head and final norm.
     Mark("lm_head.bwd");
     DYT_RETURN_IF_ERROR(
-        gemm.BackwardWeight(G() + layout.output(), logits, final_y, N, D(), V, true, stream));
+        gemm.BackwardWeight(G() + layout.output(), logits, final_y, N, D(), V, add, stream));
     DYT_RETURN_IF_ERROR(
         gemm.BackwardData(d_norm, logits, W() + layout.output(), N, D(), V, false, stream));
     Mark("norm.bwd");
@@ -316,13 +358,13 @@ struct LlamaCuda::Impl {
       }
       // FFN: resid[l+1] = resid_mid + w2(silu(w1 n2) * w3 n2). g, h1, h3 become dg, dh1, dh3.
       Mark("gemm.bwd");
-      DYT_RETURN_IF_ERROR(gemm.BackwardWeight(G() + o.w2, d_resid, a.g, N, F(), D(), true, stream));
+      DYT_RETURN_IF_ERROR(gemm.BackwardWeight(G() + o.w2, d_resid, a.g, N, F(), D(), add, stream));
       DYT_RETURN_IF_ERROR(gemm.BackwardData(a.g, d_resid, W() + o.w2, N, F(), D(), false, stream));
       Mark("swiglu.bwd");
       DYT_RETURN_IF_ERROR(SwigluBackward(a.h1, a.h3, a.g, a.h1, a.h3, N * F(), stream));
       Mark("gemm.bwd");
-      DYT_RETURN_IF_ERROR(gemm.BackwardWeight(G() + o.w1, a.h1, a.n2, N, D(), F(), true, stream));
-      DYT_RETURN_IF_ERROR(gemm.BackwardWeight(G() + o.w3, a.h3, a.n2, N, D(), F(), true, stream));
+      DYT_RETURN_IF_ERROR(gemm.BackwardWeight(G() + o.w1, a.h1, a.n2, N, D(), F(), add, stream));
+      DYT_RETURN_IF_ERROR(gemm.BackwardWeight(G() + o.w3, a.h3, a.n2, N, D(), F(), add, stream));
       DYT_RETURN_IF_ERROR(gemm.BackwardData(d_norm, a.h1, W() + o.w1, N, D(), F(), false, stream));
       DYT_RETURN_IF_ERROR(gemm.BackwardData(d_norm, a.h3, W() + o.w3, N, D(), F(), true, stream));
       Mark("norm.bwd");
@@ -331,7 +373,7 @@ struct LlamaCuda::Impl {
       // Attention: resid_mid = resid[l] + wo(attn(rope(wq n1), rope(wk n1), wv n1)).
       Mark("gemm.bwd");
       DYT_RETURN_IF_ERROR(
-          gemm.BackwardWeight(G() + o.wo, d_resid, a.att, N, D(), D(), true, stream));
+          gemm.BackwardWeight(G() + o.wo, d_resid, a.att, N, D(), D(), add, stream));
       DYT_RETURN_IF_ERROR(
           gemm.BackwardData(d_att, d_resid, W() + o.wo, N, D(), D(), false, stream));
       Mark("attention.bwd");
@@ -341,8 +383,7 @@ struct LlamaCuda::Impl {
           attention_backward, RopeTables{rope_cos, rope_sin}));  // + RoPE bwd
       // wq | wk | wv are adjacent rows of one [D + 2 KVD, D] matrix (checked in Create).
       Mark("gemm.bwd");
-      DYT_RETURN_IF_ERROR(
-          gemm.BackwardWeight(G() + o.wq, d_qkv, a.n1, N, D(), QKV(), true, stream));
+      DYT_RETURN_IF_ERROR(gemm.BackwardWeight(G() + o.wq, d_qkv, a.n1, N, D(), QKV(), add, stream));
       DYT_RETURN_IF_ERROR(
           gemm.BackwardData(d_norm, d_qkv, W() + o.wq, N, D(), QKV(), false, stream));
       Mark("norm.bwd");
@@ -475,6 +516,10 @@ StatusOr<std::unique_ptr<LlamaCuda>> LlamaCuda::Create(const ModelConfig& config
   m.attn_scratch_bytes = FlashAttentionBackwardScratchBytes(shape, attention_backward);
   m.reduce_scratch_bytes = ReduceScratchBytes(N);
   m.emb_scratch_bytes = EmbeddingBackwardScratchBytes(int(std::min<int64_t>(N, V)));
+  const auto zero_ranges = RangesNotOverwritten(c, m.layout, P);
+  m.zero_count = int(zero_ranges.size());
+  arena.Take(&m.zero_begin, m.zero_count);
+  arena.Take(&m.zero_prefix, m.zero_count + 1);
   uint8_t *norm_s = nullptr, *attn_s = nullptr, *red_s = nullptr, *emb_s = nullptr;
   arena.Take(&norm_s, int64_t(m.norm_scratch_bytes));
   arena.Take(&attn_s, int64_t(m.attn_scratch_bytes));
@@ -508,6 +553,18 @@ StatusOr<std::unique_ptr<LlamaCuda>> LlamaCuda::Create(const ModelConfig& config
   DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m.rope_cos, cos.data(), cos.size() * sizeof(float),
                                            cudaMemcpyHostToDevice, stream));
   DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m.rope_sin, sin.data(), sin.size() * sizeof(float),
+                                           cudaMemcpyHostToDevice, stream));
+  std::vector<int64_t> zero_begin, zero_prefix{0};
+  for (const auto& [b, e] : zero_ranges) {
+    zero_begin.push_back(b);
+    zero_prefix.push_back(zero_prefix.back() + (e - b));
+  }
+  m.zero_total = zero_prefix.back();
+  DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m.zero_begin, zero_begin.data(),
+                                           zero_begin.size() * sizeof(int64_t),
+                                           cudaMemcpyHostToDevice, stream));
+  DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m.zero_prefix, zero_prefix.data(),
+                                           zero_prefix.size() * sizeof(int64_t),
                                            cudaMemcpyHostToDevice, stream));
   DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
 
@@ -565,7 +622,7 @@ Status LlamaCuda::ZeroGrads() {
 
 StatusOr<double> LlamaCuda::ForwardBackward(const int32_t* inputs, const int32_t* targets,
                                             int batch, float grad_scale,
-                                            const GradReadyFn& on_grads_ready) {
+                                            const GradReadyFn& on_grads_ready, GradMode grad_mode) {
   Impl& m = *impl_;
   DYT_RETURN_IF_ERROR(m.Forward(inputs, targets, batch));
   const int64_t N = int64_t(batch) * m.T;
@@ -575,7 +632,7 @@ StatusOr<double> LlamaCuda::ForwardBackward(const int32_t* inputs, const int32_t
   // The loss sum is enqueued now and read after the backward pass (one wait per micro-batch).
   DYT_RETURN_IF_ERROR(
       SumDevice(m.loss_sum, m.losses, N, m.reduce_scratch, m.reduce_scratch_bytes, m.stream));
-  DYT_RETURN_IF_ERROR(m.Backward(batch, on_grads_ready, inputs));
+  DYT_RETURN_IF_ERROR(m.Backward(batch, on_grads_ready, inputs, grad_mode == GradMode::kOverwrite));
   DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m.h_loss.get(), m.loss_sum, sizeof(double),
                                            cudaMemcpyDeviceToHost, m.stream));
   m.Mark("host.wait");

@@ -46,6 +46,16 @@ namespace dyt::cuda {
 using GradReadyFn = std::function<Status(int64_t begin, int64_t end)>;
 class PhaseProfiler;
 
+// How ForwardBackward writes the gradient buffer.
+//   kAccumulate  adds this micro-batch's gradient to what grads() holds.
+//   kOverwrite   replaces it: grads() becomes this micro-batch's gradient whatever it held,
+//                exactly as ZeroGrads() then kAccumulate, without the pass over the whole
+//                buffer: every weight-gradient product writes its matrix (cuBLASLt beta = 0, so
+//                it reads nothing either) and one small kernel zeroes the rest (norm
+//                parameters, an untied embedding table, padding) before the backward pass
+//                adds into it. PyTorch's zero_grad(set_to_none=True) saves the same pass.
+enum class GradMode { kAccumulate, kOverwrite };
+
 class LlamaCuda {
  public:
   // `config` validated; seq_len <= config.max_seq_len; head_dim 64 or 128 (the attention
@@ -90,9 +100,11 @@ class LlamaCuda {
   Status ZeroGrads();  // enqueued
 
   // One micro-batch (host arrays [batch, seq_len]): adds the gradient of (mean loss *
-  // grad_scale) to grads() and returns the mean loss.
+  // grad_scale) to grads(), or with GradMode::kOverwrite writes it there, and returns the mean
+  // loss. An error before the backward pass starts (a bad batch) leaves grads() untouched.
   StatusOr<double> ForwardBackward(const int32_t* inputs, const int32_t* targets, int batch,
-                                   float grad_scale, const GradReadyFn& on_grads_ready = nullptr);
+                                   float grad_scale, const GradReadyFn& on_grads_ready = nullptr,
+                                   GradMode grad_mode = GradMode::kAccumulate);
   // Forward only; the mean loss.
   StatusOr<double> Loss(const int32_t* inputs, const int32_t* targets, int batch);
   // Forward only; the bf16 logits [batch * seq_len, vocab] as floats (tests, generation).
@@ -101,8 +113,9 @@ class LlamaCuda {
   // Benchmarks: marks every phase of Loss / ForwardBackward (embedding.fwd, norm.fwd,
   // gemm.fwd, rope.fwd, attention.fwd, swiglu.fwd, lm_head.fwd, cross_entropy, lm_head.bwd,
   // norm.bwd, gemm.bwd, swiglu.bwd, attention.bwd (RoPE's backward included), recompute,
-  // embedding.bwd, and host.wait for the wait at the end) on stream() into `profiler`; null (the
-  // default) stops. The profiler must outlive its use; flushing it is the caller's.
+  // embedding.bwd, zero_grads (kOverwrite's zeroing), and host.wait for the wait at the end)
+  // on stream() into `profiler`; null (the default) stops. The profiler must outlive its use;
+  // flushing it is the caller's.
   void SetProfiler(PhaseProfiler* profiler);
 
   // Current DyT alpha of every norm layer (per block attention then FFN, then final); empty

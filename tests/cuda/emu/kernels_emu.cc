@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -26,6 +27,7 @@
 #include "trainer/cuda/rmsnorm_kernels.h"
 #include "trainer/cuda/rope_kernels.h"
 #include "trainer/cuda/swiglu_kernels.h"
+#include "trainer/cuda/zero_kernels.h"
 
 namespace dyt::cuda {
 namespace {
@@ -251,6 +253,17 @@ Status SumSquaresDevice(double* out, const float* x, int64_t n, void*, size_t, c
   *out = s;
   return Status::Ok();
 }
+Status ZeroRanges(float* base, const int64_t* begin, const int64_t* prefix, int count,
+                  int64_t total, cudaStream_t) {
+  if (count < 0 || total < 0 || (total > 0 && count == 0) || prefix[count] != total) {
+    return InvalidArgument("ZeroRanges: bad range table");
+  }
+  for (int r = 0; r < count; ++r) {
+    std::fill(base + begin[r], base + begin[r] + (prefix[r + 1] - prefix[r]), 0.f);
+  }
+  return Status::Ok();
+}
+
 Status CastFp32ToBf16(bf16* dst, const float* src, int64_t n, cudaStream_t) {
   StoreBf16(dst, src, n);
   return Status::Ok();
