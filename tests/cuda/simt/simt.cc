@@ -285,6 +285,11 @@ class Executor {
 
   void CpAsync(uint32_t dst, const void* src, size_t bytes, bool valid) {
     Copy c{SharedBytes(dst, bytes, bytes), {}, bytes};
+    // PTX: the global source is aligned to the copy size too (a GPU faults otherwise).
+    if (valid && reinterpret_cast<uintptr_t>(src) % bytes != 0) {
+      Fail(Current(), "cp.async of " + std::to_string(bytes) + " bytes from a global address " +
+                          "not aligned to " + std::to_string(bytes));
+    }
     if (valid) std::memcpy(c.bytes, src, bytes);
     if (early_copies_) {
       std::memcpy(c.dst, c.bytes, c.n);
