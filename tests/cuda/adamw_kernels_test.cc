@@ -1,8 +1,10 @@
 // The AdamW update kernel against (1) an exact host model of its operation order (every
 // product and sum rounded separately: the kernel must match it bit for bit) and (2) its CPU
 // twin dyt::AdamW::Step over the "test" preset's parameter layout, several steps, weight decay
-// on and off, grad_scale != 1, per-tensor ranges (misaligned: the scalar path) and one range
-// over the whole buffer (the vector path).
+// on and off, grad_scale != 1, per-tensor ranges (misaligned: the scalar path), one range
+// over the whole buffer (the vector path), and one range with the decay by run (AdamWDecayRuns:
+// what the CUDA backend launches once per step), also against the exact model on random run
+// tables (empty runs, boundaries inside a 4-element vector, misaligned).
 //
 // (2) should match bit for bit too: trainer/CMakeLists.txt compiles adamw.cc with
 // -ffp-contract=off, so the CPU rounds every product and sum like the kernel. The bound kept,
@@ -20,6 +22,8 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/cuda/test_util.h"
@@ -67,6 +71,36 @@ void ReferenceElement(float& p, float& m, float& v, float grad, const AdamWScala
   m = mn;
   v = vn;
 }
+
+// A device copy of a host array of T (the decay-run tables).
+template <typename T>
+class DevVector {
+ public:
+  explicit DevVector(const std::vector<T>& v) {
+    DYT_TEST_CUDA(cudaMalloc(&p_, std::max<size_t>(v.size(), 1) * sizeof(T)));
+    DYT_TEST_CUDA(cudaMemcpy(p_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  ~DevVector() { cudaFree(p_); }
+  DevVector(const DevVector&) = delete;
+  DevVector& operator=(const DevVector&) = delete;
+  const T* get() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
+};
+
+// A run table on the device (bounds [count + 1], decays [count]).
+struct DevRuns {
+  DevRuns(const std::vector<int64_t>& bounds, const std::vector<uint8_t>& decays)
+      : b(bounds), d(decays) {
+    runs.bounds = b.get();
+    runs.decays = d.get();
+    runs.count = static_cast<int>(decays.size());
+  }
+  DevVector<int64_t> b;
+  DevVector<uint8_t> d;
+  AdamWDecayRuns runs;
+};
 
 struct Worst {
   int64_t ulps = 0;
@@ -127,6 +161,55 @@ TEST(AdamWKernelTest, MatchesExactHostModelBitForBit) {
   }
 }
 
+// Random run tables over n elements: bounds anywhere (inside 4-element vectors too), some runs
+// empty, random decays; the kernel must apply each element's own run's decay.
+TEST(AdamWKernelTest, DecayRunsMatchExactHostModelBitForBit) {
+  DYT_REQUIRE_GPU();
+  const uint64_t seed = test::TestSeed();
+  for (const int64_t n : {int64_t{7}, int64_t{4099}, int64_t{100003}}) {
+    for (const size_t misalign : {size_t{0}, size_t{1}}) {
+      SCOPED_TRACE(testing::Message() << "n=" << n << " misalign=" << misalign << " seed=" << seed);
+      std::mt19937_64 rng(seed + static_cast<uint64_t>(n) * 3 + misalign);
+      const int count = std::uniform_int_distribution<int>(1, 40)(rng);
+      std::vector<int64_t> bounds(static_cast<size_t>(count) + 1);
+      for (int64_t& b : bounds) b = std::uniform_int_distribution<int64_t>(0, n)(rng);
+      std::sort(bounds.begin(), bounds.end());
+      bounds.front() = 0;
+      bounds.back() = n;
+      std::vector<uint8_t> decays(static_cast<size_t>(count));
+      for (uint8_t& d : decays) d = static_cast<uint8_t>(rng() % 2);
+      const DevRuns runs(bounds, decays);
+
+      std::vector<float> p = test::RandomNonZero(rng, n, 1e-3f, 1.f);
+      std::vector<float> m(n, 0.f), v(n, 0.f);
+      DevArray<float> p_dev(p, misalign), m_dev(m, misalign), v_dev(v, misalign);
+      DevArray<bf16> pb_dev(n, misalign);
+      for (int64_t t = 1; t <= 3; ++t) {
+        const std::vector<float> g = test::RandomNonZero(rng, n, 1e-6f, 2.f);
+        const AdamWScalars s = AdamWStepScalars(1e-2f * static_cast<float>(t), 0.9f, 0.95f, 1e-8f,
+                                                0.1f, true, t, 0.7f);
+        AdamWScalars no_decay = s;
+        no_decay.decay = 1.0f;
+        for (int r = 0; r < count; ++r) {
+          for (int64_t i = bounds[r]; i < bounds[r + 1]; ++i) {
+            ReferenceElement(p[i], m[i], v[i], g[i], decays[r] != 0 ? s : no_decay);
+          }
+        }
+        DevArray<float> g_dev(g, misalign);
+        DYT_ASSERT_OK(AdamWUpdate(p_dev.get(), pb_dev.get(), g_dev.get(), m_dev.get(), v_dev.get(),
+                                  n, s, nullptr, &runs.runs));
+        DYT_TEST_CUDA(cudaDeviceSynchronize());
+        const Worst wp = CompareUlps(p_dev.Download(), p), wm = CompareUlps(m_dev.Download(), m),
+                    wv = CompareUlps(v_dev.Download(), v);
+        EXPECT_EQ(wp.ulps, 0) << "step " << t << ": params differ in " << wp.count_diff
+                              << " elements, first worst at " << wp.index;
+        EXPECT_EQ(wm.ulps, 0) << "step " << t << ": m differs at " << wm.index;
+        EXPECT_EQ(wv.ulps, 0) << "step " << t << ": v differs at " << wv.index;
+      }
+    }
+  }
+}
+
 // The elements of the layout's buffer that belong to no tensor (the alignment padding between
 // tensors): the backends keep their parameters and gradients at 0, and AdamW::Step skips them.
 std::vector<bool> PaddingMask(const ParamLayout& layout) {
@@ -137,11 +220,15 @@ std::vector<bool> PaddingMask(const ParamLayout& layout) {
   return padding;
 }
 
-// Runs `steps` AdamW steps on the CPU twin and on the GPU (one AdamWUpdate per tensor, or one
-// over the whole buffer when every tensor decays alike) and compares p, m, v.
-void CheckAgainstTwin(bool no_decay_norms, bool whole_buffer, uint64_t seed) {
-  SCOPED_TRACE(testing::Message() << "no_decay_norms_and_scales=" << no_decay_norms
-                                  << " whole_buffer=" << whole_buffer << " seed=" << seed);
+// How CheckAgainstTwin calls the kernel: once per tensor; once over the whole buffer (every
+// tensor decays alike); once over the whole buffer with the decay by run.
+enum class Launches { kPerTensor, kWholeBuffer, kDecayRuns };
+
+// Runs `steps` AdamW steps on the CPU twin and on the GPU and compares p, m, v.
+void CheckAgainstTwin(bool no_decay_norms, Launches launches, uint64_t seed) {
+  SCOPED_TRACE(testing::Message() << "no_decay_norms_and_scales=" << no_decay_norms << " launches="
+                                  << static_cast<int>(launches) << " seed=" << seed);
+  const bool whole_buffer = launches != Launches::kPerTensor;
   StatusOr<ModelConfig> config = ModelPreset("test");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   const ParamLayout layout(*config);
@@ -152,6 +239,17 @@ void CheckAgainstTwin(bool no_decay_norms, bool whole_buffer, uint64_t seed) {
 
   std::mt19937_64 rng(seed);
   const std::vector<bool> padding = PaddingMask(layout);
+  // The backend's table: consecutive tensors that decay alike form one run (padding included).
+  std::vector<int64_t> bounds;
+  std::vector<uint8_t> decays;
+  for (size_t ti = 0; ti < layout.tensors().size(); ++ti) {
+    const uint8_t d = opt.Decays(ti) ? 1 : 0;
+    if (!decays.empty() && decays.back() == d) continue;
+    bounds.push_back(decays.empty() ? 0 : layout.tensors()[ti].offset);
+    decays.push_back(d);
+  }
+  bounds.push_back(n);
+  const DevRuns runs(bounds, decays);
   std::vector<float> p = test::RandomNonZero(rng, n, 1e-3f, 0.5f);
   for (int64_t i = 0; i < n; ++i) p[i] = padding[i] ? 0.f : p[i];
   DevArray<float> p_dev(p), m_dev(std::vector<float>(n, 0.f)), v_dev(std::vector<float>(n, 0.f));
@@ -167,11 +265,16 @@ void CheckAgainstTwin(bool no_decay_norms, bool whole_buffer, uint64_t seed) {
     opt.Step(p.data(), scaled.data(), lr);
 
     DevArray<float> g_dev(raw);
-    if (whole_buffer) {
+    if (launches == Launches::kWholeBuffer) {
       const AdamWScalars s = AdamWStepScalars(lr, acfg.beta1, acfg.beta2, acfg.eps,
                                               acfg.weight_decay, opt.Decays(0), t, gs);
       DYT_ASSERT_OK(AdamWUpdate(p_dev.get(), pb_dev.get(), g_dev.get(), m_dev.get(), v_dev.get(), n,
                                 s, nullptr));
+    } else if (launches == Launches::kDecayRuns) {
+      const AdamWScalars s =
+          AdamWStepScalars(lr, acfg.beta1, acfg.beta2, acfg.eps, acfg.weight_decay, true, t, gs);
+      DYT_ASSERT_OK(AdamWUpdate(p_dev.get(), pb_dev.get(), g_dev.get(), m_dev.get(), v_dev.get(), n,
+                                s, nullptr, &runs.runs));
     } else {
       for (size_t ti = 0; ti < layout.tensors().size(); ++ti) {
         const ParamTensor& pt = layout.tensors()[ti];
@@ -225,12 +328,17 @@ void CheckAgainstTwin(bool no_decay_norms, bool whole_buffer, uint64_t seed) {
 
 TEST(AdamWKernelTest, MatchesCpuTwinPerTensorWithAndWithoutDecay) {
   DYT_REQUIRE_GPU();
-  CheckAgainstTwin(/*no_decay_norms=*/true, /*whole_buffer=*/false, test::TestSeed());
+  CheckAgainstTwin(/*no_decay_norms=*/true, Launches::kPerTensor, test::TestSeed());
 }
 
 TEST(AdamWKernelTest, MatchesCpuTwinWholeBuffer) {
   DYT_REQUIRE_GPU();
-  CheckAgainstTwin(/*no_decay_norms=*/false, /*whole_buffer=*/true, test::TestSeed());
+  CheckAgainstTwin(/*no_decay_norms=*/false, Launches::kWholeBuffer, test::TestSeed());
+}
+
+TEST(AdamWKernelTest, MatchesCpuTwinWholeBufferWithDecayRuns) {
+  DYT_REQUIRE_GPU();
+  CheckAgainstTwin(/*no_decay_norms=*/true, Launches::kDecayRuns, test::TestSeed());
 }
 
 TEST(AdamWKernelTest, StepScalarsFollowAdamWStep) {
@@ -260,6 +368,17 @@ TEST(AdamWKernelTest, RejectsBadArgumentsWithoutLaunching) {
   bad.bc2_sqrt = 0.f;  // t = 0: no step has bias corrections yet
   EXPECT_EQ(AdamWUpdate(f, nullptr, f, f, f, 8, bad, nullptr).code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(AdamWUpdate(nullptr, nullptr, nullptr, nullptr, nullptr, 0, s, nullptr).ok());
+  const int64_t* bounds = reinterpret_cast<const int64_t*>(uintptr_t{512});
+  const uint8_t* decays = reinterpret_cast<const uint8_t*>(uintptr_t{1024});
+  for (const auto& [runs, what] :
+       {std::pair{AdamWDecayRuns{bounds, decays, 0}, "runs.count=0"},
+        std::pair{AdamWDecayRuns{bounds, decays, AdamWDecayRuns::kMaxRuns + 1}, "runs.count=4097"},
+        std::pair{AdamWDecayRuns{nullptr, decays, 2}, "runs.bounds is null"},
+        std::pair{AdamWDecayRuns{bounds, nullptr, 2}, "runs.decays is null"}}) {
+    const Status st = AdamWUpdate(f, nullptr, f, f, f, 8, s, nullptr, &runs);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << what;
+    EXPECT_NE(st.message().find(what), std::string::npos) << st.ToString();
+  }
 }
 
 }  // namespace

@@ -39,8 +39,23 @@ struct AdamWScalars {
 AdamWScalars AdamWStepScalars(float lr, float beta1, float beta2, float eps, float weight_decay,
                               bool decays, int64_t t, float grad_scale);
 
+// Weight decay element by element, for one launch over a range whose tensors decay or not
+// (matrices do, norm parameters do not): run r is [bounds[r], bounds[r + 1]) of the range and
+// is multiplied by s.decay when decays[r] != 0, left alone (by 1) otherwise. Device arrays,
+// bounds[0] = 0, bounds[count] = n, non-decreasing; at most kMaxRuns runs (the table is staged
+// in shared memory).
+struct AdamWDecayRuns {
+  static constexpr int kMaxRuns = 4096;
+  const int64_t* bounds = nullptr;  // [count + 1]
+  const uint8_t* decays = nullptr;  // [count]
+  int count = 0;
+};
+
 // One update of n elements; every pointer is device memory indexed from the range's start.
+// Without `runs` every element decays by s.decay; with it, by run (the table is not read on
+// the host: a bad one gives wrong decays, not an error).
 Status AdamWUpdate(float* params, bf16* params_bf16, const float* grads, float* m, float* v,
-                   int64_t n, const AdamWScalars& s, cudaStream_t stream);
+                   int64_t n, const AdamWScalars& s, cudaStream_t stream,
+                   const AdamWDecayRuns* runs = nullptr);
 
 }  // namespace dyt::cuda

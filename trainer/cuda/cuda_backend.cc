@@ -66,12 +66,6 @@ Status StreamWaits(cudaStream_t waiter, cudaStream_t signaler, cudaEvent_t ev) {
   return CudaStatus(cudaStreamWaitEvent(waiter, ev, 0), "cudaStreamWaitEvent");
 }
 
-// A contiguous range of the parameter buffer with one weight-decay setting.
-struct DecayRun {
-  int64_t begin = 0, end = 0;
-  bool decays = true;
-};
-
 }  // namespace
 
 struct CudaBackend::Impl {
@@ -95,7 +89,12 @@ struct CudaBackend::Impl {
   DeviceBuffer<double> sumsq;
   DeviceBuffer<uint8_t> reduce_scratch;
   double* h_sumsq = nullptr;  // pinned
-  std::vector<DecayRun> runs;
+  // Weight decay by run over the optimizer's range (AdamWDecayRuns): one AdamW launch per step.
+  // adam_n: the elements it updates (the range less any padding past the parameters).
+  DeviceBuffer<int64_t> run_bounds;
+  DeviceBuffer<uint8_t> run_decays;
+  int run_count = 0;
+  int64_t adam_n = 0;
   int64_t step = 0;
   int micro = 0;  // micro-batches since ZeroGrads
   // ZeroGrads was called and no micro-batch has written the gradients since: the next one
@@ -251,19 +250,39 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const TrainConfig& co
   DYT_CUDA_RETURN_IF_ERROR(cudaMallocHost(reinterpret_cast<void**>(&b.h_sumsq), sizeof(double)));
 
   // Weight decay by tensor role, merged into contiguous runs (padding goes with the tensor
-  // before it: zero parameters and gradients stay zero under either rule).
+  // before it: zero parameters and gradients stay zero under either rule), then cut to the
+  // optimizer's range [opt_begin, min(opt_end, total)) with bounds relative to its start.
   const ParamLayout& layout = b.model->layout();
+  const int64_t adam_end = std::min(b.opt_end, b.total());
+  b.adam_n = std::max<int64_t>(adam_end - b.opt_begin, 0);
+  std::vector<int64_t> bounds;
+  std::vector<uint8_t> decays;
   for (const ParamTensor& t : layout.tensors()) {
-    const bool decays = DecaysWeight(b.adamw, t.role);
-    if (b.runs.empty() || b.runs.back().decays != decays) {
-      if (!b.runs.empty()) b.runs.back().end = t.offset;
-      b.runs.push_back({t.offset, t.offset, decays});
+    const bool d = DecaysWeight(b.adamw, t.role);
+    if (!decays.empty() && decays.back() == uint8_t{d}) continue;
+    const int64_t at = std::clamp<int64_t>(t.offset - b.opt_begin, 0, b.adam_n);
+    if (decays.empty()) {
+      bounds.push_back(0);
+    } else if (at > bounds.back()) {
+      bounds.push_back(at);
+    } else {
+      decays.pop_back();  // the previous run has no element in the range
     }
+    decays.push_back(uint8_t{d});
   }
-  if (!b.runs.empty()) {
-    b.runs.front().begin = 0;
-    b.runs.back().end = b.total();
+  bounds.push_back(b.adam_n);
+  b.run_count = int(decays.size());
+  if (b.run_count > AdamWDecayRuns::kMaxRuns) {
+    return InvalidArgument("CudaBackend: " + std::to_string(b.run_count) +
+                           " weight-decay runs, more than AdamW's " +
+                           std::to_string(AdamWDecayRuns::kMaxRuns));
   }
+  DYT_ASSIGN_OR_RETURN(b.run_bounds, DeviceBuffer<int64_t>::Allocate(bounds.size()));
+  DYT_ASSIGN_OR_RETURN(b.run_decays, DeviceBuffer<uint8_t>::Allocate(decays.size()));
+  DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(b.run_bounds.get(), bounds.data(), b.run_bounds.bytes(),
+                                           cudaMemcpyHostToDevice, b.stream.get()));
+  DYT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(b.run_decays.get(), decays.data(), b.run_decays.bytes(),
+                                           cudaMemcpyHostToDevice, b.stream.get()));
   DYT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(b.stream.get()));
   return std::unique_ptr<CudaBackend>(new CudaBackend(std::move(impl)));
 }
@@ -381,16 +400,17 @@ StatusOr<double> CudaBackend::ReduceAndUpdateOnce(float lr, float clip) {
   // With ZeRO-1 the bf16 copy is refreshed whole after the all-gather.
   bf16* p16 = b.zero1 ? nullptr : b.model->params_bf16();
   b.Mark("adamw");
-  for (const DecayRun& r : b.runs) {
-    // The part of the run in the optimizer's range; m and v are indexed from its start.
-    const int64_t begin = std::max(r.begin, b.opt_begin), end = std::min(r.end, b.opt_end);
-    if (begin >= end) continue;
-    const AdamWScalars sc = AdamWStepScalars(lr, b.adamw.beta1, b.adamw.beta2, b.adamw.eps,
-                                             b.adamw.weight_decay, r.decays, b.step, coef);
-    DYT_RETURN_IF_ERROR(AdamWUpdate(p + begin, p16 != nullptr ? p16 + begin : nullptr, g + begin,
-                                    b.m.get() + (begin - b.opt_begin),
-                                    b.v.get() + (begin - b.opt_begin), end - begin, sc, s));
-  }
+  // One launch over the optimizer's range (m and v are indexed from its start); the runs say
+  // which elements decay by sc.decay.
+  const AdamWScalars sc = AdamWStepScalars(lr, b.adamw.beta1, b.adamw.beta2, b.adamw.eps,
+                                           b.adamw.weight_decay, /*decays=*/true, b.step, coef);
+  AdamWDecayRuns runs;
+  runs.bounds = b.run_bounds.get();
+  runs.decays = b.run_decays.get();
+  runs.count = b.run_count;
+  const int64_t o = b.opt_begin;
+  DYT_RETURN_IF_ERROR(AdamWUpdate(p + o, p16 != nullptr ? p16 + o : nullptr, g + o, b.m.get(),
+                                  b.v.get(), b.adam_n, sc, s, &runs));
   if (b.zero1) {
 #ifdef DYT_WITH_NCCL
     // Every rank's updated shard to every rank (in place), then the bf16 copy of the others'.

@@ -269,12 +269,22 @@ Status CastFp32ToBf16(bf16* dst, const float* src, int64_t n, cudaStream_t) {
   return Status::Ok();
 }
 Status AdamWUpdate(float* params, bf16* params_bf16, const float* grads, float* m, float* v,
-                   int64_t n, const AdamWScalars& s, cudaStream_t) {
+                   int64_t n, const AdamWScalars& s, cudaStream_t, const AdamWDecayRuns* runs) {
   // The documented per-element sequence (adamw_kernels.h); this file is compiled without
   // floating-point contraction, so each product and sum is rounded, as on the GPU.
+  std::vector<float> decay(static_cast<size_t>(n), s.decay);
+  if (runs != nullptr) {
+    if (runs->count < 1 || runs->bounds[0] != 0 || runs->bounds[runs->count] != n) {
+      return InvalidArgument("AdamWUpdate: bad decay runs");
+    }
+    for (int r = 0; r < runs->count; ++r) {
+      std::fill(decay.begin() + runs->bounds[r], decay.begin() + runs->bounds[r + 1],
+                runs->decays[r] != 0 ? s.decay : 1.0f);
+    }
+  }
   for (int64_t i = 0; i < n; ++i) {
     const float g = grads[i] * s.grad_scale;
-    float p = params[i] * s.decay;
+    float p = params[i] * decay[size_t(i)];
     m[i] = m[i] * s.beta1 + g * (1.0f - s.beta1);
     v[i] = v[i] * s.beta2 + (1.0f - s.beta2) * g * g;
     p += -s.step_size * (m[i] / (std::sqrt(v[i]) / s.bc2_sqrt + s.eps));
