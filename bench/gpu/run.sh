@@ -152,11 +152,11 @@ rm -f "$out/dist_tests.tmp"
 # CUDA context) then hides only its own group's results. Every test is in exactly one group.
 groups=(
   "layers|Sizes/Dyt*:Dyt*:Sizes/RmsNorm*:RmsNorm*:Tanh*:*Gemm*:Cast*:DeviceBuffer*:PhaseProfiler*"
-  "elementwise|*Rope*:*Swiglu*:*Embedding*:*CrossEntropy*:*Reduce*:*AdamW*"
+  "elementwise|*RopeKernel*:*Swiglu*:*Embedding*:*CrossEntropy*:*Reduce*:*AdamW*:*ZeroRanges*"
   "attention|*Attention*:-*OrderedDq*"
   "attention-ordered|*OrderedDq*"
   "model|*LlamaCuda*:CudaBackendTest.*"
-  "nccl|Nccl*:CudaBackendMultiGpu*"
+  "nccl|Nccl*:*CudaBackendMultiGpu*"
 )
 : >"$out/cuda_tests.log"
 tests_rc=0
@@ -258,7 +258,7 @@ fi
 # ---- 6. compute-sanitizer on small cases ------------------------------------------------------
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
   /usr/local/cuda/compute-sanitizer/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
-small='*N1_D768*:*N7_D1000*:*N5_D77*:*N33_D1001*:*Attention*T17*:*LlamaCudaTest.Forward*Dyt:*Rope*:*Swiglu*:*Embedding*:*CrossEntropy*:*AdamW*:*Sum*'
+small='*N1_D768*:*N7_D1000*:*N5_D77*:*N33_D1001*:*Attention*T17*:*LlamaCudaTest.Forward*Dyt:*RopeKernel*:*Swiglu*:*Embedding*:*CrossEntropy*:*AdamW*:*Sum*:*ZeroRanges*'
 left=$((budget_s - $(elapsed)))
 if ! listed sanitizer "$only"; then
   rows+=("$(printf '%-26s %-14s' "compute-sanitizer" "not selected")")
