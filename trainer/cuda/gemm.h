@@ -19,6 +19,13 @@
 //   BackwardWeight: dW^T [in, out] = (x: col-major [in, N], N) @ op(dy: col-major [out, N], T)
 //                   m = in, n = out, k = N                               ("NT")
 //
+// Epilogues. None: LLaMA's Linear layers have no bias and no GELU (cuBLASLt's fused epilogues),
+// and the residual adds are fused into the next norm's kernel (ResidualDytForward and the norm
+// backwards), which moves the same bytes as a beta = 1 epilogue adding the residual would,
+// without rounding the residual stream to the product's type. The one fusion that saves memory
+// traffic is beta = 0 for a micro-batch's first weight gradient (no read, no zeroing pass:
+// GradMode::kOverwrite in llama_cuda.h).
+//
 // Algorithms. The first result of cublasLtMatmulAlgoGetHeuristic is cached per problem: the
 // product, (N, in, out), whether beta is 1, and the alignment of each pointer (up to 256
 // bytes; the heuristic is told it, so a misaligned view gets an algorithm that can read it).
