@@ -36,7 +36,6 @@ namespace dyt::cuda {
 namespace {
 
 constexpr int kSteps = 3;
-constexpr int kAccum = 2;  // micro-batches per step per rank (the reduce overlaps the last)
 constexpr int kBatch = 2;  // sequences per micro-batch
 
 TrainConfig SmallConfig(int grad_accum, bool zero1 = false) {
@@ -48,7 +47,8 @@ TrainConfig SmallConfig(int grad_accum, bool zero1 = false) {
       std::to_string(kBatch) + ", grad_accum: " + std::to_string(grad_accum) +
       ", seq_len: 64, device: cuda, zero1: " + (zero1 ? "true" : "false") +
       "}\n"
-      "optimizer: {lr: 0.001, weight_decay: 0.1}\n";
+      // Norms and scales without decay: AdamW's decay runs, cut at ZeRO-1's shard bounds.
+      "optimizer: {lr: 0.001, weight_decay: 0.1, no_decay_norms: true}\n";
   auto node = LoadYamlString(yaml);
   EXPECT_TRUE(node.ok());
   auto c = node.ok() ? ParseTrainConfig(*node) : StatusOr<TrainConfig>(node.status());
@@ -138,14 +138,18 @@ RunResult Train(const TrainConfig& config, dist::Communicator* comm,
 
 // W ranks, with the moments whole on each rank or sharded (ZeRO-1: reduce-scatter, AdamW on
 // the rank's shard, all-gather; the exported state gathers the full moments). Three ranks
-// shard a buffer that needs padding to split evenly.
+// shard a buffer that needs padding to split evenly. `accum` micro-batches per step and rank:
+// the all-reduce overlaps the last one's backward, which with one is also the micro-batch
+// that writes the gradients over the previous step's (GradMode::kOverwrite).
 struct Case {
   int world;
   bool zero1;
+  int accum = 2;
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
-  *os << c.world << " ranks" << (c.zero1 ? ", ZeRO-1" : ", replicated");
+  *os << c.world << " ranks" << (c.zero1 ? ", ZeRO-1" : ", replicated") << ", " << c.accum
+      << " micro-batches";
 }
 
 class CudaBackendMultiGpuTest : public ::testing::TestWithParam<Case> {};
@@ -154,20 +158,21 @@ TEST_P(CudaBackendMultiGpuTest, RanksMatchOneRankOnTheWholeBatch) {
   DYT_REQUIRE_GPU();
   const int world = GetParam().world;
   const bool zero1 = GetParam().zero1;
+  const int accum = GetParam().accum;
   int gpus = 0;
   DYT_TEST_CUDA(cudaGetDeviceCount(&gpus));
   if (gpus < world) {
     GTEST_SKIP() << "needs " << world << " GPUs (one GPU cannot host two NCCL ranks); this "
                  << "machine has " << gpus;
   }
-  const TrainConfig one_rank = SmallConfig(world * kAccum);
+  const TrainConfig one_rank = SmallConfig(world * accum);
   const int T = one_rank.train.seq_len;
-  // Every micro-batch of every step: rank r's micro-batch m is the single rank's r * kAccum + m.
+  // Every micro-batch of every step: rank r's micro-batch m is the single rank's r * accum + m.
   std::mt19937_64 rng(11);
   std::uniform_int_distribution<int32_t> tok(0, one_rank.model.vocab_size - 1);
   std::vector<std::vector<std::vector<int32_t>>> data(kSteps);
   for (auto& step : data) {
-    step.resize(size_t(world) * kAccum);
+    step.resize(size_t(world) * accum);
     for (auto& mb : step) {
       mb.resize(size_t(2) * kBatch * T);
       for (int32_t& t : mb) t = tok(rng);
@@ -191,11 +196,11 @@ TEST_P(CudaBackendMultiGpuTest, RanksMatchOneRankOnTheWholeBatch) {
         ranks[size_t(r)].status = comm.status();
         return;
       }
-      TrainConfig config = SmallConfig(kAccum, zero1);
+      TrainConfig config = SmallConfig(accum, zero1);
       config.local_rank = r;  // GPU r
       ranks[size_t(r)] =
           Train(config, comm->get(), [&, r](int s, int m) -> const std::vector<int32_t>& {
-            return data[size_t(s)][size_t(r * kAccum + m)];
+            return data[size_t(s)][size_t(r * accum + m)];
           });
     });
   }
@@ -257,6 +262,58 @@ TEST_P(CudaBackendMultiGpuTest, RanksMatchOneRankOnTheWholeBatch) {
   }
 }
 
+// ZeRO-1's shards cut AdamW's weight-decay runs (each rank updates its shard in one launch):
+// with zero gradients, one update must change exactly the decaying tensors, each by the decay
+// factor, across every shard bound (three ranks: bounds inside tensors, a padded last shard).
+TEST(CudaBackendMultiGpuDecayTest, ShardsDecayExactlyTheDecayingTensors) {
+  DYT_REQUIRE_GPU();
+  constexpr int kWorld = 3;
+  int gpus = 0;
+  DYT_TEST_CUDA(cudaGetDeviceCount(&gpus));
+  if (gpus < kWorld) GTEST_SKIP() << "needs " << kWorld << " GPUs; this machine has " << gpus;
+  char tmpl[] = "/tmp/dyt-multi-gpu-decay-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string rdzv = tmpl;
+  const float lr = 0.25f;
+  TrainConfig config = SmallConfig(1, /*zero1=*/true);
+  config.optim.adamw.weight_decay = 0.5f;
+  Status st[kWorld];
+  std::vector<float> before, after;  // rank 0's (every rank holds the same full state)
+  std::unique_ptr<ParamLayout> layout;
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kWorld; ++r) {
+    threads.emplace_back([&, r] {
+      auto comm = HostCommunicator(r, kWorld, rdzv, "multi-gpu-decay");
+      if (!comm.ok()) {
+        st[r] = comm.status();
+        return;
+      }
+      TrainConfig c = config;
+      c.local_rank = r;
+      auto backend = CudaBackend::Create(c, comm->get());
+      st[r] = AllRanksOk(comm->get(), backend.status());
+      if (!st[r].ok()) return;
+      auto s0 = (*backend)->ExportState();
+      st[r] = s0.status();
+      if (st[r].ok()) st[r] = (*backend)->ZeroGrads();
+      if (st[r].ok()) st[r] = (*backend)->ReduceAndUpdate(lr, 1.0f).status();
+      auto s1 = st[r].ok() ? (*backend)->ExportState() : StatusOr<HostTrainState>(st[r]);
+      st[r] = s1.status();
+      if (st[r].ok() && r == 0) {
+        before = std::move(s0->params);
+        after = std::move(s1->params);
+        layout = std::make_unique<ParamLayout>((*backend)->layout());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::filesystem::remove_all(rdzv);
+  for (int r = 0; r < kWorld; ++r)
+    ASSERT_TRUE(st[r].ok()) << "rank " << r << ": " << st[r].ToString();
+  ASSERT_NE(layout, nullptr);
+  test::ExpectOnlyWeightDecay(*layout, config.optim.adamw, lr, before, after);
+}
+
 // A rank whose last micro-batch fails after its step's all-reduces were armed: its backend
 // refuses every later call (its collectives are out of step with its peer's), the peer learns
 // of it at the host vote instead of waiting on the GPU, and both backends tear down without
@@ -315,10 +372,11 @@ TEST(CudaBackendMultiGpuFailureTest, AFailedRankRefusesLaterCallsAndNobodyHangs)
 
 INSTANTIATE_TEST_SUITE_P(Ranks, CudaBackendMultiGpuTest,
                          ::testing::Values(Case{2, false}, Case{2, true}, Case{3, false},
-                                           Case{3, true}),
+                                           Case{3, true}, Case{2, false, 1}, Case{3, true, 1}),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return std::to_string(info.param.world) + "Ranks" +
-                                  (info.param.zero1 ? "Zero1" : "Replicated");
+                                  (info.param.zero1 ? "Zero1" : "Replicated") +
+                                  (info.param.accum == 1 ? "OneMicroBatch" : "");
                          });
 
 }  // namespace

@@ -227,13 +227,16 @@ INSTANTIATE_TEST_SUITE_P(Norms, LlamaCudaDeterminismTest,
 
 // The contract the overlapped all-reduce relies on: the GradReadyFn ranges cover the parameter
 // buffer exactly once, and a range's gradients are final when it is reported (a copy taken at
-// report time, after the stream has caught up, equals the gradient at the end).
+// report time, after the stream has caught up, equals the gradient at the end). Also when the
+// micro-batch overwrites the gradients (GradMode::kOverwrite, NaN in every byte before).
 TEST_P(LlamaCudaDeterminismTest, GradientRangesArePartitionAndFinalWhenReported) {
   DYT_REQUIRE_GPU();
   for (const bool tied : {false, true}) {
     for (const bool recompute : {false, true}) {
+      const GradMode mode = tied == recompute ? GradMode::kOverwrite : GradMode::kAccumulate;
       SCOPED_TRACE(std::string(tied ? "tied embeddings" : "untied") +
-                   (recompute ? ", recompute" : ""));
+                   (recompute ? ", recompute" : "") +
+                   (mode == GradMode::kOverwrite ? ", overwrite" : ""));
       std::mt19937_64 rng(4);
       const ModelConfig c = SmallConfig(GetParam(), tied);
       const int B = 2, T = 64;
@@ -241,7 +244,11 @@ TEST_P(LlamaCudaDeterminismTest, GradientRangesArePartitionAndFinalWhenReported)
       ASSERT_TRUE(model.ok()) << model.status().ToString();
       LlamaCuda& m = **model;
       DYT_ASSERT_OK(m.InitParams(5));
-      DYT_ASSERT_OK(m.ZeroGrads());
+      if (mode == GradMode::kOverwrite) {
+        DYT_TEST_CUDA(cudaMemset(m.grads(), 0xFF, size_t(m.buffer_size()) * sizeof(float)));
+      } else {
+        DYT_ASSERT_OK(m.ZeroGrads());
+      }
       const auto in = RandomTokens(rng, size_t(B) * T, c.vocab_size);
       const auto tg = RandomTokens(rng, size_t(B) * T, c.vocab_size);
       struct Range {
@@ -249,12 +256,17 @@ TEST_P(LlamaCudaDeterminismTest, GradientRangesArePartitionAndFinalWhenReported)
         std::vector<float> at_report;
       };
       std::vector<Range> ranges;
-      auto l = m.ForwardBackward(in.data(), tg.data(), B, 1.0f, [&](int64_t b, int64_t e) {
-        DYT_TEST_CUDA(cudaStreamSynchronize(m.stream()));
-        std::vector<float> all = Download(m.grads(), m.num_params());
-        ranges.push_back({b, e, Slice(all, b, e - b)});
-        return Status::Ok();
-      });
+      auto l = m.ForwardBackward(
+          in.data(), tg.data(), B, 1.0f,
+          [&](int64_t b, int64_t e) {
+            DYT_TEST_CUDA(cudaStreamSynchronize(m.stream()));
+            std::vector<float> all = Download(m.grads(), m.num_params());
+            ranges.push_back({b, e, Slice(all, b, e - b)});
+            EXPECT_EQ(test::FirstNonFinite(ranges.back().at_report), -1)
+                << "range [" << b << ", " << e << ") reported with unwritten gradients";
+            return Status::Ok();
+          },
+          mode);
       ASSERT_TRUE(l.ok()) << l.status().ToString();
       ASSERT_EQ(ranges.size(), size_t(c.n_layers + 2)) << "head, one per block, embedding";
       std::vector<int> covered(size_t(m.num_params()), 0);
@@ -469,6 +481,25 @@ TEST(CudaBackendTest, UpdateWithNoMicroBatchSinceZeroGradsSeesZeroGradients) {
   auto next = (*be)->ReduceAndUpdate(1e-3f, 1.0f);
   ASSERT_TRUE(next.ok()) << next.status().ToString();
   EXPECT_GT(*next, 0.0);
+}
+
+// The weight-decay runs of the one AdamW launch: an update with zero gradients changes exactly
+// the decaying tensors, each by the decay factor (norms and scales excluded, as configured).
+TEST(CudaBackendTest, WeightDecayReachesExactlyTheDecayingTensors) {
+  DYT_REQUIRE_GPU();
+  TrainConfig c = CurveConfig("cuda");
+  c.optim.adamw.weight_decay = 0.5f;
+  c.optim.adamw.no_decay_norms_and_scales = true;
+  auto be = CudaBackend::Create(c, nullptr);
+  ASSERT_TRUE(be.ok()) << be.status().ToString();
+  auto before = (*be)->ExportState();
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  DYT_ASSERT_OK((*be)->ZeroGrads());
+  const float lr = 0.25f;
+  ASSERT_TRUE((*be)->ReduceAndUpdate(lr, 1.0f).ok());
+  auto after = (*be)->ExportState();
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  test::ExpectOnlyWeightDecay((*be)->layout(), c.optim.adamw, lr, before->params, after->params);
 }
 
 // Export -> import into a fresh backend -> the same next step.

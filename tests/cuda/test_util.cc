@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "trainer/cuda/adamw_kernels.h"
+
 namespace dyt::cuda::test {
 
 std::string NoGpuReason() {
@@ -99,6 +101,32 @@ void CudaCheck(cudaError_t err, const char* what) {
     throw std::runtime_error(std::string(what) + ": " + cudaGetErrorName(err) + " (" +
                              cudaGetErrorString(err) + ")");
   }
+}
+
+void ExpectOnlyWeightDecay(const ParamLayout& layout, const AdamWConfig& adamw, float lr,
+                           const std::vector<float>& before, const std::vector<float>& after) {
+  ASSERT_EQ(before.size(), after.size());
+  ASSERT_EQ(int64_t(before.size()), layout.total());
+  const float decay = AdamWStepScalars(lr, adamw.beta1, adamw.beta2, adamw.eps, adamw.weight_decay,
+                                       /*decays=*/true, 1, 1.0f)
+                          .decay;
+  int decaying = 0, kept = 0;
+  for (const ParamTensor& t : layout.tensors()) {
+    const bool decays = DecaysWeight(adamw, t.role);
+    (decays ? decaying : kept) += 1;
+    int64_t wrong = 0, first = -1;
+    for (int64_t i = t.offset; i < t.offset + t.numel; ++i) {
+      const float want = decays ? before[size_t(i)] * decay : before[size_t(i)];
+      if (after[size_t(i)] != want) {
+        if (first < 0) first = i;
+        ++wrong;
+      }
+    }
+    EXPECT_EQ(wrong, 0) << t.name << (decays ? " (decays)" : " (no decay)") << ": " << wrong
+                        << " of " << t.numel << " elements wrong, first at offset " << first;
+  }
+  EXPECT_GT(decaying, 0) << "no tensor decays: the check checks nothing";
+  EXPECT_GT(kept, 0) << "every tensor decays: the check cannot tell runs apart";
 }
 
 }  // namespace dyt::cuda::test

@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "common/status.h"
+#include "trainer/model/param_layout.h"
+#include "trainer/optim/adamw.h"
 
 namespace dyt::cuda::test {
 
@@ -136,6 +138,15 @@ const char* TypeName() {
   return std::is_same_v<T, __nv_bfloat16> ? "bf16" : "fp32";
 }
 
+}  // namespace dyt::cuda::test
+
+// Checks a backend's weight decay tensor by tensor: after one AdamW update with zero gradients
+// from zero moments (the step term is then exactly 0), each parameter must be its value
+// `before` times (1 - lr * weight_decay), one float product, when its tensor decays, and
+// unchanged when it does not.
+namespace dyt::cuda::test {
+void ExpectOnlyWeightDecay(const ParamLayout& layout, const AdamWConfig& adamw, float lr,
+                           const std::vector<float>& before, const std::vector<float>& after);
 }  // namespace dyt::cuda::test
 
 // First statement of every test that needs a GPU.

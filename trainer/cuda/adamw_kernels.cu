@@ -6,8 +6,8 @@
 // into an FMA; with IEEE sqrt and division on both sides the results match the CPU bit for bit
 // (denormals are kept: the CUDA flags leave -ftz off).
 //
-// Decay by run (AdamWDecayRuns): each block stages the run table in shared memory, and an
-// element's run is the last one whose bound is <= its index (binary search; empty runs, whose
+// Decay by run (AdamWDecayRuns, count > 0): each block stages the run table in shared memory, and
+// an element's run is the last one whose bound is <= its index (binary search; empty runs, whose
 // bound equals the next one's, are never picked). The vector path looks up the first of its 4
 // elements and uses that run's decay for all 4 when the run reaches past the last, which is
 // every vector but the few that straddle a tensor boundary (those look up each element).
@@ -15,7 +15,6 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
-#include <type_traits>
 
 #include "trainer/cuda/adamw_kernels.h"
 #include "trainer/cuda/cuda_status.h"
@@ -66,7 +65,8 @@ size_t RunsSmemBytes(int count) {
 }
 
 // Copies the device table into the block's dynamic shared memory (every thread returns the
-// staged view; a barrier inside, so all threads of the block must call it).
+// staged view; a barrier inside, so all threads of the block must call it). count == 0: no
+// table (every element decays by s.decay), nothing staged.
 __device__ Runs StageRuns(unsigned char* smem, const int64_t* bounds, const uint8_t* decays,
                           int count) {
   int64_t* s_bounds = reinterpret_cast<int64_t*>(smem);
@@ -77,7 +77,6 @@ __device__ Runs StageRuns(unsigned char* smem, const int64_t* bounds, const uint
   return Runs{s_bounds, s_decays, count};
 }
 
-template <bool kRuns>
 __global__ void __launch_bounds__(kAdamThreads)
     AdamWVec4Kernel(float* __restrict__ params, bf16* __restrict__ params_bf16,
                     const float* __restrict__ grads, float* __restrict__ m_buf,
@@ -86,13 +85,13 @@ __global__ void __launch_bounds__(kAdamThreads)
                     int count) {
   DYT_DYNAMIC_SMEM(unsigned char, smem);
   Runs runs;
-  if constexpr (kRuns) runs = StageRuns(smem, bounds, decays, count);
+  if (count > 0) runs = StageRuns(smem, bounds, decays, count);  // uniform: the whole grid
   const float omb1 = __fsub_rn(1.0f, s.beta1);
   const float omb2 = __fsub_rn(1.0f, s.beta2);
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   for (int64_t j = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; j < n_vec; j += stride) {
     float d[4] = {s.decay, s.decay, s.decay, s.decay};
-    if constexpr (kRuns) {
+    if (count > 0) {
       int64_t end = 0;
       d[0] = d[1] = d[2] = d[3] = runs.DecayOf(4 * j, s.decay, &end);
       if (4 * j + 3 >= end) {  // a tensor boundary inside these 4 elements
@@ -119,7 +118,6 @@ __global__ void __launch_bounds__(kAdamThreads)
 }
 
 // Elements first .. first + n - 1 of the range (the pointers point at element `first`).
-template <bool kRuns>
 __global__ void __launch_bounds__(kAdamThreads)
     AdamWScalarKernel(float* __restrict__ params, bf16* __restrict__ params_bf16,
                       const float* __restrict__ grads, float* __restrict__ m_buf,
@@ -128,13 +126,13 @@ __global__ void __launch_bounds__(kAdamThreads)
                       int count) {
   DYT_DYNAMIC_SMEM(unsigned char, smem);
   Runs runs;
-  if constexpr (kRuns) runs = StageRuns(smem, bounds, decays, count);
+  if (count > 0) runs = StageRuns(smem, bounds, decays, count);  // uniform: the whole grid
   const float omb1 = __fsub_rn(1.0f, s.beta1);
   const float omb2 = __fsub_rn(1.0f, s.beta2);
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += stride) {
     float decay = s.decay;
-    if constexpr (kRuns) {
+    if (count > 0) {
       int64_t end = 0;
       decay = runs.DecayOf(first + i, s.decay, &end);
     }
@@ -147,9 +145,12 @@ __global__ void __launch_bounds__(kAdamThreads)
   }
 }
 
-unsigned GridFor(int64_t work) {
-  const int64_t blocks =
-      std::min(detail::CeilDiv(work, kAdamThreads), detail::MaxResidentBlocks(kAdamThreads));
+// Enough blocks for `work` threads, at most what the device holds at once with `smem` bytes of
+// shared memory each (the run table).
+template <typename Kernel>
+unsigned GridFor(Kernel kernel, int64_t work, size_t smem) {
+  const int64_t blocks = std::min(detail::CeilDiv(work, kAdamThreads),
+                                  detail::ResidentBlocks(kernel, kAdamThreads, smem));
   return static_cast<unsigned>(std::max<int64_t>(blocks, 1));
 }
 
@@ -189,33 +190,22 @@ Status AdamWUpdate(float* params, bf16* params_bf16, const float* grads, float* 
     count = runs->count;
     smem = RunsSmemBytes(count);  // <= 37 KB: no opt-in above 48 KB needed
   }
-  // Launches the vector or scalar kernel, with or without the run table (a compile-time flag).
-  auto vec4 = [&](auto with_runs, int64_t n_vec) {
-    const auto kernel = AdamWVec4Kernel<decltype(with_runs)::value>;
-    DYT_LAUNCH(kernel, GridFor(n_vec), kAdamThreads, smem, stream, params, params_bf16, grads, m, v,
-               n_vec, s, bounds, decays, count);
-    return LaunchStatus("AdamWUpdate (AdamWVec4Kernel)");
-  };
-  auto scalar = [&](auto with_runs, int64_t first) {
-    const auto kernel = AdamWScalarKernel<decltype(with_runs)::value>;
-    DYT_LAUNCH(kernel, GridFor(n - first), kAdamThreads, smem, stream, params + first,
-               params_bf16 == nullptr ? nullptr : params_bf16 + first, grads + first, m + first,
-               v + first, n - first, s, first, bounds, decays, count);
-    return LaunchStatus("AdamWUpdate (AdamWScalarKernel)");
-  };
   int64_t done = 0;
   if (detail::Aligned16(params) && detail::Aligned16(grads) && detail::Aligned16(m) &&
       detail::Aligned16(v) && (params_bf16 == nullptr || Aligned8(params_bf16))) {
     const int64_t n_vec = n / 4;
     if (n_vec > 0) {
-      DYT_RETURN_IF_ERROR(runs != nullptr ? vec4(std::true_type{}, n_vec)
-                                          : vec4(std::false_type{}, n_vec));
+      DYT_LAUNCH(AdamWVec4Kernel, GridFor(AdamWVec4Kernel, n_vec, smem), kAdamThreads, smem, stream,
+                 params, params_bf16, grads, m, v, n_vec, s, bounds, decays, count);
+      DYT_RETURN_IF_ERROR(LaunchStatus("AdamWUpdate (AdamWVec4Kernel)"));
     }
     done = n_vec * 4;
   }
   if (done < n) {
-    DYT_RETURN_IF_ERROR(runs != nullptr ? scalar(std::true_type{}, done)
-                                        : scalar(std::false_type{}, done));
+    DYT_LAUNCH(AdamWScalarKernel, GridFor(AdamWScalarKernel, n - done, smem), kAdamThreads, smem,
+               stream, params + done, params_bf16 == nullptr ? nullptr : params_bf16 + done,
+               grads + done, m + done, v + done, n - done, s, done, bounds, decays, count);
+    DYT_RETURN_IF_ERROR(LaunchStatus("AdamWUpdate (AdamWScalarKernel)"));
   }
   return Status::Ok();
 }

@@ -99,7 +99,7 @@ struct CudaBackend::Impl {
   int micro = 0;  // micro-batches since ZeroGrads
   // ZeroGrads was called and no micro-batch has written the gradients since: the next one
   // overwrites them (GradMode::kOverwrite), so ZeroGrads itself does no pass over the buffer.
-  bool zero_pending = false;
+  bool zero_pending = true;           // also before the first ZeroGrads
   bool reduced_early = false;         // this step's gradients already all-reduced during backward
   PhaseProfiler* profiler = nullptr;  // benchmarks only
   // Set (with peers) when a call failed after this step's gradients began to be all-reduced,
@@ -309,7 +309,6 @@ cudaStream_t CudaBackend::stream() const { return impl_->stream.get(); }
 Status CudaBackend::ZeroGrads() {
   Impl& b = *impl_;
   DYT_RETURN_IF_ERROR(b.CheckUsable());
-  b.Mark("zero_grads");
   if (b.world() > 1) {
     // All-reduces of the previous step write the gradients on the comm stream: zero after them
     // (ReduceAndUpdate waits for them too, but a caller may have skipped it).
@@ -457,9 +456,11 @@ StatusOr<HostTrainState> CudaBackend::ExportStateOnce() {
   if (b.zero1) {
 #ifdef DYT_WITH_NCCL
     // Collective: every rank's shard of the moments gathered, so the state is the full one.
-    // Gathered into the gradient buffer (its size, and unused between steps: the next step
-    // zeroes it), so a checkpoint needs none of the memory ZeRO-1 saved.
+    // Gathered into the gradient buffer (its size, and unused between steps: the next
+    // micro-batch overwrites it, as zero_pending now says), so a checkpoint needs none of the
+    // memory ZeRO-1 saved.
     float* full = b.model->grads();
+    b.zero_pending = true;
     for (auto [src, dst] : {std::pair{&b.m, &st.adam_m}, {&b.v, &st.adam_v}}) {
       DYT_RETURN_IF_ERROR(StreamWaits(b.comm_stream.get(), s, b.event.get()));
       DYT_RETURN_IF_ERROR(b.nccl->AllGather(src->get(), full, size_t(b.opt_size())));

@@ -49,11 +49,12 @@ class PhaseProfiler;
 // How ForwardBackward writes the gradient buffer.
 //   kAccumulate  adds this micro-batch's gradient to what grads() holds.
 //   kOverwrite   replaces it: grads() becomes this micro-batch's gradient whatever it held,
-//                exactly as ZeroGrads() then kAccumulate, without the pass over the whole
-//                buffer: every weight-gradient product writes its matrix (cuBLASLt beta = 0, so
-//                it reads nothing either) and one small kernel zeroes the rest (norm
-//                parameters, an untied embedding table, padding) before the backward pass
-//                adds into it. PyTorch's zero_grad(set_to_none=True) saves the same pass.
+//                as ZeroGrads() then kAccumulate gives it (up to fp32 summation order: cuBLASLt
+//                may pick another algorithm for beta = 0), without the pass over the whole
+//                buffer: every weight-gradient product writes its matrix (beta = 0, so it reads
+//                nothing either) and one ZeroRanges launch zeroes the rest (norm parameters,
+//                an untied embedding table, padding) before the backward pass adds into it.
+//                PyTorch's zero_grad(set_to_none=True) saves the same pass.
 enum class GradMode { kAccumulate, kOverwrite };
 
 class LlamaCuda {

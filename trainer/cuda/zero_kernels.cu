@@ -1,7 +1,7 @@
 // ZeroRanges (zero_kernels.h): a grid-stride loop over the concatenated ranges; each element's
 // range is the last one whose prefix is <= the element's index (so empty ranges, whose prefix
 // equals the next one's, are skipped). Stores are 4-byte but consecutive across a warp, so
-// every warp writes whole 128-byte lines.
+// they fill whole 32-byte sectors.
 #include <algorithm>
 #include <cstdint>
 #include <string>

@@ -255,7 +255,8 @@ Status SumSquaresDevice(double* out, const float* x, int64_t n, void*, size_t, c
 }
 Status ZeroRanges(float* base, const int64_t* begin, const int64_t* prefix, int count,
                   int64_t total, cudaStream_t) {
-  if (count < 0 || total < 0 || (total > 0 && count == 0) || prefix[count] != total) {
+  if (total == 0) return Status::Ok();  // nothing is read, as on the GPU
+  if (count <= 0 || total < 0 || prefix[0] != 0 || prefix[count] != total) {
     return InvalidArgument("ZeroRanges: bad range table");
   }
   for (int r = 0; r < count; ++r) {
@@ -274,7 +275,11 @@ Status AdamWUpdate(float* params, bf16* params_bf16, const float* grads, float* 
   // floating-point contraction, so each product and sum is rounded, as on the GPU.
   std::vector<float> decay(static_cast<size_t>(n), s.decay);
   if (runs != nullptr) {
-    if (runs->count < 1 || runs->bounds[0] != 0 || runs->bounds[runs->count] != n) {
+    // Stricter than the GPU, which never reads the table on the host (a bad one gives wrong
+    // decays there): the emulation stops a backend that builds a bad one.
+    const bool ordered =
+        runs->count >= 1 && std::is_sorted(runs->bounds, runs->bounds + runs->count + 1);
+    if (!ordered || runs->bounds[0] != 0 || runs->bounds[runs->count] != n) {
       return InvalidArgument("AdamWUpdate: bad decay runs");
     }
     for (int r = 0; r < runs->count; ++r) {
