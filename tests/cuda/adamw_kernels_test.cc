@@ -72,23 +72,6 @@ void ReferenceElement(float& p, float& m, float& v, float grad, const AdamWScala
   v = vn;
 }
 
-// A device copy of a host array of T (the decay-run tables).
-template <typename T>
-class DevVector {
- public:
-  explicit DevVector(const std::vector<T>& v) {
-    DYT_TEST_CUDA(cudaMalloc(&p_, std::max<size_t>(v.size(), 1) * sizeof(T)));
-    DYT_TEST_CUDA(cudaMemcpy(p_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  ~DevVector() { cudaFree(p_); }
-  DevVector(const DevVector&) = delete;
-  DevVector& operator=(const DevVector&) = delete;
-  const T* get() const { return p_; }
-
- private:
-  T* p_ = nullptr;
-};
-
 // A run table on the device (bounds [count + 1], decays [count]).
 struct DevRuns {
   DevRuns(const std::vector<int64_t>& bounds, const std::vector<uint8_t>& decays)
@@ -97,8 +80,8 @@ struct DevRuns {
     runs.decays = d.get();
     runs.count = static_cast<int>(decays.size());
   }
-  DevVector<int64_t> b;
-  DevVector<uint8_t> d;
+  test::DevVector<int64_t> b;
+  test::DevVector<uint8_t> d;
   AdamWDecayRuns runs;
 };
 

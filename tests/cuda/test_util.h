@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -124,6 +125,23 @@ class DevArray {
   size_t n_;
   size_t offset_;
   void* base_ = nullptr;
+};
+
+// A device copy of a host array of any trivially copyable T (index and run tables).
+template <typename T>
+class DevVector {
+ public:
+  explicit DevVector(const std::vector<T>& v) {
+    DYT_TEST_CUDA(cudaMalloc(&p_, std::max<size_t>(v.size(), 1) * sizeof(T)));
+    DYT_TEST_CUDA(cudaMemcpy(p_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  ~DevVector() { cudaFree(p_); }
+  DevVector(const DevVector&) = delete;
+  DevVector& operator=(const DevVector&) = delete;
+  const T* get() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
 };
 
 // Rounds every value to what T can hold (so CPU and GPU see identical inputs).

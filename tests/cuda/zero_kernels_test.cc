@@ -20,22 +20,6 @@ namespace {
 
 using Ranges = std::vector<std::pair<int64_t, int64_t>>;  // [begin, end)
 
-// A device copy of a host int64 array.
-class DevInt64 {
- public:
-  explicit DevInt64(const std::vector<int64_t>& v) {
-    DYT_TEST_CUDA(cudaMalloc(&p_, std::max<size_t>(v.size(), 1) * sizeof(int64_t)));
-    DYT_TEST_CUDA(cudaMemcpy(p_, v.data(), v.size() * sizeof(int64_t), cudaMemcpyHostToDevice));
-  }
-  ~DevInt64() { cudaFree(p_); }
-  DevInt64(const DevInt64&) = delete;
-  DevInt64& operator=(const DevInt64&) = delete;
-  const int64_t* get() const { return p_; }
-
- private:
-  int64_t* p_ = nullptr;
-};
-
 void CheckZeroes(int64_t n, const Ranges& ranges) {
   SCOPED_TRACE(testing::Message() << "n=" << n << ", " << ranges.size() << " ranges");
   std::vector<int64_t> begin, prefix{0};
@@ -49,7 +33,7 @@ void CheckZeroes(int64_t n, const Ranges& ranges) {
   std::vector<float> start(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) start[size_t(i)] = 1.f + float(i % 1000);
   test::DevArray<float> buf(start);
-  DevInt64 d_begin(begin), d_prefix(prefix);
+  test::DevVector<int64_t> d_begin(begin), d_prefix(prefix);
   DYT_ASSERT_OK(ZeroRanges(buf.get(), d_begin.get(), d_prefix.get(), int(ranges.size()),
                            prefix.back(), nullptr));
   DYT_TEST_CUDA(cudaDeviceSynchronize());

@@ -7,7 +7,7 @@
 // (denormals are kept: the CUDA flags leave -ftz off).
 //
 // Decay by run (AdamWDecayRuns, count > 0): each block stages the run table in shared memory, and
-// an element's run is the last one whose bound is <= its index (binary search; empty runs, whose
+// an element's run is the last one whose bound is <= its index (detail::RunOf; empty runs, whose
 // bound equals the next one's, are never picked). The vector path looks up the first of its 4
 // elements and uses that run's decay for all 4 when the run reaches past the last, which is
 // every vector but the few that straddle a tensor boundary (those look up each element).
@@ -46,17 +46,9 @@ struct Runs {
 
   // The decay factor of element i of the range (s_decay or 1), and where its run ends.
   __device__ __forceinline__ float DecayOf(int64_t i, float s_decay, int64_t* run_end) const {
-    int lo = 0, hi = count - 1;  // the last r with bounds[r] <= i (bounds[0] = 0 <= i)
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) >> 1;
-      if (bounds[mid] <= i) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    *run_end = bounds[lo + 1];
-    return decays[lo] != 0 ? s_decay : 1.0f;
+    const int r = detail::RunOf(bounds, count, i);  // bounds[0] = 0 <= i
+    *run_end = bounds[r + 1];
+    return decays[r] != 0 ? s_decay : 1.0f;
   }
 };
 

@@ -310,6 +310,24 @@ __device__ __forceinline__ void Store8(T* p, const float (&v)[8]) {
   }
 }
 
+// ---- run tables ------------------------------------------------------------------------------
+
+// The last r in [0, count) with starts[r] <= i, for non-decreasing `starts` with starts[0] <= i:
+// which of `count` consecutive runs (or ranges laid end to end) holds element i. An empty run,
+// whose start equals the next one's, is never picked. Binary search.
+__device__ __forceinline__ int RunOf(const int64_t* starts, int count, int64_t i) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (starts[mid] <= i) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
 // ---- deterministic reductions -------------------------------------------------------------
 
 __device__ __forceinline__ float WarpSum(float v) {

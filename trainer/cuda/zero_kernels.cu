@@ -21,16 +21,8 @@ __global__ void __launch_bounds__(kZeroThreads)
                      const int64_t* __restrict__ prefix, int count, int64_t total) {
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += stride) {
-    int lo = 0, hi = count - 1;  // the last r with prefix[r] <= i (prefix[0] = 0 <= i)
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) >> 1;
-      if (prefix[mid] <= i) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    base[begin[lo] + (i - prefix[lo])] = 0.f;
+    const int r = detail::RunOf(prefix, count, i);  // prefix[0] = 0 <= i
+    base[begin[r] + (i - prefix[r])] = 0.f;
   }
 }
 
