@@ -149,7 +149,7 @@ struct Case {
 
 void PrintTo(const Case& c, std::ostream* os) {
   *os << c.world << " ranks" << (c.zero1 ? ", ZeRO-1" : ", replicated") << ", " << c.accum
-      << " micro-batches";
+      << (c.accum == 1 ? " micro-batch" : " micro-batches");
 }
 
 class CudaBackendMultiGpuTest : public ::testing::TestWithParam<Case> {};

@@ -43,6 +43,11 @@ bool IsPlainKeyChar(char c) {
          c == '-';
 }
 
+// What is left until a deadline in whole milliseconds (the stores' and Gloo's unit), rounded
+// up: a wait given this never ends before the deadline (truncating ended them up to 1 ms
+// early, and a test that the rendezvous waits its whole timeout caught it).
+milliseconds CeilMs(Clock::duration d) { return std::chrono::ceil<milliseconds>(d); }
+
 // gloo::rendezvous::Store on top of our KvStore. Gloo's keys ("rank_0", "rank_1" in this Gloo)
 // become "<prefix>.gloo.<key>"; a key with other characters is hex-encoded as
 // "<prefix>.gloo.x.<hex>" (plain keys never contain '.', so the two forms cannot collide).
@@ -73,8 +78,7 @@ class KvStoreAdapter final : public gloo::rendezvous::Store {
     const Clock::time_point deadline = std::min(deadline_, Clock::now() + timeout);
     for (const std::string& key : keys) {
       if (values_.count(key) != 0) continue;
-      Fetch(key, std::max(milliseconds(0),
-                          std::chrono::duration_cast<milliseconds>(deadline - Clock::now())));
+      Fetch(key, std::max(milliseconds(0), CeilMs(deadline - Clock::now())));
     }
   }
 
@@ -92,8 +96,7 @@ class KvStoreAdapter final : public gloo::rendezvous::Store {
   }
 
   milliseconds Remaining() const {
-    return std::max(milliseconds(0),
-                    std::chrono::duration_cast<milliseconds>(deadline_ - Clock::now()));
+    return std::max(milliseconds(0), CeilMs(deadline_ - Clock::now()));
   }
 
   void Fetch(const std::string& key, milliseconds timeout) {
@@ -110,8 +113,7 @@ class KvStoreAdapter final : public gloo::rendezvous::Store {
 
 milliseconds Remaining(Clock::time_point deadline) {
   // Gloo treats a zero timeout specially in places; a spent deadline still waits 1 ms.
-  const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-  return std::max(milliseconds(1), left);
+  return std::max(milliseconds(1), CeilMs(deadline - Clock::now()));
 }
 
 // The contiguous chunk of each rank in an AllReduce of n floats: sizes differ by at most one,
