@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <ostream>
 #include <random>
 #include <string>
 #include <tuple>
@@ -24,22 +23,7 @@ using test::RandomPositive;
 using test::RelL2;
 using test::Rounded;
 
-struct Size {
-  int64_t N;
-  int D;
-};
-
-// For readable test names in CTest ("GetParam() = N7_D1000").
-void PrintTo(const Size& s, std::ostream* os) { *os << "N" << s.N << "_D" << s.D; }
-
-std::string SizeName(const ::testing::TestParamInfo<Size>& info) {
-  // Appended piece by piece: "N" + std::to_string(...) trips GCC 12's false -Wrestrict.
-  std::string name = "N";
-  name += std::to_string(info.param.N);
-  name += "_D";
-  name += std::to_string(info.param.D);
-  return name;
-}
+using Size = test::Rows;
 
 // D = 768, 4096: model widths; 1000: a multiple of 8 that is not of 32 (idle lanes); 77, 1001:
 // not multiples of 8 (scalar path). N = 1, 7, 33: partial row tiles; 3000: many tiles per block.
@@ -154,7 +138,7 @@ TEST_P(DytForwardTest, ResidualAddInPlaceAndMisaligned) {
   CheckForward<float>(GetParam(), {true, false, TanhMode::kAccurate, true, 1}, seed + 3);
 }
 
-INSTANTIATE_TEST_SUITE_P(Sizes, DytForwardTest, ::testing::ValuesIn(kSizes), SizeName);
+INSTANTIATE_TEST_SUITE_P(Sizes, DytForwardTest, ::testing::ValuesIn(kSizes), test::RowsName);
 
 struct BwdCase {
   bool beta;
@@ -245,7 +229,7 @@ TEST_P(DytBackwardTest, FastTanhInPlaceAndMisaligned) {
   CheckBackward<bf16>(GetParam(), {true, true, false, TanhMode::kAccurate, 1}, seed + 3);
 }
 
-INSTANTIATE_TEST_SUITE_P(Sizes, DytBackwardTest, ::testing::ValuesIn(kSizes), SizeName);
+INSTANTIATE_TEST_SUITE_P(Sizes, DytBackwardTest, ::testing::ValuesIn(kSizes), test::RowsName);
 
 // Same inputs twice: every output bit-identical (no atomics, fixed reduction order).
 TEST(DytBackwardDeterminismTest, BitIdenticalAcrossRuns) {

@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,22 +23,7 @@ using test::Rounded;
 
 constexpr float kEps = 1e-5f;
 
-struct Size {
-  int64_t N;
-  int D;
-};
-
-// For readable test names in CTest ("GetParam() = N7_D1000").
-void PrintTo(const Size& s, std::ostream* os) { *os << "N" << s.N << "_D" << s.D; }
-
-std::string SizeName(const ::testing::TestParamInfo<Size>& info) {
-  // Appended piece by piece: "N" + std::to_string(...) trips GCC 12's false -Wrestrict.
-  std::string name = "N";
-  name += std::to_string(info.param.N);
-  name += "_D";
-  name += std::to_string(info.param.D);
-  return name;
-}
+using Size = test::Rows;
 
 // 8192 and 12288 take more than one vector per thread (forward) and, for 12288, the backward's
 // scalar path; 77 and 1001 the scalar path everywhere.
@@ -125,7 +109,7 @@ TEST_P(RmsNormForwardTest, ResidualAddMatchesCpu) {
   CheckForward<bf16>(GetParam(), {true, false, true, 1}, seed + 4);
 }
 
-INSTANTIATE_TEST_SUITE_P(Sizes, RmsNormForwardTest, ::testing::ValuesIn(kSizes), SizeName);
+INSTANTIATE_TEST_SUITE_P(Sizes, RmsNormForwardTest, ::testing::ValuesIn(kSizes), test::RowsName);
 
 struct BwdCase {
   bool dr;
@@ -187,7 +171,7 @@ TEST_P(RmsNormBackwardTest, MatchesCpu) {
   CheckBackward<float>(GetParam(), {true, true, 1}, seed + 5);
 }
 
-INSTANTIATE_TEST_SUITE_P(Sizes, RmsNormBackwardTest, ::testing::ValuesIn(kSizes), SizeName);
+INSTANTIATE_TEST_SUITE_P(Sizes, RmsNormBackwardTest, ::testing::ValuesIn(kSizes), test::RowsName);
 
 TEST(RmsNormBackwardDeterminismTest, BitIdenticalAcrossRuns) {
   DYT_REQUIRE_GPU();

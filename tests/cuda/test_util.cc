@@ -42,6 +42,17 @@ float Bf16BitsToFloat(uint16_t b) {
   return f;
 }
 
+void PrintTo(const Rows& r, std::ostream* os) { *os << "N" << r.N << "_D" << r.D; }
+
+std::string RowsName(const ::testing::TestParamInfo<Rows>& info) {
+  // Appended piece by piece: "N" + std::to_string(...) trips GCC 12's false -Wrestrict.
+  std::string name = "N";
+  name += std::to_string(info.param.N);
+  name += "_D";
+  name += std::to_string(info.param.D);
+  return name;
+}
+
 double RelL2(const std::vector<float>& got, const std::vector<float>& want) {
   if (got.size() != want.size()) return INFINITY;
   double num = 0, den = 0;

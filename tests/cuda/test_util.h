@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <ostream>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -155,6 +156,15 @@ template <typename T>
 const char* TypeName() {
   return std::is_same_v<T, __nv_bfloat16> ? "bf16" : "fp32";
 }
+
+// A row-wise kernel test's shape: N rows of width D, named "N7_D1000" in test names
+// (INSTANTIATE_TEST_SUITE_P(..., RowsName)) and in failure messages (PrintTo).
+struct Rows {
+  int64_t N;
+  int D;
+};
+void PrintTo(const Rows& r, std::ostream* os);
+std::string RowsName(const ::testing::TestParamInfo<Rows>& info);
 
 }  // namespace dyt::cuda::test
 
