@@ -183,7 +183,7 @@ StatusOr<Caller> Authenticator::AuthenticateToken(std::string_view token) const 
   }
   auto role = ParseRole(info->role());
   if (!role) return Status(StatusCode::kUnauthenticated, "token " + info->id() + ": bad role");
-  return Caller{info->user(), *role, true};
+  return Caller{info->user(), *role, true, info->id()};
 }
 
 StatusOr<v1::CreateTokenResponse> Authenticator::CreateToken(const std::string& user,
@@ -229,9 +229,23 @@ StatusOr<std::vector<v1::TokenInfo>> Authenticator::ListTokens() const {
 StatusOr<v1::TokenInfo> Authenticator::RevokeToken(const std::string& id) const {
   if (!enabled()) return NotFound("token " + id + ": not found");
   if (id.size() != 16) return InvalidArgument("id: a token id has 16 hex digits");
+  // One revocation at a time, so two cannot each see the other's admin token as the one left.
+  std::lock_guard<std::mutex> lock(revoke_mu_);
   DYT_ASSIGN_OR_RETURN(auto tokens, store_->ListTokens());
+  auto lasting_admin = [](const v1::TokenInfo& t) {
+    return t.role() == "admin" && !t.revoked() && !t.has_expires();
+  };
   for (auto& [hash, info] : tokens) {
     if (info.id() != id) continue;
+    if (lasting_admin(info) && std::none_of(tokens.begin(), tokens.end(), [&](const auto& other) {
+          return other.second.id() != id && lasting_admin(other.second);
+        })) {
+      // Nothing could create tokens again: the cluster would be locked out for good.
+      return FailedPrecondition(
+          "token " + id +
+          ": the last admin token that never expires cannot be revoked; "
+          "create another one first (dytctl token create --user U --role admin)");
+    }
     info.set_revoked(true);
     DYT_RETURN_IF_ERROR(store_->PutToken(hash, info));
     return info;

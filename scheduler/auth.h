@@ -22,6 +22,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,7 @@ struct Caller {
   std::string user;  // empty when authentication is off
   Role role = Role::kAdmin;
   bool authenticated = false;  // false: authentication is off (--insecure)
+  std::string token_id;        // the token's id (16 hex digits) when authenticated
 };
 
 enum class Action {
@@ -98,7 +100,9 @@ class Authenticator {
                                                 int64_t expires_in_s,
                                                 const std::string& created_by) const;
   StatusOr<std::vector<v1::TokenInfo>> ListTokens() const;
-  // Marks the token with that id revoked; NOT_FOUND for an unknown id.
+  // Marks the token with that id revoked; NOT_FOUND for an unknown id. FAILED_PRECONDITION for
+  // the last unrevoked admin token without an expiry: at least one always remains, so an admin
+  // can always create tokens again (open streams of a revoked token end within a second).
   StatusOr<v1::TokenInfo> RevokeToken(const std::string& id) const;
 
   // When the store has no token yet, creates an admin token (user "admin") and writes it to
@@ -107,6 +111,7 @@ class Authenticator {
 
  private:
   StateStore* store_ = nullptr;
+  mutable std::mutex revoke_mu_;
 };
 
 }  // namespace dyt

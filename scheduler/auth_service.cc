@@ -50,6 +50,7 @@ grpc::Status AuthServiceImpl::WhoAmI(grpc::ServerContext* context, const v1::Who
     DYT_ASSIGN_OR_RETURN(Caller caller, auth_->Authenticate(*context));
     response->set_user(caller.user);
     response->set_role(RoleName(caller.role));
+    response->set_id(caller.token_id);
     return Status::Ok();
   });
 }

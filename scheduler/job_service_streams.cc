@@ -60,7 +60,9 @@ Status JobServiceImpl::Watch(grpc::ServerContext* context, const v1::WatchJobReq
   DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
   DYT_RETURN_IF_ERROR(JobFor(caller, Action::kReadJob, request.id()).status());
   std::string last_sent;
-  while (!context->IsCancelled()) {
+  for (bool first = true; !context->IsCancelled(); first = false) {
+    // A token revoked or expired while the stream is open ends it (checked every second).
+    if (!first) DYT_RETURN_IF_ERROR(Authenticate(*context).status());
     uint64_t version = scheduler_->version();
     DYT_ASSIGN_OR_RETURN(v1::JobRecord record, scheduler_->GetJob(request.id()));
     DYT_ASSIGN_OR_RETURN(v1::Job job, Assemble(record));
@@ -102,6 +104,8 @@ Status JobServiceImpl::Logs(grpc::ServerContext* context, const v1::GetJobLogsRe
   if (!request.follow()) return Status::Ok();
   uint64_t next = got.next;
   while (!context->IsCancelled()) {
+    // A token revoked or expired while the stream is open ends it (checked every second).
+    DYT_RETURN_IF_ERROR(Authenticate(*context).status());
     got = scheduler_->logs().Since(request.id(), next, std::chrono::seconds(1));
     DYT_RETURN_IF_ERROR(send(got.lines));
     next = got.next;

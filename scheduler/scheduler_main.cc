@@ -209,6 +209,9 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen, credentials, &port);
+  // gRPC sets SO_REUSEPORT by default: a second scheduler on the same port would start and
+  // take a share of the clients' connections. Without it the second one fails to listen.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // The services are registered before the server starts; the scheduler starts after, once the
   // port it advertises to trainers is known (--listen may ask for port 0).
   auto scheduler = std::make_unique<dyt::Scheduler>(store->get(), scheduler_options, &metrics);
@@ -222,7 +225,10 @@ int main(int argc, char** argv) {
   builder.SetMaxReceiveMessageSize(4 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    spdlog::error("cannot listen on {}", listen);
+    spdlog::error(
+        "--listen {}: cannot listen there (is the port in use, or the address not "
+        "this machine's?)",
+        listen);
     return 1;
   }
   std::string host = listen.substr(0, listen.rfind(':'));

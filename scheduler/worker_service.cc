@@ -34,6 +34,7 @@ grpc::Status WorkerServiceImpl::Connect(
     DYT_ASSIGN_OR_RETURN(std::shared_ptr<WorkerSession> session,
                          scheduler_->Register(first.register_()));
     std::atomic<bool> done{false};
+    Status writer_ended = Status::Ok();  // the writer's own: it stopped writing
     std::thread writer([&] {
       while (!done.load()) {
         std::optional<v1::SchedulerMessage> message = session->Pop(std::chrono::milliseconds(200));
@@ -41,14 +42,32 @@ grpc::Status WorkerServiceImpl::Connect(
           if (session->closed()) break;
           continue;
         }
+        // Nothing reaches a worker whose token was revoked or expired since the last check; the
+        // reader ends the call with that status at the worker's next message (a heartbeat comes
+        // every second), or the heartbeat timeout closes the session.
+        if (writer_ended.ok()) {
+          if (StatusOr<Caller> again = auth_->Authenticate(*context); !again.ok()) {
+            writer_ended = again.status();
+          }
+        }
+        if (!writer_ended.ok()) continue;
         if (!stream->Write(*message)) break;
       }
       // Closed by the scheduler (replaced, stopping) or the stream broke: end the call so the
-      // reader below returns.
-      context->TryCancel();
+      // reader below returns. When the reader ended first, the call ends with its status.
+      if (!done.load()) context->TryCancel();
     });
     v1::WorkerMessage message;
+    Status ended = Status::Ok();
     while (stream->Read(&message)) {
+      // The token is checked again on every message (a heartbeat comes every second), so a
+      // revoked or expired worker token ends its open session, and its slots get no more jobs.
+      if (StatusOr<Caller> again = auth_->Authenticate(*context); !again.ok()) {
+        spdlog::warn("worker {}: {}; ending its session", session->worker_id(),
+                     again.status().message());
+        ended = again.status();
+        break;
+      }
       Status handled = scheduler_->OnWorkerMessage(session, message);
       if (!handled.ok()) {
         if (handled.code() == StatusCode::kFailedPrecondition && session->closed()) break;
@@ -58,7 +77,7 @@ grpc::Status WorkerServiceImpl::Connect(
     done = true;
     scheduler_->Disconnected(session);
     writer.join();
-    return Status::Ok();
+    return ended;
   });
 }
 

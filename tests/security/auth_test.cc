@@ -24,10 +24,10 @@ AccessTarget Job(const std::string& owner) {
 }
 
 TEST(AuthorizeTest, RolesAndOwnership) {
-  const Caller admin{"root", Role::kAdmin, true};
-  const Caller alice{"alice", Role::kUser, true};
-  const Caller viewer{"vic", Role::kViewer, true};
-  const Caller worker{"w1", Role::kWorker, true};
+  const Caller admin{"root", Role::kAdmin, true, "0123456789abcdef"};
+  const Caller alice{"alice", Role::kUser, true, "0123456789abcdef"};
+  const Caller viewer{"vic", Role::kViewer, true, "0123456789abcdef"};
+  const Caller worker{"w1", Role::kWorker, true, "0123456789abcdef"};
   for (Action a : {Action::kSubmitJob, Action::kReadJob, Action::kCancelJob, Action::kListJobs,
                    Action::kManageTokens, Action::kWorkerConnect, Action::kRendezvous}) {
     EXPECT_TRUE(Authorize(admin, a, Job("bob")).ok());
@@ -88,6 +88,7 @@ TEST(AuthenticatorTest, StoresHashesAndRefusesExpiredAndRevokedTokens) {
   ASSERT_TRUE(caller.ok());
   EXPECT_EQ(caller->user, "alice");
   EXPECT_EQ(caller->role, Role::kUser);
+  EXPECT_EQ(caller->token_id, created->info().id());
   EXPECT_EQ(auth.AuthenticateToken(token + "x").status().code(), StatusCode::kUnauthenticated);
 
   ASSERT_TRUE(auth.RevokeToken(created->info().id()).ok());

@@ -166,6 +166,24 @@ class SecurityTest : public ::testing::Test {
     return Auth(token)->WhoAmI(&context, v1::WhoAmIRequest(), &info);
   }
 
+  // The id of a valid token (WhoAmI); "" if it is not valid.
+  std::string TokenId(const std::string& token) {
+    grpc::ClientContext context;
+    context.set_deadline(In(30));
+    v1::TokenInfo info;
+    return Auth(token)->WhoAmI(&context, v1::WhoAmIRequest(), &info).ok() ? info.id() : "";
+  }
+
+  // The admin revokes the token with that id.
+  grpc::Status Revoke(const std::string& id) {
+    grpc::ClientContext context;
+    context.set_deadline(In(30));
+    v1::RevokeTokenRequest request;
+    request.set_id(id);
+    v1::TokenInfo revoked;
+    return Auth(admin_)->RevokeToken(&context, request, &revoked);
+  }
+
   std::string TrainPath() const { return data_root_ + "/shards/train-0.bin"; }
 
   TempDir dir_;

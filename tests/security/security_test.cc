@@ -258,6 +258,93 @@ TEST_F(SecurityTest, WorkerTokensOnlyServeTheirWorkerAndItsAttempts) {
   stream->Finish().IgnoreError();
 }
 
+// What a revocation does to streams opened before it: a worker's session ends at its next
+// message (heartbeats come every second) and gets no more jobs; a watch ends within a second.
+TEST_F(SecurityTest, RevokingATokenEndsItsOpenStreams) {
+  std::string w1 = Token("w1", "worker");
+  std::string alice = Token("alice", "user");
+  grpc::ClientContext worker_context;
+  worker_context.set_deadline(In(60));
+  auto session = v1::WorkerService::NewStub(Channel(w1))->Connect(&worker_context);
+  v1::WorkerMessage reg;
+  reg.mutable_register_()->set_worker_id("w1");
+  reg.mutable_register_()->set_hostname("h");
+  reg.mutable_register_()->set_slot_kind("cpu");
+  reg.mutable_register_()->set_slots(1);
+  reg.mutable_register_()->set_memory_bytes(int64_t{1} << 30);
+  ASSERT_TRUE(session->Write(reg));
+  v1::SchedulerMessage message;
+  ASSERT_TRUE(session->Read(&message));
+  ASSERT_TRUE(message.has_registered());
+  v1::WorkerMessage heartbeat;
+  heartbeat.mutable_heartbeat();
+  ASSERT_TRUE(session->Write(heartbeat));
+
+  const std::string w1_id = TokenId(w1);
+  ASSERT_FALSE(w1_id.empty());
+  ASSERT_TRUE(Revoke(w1_id).ok());
+  // A job that fits w1, submitted before w1 says anything again: it may be placed on w1, but
+  // the assignment is not sent; w1's next message ends the session UNAUTHENTICATED.
+  v1::Job job;
+  ASSERT_TRUE(Submit(alice, Spec("held", TrainPath()), &job).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  session->Write(heartbeat);
+  while (session->Read(&message)) {
+    EXPECT_FALSE(message.has_assign()) << "a revoked worker got job " << message.assign().job_id();
+  }
+  grpc::Status ended = session->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAUTHENTICATED) << ended.error_message();
+  EXPECT_NE(ended.error_message().find("revoked"), std::string::npos) << ended.error_message();
+
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(In(60));
+  v1::WatchJobRequest watch;
+  watch.set_id(job.id());
+  auto watcher = Jobs(alice)->WatchJob(&watch_context, watch);
+  v1::WatchJobResponse update;
+  ASSERT_TRUE(watcher->Read(&update));
+  EXPECT_EQ(update.job().id(), job.id());
+  ASSERT_TRUE(Revoke(TokenId(alice)).ok());
+  const auto revoked_at = std::chrono::steady_clock::now();
+  while (watcher->Read(&update)) {
+  }
+  grpc::Status watch_status = watcher->Finish();
+  EXPECT_EQ(watch_status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+      << watch_status.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - revoked_at, seconds(10));
+}
+
+// At least one admin token that never expires always remains, so the cluster can never be
+// locked out of token management.
+TEST_F(SecurityTest, TheLastLastingAdminTokenCannotBeRevoked) {
+  const std::string first = TokenId(admin_);
+  ASSERT_FALSE(first.empty());
+  grpc::Status refused = Revoke(first);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(refused.error_message().find("last admin token"), std::string::npos)
+      << refused.error_message();
+  // An admin token that expires does not count as the one left.
+  Token("ops", "admin", 3600);
+  EXPECT_EQ(Revoke(first).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  const std::string lasting = Token("ops2", "admin");
+  ASSERT_TRUE(Revoke(first).ok());
+  EXPECT_EQ(WhoAmI(admin_).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  admin_ = lasting;
+  EXPECT_EQ(Revoke(TokenId(lasting)).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(WhoAmI(lasting).ok());
+}
+
+// gRPC would let a second server bind the same port (SO_REUSEPORT) and take a share of the
+// connections; dyt-scheduler turns that off, so a second one fails and says why.
+TEST_F(SecurityTest, ASecondSchedulerOnTheSamePortFailsToStart) {
+  auto second = proc::Run({DYT_SCHEDULER_BINARY, "--listen", address_, "--data-dir",
+                           dir_.Join("db2"), "--insecure", "--data-root", data_root_},
+                          {}, seconds(60));
+  EXPECT_EQ(second.code, 1) << second.err;
+  EXPECT_NE(second.err.find("--listen " + address_), std::string::npos) << second.err;
+  EXPECT_TRUE(WhoAmI(admin_).ok());  // the first one still answers
+}
+
 TEST_F(SecurityTest, PlaintextClientCannotTalkToTheTlsServer) {
   auto stub =
       v1::JobService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
