@@ -33,6 +33,17 @@ ShutdownSignal::~ShutdownSignal() {
   g_installed = false;
 }
 
+void IgnoreSigpipeIfDefault() {
+  struct sigaction old {};
+  if (sigaction(SIGPIPE, nullptr, &old) != 0) return;
+  if ((old.sa_flags & SA_SIGINFO) == 0 && old.sa_handler == SIG_DFL) {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGPIPE, &ignore, nullptr);
+  }
+}
+
 bool ShutdownSignal::requested() const { return g_signal.load() != 0; }
 int ShutdownSignal::signal_number() const { return g_signal.load(); }
 

@@ -27,4 +27,11 @@ class ShutdownSignal {
   struct sigaction old_int_ {};
 };
 
+// Sets SIGPIPE to SIG_IGN when it is at its default (termination), leaving a handler someone
+// installed alone: a write to a closed pipe or socket then fails with EPIPE instead of killing
+// the process. Daemons' children need it: when the worker reading a trainer's output dies, the
+// trainer must still save its checkpoint on the SIGTERM that follows, not die at its next log
+// line. Process-wide, and idempotent.
+void IgnoreSigpipeIfDefault();
+
 }  // namespace dyt

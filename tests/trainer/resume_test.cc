@@ -47,6 +47,7 @@ class ResumeTest : public ::testing::Test {
     ASSERT_TRUE(WriteShard((dir_ / "train.bin").string(), tokens, 96, "").ok());
   }
   void TearDown() override { fs::remove_all(dir_); }
+  void ExpectSigtermCheckpoints(const std::string& name, bool output_reader_gone);
 
   // Writes a config whose checkpoints go to <dir>/<name>/ckpt; returns its path.
   std::string Config(const std::string& name, int64_t steps, int every_steps = 0) {
@@ -104,39 +105,81 @@ TEST_F(ResumeTest, ResumedRunsAreBitIdenticalToAStraightRun) {
   }
 }
 
-TEST_F(ResumeTest, SigtermSavesACheckpointAndExitsWithThePreemptedCode) {
-  const std::string cfg = Config("sigterm", 1000000);
-  const std::string events = (dir_ / "sigterm.jsonl").string();
+// dyt-train with its events in a file, SIGTERM once it has taken a few steps: exit code 3, a
+// checkpoint of the last finished step, and a resume from it. With `output_reader_gone` its
+// stdout and stderr are a pipe whose reader has closed before the signal (a worker daemon that
+// died): log lines then fail with EPIPE instead of killing it with SIGPIPE.
+void ResumeTest::ExpectSigtermCheckpoints(const std::string& name, bool output_reader_gone) {
+  const std::string cfg = Config(name, 1000000);
+  const std::string events = (dir_ / (name + ".jsonl")).string();
+  int out_pipe[2] = {-1, -1};
+  ASSERT_EQ(::pipe(out_pipe), 0);
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
+    if (output_reader_gone) {
+      ::dup2(out_pipe[1], 1);
+      ::dup2(out_pipe[1], 2);
+    }
+    ::close(out_pipe[0]);  // before fd 3 is set: the pipe may have been given fd 3 or 4
+    ::close(out_pipe[1]);
     const int fd = ::open(events.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 3);
+    // info: a log line per step, so a closed output pipe is written to at once.
     ::execl(DYT_TRAIN_BIN, DYT_TRAIN_BIN, "--config", cfg.c_str(), "--events-fd", "3",
-            "--log-level", "warn", static_cast<char*>(nullptr));
+            "--log-level", output_reader_gone ? "info" : "warn", static_cast<char*>(nullptr));
     ::_exit(127);
   }
-  // Wait until it is really training (a few step events), then ask it to stop.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (StepLosses(events).size() < 3 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_GE(StepLosses(events).size(), 3u) << "dyt-train never started stepping";
-  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  ::close(out_pipe[1]);
   int status = 0;
   bool exited = false;
+  struct KillOnReturn {  // an assertion that returns early leaves no trainer running
+    pid_t pid;
+    const bool& exited;
+    ~KillOnReturn() {
+      if (!exited) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+  } guard{pid, exited};
+  // Until it has taken n steps (false if it exited or 60 s passed first).
+  auto wait_steps = [&](size_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (StepLosses(events).size() < n && std::chrono::steady_clock::now() < deadline) {
+      exited = ::waitpid(pid, &status, WNOHANG) == pid;
+      if (exited) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return StepLosses(events).size() >= n;
+  };
+  auto how_it_ended = [&] {
+    if (!exited) return std::string("still running");
+    return WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                               : "exited " + std::to_string(WEXITSTATUS(status));
+  };
+  // Until it is really training (a few step events); then, for a closed output, until it has
+  // logged two more steps into it. Then ask it to stop.
+  ASSERT_TRUE(wait_steps(3)) << "dyt-train never started stepping: " << how_it_ended();
+  ::close(out_pipe[0]);
+  if (output_reader_gone) {
+    const size_t before = StepLosses(events).size();
+    ASSERT_TRUE(wait_steps(before + 2))
+        << "dyt-train stopped stepping once its output closed: " << how_it_ended();
+  }
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
   for (int i = 0; i < 600 && !exited; ++i) {  // at most 30 s
     exited = ::waitpid(pid, &status, WNOHANG) == pid;
     if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   if (!exited) ::kill(pid, SIGKILL);
   ASSERT_TRUE(exited) << "dyt-train did not exit within 30 s of SIGTERM";
-  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 3) << "the preempted-resumable exit code";
 
   const auto losses = StepLosses(events);
   const int64_t last_step = losses.rbegin()->first;
-  auto ckpt = FindLatestGood((dir_ / "sigterm" / "ckpt").string(), nullptr);
+  auto ckpt = FindLatestGood((dir_ / name / "ckpt").string(), nullptr);
   ASSERT_TRUE(ckpt.ok()) << ckpt.status().ToString();
   EXPECT_EQ(ckpt->state.step, last_step) << "the checkpoint holds the last finished step";
 
@@ -147,6 +190,14 @@ TEST_F(ResumeTest, SigtermSavesACheckpointAndExitsWithThePreemptedCode) {
             0);
   const auto after = StepLosses(events);
   EXPECT_EQ(after.rbegin()->first, last_step + 2);
+}
+
+TEST_F(ResumeTest, SigtermSavesACheckpointAndExitsWithThePreemptedCode) {
+  ExpectSigtermCheckpoints("sigterm", /*output_reader_gone=*/false);
+}
+
+TEST_F(ResumeTest, SigtermAfterItsOutputReaderDiedStillSavesACheckpoint) {
+  ExpectSigtermCheckpoints("orphan", /*output_reader_gone=*/true);
 }
 
 }  // namespace
@@ -198,6 +249,7 @@ class RankResumeTest : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
+  void ExpectSigtermCheckpoints(const std::string& name, bool output_reader_gone);
 
   TrainConfig ConfigWithStore(const fs::path& store, int64_t steps,
                               const std::string& model = "{preset: test}") {

@@ -14,6 +14,8 @@
 #include <map>
 #include <utility>
 
+#include "common/signals.h"
+
 namespace dyt::dist {
 
 namespace {
@@ -128,17 +130,6 @@ void SplitChunks(size_t n, int world_size, std::vector<size_t>* offset,
     (*offset)[j] = at;
     (*length)[j] = n / w + (j < n % w ? 1 : 0);
     at += (*length)[j];
-  }
-}
-
-void IgnoreSigpipeIfDefault() {
-  struct sigaction old {};
-  if (sigaction(SIGPIPE, nullptr, &old) != 0) return;
-  if ((old.sa_flags & SA_SIGINFO) == 0 && old.sa_handler == SIG_DFL) {
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    sigemptyset(&ignore.sa_mask);
-    sigaction(SIGPIPE, &ignore, nullptr);
   }
 }
 

@@ -24,6 +24,9 @@ constexpr int kExitStopped = 3;
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Its output and events go to a worker's pipes: if the worker dies, a log line must not kill
+  // the trainer before it saves the checkpoint its SIGTERM (PR_SET_PDEATHSIG) asks for.
+  dyt::IgnoreSigpipeIfDefault();
   CLI::App app{"dyt-train: pretrain a LLaMA model with Dynamic Tanh normalization"};
   std::string config_path, log_level = "info", resume = "none", job_id;
   int events_fd = -1, threads = -1;
