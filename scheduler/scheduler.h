@@ -177,6 +177,8 @@ class Scheduler {
   void OnUpdate(const std::string& worker_id, const v1::RankUpdate& update, Batch& batch);
   Status OnCheckpoint(const std::string& worker_id, const v1::CheckpointRecord& checkpoint,
                       Batch& batch);
+  // A checkpoint of a job that is no longer live (ended while its ranks were stopping).
+  Status OnLateCheckpoint(const std::string& worker_id, const v1::CheckpointRecord& record);
   void ReconcileRunning(Worker& worker, const std::vector<v1::RunningRank>& running, Batch& batch);
   Status Persist(Batch& batch);
   void FlushProgress();

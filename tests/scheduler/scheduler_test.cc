@@ -313,6 +313,64 @@ TEST(SchedulerTest, CancelStopsRanksAndFreesSlotsWhenTheyExit) {
   EXPECT_EQ(Get(server, first).state(), v1::CANCELLED);
 }
 
+// The ranks of a cancelled job save a checkpoint on the SIGTERM that stops them, after the job
+// has ended: that checkpoint is kept (listed, the job's last_checkpoint_step), but only from a
+// worker where that attempt still has ranks.
+TEST(SchedulerTest, CheckpointSavedWhileACancelledJobStopsIsKept) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  SchedulerOptions options;
+  options.artifact_root = dir.Join("artifacts");
+  TestServer server(store.get(), {}, options);
+  TestWorker worker(server.port(), "w1", 1);
+  TestWorker other(server.port(), "w2", 1);
+  std::string id = Submit(server, Spec("stopping", 1));
+  std::optional<v1::Assignment> a;
+  TestWorker* ran = &worker;
+  for (int i = 0; i < 50 && !a; ++i) {  // placed on either worker
+    a = worker.TakeAssignment(id, milliseconds(100));
+    if (!a) {
+      a = other.TakeAssignment(id, milliseconds(100));
+      ran = &other;
+    }
+  }
+  ASSERT_TRUE(a);
+  TestWorker* idle = ran == &worker ? &other : &worker;
+  ran->StartAll(*a);
+  v1::CancelJobRequest cancel;
+  cancel.set_id(id);
+  v1::Job out;
+  ASSERT_TRUE(server.stub().CancelJob(Context().get(), cancel, &out).ok());
+  ASSERT_TRUE(ran->TakeStop(id));
+  auto checkpoint = [&](int64_t step) {
+    std::string path = a->checkpoint_dir() + "/step-0000000" + std::to_string(step);
+    std::filesystem::create_directories(path);
+    std::ofstream(path + "/manifest.json") << "{\"step\": " << step << "}";
+    v1::WorkerMessage m;
+    v1::CheckpointRecord* c = m.mutable_checkpoint()->mutable_checkpoint();
+    c->set_job_id(id);
+    c->set_step(step);
+    c->set_attempt(a->attempt());
+    c->set_path(path);
+    return m;
+  };
+  idle->Send(checkpoint(8));  // never ran there: refused
+  ran->Send(checkpoint(9));
+  ASSERT_TRUE(WaitJob(server, id, [](const v1::Job& j) { return j.last_checkpoint_step() == 9; }));
+  ran->ExitAll(*a, v1::RankUpdate::STOPPED);
+  ran->Send(checkpoint(7));  // after its ranks exited: refused
+  v1::ListCheckpointsRequest list;
+  list.set_job_id(id);
+  v1::ListCheckpointsResponse listed;
+  std::this_thread::sleep_for(milliseconds(500));  // time for a wrong acceptance to show
+  ASSERT_TRUE(server.stub().ListCheckpoints(Context().get(), list, &listed).ok());
+  ASSERT_EQ(listed.checkpoints_size(), 1);
+  EXPECT_EQ(listed.checkpoints(0).step(), 9);
+  v1::Job job = Get(server, id);
+  EXPECT_EQ(job.state(), v1::CANCELLED);
+  EXPECT_EQ(job.last_checkpoint_step(), 9);
+}
+
 TEST(SchedulerTest, RendezvousWaitsForRankZeroAndRejectsStaleAttempts) {
   TempDir dir;
   auto store = OpenStore(dir.Join("db"));
