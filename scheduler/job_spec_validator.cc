@@ -7,6 +7,7 @@
 #include <string_view>
 #include <utility>
 
+#include "services/worker/job_config.h"
 #include "trainer/model/config.h"
 
 namespace dyt {
@@ -163,6 +164,22 @@ Status CheckGpuModel(const v1::ModelSpec& m) {
   return Status::Ok();
 }
 
+// The trainer's own rules, on the config a worker would write for this spec: the ones across
+// fields (train.seq_len <= the model's max_seq_len, n_heads a multiple of n_kv_heads, ...)
+// are the trainer's to define, and a spec it would refuse must be refused here, before it is
+// stored, rather than fail every attempt on a worker. Its field paths are the spec's below
+// "spec." ("train.seq_len: must be <= model.max_seq_len (16)").
+Status CheckWithTrainer(const v1::JobSpec& spec) {
+  worker::JobPaths paths;
+  paths.job_id = "job-000000000000";
+  paths.checkpoint_dir = "/checkpoints";  // placeholders: only the worker knows them
+  paths.output_dir = "/output";
+  StatusOr<std::string> yaml = worker::TrainYamlFromJobSpec(spec, paths);
+  Status checked = yaml.ok() ? worker::ValidateTrainYaml(*yaml) : yaml.status();
+  if (checked.ok()) return Status::Ok();
+  return InvalidArgument("spec." + checked.message());
+}
+
 Status CheckCheckpoint(const v1::CheckpointPolicy& c) {
   DYT_RETURN_IF_ERROR(CheckAtLeast<int64_t>("spec.checkpoint.every_steps", c.every_steps(), 0));
   DYT_RETURN_IF_ERROR(CheckAtLeast<int64_t>("spec.checkpoint.every_minutes", c.every_minutes(), 0));
@@ -288,7 +305,7 @@ Status JobSpecValidator::Validate(const v1::JobSpec& spec) const {
   DYT_RETURN_IF_ERROR(
       CheckRange("spec.max_restarts", spec.max_restarts(), 0, JobSpecLimits::kMaxRestarts));
   DYT_RETURN_IF_ERROR(CheckCheckpoint(spec.checkpoint()));
-  return Status::Ok();
+  return CheckWithTrainer(spec);
 }
 
 Status JobSpecValidator::ValidateClientRequestId(const std::string& id) {

@@ -167,7 +167,10 @@ class Scheduler {
   bool TryPreempt(const LiveJob& head, const GangRequest& request, Batch& batch);
   void CheckHeartbeats(Batch& batch);
   void LoseWorker(const std::string& worker_id, const std::string& why, Batch& batch);
-  void EndAttempt(LiveJob& job, const std::string& reason, bool failure, Batch& batch);
+  // Ends the job's current attempt: requeued (preempted) unless `failure`; a failure restarts
+  // it while restarts are left and it is `retryable`, else the job FAILED.
+  void EndAttempt(LiveJob& job, const std::string& reason, bool failure, Batch& batch,
+                  bool retryable = true);
   void Requeue(LiveJob& job, v1::JobState via, const std::string& reason, Batch& batch);
   void Finish(LiveJob& job, v1::JobState state, const std::string& reason, Batch& batch);
   void StopRanks(const std::string& job_id, int attempt, v1::StopJob::Reason reason);

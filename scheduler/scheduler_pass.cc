@@ -212,7 +212,8 @@ void Scheduler::Requeue(LiveJob& job, v1::JobState via, const std::string& reaso
   Kick();
 }
 
-void Scheduler::EndAttempt(LiveJob& job, const std::string& reason, bool failure, Batch& batch) {
+void Scheduler::EndAttempt(LiveJob& job, const std::string& reason, bool failure, Batch& batch,
+                           bool retryable) {
   const std::string id = job.record.job().id();
   int attempt = job.record.job().attempt();
   // Whatever still runs of this attempt must stop; its slots free up as the ranks exit.
@@ -225,6 +226,10 @@ void Scheduler::EndAttempt(LiveJob& job, const std::string& reason, bool failure
   }
   int restarts = job.record.job().restarts();
   int max_restarts = job.record.job().spec().max_restarts();
+  if (!retryable) {
+    Finish(job, v1::FAILED, reason, batch);
+    return;
+  }
   if (restarts >= max_restarts) {
     Finish(job, v1::FAILED, reason + "; max_restarts " + std::to_string(max_restarts) + " reached",
            batch);

@@ -16,6 +16,7 @@ namespace {
 using google::protobuf::util::TimeUtil;
 
 constexpr size_t kMaxStderrTail = 4096;
+constexpr int kTrainerExitBadConfig = 2;  // dyt-train's exit code for an invalid config
 constexpr int kMaxSlots = 1024;
 constexpr size_t kMaxRendezvousValue = 64 * 1024;
 constexpr int kMaxRendezvousWaitMs = 600000;
@@ -332,6 +333,13 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
       std::string tail = update.stderr_tail();
       if (tail.size() > kMaxStderrTail) tail = tail.substr(tail.size() - kMaxStderrTail);
       reason += "\n--- stderr tail ---\n" + tail;
+    }
+    // Exit code 2: the trainer refused its configuration (or the checkpoint it was to resume);
+    // the next attempt would be refused the same way, so no restart is spent on it.
+    if (update.exit_code() == kTrainerExitBadConfig) {
+      EndAttempt(job, reason + "; exit code 2 is a configuration error: not retried",
+                 /*failure=*/true, batch, /*retryable=*/false);
+      return;
     }
     EndAttempt(job, reason, /*failure=*/true, batch);
     return;

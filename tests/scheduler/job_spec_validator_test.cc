@@ -137,6 +137,17 @@ TEST(JobSpecValidatorTest, EachRuleNamesFieldAndRule) {
        "spec.max_restarts: must be between 0 and 100 (got 1000)"},
       {"checkpoint", [](v1::JobSpec& s) { s.mutable_checkpoint()->set_keep_last(-2); },
        "spec.checkpoint.keep_last: must be >= 0 (got -2)"},
+      // The trainer's own rules across fields (CheckWithTrainer), with the spec's field paths.
+      {"seq_len over the model's", [](v1::JobSpec& s) { s.mutable_train()->set_seq_len(1 << 19); },
+       "spec.train.seq_len: must be <= model.max_seq_len"},
+      {"kv heads",
+       [](v1::JobSpec& s) {
+         s.mutable_model()->set_n_heads(4);
+         s.mutable_model()->set_n_kv_heads(3);
+       },
+       "spec.model.n_heads: must be divisible by model.n_kv_heads"},
+      {"synthetic and paths", [](v1::JobSpec& s) { s.mutable_data()->set_synthetic(true); },
+       "spec.data.train_paths: not valid with data.synthetic"},
       {"oversized",
        [](v1::JobSpec& s) {
          for (int i = 0; i < 3000; ++i) s.mutable_data()->add_val_paths(std::string(400, 'x'));

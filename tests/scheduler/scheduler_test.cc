@@ -258,6 +258,26 @@ TEST(SchedulerTest, FailedRankRestartsThenFailsWithStderrTail) {
   EXPECT_NE(std::find(states.begin(), states.end(), v1::RESTARTING), states.end());
 }
 
+// Exit code 2 is dyt-train's "invalid configuration": the job fails at once, restarts unspent.
+TEST(SchedulerTest, ConfigurationErrorIsNotRetried) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 1);
+  std::string id = Submit(server, Spec("misconfigured", 1, 0, /*max_restarts=*/3));
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  worker.StartAll(*a);
+  worker.Exited(id, a->attempt(), 0, v1::RankUpdate::FAILED, "exited with code 2",
+                "E invalid job config: data.train_paths[0]: shard not found", /*exit_code=*/2);
+  ASSERT_TRUE(WaitState(server, id, v1::FAILED));
+  v1::Job job = Get(server, id);
+  EXPECT_EQ(job.restarts(), 0);
+  EXPECT_NE(job.reason().find("configuration error: not retried"), std::string::npos)
+      << job.reason();
+  EXPECT_FALSE(worker.TakeAssignment(id, milliseconds(300)));
+}
+
 TEST(SchedulerTest, LostWorkerRequeuesOnRemainingCapacity) {
   TempDir dir;
   auto store = OpenStore(dir.Join("db"));

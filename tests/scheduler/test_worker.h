@@ -132,7 +132,8 @@ class TestWorker {
     Update(job, attempt, rank, v1::RankUpdate::STARTED);
   }
   void Exited(const std::string& job, int attempt, int rank, v1::RankUpdate::Exit exit,
-              const std::string& reason = "", const std::string& stderr_tail = "") {
+              const std::string& reason = "", const std::string& stderr_tail = "",
+              int exit_code = 0) {
     v1::WorkerMessage m;
     v1::RankUpdate* u = m.mutable_update();
     u->set_job_id(job);
@@ -142,6 +143,7 @@ class TestWorker {
     u->set_exit(exit);
     u->set_reason(reason);
     u->set_stderr_tail(stderr_tail);
+    u->set_exit_code(exit_code);
     Send(m);
   }
   void Update(const std::string& job, int attempt, int rank, v1::RankUpdate::Kind kind) {

@@ -34,6 +34,11 @@ Status ParseData(YamlReader& r, DataSection& d) {
     return InvalidArgument(r.FieldPath("train_paths") +
                            ": required (token shard paths) unless data.synthetic is true");
   }
+  if (d.synthetic && (!d.shards.train_paths.empty() || !d.shards.val_paths.empty())) {
+    // Synthetic data ignores them: a run on random tokens the user did not mean to start.
+    return InvalidArgument(r.FieldPath(d.shards.train_paths.empty() ? "val_paths" : "train_paths") +
+                           ": not valid with data.synthetic (synthetic tokens replace the shards)");
+  }
   if (d.repeat_batch && !d.synthetic) {
     return InvalidArgument(r.FieldPath("repeat_batch") + ": only valid with data.synthetic");
   }
