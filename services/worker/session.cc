@@ -28,6 +28,12 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   return grpc::CreateCustomChannel(address, std::move(credentials), args);
 }
 
+// "PERMISSION_DENIED: token of worker w1 may not connect as w2" (gRPC's codes are ours).
+std::string StatusText(const grpc::Status& s) {
+  return std::string(StatusCodeName(static_cast<StatusCode>(s.error_code()))) + ": " +
+         s.error_message();
+}
+
 }  // namespace
 
 Session::Session(SessionOptions options, Outbox* outbox, SessionHandlers handlers)
@@ -73,6 +79,12 @@ void Session::Loop() {
     const Clock::time_point began = Clock::now();
     RunOnce();
     if (stopping_) break;
+    if (const std::string why = refused(); !why.empty()) {
+      // The token is read once, at start: trying it again cannot succeed.
+      spdlog::error("scheduler {}: refused this worker ({}); not reconnecting", options_.scheduler,
+                    why);
+      break;
+    }
     // A session that lasted a while resets the backoff.
     if (Clock::now() - began > std::chrono::seconds(10)) backoff = options_.min_backoff;
     std::uniform_int_distribution<int64_t> jitter(0, backoff.count() / 2);
@@ -127,11 +139,14 @@ void Session::RunOnce() {
   }
   if (!got_first || !first.has_registered()) {
     if (!stopping_) {
-      context.TryCancel();
+      // A stream the scheduler ended carries its status (PERMISSION_DENIED for a token of
+      // another worker): cancelling it first would turn that into CANCELLED.
+      if (got_first || !answered) context.TryCancel();
       const grpc::Status s = stream->Finish();
       spdlog::warn("scheduler {}: could not register: {}", options_.scheduler,
                    got_first ? "first answer was not `registered`"
-                             : (s.ok() ? "stream closed" : s.error_message()));
+                             : (s.ok() ? "stream closed" : StatusText(s)));
+      NoteRefusal(s);
     }
     clear_context();
     return;
@@ -196,14 +211,33 @@ void Session::RunOnce() {
     disconnected_since_ = Clock::now();
   }
   stream->WritesDone();
-  context.TryCancel();
+  // As above: a stream the scheduler ended keeps its status (UNAUTHENTICATED once the token is
+  // revoked). One still open after a write failed is cancelled after a moment.
+  const Clock::time_point cancel_at = Clock::now() + milliseconds(stopping_ ? 0 : 2000);
+  while (!broken && Clock::now() < cancel_at) std::this_thread::sleep_for(milliseconds(10));
+  if (!broken) context.TryCancel();
   reader.join();
   const grpc::Status s = stream->Finish();
   clear_context();
   if (!stopping_) {
     spdlog::warn("scheduler {}: session ended: {}", options_.scheduler,
-                 s.ok() ? std::string("closed by the scheduler") : s.error_message());
+                 s.ok() ? std::string("closed by the scheduler") : StatusText(s));
+    NoteRefusal(s);
   }
+}
+
+void Session::NoteRefusal(const grpc::Status& s) {
+  if (s.error_code() != grpc::StatusCode::UNAUTHENTICATED &&
+      s.error_code() != grpc::StatusCode::PERMISSION_DENIED) {
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  refused_ = StatusText(s);
+}
+
+std::string Session::refused() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return refused_;
 }
 
 }  // namespace dyt::worker

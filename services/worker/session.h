@@ -12,6 +12,8 @@
 // long it has been false (0 while connected), what the orphan timeout is measured on.
 #pragma once
 
+#include <grpcpp/support/status.h>
+
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -58,11 +60,16 @@ class Session {
   std::chrono::milliseconds disconnected_for() const;
   std::string artifact_root() const;
   int sessions_opened() const { return sessions_.load(); }
+  // Why the scheduler refused this worker's token (UNAUTHENTICATED: unknown, expired or
+  // revoked; PERMISSION_DENIED: not a worker token, or another worker's), "CODE: message";
+  // empty while it has not. Once set the session stops reconnecting: the daemon should exit.
+  std::string refused() const;
 
  private:
   void Loop();
   // One session; returns when the stream broke or shutdown was requested.
   void RunOnce();
+  void NoteRefusal(const grpc::Status& s);
 
   SessionOptions options_;
   Outbox* outbox_;
@@ -74,6 +81,7 @@ class Session {
   mutable std::mutex mu_;
   std::chrono::steady_clock::time_point disconnected_since_;
   std::string artifact_root_;
+  std::string refused_;              // under mu_
   void* current_context_ = nullptr;  // grpc::ClientContext* of the live stream, under mu_
 };
 

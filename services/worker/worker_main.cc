@@ -6,7 +6,9 @@
 //              [--orphan-timeout-s 60] [--stop-grace-s 30] [--dist-host HOST]
 //
 // SIGTERM / SIGINT: stops the trainers gracefully (they checkpoint), reports them, exits 0.
-// Exit 2: bad flags or nothing to offer (no GPU and no --cpu-slots); 1: another startup error.
+// Exit 2: bad flags or nothing to offer (no GPU and no --cpu-slots), or the scheduler refused
+// its token (unknown, expired, revoked, or another worker's: retrying the same token cannot
+// succeed; its trainers are stopped as on SIGTERM first); 1: another startup error.
 #include <limits.h>
 #include <unistd.h>
 
@@ -197,9 +199,18 @@ int main(int argc, char** argv) {
   const auto orphan_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(orphan_timeout_s * 1000));
   bool orphaned = false;
+  int exit_code = 0;
   while (!stop.requested()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     supervisor.Reap();
+    if (const std::string why = session.refused(); !why.empty()) {
+      spdlog::error(
+          "the scheduler refused worker {}: {}. Give it a valid worker token for this worker id "
+          "(--token-file; dytctl token create --user {} --role worker; docs/security.md)",
+          worker_id, why, worker_id);
+      exit_code = 2;
+      break;
+    }
     if (session.disconnected_for() >= orphan_timeout && supervisor.running_attempts() > 0) {
       if (!orphaned) {
         spdlog::warn("scheduler unreachable for {} s: stopping the trainers (they checkpoint)",
@@ -211,12 +222,12 @@ int main(int argc, char** argv) {
       orphaned = false;
     }
   }
-  spdlog::info("got signal {}: stopping the trainers", stop.signal_number());
+  if (exit_code == 0) spdlog::info("got signal {}: stopping the trainers", stop.signal_number());
   supervisor.StopAll(dyt::worker::StopCause::kShutdown, grace);
   if (!supervisor.WaitIdle(grace + std::chrono::seconds(5))) {
     spdlog::warn("trainers still running after the grace period");
   }
   session.Shutdown(std::chrono::seconds(3));
   spdlog::info("stopped");
-  return 0;
+  return exit_code;
 }

@@ -90,5 +90,55 @@ TEST_F(TlsClusterTest, TwoRankJobSucceedsWithWorkerTokensOverTls) {
   EXPECT_EQ(now.spec().owner(), "alice");
 }
 
+// A worker the scheduler refuses (a token of another worker; later, its own token revoked)
+// says why and exits 2 instead of reconnecting forever with "CANCELLED".
+TEST_F(TlsClusterTest, RefusedWorkerSaysWhyAndExits) {
+  const std::string other_token = dir_.Join("other.token");
+  std::ofstream(other_token) << Token("node-a", "worker") << "\n";
+  auto wrong =
+      proc::Run({DYT_WORKER_BINARY, "--scheduler", address_, "--worker-id", "node-z", "--cpu-slots",
+                 "1", "--work-dir", dir_.Join("work-z"), "--trainer", DYT_TRAIN_BINARY, "--ca-file",
+                 certs_ + "/ca.crt", "--token-file", other_token},
+                {}, seconds(60));
+  EXPECT_EQ(wrong.code, 2) << wrong.err;
+  EXPECT_NE(wrong.err.find("refused worker node-z: PERMISSION_DENIED"), std::string::npos)
+      << wrong.err;
+
+  StartWorker("node-b");
+  const pid_t pid = workers_.back();
+  // Registered: the scheduler lists it connected.
+  auto connected = [&] {
+    grpc::ClientContext context;
+    context.set_deadline(In(10));
+    v1::ListWorkersResponse list;
+    if (!Jobs(admin_)->ListWorkers(&context, v1::ListWorkersRequest(), &list).ok()) return false;
+    for (const auto& w : list.workers()) {
+      if (w.id() == "node-b" && w.connected()) return true;
+    }
+    return false;
+  };
+  auto deadline = std::chrono::steady_clock::now() + seconds(60);
+  while (!connected() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(connected()) << ReadText(dir_.Join("node-b.err"));
+  std::string token = ReadText(dir_.Join("node-b.token"));
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  ASSERT_TRUE(Revoke(TokenId(token)).ok());
+  int status = 0;
+  bool exited = false;
+  deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (!(exited = ::waitpid(pid, &status, WNOHANG) == pid) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(exited) << "the worker kept running with a revoked token";
+  workers_.pop_back();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+  const std::string err = ReadText(dir_.Join("node-b.err"));
+  EXPECT_NE(err.find("refused worker node-b: UNAUTHENTICATED"), std::string::npos) << err;
+  EXPECT_NE(err.find("revoked"), std::string::npos) << err;
+}
+
 }  // namespace
 }  // namespace dyt::security_testing
