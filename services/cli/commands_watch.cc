@@ -1,6 +1,9 @@
 // dytctl watch and logs: the streaming commands.
+#include <google/protobuf/util/time_util.h>  // Timestamp comparisons
+
 #include <chrono>
 #include <cmath>
+#include <set>
 #include <thread>
 
 #include "services/cli/client.h"
@@ -12,6 +15,7 @@ namespace dyt::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr int kMaxLogsTail = 10000;  // GetJobLogsRequest.tail's bound
 
 // Follows a job until it ends: WatchJob, re-opened after a lost connection (it starts with the
 // job as it is now, so nothing is missed but intermediate progress), or GetJob once a second
@@ -183,7 +187,22 @@ int RunLogs(const CommandContext& ctx, const LogsArgs& args) {
   request.set_id(args.id);
   request.set_tail(args.tail);
   request.set_follow(args.follow);
-  Status s = client.Logs(request, [&](const v1::LogLine& line) {
+  // With --follow a lost connection (a scheduler restart, a network blip) is reopened like
+  // watch's, for up to a minute of failures in a row. The reopened stream starts with the
+  // retained history again: lines older than the last one printed, or equal to it in time and
+  // already printed, are skipped.
+  google::protobuf::Timestamp last_time;
+  std::set<std::string> printed_at_last;  // rank, attempt and text of lines at last_time
+  auto key = [](const v1::LogLine& l) {
+    return std::to_string(l.rank()) + "/" + std::to_string(l.attempt()) + "/" + l.text();
+  };
+  auto print = [&](const v1::LogLine& line) {
+    if (line.time() < last_time) return true;
+    if (line.time() == last_time && !printed_at_last.insert(key(line)).second) return true;
+    if (line.time() > last_time) {
+      last_time = line.time();
+      printed_at_last = {key(line)};
+    }
     if (ctx.json) {
       *ctx.out << ToJson(line, /*pretty=*/false) << "\n";
     } else if (line.rank() == 0) {
@@ -193,7 +212,20 @@ int RunLogs(const CommandContext& ctx, const LogsArgs& args) {
     }
     if (args.follow) ctx.out->flush();
     return true;
-  });
+  };
+  Status s = client.Logs(request, print);
+  for (int failures = 0; args.follow && s.code() == StatusCode::kUnavailable && failures < 60;
+       ++failures) {
+    if (failures == 0) *ctx.err << "dytctl: lost the scheduler; reconnecting" << std::endl;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    request.set_tail(kMaxLogsTail);
+    bool got_any = false;
+    s = client.Logs(request, [&](const v1::LogLine& line) {
+      got_any = true;
+      return print(line);
+    });
+    if (got_any) failures = -1;  // a session that delivered resets the count
+  }
   ctx.out->flush();
   if (!s.ok()) return Fail(ctx, s);
   return kExitOk;

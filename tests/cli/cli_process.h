@@ -136,14 +136,19 @@ class SchedulerProcess {
       argv.push_back("--insecure");
     }
     for (auto& a : extra_args) argv.push_back(a);
-    pid_ = SpawnWithOutput(argv, {}, dir_.Join("scheduler.out"), dir_.Join("scheduler.err"));
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (pid_ > 0 && !PortAccepts(port_) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ready_ = pid_ > 0 && PortAccepts(port_);
+    argv_ = std::move(argv);
+    Start();
   }
   ~SchedulerProcess() { Stop(); }
+  // kill -9, then the same command again (same port, same store): a crash and a restart.
+  bool CrashAndRestart() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    Start();
+    return ready_;
+  }
   // SIGTERM and wait (10 s, then SIGKILL); its exit code, -1 if killed. Once only.
   int Stop() {
     const int code = StopProcess(pid_, std::chrono::seconds(10));
@@ -166,7 +171,17 @@ class SchedulerProcess {
   std::string log() const { return ReadText(dir_.Join("scheduler.err")); }
 
  private:
+  void Start() {
+    pid_ = SpawnWithOutput(argv_, {}, dir_.Join("scheduler.out"), dir_.Join("scheduler.err"));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (pid_ > 0 && !PortAccepts(port_) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ready_ = pid_ > 0 && PortAccepts(port_);
+  }
+
   TempDir dir_;
+  std::vector<std::string> argv_;
   int port_ = 0;
   pid_t pid_ = -1;
   bool ready_ = false;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -168,6 +169,45 @@ TEST_F(DytctlJobTest, LogsFollowPrintsNewLinesUntilTheJobEnds) {
   ProcessResult all = Ctl({"logs", id, "--tail", "10000"});
   ASSERT_EQ(all.code, 0);
   EXPECT_EQ(all.out.rfind(followed, 0), 0u) << "followed:\n" << followed << "\nall:\n" << all.out;
+}
+
+// `logs -f` outlives a scheduler crash: it reconnects (saying so on stderr), goes on with the
+// lines the restarted scheduler collects, prints none twice, and still ends with the job.
+TEST_F(DytctlJobTest, LogsFollowReconnectsAfterTheSchedulerRestarts) {
+  const std::string id = Submit(1000000, 0, 10);
+  const std::string out = dir_.Join("follow.out");
+  const std::string err = dir_.Join("follow.err");
+  const pid_t pid = testing::SpawnWithOutput(
+      {DYT_DYTCTL_BINARY, "--server", scheduler_.address(), "logs", id, "-f"},
+      {"DYT_CONFIG=/dev/null"}, out, err);
+  ASSERT_GT(pid, 0);
+  auto has_step = [&](int64_t step) {
+    return testing::ReadText(out).find("step " + std::to_string(step) + "/1000000 loss ") !=
+           std::string::npos;
+  };
+  ASSERT_TRUE(Eventually([&] { return has_step(20); }, seconds(120)))
+      << testing::ReadText(out) << Logs();
+  ASSERT_TRUE(scheduler_.CrashAndRestart()) << scheduler_.log();
+  // The trainer goes on; lines well after the crash arrive through the new scheduler.
+  int64_t last_before = 20;
+  while (has_step(last_before + 10)) last_before += 10;
+  ASSERT_TRUE(Eventually([&] { return has_step(last_before + 50); }, seconds(120)))
+      << testing::ReadText(out) << testing::ReadText(err) << Logs();
+  EXPECT_NE(testing::ReadText(err).find("reconnecting"), std::string::npos)
+      << testing::ReadText(err);
+  EXPECT_EQ(CtlJson({"cancel", id})["state"], "CANCELLED");
+  int status = -1;
+  EXPECT_TRUE(Eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, seconds(60)));
+  if (::waitpid(pid, nullptr, WNOHANG) == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing::ReadText(err);
+  std::set<std::string> seen;
+  for (const std::string& line : Lines(testing::ReadText(out))) {
+    if (line.find("/1000000 loss ") == std::string::npos) continue;
+    EXPECT_TRUE(seen.insert(line).second) << "printed twice: " << line;
+  }
 }
 
 TEST_F(DytctlJobTest, CheckpointsListsTheKeptCheckpoints) {
