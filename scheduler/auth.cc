@@ -129,9 +129,14 @@ Status Authorize(const Caller& caller, Action action, const AccessTarget& target
   return Status::Ok();
 }
 
-std::string ListOwnerScope(const Caller& caller, const std::string& requested_owner) {
-  if (caller.authenticated && caller.role == Role::kUser) return caller.user;
-  return requested_owner;
+StatusOr<std::string> ListOwnerScope(const Caller& caller, const std::string& requested_owner) {
+  if (!caller.authenticated || caller.role != Role::kUser) return requested_owner;
+  if (!requested_owner.empty() && requested_owner != caller.user) {
+    return Status(StatusCode::kPermissionDenied,
+                  "owner: role user lists only its own jobs (owner " + caller.user + ", got " +
+                      requested_owner + ")");
+  }
+  return caller.user;
 }
 
 std::string SubmitOwner(const Caller& caller, const std::string& spec_owner) {

@@ -70,8 +70,9 @@ struct AccessTarget {
 // for another user's job.
 Status Authorize(const Caller& caller, Action action, const AccessTarget& target = {});
 
-// The owner ListJobs must be restricted to for this caller ("" : any owner).
-std::string ListOwnerScope(const Caller& caller, const std::string& requested_owner);
+// The owner ListJobs must be restricted to for this caller ("" : any owner): a user's own
+// name (PERMISSION_DENIED when it asks for another owner's), else the requested one.
+StatusOr<std::string> ListOwnerScope(const Caller& caller, const std::string& requested_owner);
 
 // The owner a job submitted by `caller` gets: the token's user when authenticated.
 std::string SubmitOwner(const Caller& caller, const std::string& spec_owner);

@@ -153,7 +153,7 @@ StatusOr<v1::ListJobsResponse> JobServiceImpl::List(const v1::ListJobsRequest& r
   }
   JobFilter filter;
   filter.state = request.state();
-  filter.owner = ListOwnerScope(caller, request.owner());
+  DYT_ASSIGN_OR_RETURN(filter.owner, ListOwnerScope(caller, request.owner()));
   filter.name = request.name();
   int page_size = request.page_size() == 0 ? StateStore::kDefaultPageSize : request.page_size();
   if (page_size > StateStore::kMaxPageSize) page_size = StateStore::kMaxPageSize;

@@ -62,8 +62,10 @@ TEST(AuthorizeTest, RolesAndOwnership) {
   rdzv.attempt_workers.push_back("w1");
   EXPECT_TRUE(Authorize(worker, Action::kRendezvous, rdzv).ok());
 
-  EXPECT_EQ(ListOwnerScope(alice, "bob"), "alice");
-  EXPECT_EQ(ListOwnerScope(viewer, "bob"), "bob");
+  EXPECT_EQ(*ListOwnerScope(alice, ""), "alice");
+  EXPECT_EQ(*ListOwnerScope(alice, "alice"), "alice");
+  EXPECT_EQ(ListOwnerScope(alice, "bob").status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(*ListOwnerScope(viewer, "bob"), "bob");
   EXPECT_EQ(SubmitOwner(alice, "mallory"), "alice");
   EXPECT_EQ(SubmitOwner(Caller{}, "mallory"), "mallory");  // authentication off
 }

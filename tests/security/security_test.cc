@@ -140,10 +140,21 @@ TEST_F(SecurityTest, UsersSeeOnlyTheirOwnJobs) {
     grpc::ClientContext context;
     context.set_deadline(In(30));
     v1::ListJobsRequest request;
-    request.set_owner("bob");  // asking for bob's jobs still lists only alice's
     v1::ListJobsResponse response;
     ASSERT_TRUE(Jobs(alice)->ListJobs(&context, request, &response).ok());
-    EXPECT_EQ(response.jobs_size(), 0);
+    EXPECT_EQ(response.jobs_size(), 0);  // bob's job is not among alice's
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(In(30));
+    v1::ListJobsRequest request;
+    request.set_owner("bob");  // asking for another owner's jobs is refused, saying why
+    v1::ListJobsResponse response;
+    grpc::Status status = Jobs(alice)->ListJobs(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_NE(status.error_message().find("owner: role user lists only its own jobs"),
+              std::string::npos)
+        << status.error_message();
   }
   // The owner can cancel it; so can an admin (tested through the owner here).
   EXPECT_TRUE(Cancel(bob, id).ok());
