@@ -159,7 +159,7 @@ StatusOr<Caller> Authenticator::Authenticate(const grpc::ServerContextBase& cont
   auto it = metadata.find("authorization");
   if (it == metadata.end()) {
     return Status(StatusCode::kUnauthenticated,
-                  "missing bearer token (authorization metadata); see docs/security.md");
+                  "missing bearer token (authorization metadata)");
   }
   std::string_view value(it->second.data(), it->second.size());
   if (value.substr(0, kBearer.size()) != kBearer) {

@@ -44,7 +44,17 @@ Status CheckName(const std::string& field, const std::string& value, std::string
   }
   for (char c : value) {
     if (!IsNameChar(c) && extra.find(c) == std::string_view::npos) {
-      return Invalid(field, rule);
+      // The value as given, bytes outside printable ASCII as \xNN (at most 128 of them).
+      std::string shown;
+      for (unsigned char b : value) {
+        if (b >= 0x20 && b < 0x7f) {
+          shown += static_cast<char>(b);
+        } else {
+          static const char kHex[] = "0123456789abcdef";
+          shown += std::string("\\x") + kHex[b >> 4] + kHex[b & 15];
+        }
+      }
+      return Invalid(field, rule + " (got '" + shown + "')");
     }
   }
   return Status::Ok();

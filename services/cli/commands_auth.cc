@@ -103,8 +103,10 @@ int RunTokenList(const CommandContext& ctx) {
   DytClient client(ctx.config);
   auto tokens = client.ListTokens();
   if (!tokens.ok()) return Fail(ctx, tokens.status());
-  if (ctx.json) {
-    for (const auto& t : *tokens) *ctx.out << ToJson(t, /*pretty=*/false) << "\n";
+  if (ctx.json) {  // one document, like list, workers and checkpoints
+    v1::ListTokensResponse response;
+    for (const auto& t : *tokens) *response.add_tokens() = t;
+    *ctx.out << ToJson(response) << "\n";
     return kExitOk;
   }
   *ctx.out << "ID                USER             ROLE    EXPIRES               REVOKED\n";

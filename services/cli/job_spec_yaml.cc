@@ -283,7 +283,14 @@ StatusOr<JobSpecFile> ParseJobSpecYaml(const std::string& text, const std::strin
   file.path = display_path;
   YAML::Node root;
   try {
-    root = YAML::Load(text);
+    std::vector<YAML::Node> documents = YAML::LoadAll(text);
+    if (documents.size() > 1) {
+      // A second document would be ignored without a word: refuse it instead.
+      return InvalidArgument(Origin::File(display_path).At(documents[1].Mark()) +
+                             "a job spec is one YAML document; this file has " +
+                             std::to_string(documents.size()) + " (remove the '---' separators)");
+    }
+    if (!documents.empty()) root = documents[0];
   } catch (const YAML::ParserException& e) {
     return InvalidArgument(Origin::File(display_path).At(e.mark) + "YAML syntax error: " + e.msg);
   }

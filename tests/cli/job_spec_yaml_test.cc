@@ -176,6 +176,12 @@ TEST(JobSpecYamlTest, UnknownKeysAreNamedWithTheirPosition) {
   auto dup = Parse("name: x\nname: y\n");
   ASSERT_FALSE(dup.ok());
   EXPECT_EQ(dup.status().message(), "job.yaml:2:1: name: duplicate key");
+  // A second document (even one with an unknown key) is not silently ignored.
+  auto two = Parse("name: x\n---\nbogus: 1\n");
+  ASSERT_FALSE(two.ok());
+  EXPECT_EQ(two.status().message(),
+            "job.yaml:3:1: a job spec is one YAML document; this file has 2 (remove the '---' "
+            "separators)");
 }
 
 TEST(JobSpecYamlTest, TypeErrorsNameFieldRuleAndValue) {

@@ -46,7 +46,15 @@ TEST(JobSpecValidatorTest, EachRuleNamesFieldAndRule) {
        "spec.name: required, at most 128 characters of [A-Za-z0-9._-]"},
       {"long name", [](v1::JobSpec& s) { s.set_name(std::string(129, 'a')); },
        "spec.name: required, at most 128 characters of [A-Za-z0-9._-] (got 129 characters)"},
-      {"bad name char", [](v1::JobSpec& s) { s.set_name("a b"); }, "spec.name: required"},
+      {"bad name char", [](v1::JobSpec& s) { s.set_name("a b"); },
+       "spec.name: required, at most 128 characters of [A-Za-z0-9._-] (got 'a b')"},
+      {"non-ascii name",
+       [](v1::JobSpec& s) {
+         s.set_name(
+             "j\xc3\xb6"
+             "b");
+       },
+       "(got 'j\\xc3\\xb6b')"},
       {"empty owner", [](v1::JobSpec& s) { s.set_owner(""); }, "spec.owner: required"},
       {"bad owner char", [](v1::JobSpec& s) { s.set_owner("a/b"); }, "spec.owner: required"},
       {"no model", [](v1::JobSpec& s) { s.clear_model(); }, "spec.model: required"},

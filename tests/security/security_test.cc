@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -437,6 +438,16 @@ TEST_F(SecurityTest, DytctlLoginSavesThePrivateConfigAndUsesTls) {
   tokens_.push_back(carol);
   EXPECT_EQ(carol.rfind("dyt_", 0), 0u);
   EXPECT_TRUE(WhoAmI(carol).ok());
+  // --output json token list: one document, like list and workers.
+  auto listed = proc::Run({DYT_DYTCTL_BINARY, "--output", "json", "token", "list"}, admin_env);
+  ASSERT_EQ(listed.code, 0) << listed.err;
+  auto doc = nlohmann::json::parse(listed.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(doc.is_discarded()) << listed.out;
+  ASSERT_TRUE(doc["tokens"].is_array()) << listed.out;
+  bool has_carol = false;
+  for (const auto& t : doc["tokens"]) has_carol = has_carol || t["user"] == "carol";
+  EXPECT_TRUE(has_carol) << listed.out;
+  EXPECT_EQ(listed.out.find(carol), std::string::npos);  // never the token itself
 }
 
 }  // namespace
