@@ -108,7 +108,12 @@ class WatchPrinter {
     *ctx_.out << job.id() << " " << v1::JobState_Name(job.state()) << ": step " << StepsText(job);
     if (p.loss() != 0) *ctx_.out << "  loss " << Fixed(p.loss(), 4);
     if (p.val_loss() != 0) *ctx_.out << "  val loss " << Fixed(p.val_loss(), 4);
-    *ctx_.out << "  (watched " << Duration(s) << ")\n" << std::flush;
+    *ctx_.out << "  (watched " << Duration(s) << ")\n";
+    // Why it failed or was cancelled (for a failed rank, its stderr tail too).
+    if (job.state() != v1::SUCCEEDED && !job.reason().empty()) {
+      *ctx_.out << "reason: " << job.reason() << "\n";
+    }
+    *ctx_.out << std::flush;
   }
 
  private:

@@ -164,10 +164,11 @@ TEST_F(DytctlServerTest, SubmitListGetCancelRoundTrip) {
   EXPECT_NE(get.out.find("state:       CANCELLED (attempt 0): wrong norm"), std::string::npos)
       << get.out;
 
-  // watch of a job that has ended: one line, exit 3 because it did not succeed.
+  // watch of a job that has ended: its summary and why, exit 3 because it did not succeed.
   ProcessResult watch = Ctl({"watch", id});
   EXPECT_EQ(watch.code, 3) << watch.err;
   EXPECT_NE(watch.out.find(id + " CANCELLED"), std::string::npos) << watch.out;
+  EXPECT_NE(watch.out.find("\nreason: wrong norm\n"), std::string::npos) << watch.out;
   ProcessResult watch_json = Ctl({"--output", "json", "watch", id});
   EXPECT_EQ(watch_json.code, 3);
   EXPECT_EQ(Json::parse(watch_json.out.substr(0, watch_json.out.find('\n')))["state"], "CANCELLED");
