@@ -90,10 +90,22 @@ Status DytClient::FromGrpc(const grpc::Status& status, const std::string& method
   if (status.ok()) return Status::Ok();
   const std::string& server = config_.server;
   switch (status.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE:
-      return Unavailable("cannot reach the dyt scheduler at " + server + ": " +
-                         UnavailableReason(status.error_message()) +
-                         "; is dyt-scheduler running? (--server/DYT_SERVER)");
+    case grpc::StatusCode::UNAVAILABLE: {
+      const std::string reason = UnavailableReason(status.error_message());
+      // A plaintext client at a TLS port sees the connection dropped; a TLS client whose CA
+      // did not sign the server's certificate sees a handshake failure.
+      std::string hint = "; is dyt-scheduler running? (--server/DYT_SERVER)";
+      if (config_.tls_ca_file.empty() && reason == "the connection was lost") {
+        hint += "; a scheduler serving TLS needs --ca-file (or DYT_CA_FILE, ca_file:)";
+      } else if (!config_.tls_ca_file.empty() &&
+                 (Contains(status.error_message(), "handshake") ||
+                  Contains(status.error_message(), "SSL") ||
+                  Contains(status.error_message(), "certificate"))) {
+        hint = "; the TLS handshake failed: is " + config_.tls_ca_file +
+               " the CA that signed the scheduler's certificate?";
+      }
+      return Unavailable("cannot reach the dyt scheduler at " + server + ": " + reason + hint);
+    }
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return DeadlineExceeded("the dyt scheduler at " + server + " did not answer " + method +
                               " within " + Seconds(config_.rpc_timeout_s));

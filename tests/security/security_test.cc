@@ -367,6 +367,24 @@ TEST_F(SecurityTest, PlaintextClientCannotTalkToTheTlsServer) {
   v1::Job job;
   grpc::Status status = stub->GetJob(&context, request, &job);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+
+  // dytctl says what is wrong: no CA file at all, or a CA that did not sign the certificate.
+  std::vector<std::string> env = {"HOME=" + dir_.Join("nohome"),
+                                  "DYT_CONFIG=", "DYT_TOKEN=" + admin_,
+                                  "DYT_CA_FILE=", "DYT_SERVER=" + address_};
+  auto plain = proc::Run({DYT_DYTCTL_BINARY, "list"}, env);
+  EXPECT_EQ(plain.code, 1);
+  EXPECT_NE(plain.err.find("a scheduler serving TLS needs --ca-file"), std::string::npos)
+      << plain.err;
+  auto other = proc::Run(
+      {"/bin/bash", std::string(DYT_SOURCE_DIR) + "/scripts/dyt-certs.sh", dir_.Join("other")});
+  ASSERT_EQ(other.code, 0) << other.err;
+  env[3] = "DYT_CA_FILE=" + dir_.Join("other/ca.crt");
+  auto wrong_ca = proc::Run({DYT_DYTCTL_BINARY, "list"}, env);
+  EXPECT_EQ(wrong_ca.code, 1);
+  EXPECT_NE(wrong_ca.err.find("the TLS handshake failed: is " + dir_.Join("other/ca.crt")),
+            std::string::npos)
+      << wrong_ca.err;
 }
 
 TEST_F(SecurityTest, PathTraversalIsInvalidArgument) {
