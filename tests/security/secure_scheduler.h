@@ -166,6 +166,17 @@ class SecurityTest : public ::testing::Test {
     return Auth(token)->WhoAmI(&context, v1::WhoAmIRequest(), &info);
   }
 
+  // A worker's first message: register as `worker_id` with one CPU slot.
+  static v1::WorkerMessage Registration(const std::string& worker_id) {
+    v1::WorkerMessage reg;
+    reg.mutable_register_()->set_worker_id(worker_id);
+    reg.mutable_register_()->set_hostname("h");
+    reg.mutable_register_()->set_slot_kind("cpu");
+    reg.mutable_register_()->set_slots(1);
+    reg.mutable_register_()->set_memory_bytes(int64_t{1} << 30);
+    return reg;
+  }
+
   // The id of a valid token (WhoAmI); "" if it is not valid.
   std::string TokenId(const std::string& token) {
     grpc::ClientContext context;

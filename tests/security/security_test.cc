@@ -197,12 +197,7 @@ TEST_F(SecurityTest, WorkerTokensOnlyServeTheirWorkerAndItsAttempts) {
   {
     grpc::ClientContext context;
     auto stream = v1::WorkerService::NewStub(Channel(w1))->Connect(&context);
-    v1::WorkerMessage reg;
-    reg.mutable_register_()->set_worker_id("w2");
-    reg.mutable_register_()->set_hostname("h");
-    reg.mutable_register_()->set_slot_kind("cpu");
-    reg.mutable_register_()->set_slots(1);
-    reg.mutable_register_()->set_memory_bytes(int64_t{1} << 30);
+    v1::WorkerMessage reg = Registration("w2");
     stream->Write(reg);
     stream->WritesDone();
     v1::SchedulerMessage message;
@@ -213,12 +208,7 @@ TEST_F(SecurityTest, WorkerTokensOnlyServeTheirWorkerAndItsAttempts) {
   grpc::ClientContext context;
   context.set_deadline(In(90));
   auto stream = v1::WorkerService::NewStub(Channel(w1))->Connect(&context);
-  v1::WorkerMessage reg;
-  reg.mutable_register_()->set_worker_id("w1");
-  reg.mutable_register_()->set_hostname("h");
-  reg.mutable_register_()->set_slot_kind("cpu");
-  reg.mutable_register_()->set_slots(1);
-  reg.mutable_register_()->set_memory_bytes(int64_t{1} << 30);
+  v1::WorkerMessage reg = Registration("w1");
   ASSERT_TRUE(stream->Write(reg));
   v1::SchedulerMessage message;
   ASSERT_TRUE(stream->Read(&message));
@@ -278,12 +268,7 @@ TEST_F(SecurityTest, RevokingATokenEndsItsOpenStreams) {
   grpc::ClientContext worker_context;
   worker_context.set_deadline(In(60));
   auto session = v1::WorkerService::NewStub(Channel(w1))->Connect(&worker_context);
-  v1::WorkerMessage reg;
-  reg.mutable_register_()->set_worker_id("w1");
-  reg.mutable_register_()->set_hostname("h");
-  reg.mutable_register_()->set_slot_kind("cpu");
-  reg.mutable_register_()->set_slots(1);
-  reg.mutable_register_()->set_memory_bytes(int64_t{1} << 30);
+  v1::WorkerMessage reg = Registration("w1");
   ASSERT_TRUE(session->Write(reg));
   v1::SchedulerMessage message;
   ASSERT_TRUE(session->Read(&message));
