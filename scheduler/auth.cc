@@ -158,8 +158,7 @@ StatusOr<Caller> Authenticator::Authenticate(const grpc::ServerContextBase& cont
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
   if (it == metadata.end()) {
-    return Status(StatusCode::kUnauthenticated,
-                  "missing bearer token (authorization metadata)");
+    return Status(StatusCode::kUnauthenticated, "missing bearer token (authorization metadata)");
   }
   std::string_view value(it->second.data(), it->second.size());
   if (value.substr(0, kBearer.size()) != kBearer) {

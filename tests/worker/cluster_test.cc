@@ -257,23 +257,42 @@ TEST_F(ClusterTest, AFailingTrainerIsReportedFailedWithItsOutputAfterMaxRestarts
   ASSERT_NO_FATAL_FAILURE(StartScheduler());
   StartWorker("w1");
   ASSERT_TRUE(WaitForWorkers(1)) << Logs();
-  // A shard that exists but is garbage: the config is valid, the trainer fails reading it.
-  const std::string shard = dir_.Join("garbage.bin");
-  {
-    std::ofstream out(shard);
-    out << "this is not a token shard";
-  }
+  // A shard missing on the worker: the trainer fails (exit 1) and the job is retried, since
+  // the file may yet appear (a mount); FAILED once max_restarts is spent.
+  const std::string missing = dir_.Join("not-there.bin");
   v1::JobSpec spec = Spec(1, 5);
   spec.mutable_data()->set_synthetic(false);
-  spec.mutable_data()->add_train_paths(shard);
+  spec.mutable_data()->add_train_paths(missing);
   spec.set_max_restarts(1);
   const std::string id = Submit(spec);
   const v1::Job job = WaitJob(id, Terminal, seconds(60));
   ASSERT_EQ(job.state(), v1::FAILED) << job.reason() << "\n" << Logs();
   EXPECT_EQ(job.attempt(), 2);
-  EXPECT_NE(job.reason().find("exited with code"), std::string::npos) << job.reason();
-  EXPECT_NE(job.reason().find("garbage.bin"), std::string::npos) << job.reason();
+  EXPECT_NE(job.reason().find("exited with code 1"), std::string::npos) << job.reason();
+  EXPECT_NE(job.reason().find("not-there.bin"), std::string::npos) << job.reason();
+  EXPECT_NE(job.reason().find("max_restarts 1 reached"), std::string::npos) << job.reason();
   EXPECT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(5)));
+
+  // A shard that exists but is garbage: the trainer refuses it as invalid input (exit 2), which
+  // the next attempt would too: FAILED at once, no restart spent.
+  const std::string shard = dir_.Join("garbage.bin");
+  {
+    std::ofstream out(shard);
+    out << "this is not a token shard";
+  }
+  v1::JobSpec garbage = Spec(1, 5);
+  garbage.mutable_data()->set_synthetic(false);
+  garbage.mutable_data()->add_train_paths(shard);
+  garbage.set_max_restarts(1);
+  const std::string bad = Submit(garbage);
+  const v1::Job refused = WaitJob(bad, Terminal, seconds(60));
+  ASSERT_EQ(refused.state(), v1::FAILED) << refused.reason() << "\n" << Logs();
+  EXPECT_EQ(refused.attempt(), 1);
+  EXPECT_EQ(refused.restarts(), 0);
+  EXPECT_NE(refused.reason().find("exited with code 2"), std::string::npos) << refused.reason();
+  EXPECT_NE(refused.reason().find("garbage.bin"), std::string::npos) << refused.reason();
+  EXPECT_NE(refused.reason().find("configuration error: not retried"), std::string::npos)
+      << refused.reason();
 }
 
 #ifdef DYT_WORKER_EMU_BINARY
