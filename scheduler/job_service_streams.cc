@@ -1,5 +1,7 @@
 // JobServiceImpl: the streaming and artifact RPCs (WatchJob, GetJobLogs, ListCheckpoints,
 // DownloadCheckpoint) and ListWorkers.
+#include <spdlog/spdlog.h>
+
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -122,6 +124,13 @@ Status JobServiceImpl::Logs(grpc::ServerContext* context, const v1::GetJobLogsRe
 StatusOr<std::vector<v1::CheckpointRecord>> JobServiceImpl::Checkpoints(const std::string& job_id,
                                                                         const Caller& caller) {
   DYT_RETURN_IF_ERROR(JobFor(caller, Action::kReadJob, job_id, "job_id").status());
+  // Checkpoints nobody reported (saved after their worker died) are listed too. A failed scan
+  // still lists what the store has.
+  StatusOr<int> adopted = scheduler_->AdoptCheckpointsOnDisk(job_id);
+  if (!adopted.ok()) {
+    spdlog::warn("job {}: looking for unreported checkpoints: {}", job_id,
+                 adopted.status().ToString());
+  }
   DYT_ASSIGN_OR_RETURN(auto all, store_->ListCheckpoints(job_id));
   std::vector<v1::CheckpointRecord> present;
   for (auto& c : all) {

@@ -182,6 +182,7 @@ Status CheckGpuModel(const v1::ModelSpec& m) {
 Status CheckWithTrainer(const v1::JobSpec& spec) {
   worker::JobPaths paths;
   paths.job_id = "job-000000000000";
+  paths.attempt = 1;
   paths.checkpoint_dir = "/checkpoints";  // stand-ins: only the worker knows its own
   paths.output_dir = "/output";
   StatusOr<std::string> yaml = worker::TrainYamlFromJobSpec(spec, paths);

@@ -117,6 +117,13 @@ class Scheduler {
   void Disconnected(const std::shared_ptr<WorkerSession>& session);
   std::vector<v1::WorkerStatus> ListWorkers() const;
 
+  // ----- Checkpoints.
+  // Records the complete checkpoints in the job's artifact directory that no worker reported
+  // (scheduler/checkpoint_scan.h: one a trainer saved after its worker died), and raises the
+  // job's last_checkpoint_step to the newest. Returns how many it added. NOT_FOUND for an
+  // unknown job; 0 without an artifact root.
+  StatusOr<int> AdoptCheckpointsOnDisk(const std::string& job_id);
+
   // ----- Rendezvous (only for the current attempt of an unfinished job).
   Status SetRendezvous(const v1::SetRendezvousRequest& request);
   StatusOr<std::string> GetRendezvous(const v1::GetRendezvousRequest& request);
@@ -182,6 +189,8 @@ class Scheduler {
                       Batch& batch);
   // A checkpoint of a job that is no longer live (ended while its ranks were stopping).
   Status OnLateCheckpoint(const std::string& worker_id, const v1::CheckpointRecord& record);
+  // Under mu_: the job's last_checkpoint_step = max(it, step), live or ended.
+  Status RaiseLastCheckpointStep(const std::string& job_id, int64_t step);
   void ReconcileRunning(Worker& worker, const std::vector<v1::RunningRank>& running, Batch& batch);
   Status Persist(Batch& batch);
   void FlushProgress();

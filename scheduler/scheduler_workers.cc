@@ -1,4 +1,5 @@
-// Scheduler: worker sessions, heartbeats, rank updates, checkpoints and rendezvous.
+// Scheduler: worker sessions, heartbeats, rank updates and rendezvous (checkpoints:
+// scheduler_checkpoints.cc).
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
 
@@ -363,61 +364,6 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
   } else {
     EndAttempt(job, "ranks stopped without a request", /*failure=*/true, batch);
   }
-}
-
-Status Scheduler::OnCheckpoint(const std::string& worker_id, const v1::CheckpointRecord& checkpoint,
-                               Batch& batch) {
-  (void)batch;
-  if (checkpoint.step() < 0) return InvalidArgument("checkpoint.step: must be >= 0");
-  // The checkpoint must be where this job's checkpoints go.
-  std::string dir = options_.artifact_root + "/" + checkpoint.job_id() + "/";
-  if (checkpoint.path().rfind(dir, 0) != 0 || checkpoint.path().find("..") != std::string::npos) {
-    return InvalidArgument("checkpoint.path: must be under " + dir + " (got " + checkpoint.path() +
-                           ")");
-  }
-  v1::CheckpointRecord record = checkpoint;
-  if (!record.has_created()) *record.mutable_created() = TimeUtil::GetCurrentTime();
-  auto it = jobs_.find(checkpoint.job_id());
-  if (it == jobs_.end()) return OnLateCheckpoint(worker_id, record);
-  DYT_RETURN_IF_ERROR(store_->PutCheckpoint(record));
-  LiveJob& job = it->second;
-  job.record.mutable_job()->set_last_checkpoint_step(
-      std::max(job.record.job().last_checkpoint_step(), record.step()));
-  job.progress_dirty = true;
-  Changed();
-  spdlog::info("job {}: checkpoint step {} from {} ({} bytes)", record.job_id(), record.step(),
-               worker_id, record.total_bytes());
-  return Status::Ok();
-}
-
-Status Scheduler::OnLateCheckpoint(const std::string& worker_id,
-                                   const v1::CheckpointRecord& record) {
-  auto not_running = [&] {
-    return FailedPrecondition("checkpoint.job_id: job " + record.job_id() + " is not running");
-  };
-  StatusOr<v1::JobRecord> stored = store_->GetJob(record.job_id());
-  if (!stored.ok())
-    return stored.status().code() == StatusCode::kNotFound ? not_running() : stored.status();
-  v1::JobRecord& job = *stored;
-  // Only from ranks of the ended job's last attempt still running on that worker: a cancelled
-  // job's ranks save a checkpoint on the SIGTERM that stops them, after the job has left the
-  // live set (its attempt holds the slots until they exit).
-  auto attempt = attempts_.find(AttemptKey(record.job_id(), record.attempt()));
-  const bool still_there =
-      attempt != attempts_.end() && attempt->second.live_ranks.count(worker_id) > 0;
-  if (!IsTerminalJobState(job.job().state()) || job.job().attempt() != record.attempt() ||
-      !still_there) {
-    return not_running();
-  }
-  DYT_RETURN_IF_ERROR(store_->PutCheckpoint(record));
-  if (record.step() > job.job().last_checkpoint_step()) {
-    job.mutable_job()->set_last_checkpoint_step(record.step());
-    DYT_RETURN_IF_ERROR(store_->PutJob(job));
-  }
-  Changed();
-  spdlog::info("job {} ({}): checkpoint step {} from {}, saved while its ranks stopped",
-               record.job_id(), v1::JobState_Name(job.job().state()), record.step(), worker_id);
-  return Status::Ok();
 }
 
 std::vector<v1::WorkerStatus> Scheduler::ListWorkers() const {

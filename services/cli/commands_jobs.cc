@@ -239,7 +239,8 @@ int RunCheckpoints(const CommandContext& ctx, const std::string& id) {
   const int64_t now = NowUnix();
   Table table({"STEP", "ATTEMPT", "FILES", "SIZE", "LOSS", "VAL LOSS", "AGE", "PATH"});
   for (const auto& c : *list) {
-    table.AddRow({std::to_string(c.step()), std::to_string(c.attempt()),
+    // Attempt 0: a checkpoint from before the trainer recorded its attempt.
+    table.AddRow({std::to_string(c.step()), c.attempt() > 0 ? std::to_string(c.attempt()) : "-",
                   std::to_string(c.files_size()), Bytes(c.total_bytes()), Fixed(c.loss(), 4),
                   Fixed(c.val_loss(), 4), Age(c.created(), now), c.path()});
   }

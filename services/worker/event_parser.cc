@@ -79,6 +79,7 @@ StatusOr<ParsedEvent> ParseEventLine(std::string_view line) {
     c.set_step(Integer(j, "step"));
     c.set_path(Text(j, "dir"));
     c.set_loss(Number(j, "loss"));
+    c.set_val_loss(Number(j, "val_loss"));  // 0 (null in the event) when no evaluation ran
     int64_t total = 0;
     if (const auto files = j.find("files"); files != j.end() && files->is_array()) {
       for (const json& f : *files) {

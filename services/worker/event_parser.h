@@ -4,7 +4,7 @@
 //   step  -> Progress (step, steps, loss, lr, grad_norm, tokens_per_s, alpha_min/mean/max),
 //            step_seconds, has_alpha (the alpha fields were present: a DyT model)
 //   eval  -> Progress (step, val_loss)
-//   checkpoint -> CheckpointRecord (step, path = dir, files, total_bytes = bytes, loss),
+//   checkpoint -> CheckpointRecord (step, path = dir, files, total_bytes = bytes, loss, val_loss),
 //            checkpoint_seconds (time to save)
 //   error -> the message (the reason of a failed rank)
 //   anything else: kind kOther (resumed, stopped, done, ...), kept by name.

@@ -115,6 +115,7 @@ StatusOr<std::string> TrainYamlFromJobSpec(const v1::JobSpec& spec, const JobPat
   output["dir"] = paths.output_dir;
   root["output"] = output;
   if (!paths.job_id.empty()) root["job_id"] = paths.job_id;
+  if (paths.attempt > 0) root["job_attempt"] = paths.attempt;
   YAML::Emitter out;
   out << root;
   if (!out.good())

@@ -17,6 +17,7 @@ namespace dyt::worker {
 
 struct JobPaths {
   std::string job_id;
+  int attempt = 0;             // job_attempt; 0: not written
   std::string checkpoint_dir;  // required
   std::string output_dir;      // required
   int threads = 0;             // train.threads; 0: all cores

@@ -167,6 +167,7 @@ void Supervisor::Assign(const v1::Assignment& a) {
   }
   JobPaths paths;
   paths.job_id = a.job_id();
+  paths.attempt = a.attempt();
   paths.checkpoint_dir = a.checkpoint_dir();
   paths.output_dir = run_dir + "/output";
   paths.threads = options_.slot_kind == "cpu" ? slots_per_rank : 0;

@@ -51,6 +51,7 @@ void ExpectSameState(const CheckpointState& got, const CheckpointState& want) {
   EXPECT_EQ(got.loader, want.loader);
   EXPECT_EQ(got.rng_state, want.rng_state);
   EXPECT_EQ(got.meta.job_id, want.meta.job_id);
+  EXPECT_EQ(got.meta.attempt, want.meta.attempt);
   ExpectSameDouble(got.meta.train_loss, want.meta.train_loss, "train_loss");
   ExpectSameDouble(got.meta.val_loss, want.meta.val_loss, "val_loss");
   ExpectSameDouble(got.meta.unix_time, want.meta.unix_time, "unix_time");

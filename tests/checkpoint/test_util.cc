@@ -58,6 +58,7 @@ CheckpointState MakeState(const ModelConfig& config, int64_t step) {
   s.loader = {uint64_t(step / 10), uint64_t(step % 10) * 5, 0xfedcba9876543210ull};
   s.rng_state = 0x8000000000000001ull + uint64_t(step);
   s.meta.job_id = "job-ckpt-test";
+  s.meta.attempt = 4;
   s.meta.train_loss = 3.0 + 1.0 / 3.0 + double(step);
   s.meta.val_loss = step % 2 ? NAN : 2.5;
   s.meta.unix_time = 1.7e9 + 0.123456789;

@@ -20,7 +20,9 @@ namespace {
 
 using std::chrono::milliseconds;
 using testing::Context;
+using testing::GetJob;
 using testing::OpenStore;
+using testing::SubmitJob;
 using testing::TempDir;
 using testing::TestServer;
 using testing::TestWorker;
@@ -34,30 +36,12 @@ v1::JobSpec Spec(const std::string& name, int ranks, int priority = 0, int max_r
   return spec;
 }
 
-std::string Submit(TestServer& server, const v1::JobSpec& spec) {
-  v1::SubmitJobRequest request;
-  *request.mutable_spec() = spec;
-  v1::SubmitJobResponse response;
-  grpc::Status status = server.stub().SubmitJob(Context().get(), request, &response);
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  return response.job().id();
-}
-
-v1::Job Get(TestServer& server, const std::string& id) {
-  v1::GetJobRequest request;
-  request.set_id(id);
-  v1::Job job;
-  grpc::Status status = server.stub().GetJob(Context().get(), request, &job);
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  return job;
-}
-
 // Polls GetJob until `pred` holds (20 s at most).
 bool WaitJob(TestServer& server, const std::string& id,
              const std::function<bool(const v1::Job&)>& pred) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (pred(Get(server, id))) return true;
+    if (pred(GetJob(server, id))) return true;
     std::this_thread::sleep_for(milliseconds(20));
   }
   return false;
@@ -78,7 +62,7 @@ TEST(SchedulerTest, JobRunsToSuccessAndWatchSeesEveryState) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 2);
-  std::string id = Submit(server, Spec("ok", 2));
+  std::string id = SubmitJob(server, Spec("ok", 2));
 
   // A watcher from the start.
   std::vector<v1::Job> seen;
@@ -102,7 +86,7 @@ TEST(SchedulerTest, JobRunsToSuccessAndWatchSeesEveryState) {
   EXPECT_EQ(a->ranks(1).rank(), 1);
   EXPECT_EQ(a->rendezvous_id(), id + ".a1");
   EXPECT_EQ(a->scheduler_address(), "127.0.0.1:" + std::to_string(server.port()));
-  EXPECT_EQ(Get(server, id).state(), v1::SCHEDULED);
+  EXPECT_EQ(GetJob(server, id).state(), v1::SCHEDULED);
   EXPECT_EQ(store->GetJob(id)->job().state(), v1::SCHEDULED);  // durable before it was sent
 
   worker.StartAll(*a);
@@ -118,7 +102,7 @@ TEST(SchedulerTest, JobRunsToSuccessAndWatchSeesEveryState) {
   u->mutable_progress()->set_loss(3.5);
   worker.Send(progress);
   ASSERT_TRUE(WaitJob(server, id, [](const v1::Job& j) { return j.progress().step() == 7; }));
-  EXPECT_DOUBLE_EQ(Get(server, id).progress().loss(), 3.5);
+  EXPECT_DOUBLE_EQ(GetJob(server, id).progress().loss(), 3.5);
 
   worker.ExitAll(*a, v1::RankUpdate::SUCCEEDED);
   ASSERT_TRUE(WaitState(server, id, v1::SUCCEEDED));
@@ -137,21 +121,21 @@ TEST(SchedulerTest, GangWaitsWholeAndWhatCanNeverFitIsHeldWithAReason) {
   TestServer server(store.get());
   TestWorker w1(server.port(), "w1", 1);
   TestWorker w2(server.port(), "w2", 1);
-  std::string big = Submit(server, Spec("big", 3));
+  std::string big = SubmitJob(server, Spec("big", 3));
   ASSERT_TRUE(
       WaitJob(server, big, [](const v1::Job& j) { return j.reason().rfind("held:", 0) == 0; }));
-  v1::Job held = Get(server, big);
+  v1::Job held = GetJob(server, big);
   EXPECT_EQ(held.state(), v1::QUEUED);
   EXPECT_NE(held.reason().find("cpu"), std::string::npos) << held.reason();
 
   // One slot taken: a 2-rank gang waits whole (no partial placement), behind nothing else.
-  std::string warm = Submit(server, Spec("warm", 1));
+  std::string warm = SubmitJob(server, Spec("warm", 1));
   ASSERT_TRUE(WaitState(server, warm, v1::SCHEDULED));
-  std::string gang = Submit(server, Spec("gang", 2));
+  std::string gang = SubmitJob(server, Spec("gang", 2));
   std::this_thread::sleep_for(milliseconds(400));
-  EXPECT_EQ(Get(server, gang).state(), v1::QUEUED);
-  EXPECT_TRUE(Get(server, gang).placement().empty());
-  EXPECT_EQ(Get(server, big).state(), v1::QUEUED);  // held jobs do not block others
+  EXPECT_EQ(GetJob(server, gang).state(), v1::QUEUED);
+  EXPECT_TRUE(GetJob(server, gang).placement().empty());
+  EXPECT_EQ(GetJob(server, big).state(), v1::QUEUED);  // held jobs do not block others
 }
 
 TEST(SchedulerTest, GangTakesBothWorkersAtOnce) {
@@ -161,18 +145,18 @@ TEST(SchedulerTest, GangTakesBothWorkersAtOnce) {
   TestWorker w1(server.port(), "w1", 1);
   TestWorker w2(server.port(), "w2", 1);
   std::this_thread::sleep_for(milliseconds(200));  // both registered before the submit
-  std::string id = Submit(server, Spec("gang", 2));
+  std::string id = SubmitJob(server, Spec("gang", 2));
   auto a1 = w1.TakeAssignment(id);
   auto a2 = w2.TakeAssignment(id);
   ASSERT_TRUE(a1 && a2);
   EXPECT_EQ(a1->ranks_size() + a2->ranks_size(), 2);
   EXPECT_EQ(a1->world_size(), 2);
   EXPECT_NE(a1->ranks(0).rank(), a2->ranks(0).rank());
-  v1::Job job = Get(server, id);
+  v1::Job job = GetJob(server, id);
   ASSERT_EQ(job.placement_size(), 2);
   w1.StartAll(*a1);
   std::this_thread::sleep_for(milliseconds(200));
-  EXPECT_EQ(Get(server, id).state(), v1::SCHEDULED);  // RUNNING only once every rank started
+  EXPECT_EQ(GetJob(server, id).state(), v1::SCHEDULED);  // RUNNING only once every rank started
   w2.StartAll(*a2);
   ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
 }
@@ -186,9 +170,9 @@ TEST(SchedulerTest, PriorityOrderAndFifoWithinPriority) {
     return o;
   }());
   // Queue first, with no worker: then one slot frees at a time.
-  std::string low = Submit(server, Spec("low", 1, 1));
-  std::string high1 = Submit(server, Spec("high1", 1, 5));
-  std::string high2 = Submit(server, Spec("high2", 1, 5));
+  std::string low = SubmitJob(server, Spec("low", 1, 1));
+  std::string high1 = SubmitJob(server, Spec("high1", 1, 5));
+  std::string high2 = SubmitJob(server, Spec("high2", 1, 5));
   TestWorker worker(server.port(), "w1", 1);
   std::vector<std::string> order;
   for (int i = 0; i < 3; ++i) {
@@ -206,23 +190,23 @@ TEST(SchedulerTest, HigherPriorityPreemptsAndThePreemptedJobResumes) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 2);
-  std::string low = Submit(server, Spec("low", 2, 1));
+  std::string low = SubmitJob(server, Spec("low", 2, 1));
   auto a = worker.TakeAssignment(low);
   ASSERT_TRUE(a);
   worker.StartAll(*a);
   ASSERT_TRUE(WaitState(server, low, v1::RUNNING));
 
-  std::string high = Submit(server, Spec("high", 1, 9));
+  std::string high = SubmitJob(server, Spec("high", 1, 9));
   auto stop = worker.TakeStop(low);
   ASSERT_TRUE(stop);
   EXPECT_EQ(stop->reason(), v1::StopJob::PREEMPT);
   EXPECT_EQ(stop->attempt(), 1);
-  EXPECT_NE(Get(server, low).reason().find("preempting for " + high), std::string::npos);
+  EXPECT_NE(GetJob(server, low).reason().find("preempting for " + high), std::string::npos);
   // The trainers checkpoint and exit 3.
   worker.ExitAll(*a, v1::RankUpdate::STOPPED);
   auto h = worker.TakeAssignment(high);
   ASSERT_TRUE(h);
-  v1::Job preempted = Get(server, low);
+  v1::Job preempted = GetJob(server, low);
   EXPECT_EQ(preempted.state(), v1::QUEUED);
   EXPECT_EQ(preempted.restarts(), 0);  // a preemption is not a failure
   auto states = StatesOf(preempted);
@@ -240,7 +224,7 @@ TEST(SchedulerTest, FailedRankRestartsThenFailsWithStderrTail) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 1);
-  std::string id = Submit(server, Spec("crashy", 1, 0, /*max_restarts=*/1));
+  std::string id = SubmitJob(server, Spec("crashy", 1, 0, /*max_restarts=*/1));
   for (int attempt = 1; attempt <= 2; ++attempt) {
     auto a = worker.TakeAssignment(id);
     ASSERT_TRUE(a) << "attempt " << attempt;
@@ -250,7 +234,7 @@ TEST(SchedulerTest, FailedRankRestartsThenFailsWithStderrTail) {
                   "Traceback\nValueError: boom " + std::to_string(attempt));
   }
   ASSERT_TRUE(WaitState(server, id, v1::FAILED));
-  v1::Job job = Get(server, id);
+  v1::Job job = GetJob(server, id);
   EXPECT_EQ(job.restarts(), 1);
   EXPECT_NE(job.reason().find("max_restarts 1 reached"), std::string::npos) << job.reason();
   EXPECT_NE(job.reason().find("ValueError: boom 2"), std::string::npos) << job.reason();
@@ -264,14 +248,14 @@ TEST(SchedulerTest, ConfigurationErrorIsNotRetried) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 1);
-  std::string id = Submit(server, Spec("misconfigured", 1, 0, /*max_restarts=*/3));
+  std::string id = SubmitJob(server, Spec("misconfigured", 1, 0, /*max_restarts=*/3));
   auto a = worker.TakeAssignment(id);
   ASSERT_TRUE(a);
   worker.StartAll(*a);
   worker.Exited(id, a->attempt(), 0, v1::RankUpdate::FAILED, "exited with code 2",
                 "E invalid job config: data.train_paths[0]: shard not found", /*exit_code=*/2);
   ASSERT_TRUE(WaitState(server, id, v1::FAILED));
-  v1::Job job = Get(server, id);
+  v1::Job job = GetJob(server, id);
   EXPECT_EQ(job.restarts(), 0);
   EXPECT_NE(job.reason().find("configuration error: not retried"), std::string::npos)
       << job.reason();
@@ -285,7 +269,7 @@ TEST(SchedulerTest, LostWorkerRequeuesOnRemainingCapacity) {
   options.heartbeat_timeout = milliseconds(600);
   TestServer server(store.get(), {}, options);
   auto doomed = std::make_unique<TestWorker>(server.port(), "doomed", 1);
-  std::string id = Submit(server, Spec("survivor", 1, 0, 2));
+  std::string id = SubmitJob(server, Spec("survivor", 1, 0, 2));
   auto a = doomed->TakeAssignment(id);
   ASSERT_TRUE(a);
   doomed->StartAll(*a);
@@ -295,7 +279,7 @@ TEST(SchedulerTest, LostWorkerRequeuesOnRemainingCapacity) {
   auto b = spare.TakeAssignment(id);
   ASSERT_TRUE(b);
   EXPECT_EQ(b->attempt(), 2);
-  v1::Job job = Get(server, id);
+  v1::Job job = GetJob(server, id);
   EXPECT_EQ(job.restarts(), 1);
   auto states = StatesOf(job);
   EXPECT_NE(std::find(states.begin(), states.end(), v1::RESTARTING), states.end());
@@ -311,11 +295,11 @@ TEST(SchedulerTest, CancelStopsRanksAndFreesSlotsWhenTheyExit) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 1);
-  std::string first = Submit(server, Spec("first", 1));
+  std::string first = SubmitJob(server, Spec("first", 1));
   auto a = worker.TakeAssignment(first);
   ASSERT_TRUE(a);
   worker.StartAll(*a);
-  std::string second = Submit(server, Spec("second", 1));
+  std::string second = SubmitJob(server, Spec("second", 1));
   v1::CancelJobRequest cancel;
   cancel.set_id(first);
   cancel.set_reason("wrong lr");
@@ -330,7 +314,7 @@ TEST(SchedulerTest, CancelStopsRanksAndFreesSlotsWhenTheyExit) {
   EXPECT_FALSE(worker.TakeAssignment(second, milliseconds(400)));
   worker.ExitAll(*a, v1::RankUpdate::STOPPED);
   EXPECT_TRUE(worker.TakeAssignment(second));
-  EXPECT_EQ(Get(server, first).state(), v1::CANCELLED);
+  EXPECT_EQ(GetJob(server, first).state(), v1::CANCELLED);
 }
 
 // The ranks of a cancelled job save a checkpoint on the SIGTERM that stops them, after the job
@@ -344,7 +328,7 @@ TEST(SchedulerTest, CheckpointSavedWhileACancelledJobStopsIsKept) {
   TestServer server(store.get(), {}, options);
   TestWorker worker(server.port(), "w1", 1);
   TestWorker other(server.port(), "w2", 1);
-  std::string id = Submit(server, Spec("stopping", 1));
+  std::string id = SubmitJob(server, Spec("stopping", 1));
   std::optional<v1::Assignment> a;
   TestWorker* ran = &worker;
   for (int i = 0; i < 50 && !a; ++i) {  // placed on either worker
@@ -386,7 +370,7 @@ TEST(SchedulerTest, CheckpointSavedWhileACancelledJobStopsIsKept) {
   ASSERT_TRUE(server.stub().ListCheckpoints(Context().get(), list, &listed).ok());
   ASSERT_EQ(listed.checkpoints_size(), 1);
   EXPECT_EQ(listed.checkpoints(0).step(), 9);
-  v1::Job job = Get(server, id);
+  v1::Job job = GetJob(server, id);
   EXPECT_EQ(job.state(), v1::CANCELLED);
   EXPECT_EQ(job.last_checkpoint_step(), 9);
 }
@@ -396,7 +380,7 @@ TEST(SchedulerTest, RendezvousWaitsForRankZeroAndRejectsStaleAttempts) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 2);
-  std::string id = Submit(server, Spec("rdzv", 2));
+  std::string id = SubmitJob(server, Spec("rdzv", 2));
   auto a = worker.TakeAssignment(id);
   ASSERT_TRUE(a);
   std::string got;
@@ -445,7 +429,7 @@ TEST(SchedulerTest, LogsTailAndFollowUntilTheJobEnds) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 1);
-  std::string id = Submit(server, Spec("chatty", 1));
+  std::string id = SubmitJob(server, Spec("chatty", 1));
   auto a = worker.TakeAssignment(id);
   ASSERT_TRUE(a);
   worker.StartAll(*a);
@@ -502,7 +486,7 @@ TEST(SchedulerTest, CheckpointsAreListedAndDownloadedWithHashesAndResume) {
   options.artifact_root = dir.Join("artifacts");
   TestServer server(store.get(), {}, options);
   TestWorker worker(server.port(), "w1", 1);
-  std::string id = Submit(server, Spec("ckpt", 1));
+  std::string id = SubmitJob(server, Spec("ckpt", 1));
   auto a = worker.TakeAssignment(id);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->checkpoint_dir(), options.artifact_root + "/" + id);
@@ -577,7 +561,7 @@ TEST(SchedulerTest, CheckpointsAreListedAndDownloadedWithHashesAndResume) {
   c->set_step(20);
   worker.Send(m);
   std::this_thread::sleep_for(milliseconds(300));
-  EXPECT_EQ(Get(server, id).last_checkpoint_step(), 10);
+  EXPECT_EQ(GetJob(server, id).last_checkpoint_step(), 10);
 }
 
 TEST(SchedulerTest, RestartedSchedulerKeepsRunningJobsOfReconnectingWorkers) {
@@ -589,7 +573,7 @@ TEST(SchedulerTest, RestartedSchedulerKeepsRunningJobsOfReconnectingWorkers) {
     TestServer server(store.get());
     port = server.port();
     TestWorker worker(server.port(), "w1", 2);
-    kept = Submit(server, Spec("kept", 1));
+    kept = SubmitJob(server, Spec("kept", 1));
     auto a = worker.TakeAssignment(kept);
     ASSERT_TRUE(a);
     worker.StartAll(*a);
@@ -599,7 +583,7 @@ TEST(SchedulerTest, RestartedSchedulerKeepsRunningJobsOfReconnectingWorkers) {
   SchedulerOptions options;
   options.heartbeat_timeout = milliseconds(1500);
   TestServer server(store.get(), {}, options);
-  EXPECT_EQ(Get(server, kept).state(), v1::RUNNING);
+  EXPECT_EQ(GetJob(server, kept).state(), v1::RUNNING);
   v1::RunningRank still;
   still.set_job_id(kept);
   still.set_attempt(1);
@@ -614,8 +598,8 @@ TEST(SchedulerTest, RestartedSchedulerKeepsRunningJobsOfReconnectingWorkers) {
   EXPECT_EQ(stop->reason(), v1::StopJob::STALE);
   // Past the heartbeat timeout the job is still running: the worker came back in time.
   std::this_thread::sleep_for(milliseconds(2000));
-  EXPECT_EQ(Get(server, kept).state(), v1::RUNNING);
-  EXPECT_EQ(Get(server, kept).attempt(), 1);
+  EXPECT_EQ(GetJob(server, kept).state(), v1::RUNNING);
+  EXPECT_EQ(GetJob(server, kept).attempt(), 1);
   worker.Exited(kept, 1, 0, v1::RankUpdate::SUCCEEDED);
   ASSERT_TRUE(WaitState(server, kept, v1::SUCCEEDED));
 }
@@ -625,7 +609,7 @@ TEST(SchedulerTest, WorkersAreListedWithBusySlots) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 3);
-  std::string id = Submit(server, Spec("busy", 2));
+  std::string id = SubmitJob(server, Spec("busy", 2));
   ASSERT_TRUE(worker.TakeAssignment(id));
   v1::ListWorkersResponse response;
   ASSERT_TRUE(server.stub().ListWorkers(Context().get(), {}, &response).ok());

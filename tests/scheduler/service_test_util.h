@@ -98,4 +98,24 @@ inline std::unique_ptr<grpc::ClientContext> Context() {
   return context;
 }
 
+// Submits `spec`; the new job id ("" and a test failure when refused).
+inline std::string SubmitJob(TestServer& server, const v1::JobSpec& spec) {
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = spec;
+  v1::SubmitJobResponse response;
+  grpc::Status status = server.stub().SubmitJob(Context().get(), request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response.job().id();
+}
+
+// The job as GetJob answers it (a test failure when that fails).
+inline v1::Job GetJob(TestServer& server, const std::string& id) {
+  v1::GetJobRequest request;
+  request.set_id(id);
+  v1::Job job;
+  grpc::Status status = server.stub().GetJob(Context().get(), request, &job);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return job;
+}
+
 }  // namespace dyt::testing

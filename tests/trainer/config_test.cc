@@ -157,6 +157,8 @@ TEST(TrainConfigTest, ParsesAndRejectsWithFieldNames) {
        "train.deterministic: false is only valid with device cuda"},
       {"model: {preset: test}\ndata: {synthetic: true}\ntrain: {deterministic: 2}",
        "train.deterministic"},
+      {"model: {preset: test}\ndata: {synthetic: true}\njob_attempt: -1",
+       "job_attempt: must be >= 0"},
   };
   for (const auto& [yaml, needle] : bad) {
     auto node = LoadYamlString(yaml);

@@ -253,6 +253,47 @@ TEST_F(ClusterTest, AKilledWorkersJobFinishesOnTheOtherFromItsLastCheckpoint) {
   EXPECT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(5)));
 }
 
+// A trainer whose worker dies checkpoints on the SIGTERM that follows (PR_SET_PDEATHSIG), with
+// no worker left to report it. The scheduler still lists that checkpoint (found in the job's
+// artifact directory) and counts it in the job's last_checkpoint_step.
+TEST_F(ClusterTest, TheCheckpointATrainerSavesAfterItsWorkerDiedIsListed) {
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  const pid_t worker = StartWorker("w1");
+  ASSERT_TRUE(WaitForWorkers(1)) << Logs();
+  const std::string id = Submit(Spec(1, 1000000));  // no periodic checkpoints
+  const v1::Job running = WaitJob(
+      id, [](const v1::Job& j) { return j.progress().step() >= 3 || Terminal(j); }, seconds(60));
+  ASSERT_EQ(running.state(), v1::RUNNING) << running.reason() << "\n" << Logs();
+  ASSERT_EQ(running.last_checkpoint_step(), 0);
+  ::kill(worker, SIGKILL);
+  WaitFor(worker, seconds(5));
+  workers_.clear();
+  ASSERT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(30)))
+      << Logs();
+  v1::CheckpointRecord found;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        grpc::ClientContext ctx;
+        v1::ListCheckpointsRequest req;
+        req.set_job_id(id);
+        v1::ListCheckpointsResponse resp;
+        if (!jobs_->ListCheckpoints(&ctx, req, &resp).ok() || resp.checkpoints_size() != 1) {
+          return false;
+        }
+        found = resp.checkpoints(0);
+        return true;
+      },
+      seconds(10)))
+      << Logs();
+  EXPECT_GE(found.step(), running.progress().step());
+  EXPECT_EQ(found.attempt(), 1);
+  EXPECT_GT(found.loss(), 0);
+  EXPECT_GE(found.files_size(), 3);
+  EXPECT_TRUE(std::filesystem::exists(found.path() + "/manifest.json")) << found.path();
+  EXPECT_EQ(Get(id).last_checkpoint_step(), found.step());
+  EXPECT_NE(Log("scheduler.1.log").find("which no worker reported"), std::string::npos);
+}
+
 TEST_F(ClusterTest, AFailingTrainerIsReportedFailedWithItsOutputAfterMaxRestarts) {
   ASSERT_NO_FATAL_FAILURE(StartScheduler());
   StartWorker("w1");

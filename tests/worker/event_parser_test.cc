@@ -40,7 +40,7 @@ TEST(EventParserTest, TrackerKeepsValLossAcrossSteps) {
 TEST(EventParserTest, CheckpointBecomesARecord) {
   auto e = ParseEventLine(
       R"({"event":"checkpoint","step":40,"dir":"/a/job-1/step-000000040","bytes":300,)"
-      R"("seconds":0.2,"loss":2.5,"files":[{"name":"model.safetensors","size":200,)"
+      R"("seconds":0.2,"loss":2.5,"val_loss":2.75,"files":[{"name":"model.safetensors","size":200,)"
       R"("sha256":"ab"},{"name":"manifest.json","size":100,"sha256":"cd"}]})");
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->kind, ParsedEvent::Kind::kCheckpoint);
@@ -48,10 +48,15 @@ TEST(EventParserTest, CheckpointBecomesARecord) {
   EXPECT_EQ(e->checkpoint.path(), "/a/job-1/step-000000040");
   EXPECT_EQ(e->checkpoint.total_bytes(), 300);
   EXPECT_DOUBLE_EQ(e->checkpoint.loss(), 2.5);
+  EXPECT_DOUBLE_EQ(e->checkpoint.val_loss(), 2.75);
   ASSERT_EQ(e->checkpoint.files_size(), 2);
   EXPECT_EQ(e->checkpoint.files(0).name(), "model.safetensors");
   EXPECT_EQ(e->checkpoint.files(0).size(), 200);
   EXPECT_EQ(e->checkpoint.files(1).sha256(), "cd");
+  // Before any evaluation the trainer writes val_loss null: 0 in the record ("-" in dytctl).
+  auto early = ParseEventLine(R"({"event":"checkpoint","step":1,"dir":"/a","val_loss":null})");
+  ASSERT_TRUE(early.ok());
+  EXPECT_EQ(early->checkpoint.val_loss(), 0);
 }
 
 TEST(EventParserTest, ErrorAndOtherEvents) {

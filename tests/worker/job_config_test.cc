@@ -12,6 +12,7 @@ namespace {
 JobPaths Paths() {
   JobPaths p;
   p.job_id = "job-000000000007";
+  p.attempt = 2;
   p.checkpoint_dir = "/artifacts/job-000000000007";
   p.output_dir = "/work/jobs/job-000000000007/attempt-1/output";
   p.threads = 2;
@@ -37,6 +38,7 @@ TEST(JobConfigTest, SyntheticTestPresetKeepsDefaultsAndAddsTheAssignmentsPaths) 
   EXPECT_EQ(c->checkpoint.dir, "/artifacts/job-000000000007");
   EXPECT_EQ(c->output_dir, "/work/jobs/job-000000000007/attempt-1/output");
   EXPECT_EQ(c->job_id, "job-000000000007");
+  EXPECT_EQ(c->job_attempt, 2);  // recorded in each checkpoint's state.json
   auto preset = ModelPreset("test");
   ASSERT_TRUE(preset.ok());
   EXPECT_EQ(c->model.dim, preset->dim);

@@ -36,6 +36,7 @@ struct CheckpointState {
   // Facts about the run, for humans, the scheduler and the export; not needed to resume.
   struct Meta {
     std::string job_id;
+    int attempt = 0;          // the scheduler's attempt of the job that saved it (0: none)
     double train_loss = NAN;  // NaN when unknown
     double val_loss = NAN;    // NaN when no validation ran
     double unix_time = 0;     // seconds since the epoch, when the checkpoint was taken

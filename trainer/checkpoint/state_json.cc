@@ -85,6 +85,7 @@ std::string StateToJson(const CheckpointState& s) {
   j["loader"] = {{"epoch", s.loader.epoch}, {"index", s.loader.index}, {"seed", s.loader.seed}};
   j["rng_state"] = s.rng_state;
   j["meta"] = {{"job_id", s.meta.job_id},
+               {"attempt", s.meta.attempt},
                {"train_loss", Number(s.meta.train_loss)},
                {"val_loss", Number(s.meta.val_loss)},
                {"unix_time", Number(s.meta.unix_time)},
@@ -118,6 +119,14 @@ Status StateFromJson(const std::string& text, CheckpointState* s) {
   DYT_RETURN_IF_ERROR(GetU64(j, "loader.seed", &s->loader.seed));
   DYT_RETURN_IF_ERROR(GetU64(j, "rng_state", &s->rng_state));
   DYT_RETURN_IF_ERROR(GetString(j, "meta.job_id", &s->meta.job_id));
+  // meta.attempt came after format version 1's first checkpoints: absent reads as 0.
+  s->meta.attempt = 0;
+  if (Find(j, "meta.attempt") != nullptr) {
+    int64_t attempt = 0;
+    DYT_RETURN_IF_ERROR(GetNonNegative(j, "meta.attempt", &attempt));
+    if (attempt > INT32_MAX) return Bad("meta.attempt", "a non-negative int");
+    s->meta.attempt = int(attempt);
+  }
   DYT_RETURN_IF_ERROR(GetDouble(j, "meta.train_loss", &s->meta.train_loss));
   DYT_RETURN_IF_ERROR(GetDouble(j, "meta.val_loss", &s->meta.val_loss));
   DYT_RETURN_IF_ERROR(GetDouble(j, "meta.unix_time", &s->meta.unix_time));

@@ -170,6 +170,8 @@ StatusOr<TrainConfig> ParseTrainConfig(const YAML::Node& root) {
     return InvalidArgument("checkpoint.dir: required for periodic checkpoints (or set output.dir)");
   }
   DYT_RETURN_IF_ERROR(r.Get("job_id", c.job_id));
+  DYT_RETURN_IF_ERROR(r.Get("job_attempt", c.job_attempt));
+  if (c.job_attempt < 0) return InvalidArgument("job_attempt: must be >= 0");
   DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
   c.source_yaml = YAML::Dump(root);
   return c;

@@ -82,7 +82,8 @@ struct TrainConfig {
   OptimSection optim;
   CheckpointSection checkpoint;
   std::string output_dir;   // empty: no files written
-  std::string job_id;       // recorded in checkpoints; set by the worker (--job-id)
+  std::string job_id;       // recorded in checkpoints; set by the worker
+  int job_attempt = 0;      // the scheduler's attempt number, recorded in checkpoints; ditto
   int local_rank = 0;       // this rank's index on its machine (DYT_LOCAL_RANK): picks the GPU
   std::string source_yaml;  // the config text as given, kept in every checkpoint
 

@@ -216,6 +216,7 @@ StatusOr<CheckpointState> Trainer::Snapshot() {
   st.loader = data_->position();
   st.rng_state = data_->rng_state();
   st.meta.job_id = config_.job_id;
+  st.meta.attempt = config_.job_attempt;
   st.meta.train_loss = last_loss_;
   st.meta.val_loss = last_val_loss_;
   st.meta.unix_time =
@@ -246,6 +247,7 @@ Status Trainer::SaveCheckpoint() {
         {"bytes", saved.bytes},
         {"seconds", saved.seconds},
         {"loss", last_loss_},
+        {"val_loss", last_val_loss_},
         {"files", files}});
   RetentionReport report;
   const Status r = ApplyRetention(ck.dir, ck.keep_last, ck.keep_every_steps, &report);
