@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "common/sha256.h"
+#include "common/token_rules.h"
 
 namespace dyt {
 namespace {
@@ -18,7 +19,6 @@ using google::protobuf::util::TimeUtil;
 
 constexpr std::string_view kBearer = "Bearer ";
 constexpr size_t kMaxTokenLength = 512;
-constexpr int64_t kMaxExpiresS = int64_t{10} * 365 * 24 * 3600;
 
 const char* ActionWords(Action action) {
   switch (action) {
@@ -199,8 +199,8 @@ StatusOr<v1::CreateTokenResponse> Authenticator::CreateToken(const std::string& 
   }
   DYT_RETURN_IF_ERROR(ValidateUserName(user));
   if (!ParseRole(role)) return InvalidArgument("role: must be admin, user, viewer or worker");
-  if (expires_in_s < 0 || expires_in_s > kMaxExpiresS) {
-    return InvalidArgument("expires_in_s: must be in [0, " + std::to_string(kMaxExpiresS) +
+  if (expires_in_s < 0 || expires_in_s > kMaxTokenLifetimeS) {
+    return InvalidArgument("expires_in_s: must be in [0, " + std::to_string(kMaxTokenLifetimeS) +
                            "] (0: never)");
   }
   DYT_ASSIGN_OR_RETURN(std::string token, NewToken());

@@ -92,7 +92,8 @@ int RunTokenRevoke(const CommandContext& ctx, const std::string& id);
 // with mode 0600, keeping its other keys.
 int RunLogin(const CommandContext& ctx, const LoginArgs& args);
 
-// "30d" -> 2592000; "never" or "0" -> 0; INVALID_ARGUMENT "expires: ..." otherwise.
+// "30d" -> 2592000; "never" or "0" -> 0; INVALID_ARGUMENT with the rule otherwise ("must be a
+// number with s, m, h or d ...", "must be at most 3650d ..."), for the caller to prefix.
 StatusOr<int64_t> ParseExpires(const std::string& text);
 
 // A fresh client request id: "dytctl-" and 32 random hex digits.

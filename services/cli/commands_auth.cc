@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "common/token_rules.h"
 #include "services/cli/client.h"
 #include "services/cli/command_util.h"
 #include "services/cli/commands.h"
@@ -50,7 +51,7 @@ Status WritePrivateFile(const std::string& path, const std::string& text) {
 StatusOr<int64_t> ParseExpires(const std::string& text) {
   if (text == "never" || text == "0") return int64_t{0};
   const std::string rule =
-      "expires: a number with s, m, h or d (30d, 12h), or never (got '" + text + "')";
+      "must be a number with s, m, h or d (30d, 12h), or never (got '" + text + "')";
   if (text.size() < 2 || text.size() > 12) return InvalidArgument(rule);
   int64_t unit = 0;
   switch (text.back()) {
@@ -75,12 +76,16 @@ StatusOr<int64_t> ParseExpires(const std::string& text) {
     n = n * 10 + (text[i] - '0');
   }
   if (n <= 0) return InvalidArgument(rule);
+  if (n > kMaxTokenLifetimeS / unit) {
+    return InvalidArgument("must be at most " + std::to_string(kMaxTokenLifetimeS / 86400) +
+                           "d (10 years), or never (got '" + text + "')");
+  }
   return n * unit;
 }
 
 int RunTokenCreate(const CommandContext& ctx, const TokenCreateArgs& args) {
-  auto expires = ParseExpires(args.expires);
-  if (!expires.ok()) return Fail(ctx, expires.status());
+  auto expires = ParseExpires(args.expires);  // checked on the command line already
+  if (!expires.ok()) return Fail(ctx, "--expires: " + expires.status().message());
   DytClient client(ctx.config);
   v1::CreateTokenRequest request;
   request.set_user(args.user);

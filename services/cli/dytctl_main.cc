@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <cstdlib>
 #include <iostream>
 #include <string>
 
 #include "services/cli/client_config.h"
 #include "services/cli/commands.h"
+#include "services/cli/usage.h"
 
 namespace {
 
@@ -27,6 +29,32 @@ std::string DefaultOwner() {
   return pw != nullptr && pw->pw_name != nullptr ? pw->pw_name : "";
 }
 
+// --step: a checkpoint step, >= 1 (the option left out means the latest).
+CLI::Validator StepNumber() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        int64_t step = 0;
+        const char* end = value.data() + value.size();
+        auto [ptr, ec] = std::from_chars(value.data(), end, step);
+        if (ec != std::errc() || ptr != end || step < 1) {
+          return "must be a step >= 1 (leave it out for the latest checkpoint; got '" + value +
+                 "')";
+        }
+        return "";
+      },
+      "STEP");
+}
+
+// --expires: what ParseExpires accepts.
+CLI::Validator Lifetime() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        auto seconds = dyt::cli::ParseExpires(value);
+        return seconds.ok() ? "" : seconds.status().message();
+      },
+      "DURATION");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -34,6 +62,7 @@ int main(int argc, char** argv) {
   CLI::App app{"dytctl: submit and follow dyt training jobs"};
   app.require_subcommand(1);
   app.fallthrough();
+  app.failure_message(UsageFailureMessage);
   std::string server;
   std::string output = "table";
   app.add_option("--server", server,
@@ -61,15 +90,15 @@ int main(int argc, char** argv) {
 
   std::string id;
   auto* c_get = app.add_subcommand("get", "a job's full status");
-  c_get->add_option("id", id, "job id")->required();
+  c_get->add_option("id", id, "job id")->required()->check(NonEmpty());
 
   auto* c_watch = app.add_subcommand(
       "watch", "follow a job until it ends (exit 0 if it SUCCEEDED, 3 otherwise)");
-  c_watch->add_option("id", id, "job id")->required();
+  c_watch->add_option("id", id, "job id")->required()->check(NonEmpty());
 
   LogsArgs logs;
   auto* c_logs = app.add_subcommand("logs", "a job's trainer output");
-  c_logs->add_option("id", logs.id, "job id")->required();
+  c_logs->add_option("id", logs.id, "job id")->required()->check(NonEmpty());
   c_logs->add_flag("-f,--follow", logs.follow, "keep printing new lines until the job ends");
   c_logs->add_option("--tail", logs.tail, "lines of history first (1..10000)")
       ->check(CLI::Range(1, 10000))
@@ -77,16 +106,17 @@ int main(int argc, char** argv) {
 
   std::string reason;
   auto* c_cancel = app.add_subcommand("cancel", "cancel a job that has not finished");
-  c_cancel->add_option("id", id, "job id")->required();
+  c_cancel->add_option("id", id, "job id")->required()->check(NonEmpty());
   c_cancel->add_option("--reason", reason, "recorded in the job's events");
 
   auto* c_ckpts = app.add_subcommand("checkpoints", "a job's committed checkpoints");
-  c_ckpts->add_option("id", id, "job id")->required();
+  c_ckpts->add_option("id", id, "job id")->required()->check(NonEmpty());
 
   PullArgs pull;
   auto* c_pull = app.add_subcommand("pull", "download a checkpoint (verified, resumable)");
-  c_pull->add_option("id", pull.id, "job id")->required();
-  c_pull->add_option("--step", pull.step, "checkpoint step (default: the latest)");
+  c_pull->add_option("id", pull.id, "job id")->required()->check(NonEmpty());
+  c_pull->add_option("--step", pull.step, "checkpoint step (default: the latest)")
+      ->check(StepNumber());
   c_pull->add_option("-o,--dir", pull.dir, "directory to write the files into")->required();
   c_pull->add_option("--chunk-bytes", pull.chunk_bytes, "bytes per message (4096..4194304)")
       ->check(CLI::Range(4096, 4 << 20));
@@ -104,11 +134,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"admin", "user", "viewer", "worker"}))
       ->capture_default_str();
   c_token_create->add_option("--expires", token_create.expires, "30d, 12h, 45m, 90s or never")
+      ->check(Lifetime())
       ->capture_default_str();
   auto* c_token_list = c_token->add_subcommand("list", "every token (never the tokens)");
   std::string token_id;
   auto* c_token_revoke = c_token->add_subcommand("revoke", "revoke a token by its id");
-  c_token_revoke->add_option("id", token_id, "token id (from token list)")->required();
+  c_token_revoke->add_option("id", token_id, "token id (from token list)")
+      ->required()
+      ->check(NonEmpty());
 
   LoginArgs login;
   auto* c_login = app.add_subcommand(
@@ -116,6 +149,10 @@ int main(int argc, char** argv) {
   c_login->add_option("--token", login.token, "the token ('-': read it from stdin)")->required();
   c_login->add_option("--ca-file", login.ca_file, "CA certificate (PEM) of the scheduler");
 
+  if (auto error = CommandWordError(app, argc, argv)) {
+    std::cerr << "dytctl: " << *error << "\n";
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

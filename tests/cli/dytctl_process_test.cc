@@ -50,10 +50,41 @@ TEST(DytctlProcessTest, UnreachableServerSaysSoQuickly) {
       << env.err;
 }
 
-TEST(DytctlProcessTest, BadUsageExitsTwo) {
-  EXPECT_EQ(Dytctl("", {"frobnicate"}).code, 2);
-  EXPECT_EQ(Dytctl("", {"--output", "xml", "list"}).code, 2);
-  EXPECT_EQ(Dytctl("", {"pull", "job-1"}).code, 2);  // -o DIR is required
+// Every command-line mistake exits 2 before anything is sent (the server address here is
+// unreachable: asking it would exit 1), with one line naming what was wrong and where to look.
+TEST(DytctlProcessTest, BadUsageExitsTwoNamingTheMistake) {
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"frobnicate"},
+       "dytctl: unknown command 'frobnicate'; the commands are submit, list, get, watch, logs, "
+       "cancel, checkpoints, pull, workers, token, login (dytctl --help)\n"},
+      {{"token", "mint"},
+       "dytctl: unknown command 'token mint'; the token commands are create, list, revoke "
+       "(dytctl token --help)\n"},
+      {{"token"}, "dytctl: 'token' needs a command: create, list, revoke (dytctl token --help)\n"},
+      {{},
+       "dytctl: a command is needed: submit, list, get, watch, logs, cancel, checkpoints, "
+       "pull, workers, token, login (dytctl --help)\n"},
+      {{"--output", "xml", "list"}, "dytctl: --output: xml not in {table,json}"},
+      {{"pull", "job-1"}, "dytctl: --dir is required (dytctl pull --help)\n"},
+      {{"get", ""}, "dytctl: id: must not be empty (dytctl get --help)\n"},
+      {{"token", "revoke", ""}, "dytctl: id: must not be empty (dytctl token revoke --help)\n"},
+      {{"pull", "job-1", "-o", "/tmp/x", "--step", "-1"},
+       "dytctl: --step: must be a step >= 1 (leave it out for the latest checkpoint; got '-1')"},
+      {{"token", "create", "--user", "bob", "--expires", "10y"},
+       "dytctl: --expires: must be a number with s, m, h or d (30d, 12h), or never (got '10y')"},
+      {{"token", "create", "--user", "bob", "--expires", "1000000d"},
+       "dytctl: --expires: must be at most 3650d (10 years), or never (got '1000000d')"},
+  };
+  for (const auto& [args, message] : cases) {
+    ProcessResult r = Dytctl("127.0.0.1:1", args);
+    EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args) << ": " << r.err;
+    EXPECT_EQ(r.err.rfind(message, 0), 0u) << ::testing::PrintToString(args) << ": " << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  // --help is not a mistake.
+  ProcessResult help = Dytctl("", {"token", "--help"});
+  EXPECT_EQ(help.code, 0) << help.err;
+  EXPECT_NE(help.out.find("create"), std::string::npos) << help.out;
 }
 
 class DytctlServerTest : public ::testing::Test {

@@ -1,0 +1,75 @@
+#include "services/cli/usage.h"
+
+#include <vector>
+
+namespace dyt::cli {
+namespace {
+
+// The options of the top-level app that take a value (the word after them is not a command).
+bool TakesValue(const CLI::App& app, const std::string& arg) {
+  if (arg.rfind("--", 0) != 0 || arg.find('=') != std::string::npos) return false;
+  const CLI::Option* option = app.get_option_no_throw(arg);
+  return option != nullptr && option->get_type_size_min() > 0;
+}
+
+std::string Names(const CLI::App& app) {
+  std::string names;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (!names.empty()) names += ", ";
+    names += sub->get_name();
+  }
+  return names;
+}
+
+}  // namespace
+
+std::optional<std::string> CommandWordError(const CLI::App& app, int argc,
+                                            const char* const* argv) {
+  const CLI::App* current = &app;
+  std::string path;  // the commands so far, each followed by a space ("token ")
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") return std::nullopt;  // CLI11 prints the help
+    if (arg.empty() || arg[0] == '-') {
+      if (current == &app && TakesValue(app, arg)) ++i;
+      continue;
+    }
+    const auto subs = current->get_subcommands([](const CLI::App*) { return true; });
+    if (subs.empty()) return std::nullopt;  // a command's own arguments follow
+    const CLI::App* next = nullptr;
+    for (const CLI::App* sub : subs) {
+      if (sub->check_name(arg)) next = sub;
+    }
+    if (next == nullptr) {
+      return "unknown command '" + path + arg + "'; the " + path + "commands are " +
+             Names(*current) + " (dytctl " + path + "--help)";
+    }
+    path += arg + " ";
+    current = next;
+  }
+  if (current->get_require_subcommand_min() > 0) {
+    return (path.empty() ? std::string("a command")
+                         : "'" + path.substr(0, path.size() - 1) + "' needs a command") +
+           (path.empty() ? " is needed: " : ": ") + Names(*current) + " (dytctl " + path +
+           "--help)";
+  }
+  return std::nullopt;
+}
+
+std::string UsageFailureMessage(const CLI::App* app, const CLI::Error& error) {
+  // The innermost command given, for its --help.
+  std::string command;
+  for (const CLI::App* a = app; !a->get_subcommands().empty();) {
+    a = a->get_subcommands().front();
+    command += a->get_name() + " ";
+  }
+  return "dytctl: " + std::string(error.what()) + " (dytctl " + command + "--help)\n";
+}
+
+CLI::Validator NonEmpty() {
+  return CLI::Validator(
+      [](std::string& value) { return value.empty() ? std::string("must not be empty") : ""; },
+      "NOT EMPTY");
+}
+
+}  // namespace dyt::cli

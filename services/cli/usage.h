@@ -1,0 +1,23 @@
+// Command-line errors of dytctl (exit 2), worded like every other dytctl error.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+namespace dyt::cli {
+
+// What is wrong with the command words of argv, or none: "unknown command 'frob'; the commands
+// are submit, list, ... (dytctl --help)" when a word after the global options (or after a
+// command that takes commands, as `token`) names no command, "'token' needs a command: create,
+// list, revoke (dytctl token --help)" when it is missing. CLI11 alone says only "A subcommand
+// is required" for both.
+std::optional<std::string> CommandWordError(const CLI::App& app, int argc, const char* const* argv);
+
+// CLI11's failure message as "dytctl: <what> (dytctl <command> --help)".
+std::string UsageFailureMessage(const CLI::App* app, const CLI::Error& error);
+
+// A CLI11 check that the value is not empty ("must not be empty").
+CLI::Validator NonEmpty();
+
+}  // namespace dyt::cli
