@@ -11,25 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "common/job_spec_limits.h"
 #include "common/status.h"
 #include "dyt/v1/job.pb.h"
 
 namespace dyt {
-
-struct JobSpecLimits {
-  static constexpr int kMaxNameLength = 128;
-  static constexpr int kMinPriority = 0;
-  static constexpr int kMaxPriority = 1000;
-  static constexpr int kMaxRestarts = 100;
-  static constexpr int kMaxRanks = 4096;
-  static constexpr int kMaxSlotsPerRank = 64;
-  static constexpr int kMaxPaths = 100000;
-  static constexpr int kMaxPathLength = 4096;
-  static constexpr int kMaxClientRequestIdLength = 128;
-  static constexpr int kMaxReasonLength = 1024;
-  // A serialized JobSpec larger than this is refused (a spec is a few KiB at most).
-  static constexpr size_t kMaxSpecBytes = 1 << 20;
-};
 
 struct JobSpecValidatorOptions {
   // Absolute directories every data path (train_paths, val_paths, tokenizer_path) must lie

@@ -5,6 +5,7 @@
 #include <random>
 #include <sstream>
 
+#include "common/job_spec_limits.h"
 #include "services/cli/client.h"
 #include "services/cli/command_util.h"
 #include "services/cli/commands.h"
@@ -137,6 +138,18 @@ int RunSubmit(const CommandContext& ctx, const SubmitArgs& args) {
   if (args.ranks) {
     spec.mutable_resources()->set_ranks(*args.ranks);
     NoteOverride(*file, "resources.ranks", "--ranks " + std::to_string(*args.ranks));
+  }
+  // The scheduler refuses bigger specs; gRPC would refuse them first with its own message.
+  if (const size_t bytes = spec.ByteSizeLong(); bytes > JobSpecLimits::kMaxSpecBytes) {
+    const int paths = spec.data().train_paths_size() + spec.data().val_paths_size();
+    return Fail(ctx, args.file + ": the job spec is " + std::to_string(bytes) +
+                         " bytes serialized; the scheduler takes at most " +
+                         std::to_string(JobSpecLimits::kMaxSpecBytes) + " (" +
+                         (paths > 1000 ? std::to_string(paths) +
+                                             " data paths: name shards with a glob such as "
+                                             "shards/train-*.bin"
+                                       : std::string("a spec is a few KiB")) +
+                         ")");
   }
   DytClient client(ctx.config);
   if (Status s = client.Connect(); !s.ok()) return Fail(ctx, s);

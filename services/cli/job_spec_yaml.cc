@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/job_spec_limits.h"
+
 namespace dyt::cli {
 namespace {
 
@@ -306,6 +308,16 @@ StatusOr<JobSpecFile> ParseJobSpecYaml(const std::string& text, const std::strin
 }
 
 StatusOr<JobSpecFile> LoadJobSpecFile(const std::string& path, const std::string& default_owner) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgument(path + ": is a directory, not a job spec file");
+  }
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > JobSpecLimits::kMaxSpecFileBytes) {
+    return InvalidArgument(
+        path + ": " + std::to_string(size) + " bytes; a job spec file is at most " +
+        std::to_string(JobSpecLimits::kMaxSpecFileBytes >> 20) + " MiB (is it the right file?)");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(path + ": cannot open the job spec file");
   std::stringstream text;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -85,6 +86,40 @@ TEST(DytctlProcessTest, BadUsageExitsTwoNamingTheMistake) {
   ProcessResult help = Dytctl("", {"token", "--help"});
   EXPECT_EQ(help.code, 0) << help.err;
   EXPECT_NE(help.out.find("create"), std::string::npos) << help.out;
+}
+
+// A spec too big for the scheduler is refused before connecting (the server here is
+// unreachable), with the size and what to do, instead of gRPC's "Received message larger than
+// max"; a file that cannot be a spec is not read at all.
+TEST(DytctlProcessTest, ASpecTooBigIsRefusedBeforeSending) {
+  TempDir dir;
+  const std::string many = dir.Join("many-paths.yaml");
+  {
+    std::ofstream out(many);
+    out << "name: many\nmodel: {preset: test}\ntrain: {steps: 5, batch_size: 2}\n"
+           "resources: {ranks: 1}\ndata:\n  train_paths:\n";
+    for (int i = 0; i < 20000; ++i)
+      out << "    - /data/shards/" << std::string(300, 'x') << i << ".bin\n";
+  }
+  ProcessResult r = Dytctl("127.0.0.1:1", {"submit", many});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find(many + ": the job spec is "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bytes serialized; the scheduler takes at most 1048576 (20000 data paths: "
+                       "name shards with a glob such as shards/train-*.bin)"),
+            std::string::npos)
+      << r.err;
+
+  const std::string huge = dir.Join("huge.yaml");
+  std::ofstream(huge).close();
+  std::filesystem::resize_file(huge, (16 << 20) + 1);
+  r = Dytctl("127.0.0.1:1", {"submit", huge});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "dytctl: " + huge +
+                       ": 16777217 bytes; a job spec file is at most 16 MiB (is it "
+                       "the right file?)\n");
+  r = Dytctl("127.0.0.1:1", {"submit", dir.path()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "dytctl: " + dir.path() + ": is a directory, not a job spec file\n");
 }
 
 class DytctlServerTest : public ::testing::Test {
