@@ -86,13 +86,20 @@ std::string KnownFields(const Descriptor* d) {
   return known;
 }
 
+// Parses `text` as a T: "" when it is one, else the rule it breaks: the range of T for digits
+// that do not fit ("an integer between 0 and 4294967295"), else `type_name`.
 template <typename T>
-bool ParseInteger(const std::string& text, T& out) {
+std::string ParseInteger(const std::string& text, const char* type_name, T& out) {
   const char* begin = text.data();
   const char* end = text.data() + text.size();
   if (begin != end && *begin == '+') ++begin;
   auto [ptr, ec] = std::from_chars(begin, end, out);
-  return ec == std::errc() && ptr == end && begin != end;
+  if (ec == std::errc() && ptr == end && begin != end) return "";
+  if (ec == std::errc::result_out_of_range && ptr == end) {
+    return "an integer between " + std::to_string(std::numeric_limits<T>::min()) + " and " +
+           std::to_string(std::numeric_limits<T>::max());
+  }
+  return type_name;
 }
 
 // Reads YAML into messages by walking their descriptors, recording where each field was.
@@ -184,31 +191,26 @@ class SpecReader {
     const bool rep = f->is_repeated();
     switch (f->cpp_type()) {
       case FieldDescriptor::CPPTYPE_INT32: {
-        int64_t v = 0;
-        if (!ParseInteger(text, v)) return bad(TypeName(f));
-        if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
-          return bad("an integer between -2147483648 and 2147483647");
-        }
-        rep ? r->AddInt32(msg, f, int32_t(v)) : r->SetInt32(msg, f, int32_t(v));
+        int32_t v = 0;
+        if (auto rule = ParseInteger(text, TypeName(f), v); !rule.empty()) return bad(rule);
+        rep ? r->AddInt32(msg, f, v) : r->SetInt32(msg, f, v);
         return Status::Ok();
       }
       case FieldDescriptor::CPPTYPE_INT64: {
         int64_t v = 0;
-        if (!ParseInteger(text, v)) return bad(TypeName(f));
+        if (auto rule = ParseInteger(text, TypeName(f), v); !rule.empty()) return bad(rule);
         rep ? r->AddInt64(msg, f, v) : r->SetInt64(msg, f, v);
         return Status::Ok();
       }
       case FieldDescriptor::CPPTYPE_UINT32: {
-        uint64_t v = 0;
-        if (!ParseInteger(text, v) || v > std::numeric_limits<uint32_t>::max()) {
-          return bad(TypeName(f));
-        }
-        rep ? r->AddUInt32(msg, f, uint32_t(v)) : r->SetUInt32(msg, f, uint32_t(v));
+        uint32_t v = 0;
+        if (auto rule = ParseInteger(text, TypeName(f), v); !rule.empty()) return bad(rule);
+        rep ? r->AddUInt32(msg, f, v) : r->SetUInt32(msg, f, v);
         return Status::Ok();
       }
       case FieldDescriptor::CPPTYPE_UINT64: {
         uint64_t v = 0;
-        if (!ParseInteger(text, v)) return bad(TypeName(f));
+        if (auto rule = ParseInteger(text, TypeName(f), v); !rule.empty()) return bad(rule);
         rep ? r->AddUInt64(msg, f, v) : r->SetUInt64(msg, f, v);
         return Status::Ok();
       }

@@ -195,7 +195,13 @@ TEST(JobSpecYamlTest, TypeErrorsNameFieldRuleAndValue) {
       {"train:\n  batch_size: 3000000000\n",
        "job.yaml:2:15: train.batch_size: must be an integer between -2147483648 and 2147483647 "
        "(got '3000000000')"},
+      {"train:\n  steps: 99999999999999999999\n",
+       "job.yaml:2:10: train.steps: must be an integer between -9223372036854775808 and "
+       "9223372036854775807 (got '99999999999999999999')"},
       {"data:\n  seed: -1\n", "job.yaml:2:9: data.seed: must be a non-negative integer (got '-1')"},
+      {"data:\n  seed: 18446744073709551616\n",
+       "job.yaml:2:9: data.seed: must be an integer between 0 and 18446744073709551615 (got "
+       "'18446744073709551616')"},
       {"data:\n  synthetic: maybe\n",
        "job.yaml:2:14: data.synthetic: must be true or false (got 'maybe')"},
       {"optimizer:\n  lr: fast\n", "job.yaml:2:7: optimizer.lr: must be a number (got 'fast')"},
