@@ -4,6 +4,7 @@
 //
 // Commands: submit, list, get, watch, logs, cancel, checkpoints, pull, workers, token
 // (create, list, revoke), login.
+#include <grpc/support/log.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -59,6 +60,9 @@ CLI::Validator Lifetime() {
 
 int main(int argc, char** argv) {
   using namespace dyt::cli;
+  // dytctl says what failed in its own words (a refused TLS handshake included); gRPC's own
+  // log lines ("E1129 ... Handshake failed") would only repeat it. GRPC_VERBOSITY brings them back.
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function([](gpr_log_func_args*) {});
   CLI::App app{"dytctl: submit and follow dyt training jobs"};
   app.require_subcommand(1);
   app.fallthrough();

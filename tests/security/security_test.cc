@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -370,6 +371,9 @@ TEST_F(SecurityTest, PlaintextClientCannotTalkToTheTlsServer) {
   EXPECT_NE(wrong_ca.err.find("the TLS handshake failed: is " + dir_.Join("other/ca.crt")),
             std::string::npos)
       << wrong_ca.err;
+  // One line, dytctl's: no gRPC log lines ("E1129 ... Handshake failed") around it.
+  EXPECT_EQ(wrong_ca.err.rfind("dytctl: ", 0), 0u) << wrong_ca.err;
+  EXPECT_EQ(std::count(wrong_ca.err.begin(), wrong_ca.err.end(), '\n'), 1) << wrong_ca.err;
 }
 
 TEST_F(SecurityTest, PathTraversalIsInvalidArgument) {
