@@ -3,6 +3,9 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
+#include <set>
+
+#include "scheduler/job_states.h"
 
 namespace dyt {
 
@@ -62,6 +65,7 @@ JobLogs::Tail JobLogs::Last(const std::string& job_id, size_t n) const {
   tail.lines.assign(buffer.lines.end() - static_cast<std::ptrdiff_t>(take), buffer.lines.end());
   tail.next = buffer.end;
   tail.finished = buffer.finished;
+  if (n > take) tail.dropped = buffer.end - buffer.lines.size();
   return tail;
 }
 
@@ -84,6 +88,53 @@ JobLogs::Tail JobLogs::Since(const std::string& job_id, uint64_t from,
   tail.next = buffer.end;
   tail.finished = buffer.finished;
   return tail;
+}
+
+namespace {
+
+// "the workers keep every line in <work-dir>/jobs/job-1/attempt-<n>/rank-<r>.log (on w1, w2)".
+std::string WhereWorkersKeepIt(const v1::Job& job) {
+  std::set<std::string> workers;
+  for (const auto& p : job.placement()) workers.insert(p.worker_id());
+  std::string on;
+  for (const auto& w : workers) on += (on.empty() ? " (on " : ", ") + w;
+  if (!on.empty()) on += ")";
+  return "the workers keep every line in <work-dir>/jobs/" + job.id() +
+         "/attempt-<n>/rank-<r>.log" + on;
+}
+
+}  // namespace
+
+std::string LogsNotice(const JobLogs& logs, const v1::Job& job, const JobLogs::Tail& got,
+                       size_t requested) {
+  using google::protobuf::util::TimeUtil;
+  // In whole seconds: event times come from protobuf's TimeUtil::GetCurrentTime(), which has
+  // one-second resolution here.
+  const auto since =
+      std::chrono::duration_cast<std::chrono::seconds>(logs.kept_since().time_since_epoch())
+          .count();
+  bool ran = false, ran_before = false;
+  for (const auto& e : job.events()) {
+    if (e.state() != v1::RUNNING) continue;
+    ran = true;
+    ran_before = ran_before || TimeUtil::TimestampToSeconds(e.time()) < since;
+  }
+  if (!ran || got.lines.size() >= requested) return "";
+  if (ran_before) {
+    return "output from before the scheduler started (" +
+           TimeUtil::ToString(TimeUtil::SecondsToTimestamp(since)).substr(0, 19) +
+           "Z) is not kept by it; " + WhereWorkersKeepIt(job);
+  }
+  if (got.dropped > 0) {
+    return std::to_string(got.dropped) +
+           " earlier lines are gone from the scheduler, which keeps " + "the last " +
+           std::to_string(logs.max_lines_per_job()) + " of a job; " + WhereWorkersKeepIt(job);
+  }
+  if (!logs.Has(job.id()) && IsTerminalJobState(job.state())) {
+    return "the scheduler no longer keeps this job's output (it keeps that of the last " +
+           std::to_string(logs.max_jobs()) + " jobs); " + WhereWorkersKeepIt(job);
+  }
+  return "";
 }
 
 }  // namespace dyt

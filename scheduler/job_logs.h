@@ -2,9 +2,10 @@
 //
 // Workers forward their trainers' stdout/stderr lines in batches; this keeps the newest
 // `max_lines_per_job` per job in memory (a ring) and lets followers wait for new ones. Logs are
-// not durable: after a scheduler restart a job's history starts empty (the trainers' own log
-// files under the worker's work dir keep everything). Logs of finished jobs are dropped when more
-// than `max_jobs` jobs have logs, oldest finished first.
+// not durable: after a scheduler restart a job's history starts empty (each worker keeps every
+// line of its ranks in <work-dir>/jobs/<job>/attempt-<n>/rank-<r>.log). Logs of finished jobs
+// are dropped when more than `max_jobs` jobs have logs, oldest finished first. LogsNotice says
+// which of these a reader's answer is missing.
 //
 // Thread safe.
 #pragma once
@@ -39,12 +40,19 @@ class JobLogs {
     std::vector<v1::LogLine> lines;
     uint64_t next = 0;      // pass to Wait / Since to continue after these lines
     bool finished = false;  // the job will get no more lines
+    uint64_t dropped = 0;   // Last: lines before `lines` that the ring no longer holds
   };
-  // The last `n` lines of the job (oldest first).
+  // The last `n` lines of the job (oldest first); `dropped` counts the lines appended before
+  // them that are gone, when `n` reaches back past the oldest line kept.
   Tail Last(const std::string& job_id, size_t n) const;
   // The lines after position `from` (as returned in Tail::next), waiting up to `timeout` for at
   // least one when there are none and the job is not finished.
   Tail Since(const std::string& job_id, uint64_t from, std::chrono::milliseconds timeout) const;
+
+  size_t max_lines_per_job() const { return max_lines_; }
+  size_t max_jobs() const { return max_jobs_; }
+  // When this JobLogs began keeping lines (the scheduler's start).
+  std::chrono::system_clock::time_point kept_since() const { return kept_since_; }
 
  private:
   struct Buffer {
@@ -56,10 +64,19 @@ class JobLogs {
 
   const size_t max_lines_;
   const size_t max_jobs_;
+  const std::chrono::system_clock::time_point kept_since_ = std::chrono::system_clock::now();
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::unordered_map<std::string, Buffer> jobs_;
   std::list<std::string> finished_order_;  // eviction order of finished jobs
 };
+
+// What GetJobLogs tells a reader whose answer (`got`, for a request of `requested` lines) lacks
+// lines the job printed, and where to find them; "" when nothing is missing. The job's lines
+// before the scheduler started, the lines the ring dropped, or all of them when a finished
+// job's lines were evicted: each worker's rank-<r>.log keeps them. `job` as GetJob answers it
+// (its events say when it ran; its placement names the workers).
+std::string LogsNotice(const JobLogs& logs, const v1::Job& job, const JobLogs::Tail& got,
+                       size_t requested);
 
 }  // namespace dyt

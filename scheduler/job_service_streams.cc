@@ -102,6 +102,12 @@ Status JobServiceImpl::Logs(grpc::ServerContext* context, const v1::GetJobLogsRe
   };
   size_t tail = request.tail() == 0 ? kDefaultTail : static_cast<size_t>(request.tail());
   JobLogs::Tail got = scheduler_->logs().Last(request.id(), tail);
+  DYT_ASSIGN_OR_RETURN(v1::Job job, Assemble(record));
+  if (std::string notice = LogsNotice(scheduler_->logs(), job, got, tail); !notice.empty()) {
+    v1::GetJobLogsResponse response;
+    response.set_notice(std::move(notice));
+    if (!writer->Write(response)) return Status(StatusCode::kCancelled, "reader went away");
+  }
   DYT_RETURN_IF_ERROR(send(got.lines));
   if (!request.follow()) return Status::Ok();
   uint64_t next = got.next;

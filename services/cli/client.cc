@@ -239,13 +239,15 @@ Status DytClient::Watch(const std::string& id,
 }
 
 Status DytClient::Logs(const v1::GetJobLogsRequest& request,
-                       const std::function<bool(const v1::LogLine&)>& on_line) {
+                       const std::function<bool(const v1::LogLine&)>& on_line,
+                       const std::function<void(const std::string&)>& on_notice) {
   grpc::ClientContext context;
   context.set_wait_for_ready(true);
   if (!request.follow()) context.set_deadline(After(config_.rpc_timeout_s));
   auto reader = stub_->GetJobLogs(&context, request);
   v1::GetJobLogsResponse response;
   while (reader->Read(&response)) {
+    if (!response.notice().empty() && on_notice) on_notice(response.notice());
     for (const auto& line : response.lines()) {
       if (!on_line(line)) {
         context.TryCancel();

@@ -55,8 +55,11 @@ class DytClient {
   // Streams: `on_message` runs for each message; returning false stops the stream early
   // (then the result is OK). A non-OK Status from `on_download` ends the stream with it.
   Status Watch(const std::string& id, const std::function<bool(const v1::Job&)>& on_message);
+  // Calls on_line for each line until it returns false; on_notice (if set) with the
+  // scheduler's note on lines it no longer has (GetJobLogsResponse.notice).
   Status Logs(const v1::GetJobLogsRequest& request,
-              const std::function<bool(const v1::LogLine&)>& on_line);
+              const std::function<bool(const v1::LogLine&)>& on_line,
+              const std::function<void(const std::string&)>& on_notice = nullptr);
   Status Download(const v1::DownloadCheckpointRequest& request,
                   const std::function<Status(const v1::DownloadCheckpointResponse&)>& on_chunk);
 

@@ -218,17 +218,26 @@ int RunLogs(const CommandContext& ctx, const LogsArgs& args) {
     if (args.follow) ctx.out->flush();
     return true;
   };
-  Status s = client.Logs(request, print);
+  // Said once, also when a reconnect hears it again.
+  bool noted = false;
+  auto note = [&](const std::string& notice) {
+    if (!noted) *ctx.err << "dytctl: note: " << notice << std::endl;
+    noted = true;
+  };
+  Status s = client.Logs(request, print, note);
   for (int failures = 0; args.follow && s.code() == StatusCode::kUnavailable && failures < 60;
        ++failures) {
     if (failures == 0) *ctx.err << "dytctl: lost the scheduler; reconnecting" << std::endl;
     std::this_thread::sleep_for(std::chrono::seconds(1));
     request.set_tail(kMaxLogsTail);
     bool got_any = false;
-    s = client.Logs(request, [&](const v1::LogLine& line) {
-      got_any = true;
-      return print(line);
-    });
+    s = client.Logs(
+        request,
+        [&](const v1::LogLine& line) {
+          got_any = true;
+          return print(line);
+        },
+        note);
     if (got_any) failures = -1;  // a session that delivered resets the count
   }
   ctx.out->flush();

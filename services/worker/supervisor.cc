@@ -11,6 +11,7 @@
 #include "services/worker/event_parser.h"
 #include "services/worker/job_config.h"
 #include "services/worker/rank_group.h"
+#include "services/worker/rank_logs.h"
 
 namespace dyt::worker {
 
@@ -26,6 +27,7 @@ struct Supervisor::Run {
   std::vector<int> slots;  // every slot the attempt holds here
   ProgressTracker progress;
   std::string last_error;            // the trainer's "error" event
+  std::unique_ptr<RankLogs> logs;    // written by the group's thread
   std::unique_ptr<RankGroup> group;  // last: destroyed (joined) first
 };
 
@@ -225,7 +227,9 @@ void Supervisor::Assign(const v1::Assignment& a) {
     spdlog::info("job {} attempt {}: rank {} started (pid {})", r->job_id, r->attempt, rank, pid);
     outbox_->Push(Update(r->job_id, r->attempt, rank, v1::RankUpdate::STARTED));
   };
+  run->logs = std::make_unique<RankLogs>(run_dir, options_.rank_log_max_bytes);
   cb.output = [this, r](int rank, const std::string& line) {
+    r->logs->Append(rank, line);
     outbox_->AddLogLine(r->job_id, r->attempt, rank, line);
   };
   cb.event = [this, r](int rank, const std::string& line) {

@@ -49,6 +49,8 @@ struct SupervisorOptions {
   std::chrono::milliseconds peer_failure_grace{std::chrono::seconds(10)};
   std::string trainer_log_level = "info";
   size_t tail_lines = 30;
+  // Each rank's output is also written to <attempt dir>/rank-<r>.log, up to this many bytes.
+  int64_t rank_log_max_bytes = int64_t{1} << 30;
 };
 
 class Supervisor {

@@ -23,6 +23,7 @@
 #include "services/worker/metrics.h"
 #include "services/worker/model_flops.h"
 #include "services/worker/outbox.h"
+#include "services/worker/rank_logs.h"
 #include "services/worker/session.h"
 #include "services/worker/supervisor.h"
 
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
                          work_dir = "/var/lib/dyt-worker", metrics_listen, log_level = "info",
                          dist_host, ca_file, token_file;
   int cpu_slots = 0;
+  int64_t rank_log_max_mb = dyt::worker::RankLogs::kDefaultMaxBytes >> 20;
   double orphan_timeout_s = 60, stop_grace_s = 30, peak_flops = 0;
   app.add_option("--scheduler", scheduler, "HOST:PORT of dyt-scheduler")->required();
   app.add_option("--worker-id", worker_id, "stable worker id (default: the hostname)");
@@ -74,6 +76,11 @@ int main(int argc, char** argv) {
          "SXM's dense BF16; exports dyt_job_mfu_ratio (default: known GPUs' peak, else no MFU)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  app.add_option("--rank-log-max-mb", rank_log_max_mb,
+                 "keep at most this much of each trainer rank's output in "
+                 "<work-dir>/jobs/<job>/attempt-<n>/rank-<r>.log")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
+      ->capture_default_str();
   app.add_option("--orphan-timeout-s", orphan_timeout_s,
                  "stop the trainers when the scheduler is unreachable this long");
   app.add_option("--stop-grace-s", stop_grace_s,
@@ -172,6 +179,7 @@ int main(int argc, char** argv) {
   sup_options.scheduler_ca_file = ca_file;
   sup_options.scheduler_token_file = token_file;
   sup_options.stop_grace = grace;
+  sup_options.rank_log_max_bytes = rank_log_max_mb << 20;
   dyt::worker::Supervisor supervisor(sup_options, &outbox, metrics->get());
 
   dyt::worker::SessionOptions session_options;

@@ -195,6 +195,22 @@ TEST_F(DytctlJobTest, LogsFollowReconnectsAfterTheSchedulerRestarts) {
       << testing::ReadText(out) << testing::ReadText(err) << Logs();
   EXPECT_NE(testing::ReadText(err).find("reconnecting"), std::string::npos)
       << testing::ReadText(err);
+  // The new scheduler does not have the lines from before the crash, and says where they are:
+  // the worker's rank log, which has them.
+  const std::string note = "dytctl: note: output from before the scheduler started (";
+  const std::string where =
+      "Z) is not kept by it; the workers keep every line in "
+      "<work-dir>/jobs/" +
+      id + "/attempt-<n>/rank-<r>.log (on w1)\n";
+  EXPECT_NE(testing::ReadText(err).find(note), std::string::npos) << testing::ReadText(err);
+  ProcessResult again = Ctl({"logs", id, "--tail", "10000"});
+  EXPECT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(again.err.rfind(note, 0), 0u) << again.err;
+  EXPECT_NE(again.err.find(where), std::string::npos) << again.err;
+  EXPECT_EQ(again.out.find("step 20/1000000 loss "), std::string::npos);
+  EXPECT_NE(testing::ReadText(dir_.Join("work-w1/jobs/" + id + "/attempt-1/rank-0.log"))
+                .find("step 20/1000000 loss "),
+            std::string::npos);
   EXPECT_EQ(CtlJson({"cancel", id})["state"], "CANCELLED");
   int status = -1;
   EXPECT_TRUE(Eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, seconds(60)));

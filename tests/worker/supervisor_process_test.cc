@@ -1,7 +1,7 @@
 // The Supervisor with real dyt-train processes (no scheduler: the reports are read from the
 // Outbox): a rank trains to completion, CANCEL and PREEMPT stops, a trainer that ignores
 // SIGTERM is killed with its whole process group, a failing trainer's output tail, and bad
-// assignments reported as failures.
+// assignments reported as failures. Each rank's output is also kept in its rank-<r>.log.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -141,8 +141,13 @@ TEST_F(SupervisorProcessTest, ARankTrainsToCompletionAndItsEventsAreReported) {
   EXPECT_GT(ckpts[0].total_bytes(), 0);
   EXPECT_TRUE(std::filesystem::is_directory(ckpts[0].path()));
   EXPECT_FALSE(r.LogLines().empty());
-  // The config it ran with is kept under the work dir.
+  // The config it ran with is kept under the work dir, and all its output: the lines sent to
+  // the scheduler, in the same order.
   EXPECT_TRUE(std::filesystem::exists(options_.work_dir + "/jobs/job-ok/attempt-1/config.yaml"));
+  std::ifstream log(options_.work_dir + "/jobs/job-ok/attempt-1/rank-0.log");
+  std::vector<std::string> kept;
+  for (std::string line; std::getline(log, line);) kept.push_back(line);
+  EXPECT_EQ(kept, r.LogLines());
   EXPECT_TRUE(sup->WaitIdle(seconds(5)));
   EXPECT_TRUE(sup->Running().empty());
 }

@@ -1,0 +1,102 @@
+// JobLogs' ring and LogsNotice: what a GetJobLogs reader is told when the scheduler no longer
+// has lines the job printed, and that nothing is said when it has them all.
+#include "scheduler/job_logs.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace dyt {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+std::vector<std::string> Numbered(int from, int to) {
+  std::vector<std::string> lines;
+  for (int i = from; i < to; ++i) lines.push_back("line " + std::to_string(i));
+  return lines;
+}
+
+// A job that ran (a RUNNING event at `ran_at`) on workers w2 and w1.
+v1::Job Ran(const std::string& id, google::protobuf::Timestamp ran_at,
+            v1::JobState state = v1::RUNNING) {
+  v1::Job job;
+  job.set_id(id);
+  job.set_state(state);
+  v1::JobEvent* queued = job.add_events();
+  queued->set_state(v1::QUEUED);
+  *queued->mutable_time() = ran_at;
+  v1::JobEvent* running = job.add_events();
+  running->set_state(v1::RUNNING);
+  *running->mutable_time() = ran_at;
+  for (const char* worker : {"w2", "w1", "w2"}) job.add_placement()->set_worker_id(worker);
+  return job;
+}
+
+constexpr const char* kWhere =
+    "the workers keep every line in <work-dir>/jobs/job-1/attempt-<n>/rank-<r>.log (on w1, w2)";
+
+TEST(JobLogsTest, LinesTheRingDroppedAreCountedAndPointedTo) {
+  JobLogs logs(/*max_lines_per_job=*/5, /*max_jobs=*/10);
+  logs.Append("job-1", 1, 0, Numbered(0, 8));
+  const v1::Job job = Ran("job-1", TimeUtil::GetCurrentTime());
+  // A tail the ring holds whole: nothing missing.
+  JobLogs::Tail three = logs.Last("job-1", 3);
+  ASSERT_EQ(three.lines.size(), 3u);
+  EXPECT_EQ(three.lines[0].text(), "line 5");
+  EXPECT_EQ(three.dropped, 0u);
+  EXPECT_EQ(LogsNotice(logs, job, three, 3), "");
+  // Reaching back past the oldest line kept: 3 are gone.
+  JobLogs::Tail all = logs.Last("job-1", 100);
+  ASSERT_EQ(all.lines.size(), 5u);
+  EXPECT_EQ(all.lines[0].text(), "line 3");
+  EXPECT_EQ(all.dropped, 3u);
+  EXPECT_EQ(LogsNotice(logs, job, all, 100),
+            std::string("3 earlier lines are gone from the scheduler, which keeps the last 5 of a "
+                        "job; ") +
+                kWhere);
+}
+
+TEST(JobLogsTest, AJobThatRanBeforeTheSchedulerStartedIsMissingItsEarlyLines) {
+  JobLogs logs;
+  logs.Append("job-1", 2, 0, Numbered(0, 2));
+  const v1::Job job = Ran("job-1", TimeUtil::SecondsToTimestamp(1700000000));
+  JobLogs::Tail got = logs.Last("job-1", 100);
+  const std::string notice = LogsNotice(logs, job, got, 100);
+  EXPECT_EQ(notice.rfind("output from before the scheduler started (20", 0), 0u) << notice;
+  EXPECT_NE(notice.find("Z) is not kept by it; " + std::string(kWhere)), std::string::npos)
+      << notice;
+  // A reader who asked for no more than it got misses nothing.
+  EXPECT_EQ(LogsNotice(logs, job, logs.Last("job-1", 2), 2), "");
+}
+
+TEST(JobLogsTest, AFinishedJobsEvictedLinesArePointedTo) {
+  JobLogs logs(/*max_lines_per_job=*/100, /*max_jobs=*/1);
+  logs.Append("job-1", 1, 0, Numbered(0, 3));
+  logs.Finish("job-1");
+  logs.Append("job-2", 1, 0, Numbered(0, 3));
+  logs.Finish("job-2");
+  EXPECT_FALSE(logs.Has("job-1"));
+  const v1::Job job = Ran("job-1", TimeUtil::GetCurrentTime(), v1::SUCCEEDED);
+  EXPECT_EQ(LogsNotice(logs, job, logs.Last("job-1", 100), 100),
+            std::string("the scheduler no longer keeps this job's output (it keeps that of the "
+                        "last 1 jobs); ") +
+                kWhere);
+}
+
+TEST(JobLogsTest, AJobThatNeverRanHasNothingMissing) {
+  JobLogs logs;
+  v1::Job queued;
+  queued.set_id("job-1");
+  queued.add_events()->set_state(v1::QUEUED);
+  EXPECT_EQ(LogsNotice(logs, queued, logs.Last("job-1", 100), 100), "");
+  // Nor does a running job whose every line is here.
+  logs.Append("job-1", 1, 0, Numbered(0, 4));
+  EXPECT_EQ(
+      LogsNotice(logs, Ran("job-1", TimeUtil::GetCurrentTime()), logs.Last("job-1", 100), 100), "");
+}
+
+}  // namespace
+}  // namespace dyt
