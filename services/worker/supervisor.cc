@@ -12,6 +12,7 @@
 #include "services/worker/job_config.h"
 #include "services/worker/rank_group.h"
 #include "services/worker/rank_logs.h"
+#include "services/worker/work_dir_retention.h"
 
 namespace dyt::worker {
 
@@ -380,6 +381,19 @@ int Supervisor::busy_slots() const {
 int Supervisor::running_attempts() const {
   std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int>(runs_.size());
+}
+
+size_t Supervisor::PruneWorkDir(std::chrono::seconds keep) {
+  // Under mu_: Assign creates attempt directories under it, so none is removed while made.
+  std::lock_guard<std::mutex> lock(mu_);
+  std::set<std::string> active;
+  for (const auto& [key, run] : runs_) {
+    active.insert(SafeName(key.first) + "/attempt-" + std::to_string(key.second));
+  }
+  PruneReport report = PruneAttemptDirs(options_.work_dir, active, keep);
+  for (const auto& dir : report.deleted) spdlog::info("retention: deleted {}", dir);
+  for (const auto& error : report.errors) spdlog::warn("retention: {}", error);
+  return report.deleted.size();
 }
 
 void Supervisor::Reap() {

@@ -74,6 +74,9 @@ class Supervisor {
   void Reap();
   // Waits up to `timeout` until no attempt runs (Reap included).
   bool WaitIdle(std::chrono::milliseconds timeout);
+  // Deletes the directories of attempts not held here that did not change for `keep`
+  // (work_dir_retention.h), logging what went; returns how many directories were removed.
+  size_t PruneWorkDir(std::chrono::seconds keep);
 
  private:
   struct Run;

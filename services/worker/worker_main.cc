@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
                          dist_host, ca_file, token_file;
   int cpu_slots = 0;
   int64_t rank_log_max_mb = dyt::worker::RankLogs::kDefaultMaxBytes >> 20;
+  double keep_attempt_dirs_days = 14;
   double orphan_timeout_s = 60, stop_grace_s = 30, peak_flops = 0;
   app.add_option("--scheduler", scheduler, "HOST:PORT of dyt-scheduler")->required();
   app.add_option("--worker-id", worker_id, "stable worker id (default: the hostname)");
@@ -80,6 +81,11 @@ int main(int argc, char** argv) {
                  "keep at most this much of each trainer rank's output in "
                  "<work-dir>/jobs/<job>/attempt-<n>/rank-<r>.log")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--keep-attempt-dirs-days", keep_attempt_dirs_days,
+                 "delete a finished attempt's directory (config, rank logs) under "
+                 "<work-dir>/jobs once unchanged this long; checked hourly (0: keep them all)")
+      ->check(CLI::Range(0.0, 36500.0))
       ->capture_default_str();
   app.add_option("--orphan-timeout-s", orphan_timeout_s,
                  "stop the trainers when the scheduler is unreachable this long");
@@ -208,9 +214,16 @@ int main(int argc, char** argv) {
       std::chrono::milliseconds(static_cast<int64_t>(orphan_timeout_s * 1000));
   bool orphaned = false;
   int exit_code = 0;
+  const auto keep_attempt_dirs =
+      std::chrono::seconds(static_cast<int64_t>(keep_attempt_dirs_days * 86400));
+  auto next_prune = std::chrono::steady_clock::now();  // at start, then hourly
   while (!stop.requested()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     supervisor.Reap();
+    if (keep_attempt_dirs.count() > 0 && std::chrono::steady_clock::now() >= next_prune) {
+      supervisor.PruneWorkDir(keep_attempt_dirs);
+      next_prune = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    }
     if (const std::string why = session.refused(); !why.empty()) {
       spdlog::error(
           "the scheduler refused worker {}: {}. Give it a valid worker token for this worker id "

@@ -178,6 +178,36 @@ TEST_F(SupervisorProcessTest, CancelStopsTheWholeProcessGroupWithinTheGrace) {
   EXPECT_TRUE(GroupGone(pids[0]));
 }
 
+// Retention takes old finished attempts' directories but never one of an attempt still running,
+// however long ago it was written to (here: a retention period of zero).
+TEST_F(SupervisorProcessTest, RetentionNeverTakesTheDirectoryOfARunningAttempt) {
+  auto sup = Make();
+  sup->Assign(Job("job-long", 1000000));
+  Reports r(&box_);
+  ASSERT_TRUE(r.WaitFor([](const Messages& m) { return Count(m, v1::RankUpdate::PROGRESS) >= 1; },
+                        seconds(60)));
+  const std::string running = options_.work_dir + "/jobs/job-long/attempt-1";
+  const std::string finished = options_.work_dir + "/jobs/job-old/attempt-3";
+  std::filesystem::create_directories(finished);
+  std::ofstream(finished + "/rank-0.log") << "old output\n";
+  EXPECT_EQ(sup->PruneWorkDir(seconds(0)), 2u);  // job-old/attempt-3 and job-old
+  EXPECT_FALSE(std::filesystem::exists(options_.work_dir + "/jobs/job-old"));
+  EXPECT_TRUE(std::filesystem::exists(running + "/config.yaml"));
+  EXPECT_TRUE(std::filesystem::exists(running + "/rank-0.log"));
+  v1::StopJob stop;
+  stop.set_job_id("job-long");
+  stop.set_attempt(1);
+  stop.set_reason(v1::StopJob::CANCEL);
+  stop.set_grace_ms(3000);
+  sup->Stop(stop);
+  ASSERT_TRUE(r.WaitFor([](const Messages& m) { return Count(m, v1::RankUpdate::EXITED) == 1; },
+                        seconds(20)));
+  ASSERT_TRUE(sup->WaitIdle(seconds(5)));
+  // Ended and reaped: now it goes too.
+  EXPECT_EQ(sup->PruneWorkDir(seconds(0)), 2u);
+  EXPECT_FALSE(std::filesystem::exists(running));
+}
+
 TEST_F(SupervisorProcessTest, PreemptMakesTheTrainerCheckpointAndExit3) {
   auto sup = Make();
   sup->Assign(Job("job-preempt", 1000000));
