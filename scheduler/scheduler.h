@@ -184,6 +184,9 @@ class Scheduler {
   void SendStop(const std::string& worker_id, const std::string& job_id, int attempt,
                 v1::StopJob::Reason reason);
   void RankExited(const std::string& worker_id, const v1::RankUpdate& update, Batch& batch);
+  // A rank of a job that ended while it stopped (cancelled) exited: the stored job's progress
+  // moves to the step it reached, its last word on how far the job got.
+  void KeepFinalProgress(const v1::RankUpdate& update);
   void OnUpdate(const std::string& worker_id, const v1::RankUpdate& update, Batch& batch);
   Status OnCheckpoint(const std::string& worker_id, const v1::CheckpointRecord& checkpoint,
                       Batch& batch);

@@ -307,10 +307,11 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
                            Batch& batch) {
   const std::string key = AttemptKey(update.job_id(), update.attempt());
   auto attempt = attempts_.find(key);
+  bool held = false;  // the rank ran on that worker (it was not yet reported gone)
   if (attempt != attempts_.end()) {
     auto ranks = attempt->second.live_ranks.find(worker_id);
     if (ranks != attempt->second.live_ranks.end()) {
-      ranks->second.erase(update.rank());
+      held = ranks->second.erase(update.rank()) > 0;
       if (ranks->second.empty()) {
         cluster_.ReleaseOnWorker(key, worker_id);
         attempt->second.live_ranks.erase(ranks);
@@ -319,7 +320,10 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
     }
     if (attempt->second.live_ranks.empty()) attempts_.erase(attempt);
   }
-  if (!IsCurrentAttempt(update.job_id(), update.attempt())) return;
+  if (!IsCurrentAttempt(update.job_id(), update.attempt())) {
+    if (held) KeepFinalProgress(update);
+    return;
+  }
   LiveJob& job = jobs_.at(update.job_id());
   if (update.has_progress() && update.progress().step() > 0) {
     *job.record.mutable_job()->mutable_progress() = update.progress();
@@ -396,6 +400,28 @@ std::vector<v1::WorkerStatus> Scheduler::ListWorkers() const {
     out.push_back(std::move(status));
   }
   return out;
+}
+
+void Scheduler::KeepFinalProgress(const v1::RankUpdate& update) {
+  if (!update.has_progress() || update.progress().step() <= 0) return;
+  if (jobs_.count(update.job_id()) > 0) return;  // still live: a later attempt reports
+  StatusOr<v1::JobRecord> stored = store_->GetJob(update.job_id());
+  if (!stored.ok()) return;
+  v1::Job& job = *stored->mutable_job();
+  if (!IsTerminalJobState(job.state()) || job.attempt() != update.attempt() ||
+      update.progress().step() <= job.progress().step()) {
+    return;
+  }
+  const double val_loss =
+      update.progress().val_loss() != 0 ? update.progress().val_loss() : job.progress().val_loss();
+  *job.mutable_progress() = update.progress();
+  job.mutable_progress()->set_val_loss(val_loss);
+  if (Status s = store_->PutJob(*stored); !s.ok()) {
+    spdlog::warn("job {}: keeping the step its ranks stopped at: {}", update.job_id(),
+                 s.ToString());
+    return;
+  }
+  Changed();
 }
 
 Status Scheduler::SetRendezvous(const v1::SetRendezvousRequest& request) {

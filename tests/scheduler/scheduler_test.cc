@@ -375,6 +375,48 @@ TEST(SchedulerTest, CheckpointSavedWhileACancelledJobStopsIsKept) {
   EXPECT_EQ(job.last_checkpoint_step(), 9);
 }
 
+// A cancelled job's ranks report, as they exit, the step they reached after the cancel: the
+// job's progress shows it (only from the worker that ran them).
+TEST(SchedulerTest, ACancelledJobShowsTheStepItsRanksStoppedAt) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 1);
+  std::string id = SubmitJob(server, Spec("stopping", 1));
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  TestWorker stranger(server.port(), "w2", 1);
+  worker.StartAll(*a);
+  auto exited_at = [&](int64_t step) {
+    v1::WorkerMessage m;
+    v1::RankUpdate* u = m.mutable_update();
+    u->set_job_id(id);
+    u->set_attempt(a->attempt());
+    u->set_rank(0);
+    u->set_kind(step == 5 ? v1::RankUpdate::PROGRESS : v1::RankUpdate::EXITED);
+    if (step != 5) u->set_exit(v1::RankUpdate::STOPPED);
+    u->mutable_progress()->set_step(step);
+    u->mutable_progress()->set_steps(1000);
+    u->mutable_progress()->set_loss(10.0 / static_cast<double>(step));
+    return m;
+  };
+  worker.Send(exited_at(5));  // a PROGRESS update
+  ASSERT_TRUE(WaitJob(server, id, [](const v1::Job& j) { return j.progress().step() == 5; }));
+  v1::CancelJobRequest cancel;
+  cancel.set_id(id);
+  v1::Job out;
+  ASSERT_TRUE(server.stub().CancelJob(Context().get(), cancel, &out).ok());
+  ASSERT_TRUE(worker.TakeStop(id));
+  stranger.Send(exited_at(50));  // never ran it: ignored
+  worker.Send(exited_at(7));
+  ASSERT_TRUE(WaitJob(server, id, [](const v1::Job& j) { return j.progress().step() == 7; }));
+  std::this_thread::sleep_for(milliseconds(300));  // time for a wrong acceptance to show
+  v1::Job job = GetJob(server, id);
+  EXPECT_EQ(job.state(), v1::CANCELLED);
+  EXPECT_EQ(job.progress().step(), 7);
+  EXPECT_DOUBLE_EQ(job.progress().loss(), 10.0 / 7);
+}
+
 TEST(SchedulerTest, RendezvousWaitsForRankZeroAndRejectsStaleAttempts) {
   TempDir dir;
   auto store = OpenStore(dir.Join("db"));
