@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <charconv>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -28,32 +27,6 @@ std::string DefaultOwner() {
   }
   const passwd* pw = ::getpwuid(::getuid());
   return pw != nullptr && pw->pw_name != nullptr ? pw->pw_name : "";
-}
-
-// --step: a checkpoint step, >= 1 (the option left out means the latest).
-CLI::Validator StepNumber() {
-  return CLI::Validator(
-      [](std::string& value) -> std::string {
-        int64_t step = 0;
-        const char* end = value.data() + value.size();
-        auto [ptr, ec] = std::from_chars(value.data(), end, step);
-        if (ec != std::errc() || ptr != end || step < 1) {
-          return "must be a step >= 1 (leave it out for the latest checkpoint; got '" + value +
-                 "')";
-        }
-        return "";
-      },
-      "STEP");
-}
-
-// --expires: what ParseExpires accepts.
-CLI::Validator Lifetime() {
-  return CLI::Validator(
-      [](std::string& value) -> std::string {
-        auto seconds = dyt::cli::ParseExpires(value);
-        return seconds.ok() ? "" : seconds.status().message();
-      },
-      "DURATION");
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 #include "services/cli/usage.h"
 
+#include <charconv>
 #include <vector>
+
+#include "services/cli/commands.h"
 
 namespace dyt::cli {
 namespace {
@@ -64,6 +67,32 @@ std::string UsageFailureMessage(const CLI::App* app, const CLI::Error& error) {
     command += a->get_name() + " ";
   }
   return "dytctl: " + std::string(error.what()) + " (dytctl " + command + "--help)\n";
+}
+
+// --step: a checkpoint step, >= 1 (the option left out means the latest).
+CLI::Validator StepNumber() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        int64_t step = 0;
+        const char* end = value.data() + value.size();
+        auto [ptr, ec] = std::from_chars(value.data(), end, step);
+        if (ec != std::errc() || ptr != end || step < 1) {
+          return "must be a step >= 1 (leave it out for the latest checkpoint; got '" + value +
+                 "')";
+        }
+        return "";
+      },
+      "STEP");
+}
+
+// --expires: what ParseExpires accepts.
+CLI::Validator Lifetime() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        auto seconds = ParseExpires(value);
+        return seconds.ok() ? "" : seconds.status().message();
+      },
+      "DURATION");
 }
 
 CLI::Validator NonEmpty() {

@@ -17,7 +17,10 @@ std::optional<std::string> CommandWordError(const CLI::App& app, int argc, const
 // CLI11's failure message as "dytctl: <what> (dytctl <command> --help)".
 std::string UsageFailureMessage(const CLI::App* app, const CLI::Error& error);
 
-// A CLI11 check that the value is not empty ("must not be empty").
+// CLI11 checks: the value is not empty ("must not be empty"); a checkpoint step >= 1 (--step);
+// a token lifetime ParseExpires accepts (--expires).
 CLI::Validator NonEmpty();
+CLI::Validator StepNumber();
+CLI::Validator Lifetime();
 
 }  // namespace dyt::cli
