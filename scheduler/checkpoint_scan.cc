@@ -39,18 +39,22 @@ StatusOr<v1::CheckpointRecord> ReadCheckpoint(const std::string& dir, int64_t st
   record.set_path(dir);  // as the trainer reports it: JoinPath(<store>, <step dir name>)
   struct stat st {};
   const std::string manifest_path = JoinPath(dir, kManifestFile);
-  if (::stat(manifest_path.c_str(), &st) != 0) {
+  if (::lstat(manifest_path.c_str(), &st) != 0) {
     return DataLoss(std::string(kManifestFile) + ": " + std::strerror(errno));
   }
+  if (!S_ISREG(st.st_mode)) return DataLoss(std::string(kManifestFile) + ": not a regular file");
   int64_t total = st.st_size;
   const int64_t manifest_mtime = st.st_mtime;
   bool has_state = false;
   for (const ManifestEntry& entry : manifest.files) {
     const std::string path = JoinPath(dir, entry.name);
-    if (::stat(path.c_str(), &st) != 0) {
+    // lstat: a symlink is not a checkpoint file (it could point anywhere; downloads would
+    // serve what it points to).
+    if (::lstat(path.c_str(), &st) != 0) {
       return DataLoss(entry.name + ": " + std::strerror(errno));
     }
-    if (!S_ISREG(st.st_mode) || st.st_size != entry.size) {
+    if (!S_ISREG(st.st_mode)) return DataLoss(entry.name + ": not a regular file");
+    if (st.st_size != entry.size) {
       return DataLoss(entry.name + ": size " + std::to_string(st.st_size) + " differs from the " +
                       std::to_string(entry.size) + " in manifest.json");
     }
@@ -95,6 +99,10 @@ StatusOr<CheckpointScan> ScanCheckpointDir(const std::string& job_dir, const std
     const std::string name = it->path().filename().string();
     const std::optional<int64_t> step = ParseStepDirName(name);
     if (!step || known.count(*step) > 0) continue;
+    if (it->is_symlink(ec)) {
+      scan.skipped.push_back(name + ": a symlink, not a checkpoint directory");
+      continue;
+    }
     if (!it->is_directory(ec)) continue;
     StatusOr<v1::CheckpointRecord> record = ReadCheckpoint(JoinPath(job_dir, name), *step, job_id);
     if (record.ok()) {

@@ -6,8 +6,9 @@
 // downloads from it), so it finds such checkpoints there (Scheduler::AdoptCheckpointsOnDisk).
 //
 // A directory counts only when it is a committed checkpoint of this job: a canonical
-// step-NNNNNNNN name (never a .tmp-/.old- entry), a manifest.json that parses and names that
-// step, every listed file present with its listed size, and a state.json of the same job. The
+// step-NNNNNNNN name (never a .tmp-/.old- entry), a real directory and real files (no
+// symlinks), a manifest.json that parses and names that step, every listed file present with
+// its listed size, and a state.json of the same job. The
 // SHA-256 digests are not recomputed here (that reads every byte); the record carries the
 // manifest's digests, which `dytctl pull` checks each download against.
 #pragma once

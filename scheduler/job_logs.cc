@@ -127,7 +127,7 @@ std::string LogsNotice(const JobLogs& logs, const v1::Job& job, const JobLogs::T
   }
   if (got.dropped > 0) {
     return std::to_string(got.dropped) +
-           " earlier lines are gone from the scheduler, which keeps " + "the last " +
+           " earlier lines are gone from the scheduler, which keeps the last " +
            std::to_string(logs.max_lines_per_job()) + " of a job; " + WhereWorkersKeepIt(job);
   }
   if (!logs.Has(job.id()) && IsTerminalJobState(job.state())) {

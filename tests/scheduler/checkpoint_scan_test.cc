@@ -99,6 +99,12 @@ TEST(ScanCheckpointDirTest, FindsTheCompleteCheckpointsOfTheJobOnly) {
   fs::rename(WriteCheckpoint(store, 11, mine), JoinPath(store, ".tmp-step-00000011-4242"));
   fs::rename(WriteCheckpoint(store, 12, mine), JoinPath(store, "step-12"));
   WriteText(JoinPath(store, "step-00000013"), "a file, not a directory");
+  // Symlinks: a step directory pointing elsewhere, a checkpoint whose file points elsewhere.
+  fs::create_directory_symlink(WriteCheckpoint(dir.Join("elsewhere"), 15, mine),
+                               JoinPath(store, StepDirName(15)));
+  const std::string linked = WriteCheckpoint(store, 16, mine);
+  fs::rename(JoinPath(linked, kModelFile), dir.Join("model-elsewhere"));
+  fs::create_symlink(dir.Join("model-elsewhere"), JoinPath(linked, kModelFile));
   // Known already (in the scheduler's store): not read again.
   WriteCheckpoint(store, 14, mine);
 
@@ -128,7 +134,7 @@ TEST(ScanCheckpointDirTest, FindsTheCompleteCheckpointsOfTheJobOnly) {
 
   std::map<std::string, std::string> skipped;
   for (const std::string& why : scan->skipped) skipped[why.substr(0, why.find(':'))] = why;
-  ASSERT_EQ(skipped.size(), 4u) << ::testing::PrintToString(scan->skipped);
+  ASSERT_EQ(skipped.size(), 6u) << ::testing::PrintToString(scan->skipped);
   EXPECT_NE(skipped["step-00000006"].find("optimizer.safetensors: size 100 differs from the 2000"),
             std::string::npos)
       << skipped["step-00000006"];
@@ -138,6 +144,12 @@ TEST(ScanCheckpointDirTest, FindsTheCompleteCheckpointsOfTheJobOnly) {
       << skipped["step-00000008"];
   EXPECT_NE(skipped["step-00000010"].find("manifest.json missing"), std::string::npos)
       << skipped["step-00000010"];
+  EXPECT_NE(skipped["step-00000015"].find("a symlink, not a checkpoint directory"),
+            std::string::npos)
+      << skipped["step-00000015"];
+  EXPECT_NE(skipped["step-00000016"].find("model.safetensors: not a regular file"),
+            std::string::npos)
+      << skipped["step-00000016"];
 }
 
 TEST(ScanCheckpointDirTest, AMissingDirectoryHasNoCheckpoints) {
