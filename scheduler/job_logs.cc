@@ -10,7 +10,7 @@
 namespace dyt {
 
 void JobLogs::Append(const std::string& job_id, int attempt, int rank,
-                     const std::vector<std::string>& lines) {
+                     const std::vector<std::string>& lines, int64_t first_line) {
   if (lines.empty()) return;
   auto now = google::protobuf::util::TimeUtil::GetCurrentTime();
   {
@@ -22,6 +22,7 @@ void JobLogs::Append(const std::string& job_id, int attempt, int rank,
       line.set_rank(rank);
       line.set_attempt(attempt);
       line.set_text(text);
+      if (first_line > 0) line.set_line(first_line++);
       buffer.lines.push_back(std::move(line));
       ++buffer.end;
       if (buffer.lines.size() > max_lines_) buffer.lines.pop_front();

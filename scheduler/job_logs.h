@@ -29,8 +29,10 @@ class JobLogs {
   explicit JobLogs(size_t max_lines_per_job = 10000, size_t max_jobs = 1000)
       : max_lines_(max_lines_per_job), max_jobs_(max_jobs) {}
 
+  // `first_line`: the number of lines[0] in the rank's output (LogBatch.first_line; 0: not
+  // numbered); the lines get consecutive numbers from it (LogLine.line).
   void Append(const std::string& job_id, int attempt, int rank,
-              const std::vector<std::string>& lines);
+              const std::vector<std::string>& lines, int64_t first_line = 0);
   // Whether the job has lines kept (also after Finish, until evicted).
   bool Has(const std::string& job_id) const;
   // No more lines will come for this job: followers return; the job's lines become evictable.

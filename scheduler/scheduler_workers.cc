@@ -200,7 +200,7 @@ Status Scheduler::OnWorkerMessage(const std::shared_ptr<WorkerSession>& session,
       std::vector<std::string> lines(logs.lines().begin(), logs.lines().end());
       // Also the last lines of a job that just ended (a cancelled trainer's shutdown lines).
       if (jobs_.count(logs.job_id()) > 0 || logs_.Has(logs.job_id())) {
-        logs_.Append(logs.job_id(), logs.attempt(), logs.rank(), lines);
+        logs_.Append(logs.job_id(), logs.attempt(), logs.rank(), lines, logs.first_line());
       }
       break;
     }

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -194,20 +195,33 @@ int RunLogs(const CommandContext& ctx, const LogsArgs& args) {
   request.set_follow(args.follow);
   // With --follow a lost connection (a scheduler restart, a network blip) is reopened like
   // watch's, for up to a minute of failures in a row. The reopened stream starts with the
-  // retained history again: lines older than the last one printed, or equal to it in time and
-  // already printed, are skipped.
+  // retained history again: a line whose number (LogLine.line, per attempt and rank) is not
+  // above the last one printed of its rank is skipped. Lines from a scheduler or worker that
+  // does not number them are told apart by time and text instead (identical lines in the same
+  // second are then printed once).
+  std::map<std::pair<int, int>, int64_t> last_line;  // (attempt, rank) -> last number printed
   google::protobuf::Timestamp last_time;
   std::set<std::string> printed_at_last;  // rank, attempt and text of lines at last_time
   auto key = [](const v1::LogLine& l) {
     return std::to_string(l.rank()) + "/" + std::to_string(l.attempt()) + "/" + l.text();
   };
-  auto print = [&](const v1::LogLine& line) {
+  auto seen = [&](const v1::LogLine& line) {
+    if (line.line() > 0) {
+      int64_t& last = last_line[{line.attempt(), line.rank()}];
+      if (line.line() <= last) return true;
+      last = line.line();
+      return false;
+    }
     if (line.time() < last_time) return true;
     if (line.time() == last_time && !printed_at_last.insert(key(line)).second) return true;
     if (line.time() > last_time) {
       last_time = line.time();
       printed_at_last = {key(line)};
     }
+    return false;
+  };
+  auto print = [&](const v1::LogLine& line) {
+    if (seen(line)) return true;
     if (ctx.json) {
       *ctx.out << ToJson(line, /*pretty=*/false) << "\n";
     } else if (line.rank() == 0) {

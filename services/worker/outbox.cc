@@ -31,16 +31,26 @@ void Outbox::AddLogLine(const std::string& job_id, int attempt, int rank, std::s
   bool notify = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    const Key key(job_id, attempt, rank);
+    const int64_t number = ++lines_seen_[key];  // a dropped line keeps its number
     if (log_lines_ >= max_log_lines_) {
       ++dropped_;
+      // The key's open batch ends before the gap: a batch's lines are numbered consecutively.
+      if (auto open = batches_.find(key); open != batches_.end()) {
+        v1::WorkerMessage m;
+        *m.mutable_logs() = std::move(open->second.batch);
+        queue_.push_back(std::move(m));
+        batches_.erase(open);
+      }
       return;
     }
     ++log_lines_;
-    Batch& b = batches_[Key(job_id, attempt, rank)];
+    Batch& b = batches_[key];
     if (b.batch.lines_size() == 0) {
       b.batch.set_job_id(job_id);
       b.batch.set_attempt(attempt);
       b.batch.set_rank(rank);
+      b.batch.set_first_line(number);
       b.first = Clock::now();
     }
     b.batch.add_lines(std::move(line));

@@ -4,8 +4,10 @@
 // (AddLogLine) from its threads; the session takes them (Take) and writes them to the stream,
 // in order. Log lines are batched per (job, attempt, rank): a batch is ready at 100 lines or
 // 200 ms after its first line, and every pending batch is queued before a later Push, so a
-// rank's last lines always go out before its EXITED update. While the scheduler is away the
-// queue keeps updates and checkpoints; log lines beyond `max_log_lines` are dropped (counted).
+// rank's last lines always go out before its EXITED update. Each batch carries the number of
+// its first line in its rank's output (LogBatch.first_line), so readers can tell lines apart. While
+// the scheduler is away the queue keeps updates and checkpoints; log lines beyond `max_log_lines`
+// are dropped (counted).
 #pragma once
 
 #include <chrono>
@@ -57,7 +59,8 @@ class Outbox {
   std::condition_variable cv_;
   std::deque<v1::WorkerMessage> queue_;
   std::map<Key, Batch> batches_;
-  size_t log_lines_ = 0;  // lines held, in batches and queued
+  std::map<Key, int64_t> lines_seen_;  // lines of each rank's output so far (numbers them)
+  size_t log_lines_ = 0;               // lines held, in batches and queued
   size_t max_log_lines_;
   size_t dropped_ = 0;
 };

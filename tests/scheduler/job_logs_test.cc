@@ -98,5 +98,16 @@ TEST(JobLogsTest, AJobThatNeverRanHasNothingMissing) {
       LogsNotice(logs, Ran("job-1", TimeUtil::GetCurrentTime()), logs.Last("job-1", 100), 100), "");
 }
 
+TEST(JobLogsTest, NumberedBatchesNumberTheirLines) {
+  JobLogs logs;
+  logs.Append("job-1", 1, 0, {"a", "a"}, /*first_line=*/7);
+  logs.Append("job-1", 1, 1, {"b"});  // not numbered (an older worker)
+  JobLogs::Tail got = logs.Last("job-1", 10);
+  ASSERT_EQ(got.lines.size(), 3u);
+  EXPECT_EQ(got.lines[0].line(), 7);
+  EXPECT_EQ(got.lines[1].line(), 8);
+  EXPECT_EQ(got.lines[2].line(), 0);
+}
+
 }  // namespace
 }  // namespace dyt

@@ -65,5 +65,40 @@ TEST(OutboxTest, RequeuedMessagesComeFirstAndLogsOverTheLimitAreDropped) {
   EXPECT_EQ(again[2].update().rank(), 6);
 }
 
+// Each batch names the number of its first line in its rank's output, so the scheduler and
+// readers can tell identical lines apart; a dropped line keeps its number (a gap).
+TEST(OutboxTest, BatchesNumberTheirLinesPerRankAcrossBatchesAndDrops) {
+  Outbox box(/*max_log_lines=*/3);
+  box.AddLogLine("j", 1, 0, "same");
+  box.AddLogLine("j", 1, 0, "same");
+  box.AddLogLine("j", 1, 1, "same");
+  box.AddLogLine("j", 1, 0, "dropped");  // over the limit of 3 held lines
+  auto first = box.Take(/*flush=*/true);
+  ASSERT_EQ(first.size(), 2u);
+  for (const auto& m : first) {
+    EXPECT_EQ(m.logs().first_line(), 1) << m.DebugString();
+    EXPECT_EQ(m.logs().lines_size(), m.logs().rank() == 0 ? 2 : 1);
+  }
+  box.AddLogLine("j", 1, 0, "after the gap");
+  box.AddLogLine("j", 2, 0, "next attempt");
+  auto second = box.Take(/*flush=*/true);
+  ASSERT_EQ(second.size(), 2u);
+  for (const auto& m : second) {
+    EXPECT_EQ(m.logs().first_line(), m.logs().attempt() == 1 ? 4 : 1) << m.DebugString();
+  }
+  // A line dropped while a batch is open closes that batch: the lines after the gap start a
+  // new batch with their own number.
+  Outbox small(/*max_log_lines=*/1);
+  small.AddLogLine("j", 1, 0, "kept");
+  small.AddLogLine("j", 1, 0, "dropped");
+  auto closed = small.Take();  // the closed batch is queued, not waiting for its delay
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].logs().first_line(), 1);
+  small.AddLogLine("j", 1, 0, "third");
+  auto third = small.Take(/*flush=*/true);
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(third[0].logs().first_line(), 3);
+}
+
 }  // namespace
 }  // namespace dyt::worker

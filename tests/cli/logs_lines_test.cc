@@ -1,0 +1,63 @@
+// dytctl logs against an in-process scheduler fed by a test worker session: every line the
+// trainer printed is printed, also identical lines that arrive in the same second (lines are
+// told apart by their number in the rank's output, not by time and text).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "services/cli/commands.h"
+#include "tests/scheduler/service_test_util.h"
+#include "tests/scheduler/test_util.h"
+#include "tests/scheduler/test_worker.h"
+
+namespace dyt::cli {
+namespace {
+
+using ::dyt::testing::TestServer;
+using ::dyt::testing::TestWorker;
+
+TEST(DytctlLogsTest, IdenticalLinesOfOneSecondAreAllPrinted) {
+  ::dyt::testing::TempDir dir;
+  auto store = ::dyt::testing::OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 1);
+  v1::JobSpec spec = ::dyt::testing::ValidSpec("repeats");
+  spec.mutable_resources()->set_ranks(1);
+  const std::string id = ::dyt::testing::SubmitJob(server, spec);
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  worker.StartAll(*a);
+  v1::WorkerMessage m;
+  v1::LogBatch* batch = m.mutable_logs();
+  batch->set_job_id(id);
+  batch->set_attempt(a->attempt());
+  batch->set_rank(0);
+  batch->set_first_line(1);
+  for (const char* line : {"warning: slow step", "warning: slow step", "", "", "step 1/5"}) {
+    batch->add_lines(line);
+  }
+  worker.Send(m);
+
+  CommandContext ctx;
+  ctx.config.server = "127.0.0.1:" + std::to_string(server.port());
+  std::ostringstream out, err;
+  ctx.out = &out;
+  ctx.err = &err;
+  LogsArgs args;
+  args.id = id;
+  const std::string want = "warning: slow step\nwarning: slow step\n\n\nstep 1/5\n";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {  // until the scheduler has taken the batch
+    out.str("");
+    ASSERT_EQ(RunLogs(ctx, args), kExitOk) << err.str();
+    if (out.str() == want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(out.str(), want);
+  EXPECT_EQ(err.str(), "");
+}
+
+}  // namespace
+}  // namespace dyt::cli
