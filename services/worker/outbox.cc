@@ -1,6 +1,47 @@
 #include "services/worker/outbox.h"
 
+#include <google/protobuf/descriptor.h>
+
+#include "common/utf8.h"
+
 namespace dyt::worker {
+namespace {
+
+// Makes every string field of `message` (and of the messages in it) valid UTF-8, which proto3
+// requires: a trainer's output, error text or file names can hold any bytes, and one invalid
+// field would make the whole message unsendable.
+void MakeStringsUtf8(google::protobuf::Message* message) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Descriptor* d = message->GetDescriptor();
+  const google::protobuf::Reflection* r = message->GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->type() == FieldDescriptor::TYPE_STRING) {
+      if (f->is_repeated()) {
+        for (int k = 0; k < r->FieldSize(*message, f); ++k) {
+          std::string scratch;
+          const std::string& value = r->GetRepeatedStringReference(*message, f, k, &scratch);
+          if (!IsValidUtf8(value)) r->SetRepeatedString(message, f, k, ToValidUtf8(value));
+        }
+      } else if (r->HasField(*message, f) || !f->has_presence()) {
+        std::string scratch;
+        const std::string& value = r->GetStringReference(*message, f, &scratch);
+        if (!IsValidUtf8(value)) r->SetString(message, f, ToValidUtf8(value));
+      }
+    } else if (f->type() == FieldDescriptor::TYPE_MESSAGE) {
+      if (f->is_map()) continue;  // none of the worker's messages has a map of free text
+      if (f->is_repeated()) {
+        for (int k = 0; k < r->FieldSize(*message, f); ++k) {
+          MakeStringsUtf8(r->MutableRepeatedMessage(message, f, k));
+        }
+      } else if (r->HasField(*message, f)) {
+        MakeStringsUtf8(r->MutableMessage(message, f));
+      }
+    }
+  }
+}
+
+}  // namespace
 
 void Outbox::QueueBatchesLocked(bool all) {
   const Clock::time_point now = Clock::now();
@@ -19,6 +60,7 @@ void Outbox::QueueBatchesLocked(bool all) {
 }
 
 void Outbox::Push(v1::WorkerMessage message) {
+  MakeStringsUtf8(&message);
   {
     std::lock_guard<std::mutex> lock(mu_);
     QueueBatchesLocked(/*all=*/true);
@@ -28,6 +70,7 @@ void Outbox::Push(v1::WorkerMessage message) {
 }
 
 void Outbox::AddLogLine(const std::string& job_id, int attempt, int rank, std::string line) {
+  if (!IsValidUtf8(line)) line = ToValidUtf8(line);
   bool notify = false;
   {
     std::lock_guard<std::mutex> lock(mu_);

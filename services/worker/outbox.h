@@ -7,7 +7,8 @@
 // rank's last lines always go out before its EXITED update. Each batch carries the number of
 // its first line in its rank's output (LogBatch.first_line), so readers can tell lines apart. While
 // the scheduler is away the queue keeps updates and checkpoints; log lines beyond `max_log_lines`
-// are dropped (counted).
+// are dropped (counted). Text that is not valid UTF-8 (a trainer may print any bytes) is made
+// valid (U+FFFD for each bad byte) on the way in: protobuf cannot send it otherwise.
 #pragma once
 
 #include <chrono>

@@ -4,6 +4,8 @@
 
 #include <thread>
 
+#include "common/utf8.h"
+
 namespace dyt::worker {
 namespace {
 
@@ -98,6 +100,49 @@ TEST(OutboxTest, BatchesNumberTheirLinesPerRankAcrossBatchesAndDrops) {
   auto third = small.Take(/*flush=*/true);
   ASSERT_EQ(third.size(), 1u);
   EXPECT_EQ(third[0].logs().first_line(), 3);
+}
+
+TEST(Utf8Test, OnlyWellFormedSequencesSurvive) {
+  EXPECT_EQ(ToValidUtf8(""), "");
+  EXPECT_EQ(ToValidUtf8("plain \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "plain \xe2\x82\xac \xf0\x9f\x98\x80");
+  const std::string fffd = "\xef\xbf\xbd";
+  EXPECT_EQ(ToValidUtf8("\xc0\xaf"), fffd + fffd);                         // overlong '/'
+  EXPECT_EQ(ToValidUtf8("\xe0\x80\xaf"), fffd + fffd + fffd);              // overlong, 3 bytes
+  EXPECT_EQ(ToValidUtf8("\xf4\x90\x80\x80"), fffd + fffd + fffd + fffd);   // above U+10FFFF
+  EXPECT_EQ(ToValidUtf8("ab\xe2\x82"), "ab" + fffd + fffd);                // cut at the end
+  EXPECT_EQ(ToValidUtf8(std::string("a\0b", 3)), std::string("a\0b", 3));  // NUL is valid
+  EXPECT_TRUE(IsValidUtf8("\xf0\x9f\x98\x80"));
+  EXPECT_FALSE(IsValidUtf8("\x80"));
+}
+
+// A trainer may print any bytes (a file name in Latin-1, a cut multi-byte character); what the
+// outbox hands out always serializes, the bad bytes shown as U+FFFD.
+TEST(OutboxTest, TextThatIsNotUtf8IsMadeValidSoTheMessageCanBeSent) {
+  Outbox box;
+  box.AddLogLine("j", 1, 0, "caf\xe9 au lait");
+  box.AddLogLine("j", 1, 0, "ok \xc3\xa9");  // valid: unchanged
+  v1::WorkerMessage exited;
+  v1::RankUpdate* u = exited.mutable_update();
+  u->set_reason("exited with code 1: cannot open /data/caf\xe9/x.bin");
+  u->set_stderr_tail("line\n\xff\xfe\n\xed\xa0\x80 surrogate");
+  u->mutable_progress()->set_step(3);
+  box.Push(exited);
+  auto out = box.Take();
+  ASSERT_EQ(out.size(), 2u);
+  for (const auto& m : out) {
+    std::string bytes;
+    EXPECT_TRUE(m.SerializeToString(&bytes)) << m.ShortDebugString();
+    v1::WorkerMessage back;  // what the scheduler does: proto3 refuses invalid UTF-8 here
+    EXPECT_TRUE(back.ParseFromString(bytes)) << m.ShortDebugString();
+  }
+  EXPECT_EQ(out[0].logs().lines(0), "caf\xef\xbf\xbd au lait");
+  EXPECT_EQ(out[0].logs().lines(1), "ok \xc3\xa9");
+  EXPECT_EQ(out[1].update().reason(),
+            "exited with code 1: cannot open /data/caf\xef\xbf\xbd/x.bin");
+  EXPECT_EQ(out[1].update().stderr_tail(),
+            "line\n\xef\xbf\xbd\xef\xbf\xbd\n\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd surrogate");
+  EXPECT_EQ(out[1].update().progress().step(), 3);
 }
 
 }  // namespace
