@@ -27,7 +27,13 @@ constexpr int64_t kMaxStateJsonBytes = 16 << 20;
 
 // The record of the checkpoint `dir` (at `step`), or why it is not one.
 StatusOr<v1::CheckpointRecord> ReadCheckpoint(const std::string& dir, int64_t step,
-                                              const std::string& job_id) {
+                                              const std::string& job_id,
+                                              const CheckpointBounds& bounds) {
+  if (step < 1) return DataLoss("step 0: no training in it");
+  if (bounds.max_step > 0 && step > bounds.max_step) {
+    return DataLoss("step " + std::to_string(step) + " is past the job's " +
+                    std::to_string(bounds.max_step) + " steps");
+  }
   DYT_ASSIGN_OR_RETURN(Manifest manifest, ReadManifest(dir));
   if (manifest.step != step) {
     return DataLoss("manifest.json names step " + std::to_string(manifest.step) + ", not " +
@@ -74,6 +80,14 @@ StatusOr<v1::CheckpointRecord> ReadCheckpoint(const std::string& dir, int64_t st
   if (state.meta.job_id != job_id) {
     return DataLoss(std::string(kStateFile) + " is of job '" + state.meta.job_id + "'");
   }
+  if (state.step != step) {
+    return DataLoss(std::string(kStateFile) + " is of step " + std::to_string(state.step));
+  }
+  if (state.meta.attempt > bounds.max_attempt) {
+    return DataLoss(std::string(kStateFile) + " names attempt " +
+                    std::to_string(state.meta.attempt) + "; the job has had " +
+                    std::to_string(bounds.max_attempt));
+  }
   record.set_attempt(state.meta.attempt);
   // As the workers report them: 0 for a loss the trainer did not know (NaN in state.json).
   if (std::isfinite(state.meta.train_loss)) record.set_loss(state.meta.train_loss);
@@ -88,9 +102,14 @@ StatusOr<v1::CheckpointRecord> ReadCheckpoint(const std::string& dir, int64_t st
 }  // namespace
 
 StatusOr<CheckpointScan> ScanCheckpointDir(const std::string& job_dir, const std::string& job_id,
-                                           const std::set<int64_t>& known) {
+                                           const std::set<int64_t>& known,
+                                           const CheckpointBounds& bounds) {
   CheckpointScan scan;
   std::error_code ec;
+  if (fs::is_symlink(job_dir, ec)) {
+    scan.skipped.push_back(job_dir + ": a symlink, not the job's artifact directory");
+    return scan;
+  }
   fs::directory_iterator it(job_dir, ec);
   if (ec == std::errc::no_such_file_or_directory) return scan;
   if (ec) return Internal("cannot read " + job_dir + ": " + ec.message());
@@ -104,7 +123,8 @@ StatusOr<CheckpointScan> ScanCheckpointDir(const std::string& job_dir, const std
       continue;
     }
     if (!it->is_directory(ec)) continue;
-    StatusOr<v1::CheckpointRecord> record = ReadCheckpoint(JoinPath(job_dir, name), *step, job_id);
+    StatusOr<v1::CheckpointRecord> record =
+        ReadCheckpoint(JoinPath(job_dir, name), *step, job_id, bounds);
     if (record.ok()) {
       scan.found.push_back(std::move(*record));
     } else {

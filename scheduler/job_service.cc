@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <exception>
@@ -137,7 +138,24 @@ StatusOr<v1::Job> JobServiceImpl::Submit(const v1::SubmitJobRequest& request,
 
 StatusOr<v1::Job> JobServiceImpl::Get(const v1::GetJobRequest& request, const Caller& caller) {
   DYT_ASSIGN_OR_RETURN(auto record, JobFor(caller, Action::kReadJob, request.id()));
+  // A job that ran and is not running now may have a checkpoint no worker reported (its worker
+  // died): its last_checkpoint_step counts it. Running jobs' checkpoints come as reports.
+  const v1::JobState state = record.job().state();
+  if (record.job().attempt() > 0 && state != v1::SCHEDULED && state != v1::RUNNING &&
+      AdoptUnreportedCheckpoints(request.id()) > 0) {
+    DYT_ASSIGN_OR_RETURN(record, JobFor(caller, Action::kReadJob, request.id()));
+  }
   return Assemble(record);
+}
+
+int JobServiceImpl::AdoptUnreportedCheckpoints(const std::string& job_id) {
+  StatusOr<int> adopted = scheduler_->AdoptCheckpointsOnDisk(job_id);
+  if (!adopted.ok()) {
+    spdlog::warn("job {}: looking for unreported checkpoints: {}", job_id,
+                 adopted.status().ToString());
+    return 0;
+  }
+  return *adopted;
 }
 
 StatusOr<v1::ListJobsResponse> JobServiceImpl::List(const v1::ListJobsRequest& request,

@@ -110,6 +110,9 @@ class JobServiceImpl final
 
   // The API view of a stored job: record.job with its events.
   StatusOr<v1::Job> Assemble(const v1::JobRecord& record) const;
+  // Scheduler::AdoptCheckpointsOnDisk for the job: how many it added (0 when the scan failed,
+  // which is logged).
+  int AdoptUnreportedCheckpoints(const std::string& job_id);
 
   Status Watch(grpc::ServerContext* context, const v1::WatchJobRequest& request,
                grpc::ServerWriter<v1::WatchJobResponse>* writer);

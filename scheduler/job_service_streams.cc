@@ -1,7 +1,5 @@
 // JobServiceImpl: the streaming and artifact RPCs (WatchJob, GetJobLogs, ListCheckpoints,
 // DownloadCheckpoint) and ListWorkers.
-#include <spdlog/spdlog.h>
-
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -132,11 +130,7 @@ StatusOr<std::vector<v1::CheckpointRecord>> JobServiceImpl::Checkpoints(const st
   DYT_RETURN_IF_ERROR(JobFor(caller, Action::kReadJob, job_id, "job_id").status());
   // Checkpoints nobody reported (saved after their worker died) are listed too. A failed scan
   // still lists what the store has.
-  StatusOr<int> adopted = scheduler_->AdoptCheckpointsOnDisk(job_id);
-  if (!adopted.ok()) {
-    spdlog::warn("job {}: looking for unreported checkpoints: {}", job_id,
-                 adopted.status().ToString());
-  }
+  AdoptUnreportedCheckpoints(job_id);
   DYT_ASSIGN_OR_RETURN(auto all, store_->ListCheckpoints(job_id));
   std::vector<v1::CheckpointRecord> present;
   for (auto& c : all) {

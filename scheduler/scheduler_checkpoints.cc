@@ -78,13 +78,16 @@ Status Scheduler::OnLateCheckpoint(const std::string& worker_id,
 StatusOr<int> Scheduler::AdoptCheckpointsOnDisk(const std::string& job_id) {
   if (options_.artifact_root.empty()) return 0;
   // The job must exist: its id is then a checked one, safe as a directory name.
-  DYT_RETURN_IF_ERROR(store_->GetJob(job_id).status());
+  DYT_ASSIGN_OR_RETURN(v1::JobRecord job, store_->GetJob(job_id));
+  CheckpointBounds bounds;
+  bounds.max_step = job.job().spec().train().steps();
+  bounds.max_attempt = job.job().attempt();
   DYT_ASSIGN_OR_RETURN(std::vector<v1::CheckpointRecord> listed, store_->ListCheckpoints(job_id));
   std::set<int64_t> known;
   for (const auto& c : listed) known.insert(c.step());
   // Read the disk without holding mu_: manifests of big jobs take a moment.
-  DYT_ASSIGN_OR_RETURN(CheckpointScan scan,
-                       ScanCheckpointDir(options_.artifact_root + "/" + job_id, job_id, known));
+  DYT_ASSIGN_OR_RETURN(CheckpointScan scan, ScanCheckpointDir(options_.artifact_root + "/" + job_id,
+                                                              job_id, known, bounds));
   for (const std::string& why : scan.skipped) {
     spdlog::debug("job {}: not a checkpoint: {}", job_id, why);
   }

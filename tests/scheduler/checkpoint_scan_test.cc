@@ -42,6 +42,7 @@ void WriteText(const std::string& path, const std::string& text) {
 struct Saved {
   std::string job_id;
   int attempt = 1;
+  int64_t state_step = -1;  // -1: the directory's step
   double loss = 2.5;
   double val_loss = NAN;
   double unix_time = 1767225600.5;
@@ -57,7 +58,7 @@ std::string WriteCheckpoint(const std::string& store, int64_t step, const Saved&
   WriteText(JoinPath(dir, kOptimizerFile), std::string(2000, 'o'));
   CheckpointState state;
   state.model_config_json = "{\"dim\": 64}";
-  state.step = step;
+  state.step = saved.state_step >= 0 ? saved.state_step : step;
   state.meta.job_id = saved.job_id;
   state.meta.attempt = saved.attempt;
   state.meta.train_loss = saved.loss;
@@ -107,8 +108,18 @@ TEST(ScanCheckpointDirTest, FindsTheCompleteCheckpointsOfTheJobOnly) {
   fs::create_symlink(dir.Join("model-elsewhere"), JoinPath(linked, kModelFile));
   // Known already (in the scheduler's store): not read again.
   WriteCheckpoint(store, 14, mine);
+  // Outside what the job allows: step 0, a step past its 100 steps, an attempt it has not had
+  // (the job is at attempt 3), a state.json of another step than its directory.
+  WriteCheckpoint(store, 0, mine);
+  WriteCheckpoint(store, 101, mine);
+  Saved later = mine;
+  later.attempt = 4;
+  WriteCheckpoint(store, 17, later);
+  Saved other_step = mine;
+  other_step.state_step = 1;
+  WriteCheckpoint(store, 18, other_step);
 
-  auto scan = ScanCheckpointDir(store, mine.job_id, {14});
+  auto scan = ScanCheckpointDir(store, mine.job_id, {14}, {.max_step = 100, .max_attempt = 3});
   ASSERT_TRUE(scan.ok()) << scan.status().ToString();
   ASSERT_EQ(scan->found.size(), 1u);
   const v1::CheckpointRecord& c = scan->found[0];
@@ -134,7 +145,7 @@ TEST(ScanCheckpointDirTest, FindsTheCompleteCheckpointsOfTheJobOnly) {
 
   std::map<std::string, std::string> skipped;
   for (const std::string& why : scan->skipped) skipped[why.substr(0, why.find(':'))] = why;
-  ASSERT_EQ(skipped.size(), 6u) << ::testing::PrintToString(scan->skipped);
+  ASSERT_EQ(skipped.size(), 10u) << ::testing::PrintToString(scan->skipped);
   EXPECT_NE(skipped["step-00000006"].find("optimizer.safetensors: size 100 differs from the 2000"),
             std::string::npos)
       << skipped["step-00000006"];
@@ -150,14 +161,31 @@ TEST(ScanCheckpointDirTest, FindsTheCompleteCheckpointsOfTheJobOnly) {
   EXPECT_NE(skipped["step-00000016"].find("model.safetensors: not a regular file"),
             std::string::npos)
       << skipped["step-00000016"];
+  EXPECT_NE(skipped["step-00000000"].find("step 0: no training in it"), std::string::npos)
+      << skipped["step-00000000"];
+  EXPECT_NE(skipped["step-00000101"].find("past the job's 100 steps"), std::string::npos)
+      << skipped["step-00000101"];
+  EXPECT_NE(skipped["step-00000017"].find("names attempt 4; the job has had 3"), std::string::npos)
+      << skipped["step-00000017"];
+  EXPECT_NE(skipped["step-00000018"].find("state.json is of step 1"), std::string::npos)
+      << skipped["step-00000018"];
 }
 
 TEST(ScanCheckpointDirTest, AMissingDirectoryHasNoCheckpoints) {
   TempDir dir;
-  auto scan = ScanCheckpointDir(dir.Join("never-ran"), "job-000000000001", {});
+  auto scan = ScanCheckpointDir(dir.Join("never-ran"), "job-000000000001", {}, {});
   ASSERT_TRUE(scan.ok()) << scan.status().ToString();
   EXPECT_TRUE(scan->found.empty());
   EXPECT_TRUE(scan->skipped.empty());
+  // A job directory that is a symlink (to checkpoints elsewhere) is not read.
+  WriteCheckpoint(dir.Join("elsewhere"), 3, {.job_id = "job-000000000001"});
+  fs::create_directory_symlink(dir.Join("elsewhere"), dir.Join("linked"));
+  scan = ScanCheckpointDir(dir.Join("linked"), "job-000000000001", {}, {.max_attempt = 1});
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  EXPECT_TRUE(scan->found.empty());
+  ASSERT_EQ(scan->skipped.size(), 1u);
+  EXPECT_NE(scan->skipped[0].find("a symlink, not the job's artifact directory"),
+            std::string::npos);
 }
 
 // state.json from before meta.attempt existed reads as attempt 0 ("-" in dytctl's table).
@@ -167,6 +195,7 @@ TEST(ScanCheckpointDirTest, AStateWithoutAnAttemptIsAttemptZero) {
   const std::string ckpt = WriteCheckpoint(store, 4, {.job_id = "job-000000000002"});
   CheckpointState state;
   state.model_config_json = "{}";
+  state.step = 4;
   state.meta.job_id = "job-000000000002";
   std::string json = StateToJson(state);
   const std::string field = "\"attempt\": 0,";
@@ -189,7 +218,7 @@ TEST(ScanCheckpointDirTest, AStateWithoutAnAttemptIsAttemptZero) {
   for (const char* name : {kModelFile, kStateFile})
     manifest.files.push_back(*DescribeFile(ckpt, name));
   WriteText(JoinPath(ckpt, kManifestFile), ManifestToJson(manifest));
-  auto scan = ScanCheckpointDir(store, "job-000000000002", {});
+  auto scan = ScanCheckpointDir(store, "job-000000000002", {}, {});
   ASSERT_TRUE(scan.ok()) << scan.status().ToString();
   ASSERT_EQ(scan->found.size(), 1u) << ::testing::PrintToString(scan->skipped);
   EXPECT_EQ(scan->found[0].attempt(), 0);

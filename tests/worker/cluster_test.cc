@@ -254,8 +254,8 @@ TEST_F(ClusterTest, AKilledWorkersJobFinishesOnTheOtherFromItsLastCheckpoint) {
 }
 
 // A trainer whose worker dies checkpoints on the SIGTERM that follows (PR_SET_PDEATHSIG), with
-// no worker left to report it. The scheduler still lists that checkpoint (found in the job's
-// artifact directory) and counts it in the job's last_checkpoint_step.
+// no worker left to report it. The scheduler still finds that checkpoint in the job's artifact
+// directory: `get` counts it in last_checkpoint_step, `checkpoints` lists it.
 TEST_F(ClusterTest, TheCheckpointATrainerSavesAfterItsWorkerDiedIsListed) {
   ASSERT_NO_FATAL_FAILURE(StartScheduler());
   const pid_t worker = StartWorker("w1");
@@ -269,6 +269,10 @@ TEST_F(ClusterTest, TheCheckpointATrainerSavesAfterItsWorkerDiedIsListed) {
   WaitFor(worker, seconds(5));
   workers_.clear();
   ASSERT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(30)))
+      << Logs();
+  // `get` counts it once the job is requeued (its worker lost), before anyone lists checkpoints.
+  ASSERT_TRUE(Eventually(
+      [&] { return Get(id).last_checkpoint_step() >= running.progress().step(); }, seconds(20)))
       << Logs();
   v1::CheckpointRecord found;
   ASSERT_TRUE(Eventually(
