@@ -20,6 +20,11 @@ inline int Fail(const CommandContext& ctx, const std::string& message) {
   *ctx.err << "dytctl: " << message << "\n";
   return kExitError;
 }
+// The same for a mistake on the command line: returns kExitUsage.
+inline int FailUsage(const CommandContext& ctx, const std::string& message) {
+  *ctx.err << "dytctl: " << message << "\n";
+  return kExitUsage;
+}
 
 inline int64_t NowUnix() {
   return std::chrono::duration_cast<std::chrono::seconds>(

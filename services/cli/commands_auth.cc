@@ -87,6 +87,7 @@ int RunTokenCreate(const CommandContext& ctx, const TokenCreateArgs& args) {
   auto expires = ParseExpires(args.expires);  // checked on the command line already
   if (!expires.ok()) return Fail(ctx, "--expires: " + expires.status().message());
   DytClient client(ctx.config);
+  if (Status s = client.Connect(); !s.ok()) return Fail(ctx, s);
   v1::CreateTokenRequest request;
   request.set_user(args.user);
   request.set_role(args.role);
@@ -106,6 +107,7 @@ int RunTokenCreate(const CommandContext& ctx, const TokenCreateArgs& args) {
 
 int RunTokenList(const CommandContext& ctx) {
   DytClient client(ctx.config);
+  if (Status s = client.Connect(); !s.ok()) return Fail(ctx, s);
   auto tokens = client.ListTokens();
   if (!tokens.ok()) return Fail(ctx, tokens.status());
   if (ctx.json) {  // one document, like list, workers and checkpoints
@@ -127,6 +129,7 @@ int RunTokenList(const CommandContext& ctx) {
 
 int RunTokenRevoke(const CommandContext& ctx, const std::string& id) {
   DytClient client(ctx.config);
+  if (Status s = client.Connect(); !s.ok()) return Fail(ctx, s);
   auto revoked = client.RevokeToken(id);
   if (!revoked.ok()) return Fail(ctx, revoked.status());
   *ctx.out << "revoked token " << revoked->id() << " of " << revoked->user() << "\n";

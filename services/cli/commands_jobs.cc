@@ -120,7 +120,7 @@ int RunSubmit(const CommandContext& ctx, const SubmitArgs& args) {
   if (!file.ok()) return Fail(ctx, file.status());
   for (const auto& set : args.sets) {
     Status s = ApplyJobSpecOverride(set, *file);
-    if (!s.ok()) return Fail(ctx, s);
+    if (!s.ok()) return FailUsage(ctx, s.message());
   }
   v1::JobSpec& spec = file->spec;
   if (args.name) {
@@ -176,9 +176,9 @@ int RunList(const CommandContext& ctx, const ListArgs& args) {
                    [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
     v1::JobState state;
     if (!v1::JobState_Parse(upper, &state) || state == v1::JOB_STATE_UNSPECIFIED) {
-      return Fail(ctx, "--state: unknown state '" + args.state +
-                           "' (queued, scheduled, running, succeeded, failed, cancelled, "
-                           "preempted, restarting)");
+      return FailUsage(ctx, "--state: unknown state '" + args.state +
+                                "' (queued, scheduled, running, succeeded, failed, cancelled, "
+                                "preempted, restarting)");
     }
     filter.set_state(state);
   }

@@ -51,7 +51,9 @@ int main(int argc, char** argv) {
   SubmitArgs submit;
   submit.owner = DefaultOwner();
   auto* c_submit = app.add_subcommand("submit", "submit a job spec (YAML) and print the job id");
-  c_submit->add_option("file", submit.file, "job spec YAML (see examples/)")->required();
+  c_submit->add_option("file", submit.file, "job spec YAML (see examples/)")
+      ->required()
+      ->check(NonEmpty());
   c_submit->add_option("--name", submit.name, "job name (overrides name:)");
   c_submit->add_option("--steps", submit.steps, "training steps (overrides train.steps)");
   c_submit->add_option("--priority", submit.priority, "0..1000 (overrides priority)");
@@ -94,7 +96,9 @@ int main(int argc, char** argv) {
   c_pull->add_option("id", pull.id, "job id")->required()->check(NonEmpty());
   c_pull->add_option("--step", pull.step, "checkpoint step (default: the latest)")
       ->check(StepNumber());
-  c_pull->add_option("-o,--dir", pull.dir, "directory to write the files into")->required();
+  c_pull->add_option("-o,--dir", pull.dir, "directory to write the files into")
+      ->required()
+      ->check(NonEmpty());
   c_pull->add_option("--chunk-bytes", pull.chunk_bytes, "bytes per message (4096..4194304)")
       ->check(CLI::Range(4096, 4 << 20));
 
@@ -106,7 +110,8 @@ int main(int argc, char** argv) {
   auto* c_token_create =
       c_token->add_subcommand("create", "create a token and print it (shown only once)");
   c_token_create->add_option("--user", token_create.user, "the user (job owner or worker id)")
-      ->required();
+      ->required()
+      ->check(NonEmpty());
   c_token_create->add_option("--role", token_create.role, "admin, user, viewer or worker")
       ->check(CLI::IsMember({"admin", "user", "viewer", "worker"}))
       ->capture_default_str();
@@ -123,7 +128,9 @@ int main(int argc, char** argv) {
   LoginArgs login;
   auto* c_login = app.add_subcommand(
       "login", "check a token and save it (and the CA file) in the config file, mode 0600");
-  c_login->add_option("--token", login.token, "the token ('-': read it from stdin)")->required();
+  c_login->add_option("--token", login.token, "the token ('-': read it from stdin)")
+      ->required()
+      ->check(NonEmpty());
   c_login->add_option("--ca-file", login.ca_file, "CA certificate (PEM) of the scheduler");
 
   if (auto error = CommandWordError(app, argc, argv)) {

@@ -314,6 +314,10 @@ StatusOr<JobSpecFile> LoadJobSpecFile(const std::string& path, const std::string
   if (std::filesystem::is_directory(path, ec)) {
     return InvalidArgument(path + ": is a directory, not a job spec file");
   }
+  // A device or a pipe has no size to check and may never end (/dev/zero): files only.
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    return InvalidArgument(path + ": not a regular file (a job spec is a YAML file)");
+  }
   const auto size = std::filesystem::file_size(path, ec);
   if (!ec && size > JobSpecLimits::kMaxSpecFileBytes) {
     return InvalidArgument(

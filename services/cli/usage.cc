@@ -97,7 +97,10 @@ CLI::Validator Lifetime() {
 
 CLI::Validator NonEmpty() {
   return CLI::Validator(
-      [](std::string& value) { return value.empty() ? std::string("must not be empty") : ""; },
+      [](std::string& value) {
+        const bool blank = value.find_first_not_of(" \t\r\n") == std::string::npos;
+        return blank ? std::string("must not be empty") : std::string();
+      },
       "NOT EMPTY");
 }
 

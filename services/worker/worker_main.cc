@@ -82,9 +82,11 @@ int main(int argc, char** argv) {
                  "<work-dir>/jobs/<job>/attempt-<n>/rank-<r>.log")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
       ->capture_default_str();
-  app.add_option("--keep-attempt-dirs-days", keep_attempt_dirs_days,
-                 "delete a finished attempt's directory (config, rank logs) under "
-                 "<work-dir>/jobs once unchanged this long; checked hourly (0: keep them all)")
+  app.add_option(
+         "--keep-attempt-dirs-days", keep_attempt_dirs_days,
+         "delete a finished attempt's directory (config, rank logs) under "
+         "<work-dir>/jobs once unchanged this long; checked at start and hourly (0: keep them "
+         "all)")
       ->check(CLI::Range(0.0, 36500.0))
       ->capture_default_str();
   app.add_option("--orphan-timeout-s", orphan_timeout_s,

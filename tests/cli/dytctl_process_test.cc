@@ -44,6 +44,19 @@ TEST(DytctlProcessTest, UnreachableServerSaysSoQuickly) {
   EXPECT_EQ(r.out, "");
   EXPECT_LT(s, 20.0);
 
+  // The token commands too (they used to wait out their 30 s call deadline).
+  for (const std::vector<std::string>& token : std::vector<std::vector<std::string>>{
+           {"token", "create", "--user", "bob"}, {"token", "list"}, {"token", "revoke", "abc"}}) {
+    start = std::chrono::steady_clock::now();
+    ProcessResult t = Dytctl("127.0.0.1:1", token);
+    EXPECT_EQ(t.code, 1) << t.err;
+    EXPECT_NE(t.err.find("cannot reach the dyt scheduler at 127.0.0.1:1: connection refused"),
+              std::string::npos)
+        << t.err;
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+              20.0);
+  }
+
   ProcessResult env = Dytctl("", {"get", "job-000000000001"}, {"DYT_SERVER=127.0.0.1:1"});
   EXPECT_EQ(env.code, 1);
   EXPECT_NE(env.err.find("cannot reach the dyt scheduler at 127.0.0.1:1: connection refused"),
@@ -69,6 +82,15 @@ TEST(DytctlProcessTest, BadUsageExitsTwoNamingTheMistake) {
       {{"pull", "job-1"}, "dytctl: --dir is required (dytctl pull --help)\n"},
       {{"get", ""}, "dytctl: id: must not be empty (dytctl get --help)\n"},
       {{"token", "revoke", ""}, "dytctl: id: must not be empty (dytctl token revoke --help)\n"},
+      {{"get", " "}, "dytctl: id: must not be empty (dytctl get --help)\n"},
+      {{"pull", "job-1", "-o", ""}, "dytctl: --dir: must not be empty (dytctl pull --help)\n"},
+      {{"submit", ""}, "dytctl: file: must not be empty (dytctl submit --help)\n"},
+      {{"login", "--token", ""}, "dytctl: --token: must not be empty (dytctl login --help)\n"},
+      {{"token", "create", "--user", ""},
+       "dytctl: --user: must not be empty (dytctl token create --help)\n"},
+      {{"list", "--state", "frob"}, "dytctl: --state: unknown state 'frob' (queued, "},
+      {{"submit", kJobs + "tiny-cpu-synthetic.yaml", "--set", "bogus"},
+       "dytctl: --set bogus: expected key=value"},
       {{"pull", "job-1", "-o", "/tmp/x", "--step", "-1"},
        "dytctl: --step: must be a step >= 1 (leave it out for the latest checkpoint; got '-1')"},
       {{"token", "create", "--user", "bob", "--expires", "10y"},
@@ -120,6 +142,9 @@ TEST(DytctlProcessTest, ASpecTooBigIsRefusedBeforeSending) {
   r = Dytctl("127.0.0.1:1", {"submit", dir.path()});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "dytctl: " + dir.path() + ": is a directory, not a job spec file\n");
+  r = Dytctl("127.0.0.1:1", {"submit", "/dev/zero"});  // would never end
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "dytctl: /dev/zero: not a regular file (a job spec is a YAML file)\n");
 }
 
 class DytctlServerTest : public ::testing::Test {
