@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <string>
 
+#include "common/job_spec_limits.h"
 #include "services/cli/client_config.h"
 #include "services/cli/commands.h"
 #include "services/cli/usage.h"
@@ -55,9 +57,12 @@ int main(int argc, char** argv) {
       ->required()
       ->check(NonEmpty());
   c_submit->add_option("--name", submit.name, "job name (overrides name:)");
-  c_submit->add_option("--steps", submit.steps, "training steps (overrides train.steps)");
-  c_submit->add_option("--priority", submit.priority, "0..1000 (overrides priority)");
-  c_submit->add_option("--ranks", submit.ranks, "data-parallel ranks (overrides resources.ranks)");
+  c_submit->add_option("--steps", submit.steps, "training steps (overrides train.steps)")
+      ->check(IntegerIn(1, INT64_MAX));
+  c_submit->add_option("--priority", submit.priority, "0..1000 (overrides priority)")
+      ->check(IntegerIn(dyt::JobSpecLimits::kMinPriority, dyt::JobSpecLimits::kMaxPriority));
+  c_submit->add_option("--ranks", submit.ranks, "data-parallel ranks (overrides resources.ranks)")
+      ->check(IntegerIn(1, dyt::JobSpecLimits::kMaxRanks));
   c_submit->add_option("--set", submit.sets, "KEY=VALUE override, e.g. model.norm=rmsnorm")
       ->allow_extra_args(false);
 

@@ -95,6 +95,19 @@ CLI::Validator Lifetime() {
       "DURATION");
 }
 
+CLI::Validator IntegerIn(int64_t lo, int64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& value) -> std::string {
+        int64_t n = 0;
+        const char* end = value.data() + value.size();
+        auto [ptr, ec] = std::from_chars(value.data(), end, n);
+        if (ec == std::errc() && ptr == end && n >= lo && n <= hi) return "";
+        return "must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+               "] (got '" + value + "')";
+      },
+      "INT");
+}
+
 CLI::Validator NonEmpty() {
   return CLI::Validator(
       [](std::string& value) {

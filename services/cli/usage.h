@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -20,6 +21,8 @@ std::string UsageFailureMessage(const CLI::App* app, const CLI::Error& error);
 // CLI11 checks: the value is not empty ("must not be empty"); a checkpoint step >= 1 (--step);
 // a token lifetime ParseExpires accepts (--expires).
 CLI::Validator NonEmpty();
+// An integer in [lo, hi], checked on the text (CLI11 alone clamps what overflows).
+CLI::Validator IntegerIn(int64_t lo, int64_t hi);
 CLI::Validator StepNumber();
 CLI::Validator Lifetime();
 

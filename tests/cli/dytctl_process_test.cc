@@ -89,6 +89,13 @@ TEST(DytctlProcessTest, BadUsageExitsTwoNamingTheMistake) {
       {{"token", "create", "--user", ""},
        "dytctl: --user: must not be empty (dytctl token create --help)\n"},
       {{"list", "--state", "frob"}, "dytctl: --state: unknown state 'frob' (queued, "},
+      {{"submit", kJobs + "tiny-cpu-synthetic.yaml", "--steps", "99999999999999999999"},
+       "dytctl: --steps: must be an integer in [1, 9223372036854775807] (got "
+       "'99999999999999999999') (dytctl submit --help)\n"},
+      {{"submit", kJobs + "tiny-cpu-synthetic.yaml", "--priority", "1001"},
+       "dytctl: --priority: must be an integer in [0, 1000] (got '1001')"},
+      {{"submit", kJobs + "tiny-cpu-synthetic.yaml", "--ranks", "x"},
+       "dytctl: --ranks: must be an integer in [1, 4096] (got 'x')"},
       {{"submit", kJobs + "tiny-cpu-synthetic.yaml", "--set", "bogus"},
        "dytctl: --set bogus: expected key=value"},
       {{"pull", "job-1", "-o", "/tmp/x", "--step", "-1"},
