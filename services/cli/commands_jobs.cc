@@ -89,7 +89,15 @@ void PrintJob(std::ostream& out, const v1::Job& job) {
     out << "events:\n";
     Table events({"  TIME", "STATE", "REASON"});
     for (const auto& e : job.events()) {
-      events.AddRow({"  " + LocalTime(e.time()), v1::JobState_Name(e.state()), e.reason()});
+      // One line per event: a failed rank's reason carries its stderr tail, many lines long.
+      std::string reason = e.reason();
+      if (const size_t nl = reason.find('\n'); nl != std::string::npos) {
+        const auto more =
+            std::count(reason.begin() + static_cast<std::ptrdiff_t>(nl), reason.end(), '\n');
+        reason = reason.substr(0, nl) + " [+" + std::to_string(more) +
+                 " lines: dytctl --output json get " + job.id() + "]";
+      }
+      events.AddRow({"  " + LocalTime(e.time()), v1::JobState_Name(e.state()), reason});
     }
     events.Print(out);
   }

@@ -188,9 +188,12 @@ TEST_F(DytctlServerTest, InvalidSpecNamesTheFileAndLine) {
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "dytctl: " + job + ":8: train.batch_size: must be >= 1 (got 0)\n");
 
-  r = Ctl({"submit", job, "--set", "train.batch_size=4", "--priority", "5000"});
+  // The server's error names the option that set the field (--priority itself is checked on
+  // the command line: exit 2).
+  r = Ctl({"submit", job, "--set", "train.batch_size=4", "--set", "priority=5000"});
   EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err, "dytctl: --priority 5000: priority: must be between 0 and 1000 (got 5000)\n");
+  EXPECT_EQ(r.err,
+            "dytctl: --set priority=5000: priority: must be between 0 and 1000 (got 5000)\n");
 
   std::ofstream(job) << "name: x\ntrain:\n  steps: 10\n  batch: 3\n";
   r = Ctl({"submit", job});
@@ -270,6 +273,24 @@ TEST_F(DytctlServerTest, SubmitListGetCancelRoundTrip) {
   ProcessResult watch_json = Ctl({"--output", "json", "watch", id});
   EXPECT_EQ(watch_json.code, 3);
   EXPECT_EQ(Json::parse(watch_json.out.substr(0, watch_json.out.find('\n')))["state"], "CANCELLED");
+
+  // A reason of several lines (a failed rank's carries its stderr tail) keeps the events table
+  // at one line per event; the state line and --output json have it whole.
+  const std::string first = "job-000000000001";
+  EXPECT_EQ(CtlJson({"cancel", first, "--reason", "first line\nsecond\nthird"})["state"],
+            "CANCELLED");
+  ProcessResult multi = Ctl({"get", first});
+  EXPECT_NE(multi.out.find("first line [+2 lines: dytctl --output json get " + first + "]\n"),
+            std::string::npos)
+      << multi.out;
+  EXPECT_NE(multi.out.find("CANCELLED (attempt 0): first line\nsecond\nthird\n"), std::string::npos)
+      << multi.out;
+  size_t seconds_shown = 0;
+  for (size_t at = multi.out.find("second"); at != std::string::npos;
+       at = multi.out.find("second", at + 1)) {
+    ++seconds_shown;
+  }
+  EXPECT_EQ(seconds_shown, 1u) << multi.out;
 }
 
 TEST_F(DytctlServerTest, ListPagesThroughEveryJob) {

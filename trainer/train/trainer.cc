@@ -166,8 +166,12 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
     const bool local_stop = stop && stop->requested();
     DYT_ASSIGN_OR_RETURN(const double stops, SumOverRanks(local_stop ? 1.0 : 0.0));
     if (stops > 0) {
-      spdlog::warn("stop requested (signal {}): stopping after step {}",
-                   stop ? stop->signal_number() : 0, step());
+      if (local_stop) {
+        spdlog::warn("stop requested (signal {}): stopping after step {}", stop->signal_number(),
+                     step());
+      } else {
+        spdlog::warn("stop requested by another rank: stopping after step {}", step());
+      }
       if (!ck.dir.empty() && last_saved_step_ != step()) DYT_RETURN_IF_ERROR(SaveCheckpoint());
       Emit({{"event", "stopped"}, {"step", step()}, {"signal", stop ? stop->signal_number() : 0}});
       return RunOutcome::kStopped;
