@@ -75,7 +75,7 @@ StatusOr<int64_t> ParseExpires(const std::string& text) {
     if (text[i] < '0' || text[i] > '9') return InvalidArgument(rule);
     n = n * 10 + (text[i] - '0');
   }
-  if (n <= 0) return InvalidArgument(rule);
+  if (n <= 0) return InvalidArgument("must be above 0 (or never; got '" + text + "')");
   if (n > kMaxTokenLifetimeS / unit) {
     return InvalidArgument("must be at most " + std::to_string(kMaxTokenLifetimeS / 86400) +
                            "d (10 years), or never (got '" + text + "')");

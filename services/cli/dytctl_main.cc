@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   c_logs->add_option("id", logs.id, "job id")->required()->check(NonEmpty());
   c_logs->add_flag("-f,--follow", logs.follow, "keep printing new lines until the job ends");
   c_logs->add_option("--tail", logs.tail, "lines of history first (1..10000)")
-      ->check(CLI::Range(1, 10000))
+      ->check(IntegerIn(1, 10000))
       ->capture_default_str();
 
   std::string reason;
@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
       ->required()
       ->check(NonEmpty());
   c_pull->add_option("--chunk-bytes", pull.chunk_bytes, "bytes per message (4096..4194304)")
-      ->check(CLI::Range(4096, 4 << 20));
+      ->check(IntegerIn(4096, 4 << 20));
 
   auto* c_workers = app.add_subcommand("workers", "the registered workers and their slots");
 

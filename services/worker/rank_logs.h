@@ -29,6 +29,9 @@ class RankLogs {
   // false when the line was not written (the file is full, or cannot be opened or written: the
   // first such failure is logged).
   bool Append(int rank, const std::string& line);
+  // Creates rank `rank`'s file (empty) if it does not exist yet: a rank that prints nothing
+  // still has one, so "silent" reads differently from "not kept". False when it cannot.
+  bool Open(int rank);
 
   static std::string PathOf(const std::string& dir, int rank);
 

@@ -226,6 +226,7 @@ void Supervisor::Assign(const v1::Assignment& a) {
   RankGroupCallbacks cb;
   cb.started = [this, r](int rank, pid_t pid) {
     spdlog::info("job {} attempt {}: rank {} started (pid {})", r->job_id, r->attempt, rank, pid);
+    r->logs->Open(rank);
     outbox_->Push(Update(r->job_id, r->attempt, rank, v1::RankUpdate::STARTED));
   };
   run->logs = std::make_unique<RankLogs>(run_dir, options_.rank_log_max_bytes);

@@ -102,6 +102,10 @@ TEST(DytctlProcessTest, BadUsageExitsTwoNamingTheMistake) {
        "dytctl: --step: must be a step >= 1 (leave it out for the latest checkpoint; got '-1')"},
       {{"token", "create", "--user", "bob", "--expires", "10y"},
        "dytctl: --expires: must be a number with s, m, h or d (30d, 12h), or never (got '10y')"},
+      {{"token", "create", "--user", "bob", "--expires", "0s"},
+       "dytctl: --expires: must be above 0 (or never; got '0s')"},
+      {{"logs", "job-1", "--tail", "x"},
+       "dytctl: --tail: must be an integer in [1, 10000] (got 'x') (dytctl logs --help)\n"},
       {{"token", "create", "--user", "bob", "--expires", "1000000d"},
        "dytctl: --expires: must be at most 3650d (10 years), or never (got '1000000d')"},
   };

@@ -29,6 +29,11 @@ TEST(RankLogsTest, EachRankHasItsFileOfWholeLinesReadableAsTheyCome) {
   EXPECT_EQ(Read(RankLogs::PathOf(dir.path(), 0)), "step 1 loss 10.4\n\n");
   EXPECT_EQ(Read(RankLogs::PathOf(dir.path(), 2)), "[rank 2] ready\n");
   EXPECT_FALSE(std::filesystem::exists(RankLogs::PathOf(dir.path(), 1)));
+  // A rank that has printed nothing yet still has its (empty) file once opened at its start.
+  EXPECT_TRUE(logs.Open(1));
+  EXPECT_EQ(Read(RankLogs::PathOf(dir.path(), 1)), "");
+  EXPECT_TRUE(logs.Open(0));  // already open: what it holds stays
+  EXPECT_EQ(Read(RankLogs::PathOf(dir.path(), 0)), "step 1 loss 10.4\n\n");
 }
 
 TEST(RankLogsTest, AWorkerRestartedOnTheSameAttemptAppends) {
