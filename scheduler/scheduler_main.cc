@@ -187,6 +187,15 @@ int main(int argc, char** argv) {
   scheduler_options.artifact_root = artifact_root;
 
   dyt::Authenticator auth = insecure ? dyt::Authenticator() : dyt::Authenticator(store->get());
+  {
+    std::string token_path = (std::filesystem::path(data_dir) / "admin.token").string();
+    auto created = auth.BootstrapAdmin(token_path);
+    if (!created.ok()) {
+      spdlog::error("first admin token: {}", created.status().ToString());
+      return 1;
+    }
+    if (*created) spdlog::info("first start: wrote the admin token to {} (mode 0600)", token_path);
+  }
   if (insecure) spdlog::warn("--insecure: plaintext gRPC and no authentication");
 
   dyt::JobServiceOptions options;
@@ -221,18 +230,6 @@ int main(int argc, char** argv) {
         "this machine's?)",
         listen);
     return 1;
-  }
-  // The first admin token only once the port is ours: a first start that cannot listen leaves
-  // no token behind (nor one in the store that no file names). Calls before this line find
-  // no token and are refused.
-  {
-    std::string token_path = (std::filesystem::path(data_dir) / "admin.token").string();
-    auto created = auth.BootstrapAdmin(token_path);
-    if (!created.ok()) {
-      spdlog::error("first admin token: {}", created.status().ToString());
-      return 1;
-    }
-    if (*created) spdlog::info("first start: wrote the admin token to {} (mode 0600)", token_path);
   }
   std::string host = listen.substr(0, listen.rfind(':'));
   if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";

@@ -341,25 +341,6 @@ TEST_F(SecurityTest, ASecondSchedulerOnTheSamePortFailsToStart) {
   EXPECT_EQ(second.code, 1) << second.err;
   EXPECT_NE(second.err.find("--listen " + address_), std::string::npos) << second.err;
   EXPECT_TRUE(WhoAmI(admin_).ok());  // the first one still answers
-  // A first start with TLS that cannot listen creates no admin token, neither the file nor one
-  // in the store: started again where it can listen, it writes the token then.
-  std::vector<std::string> tls = {DYT_SCHEDULER_BINARY,   "--listen",       address_,
-                                  "--data-dir",           dir_.Join("db3"), "--tls-cert",
-                                  certs_ + "/server.crt", "--tls-key",      certs_ + "/server.key"};
-  auto third = proc::Run(tls, {}, seconds(60));
-  EXPECT_EQ(third.code, 1) << third.err;
-  EXPECT_FALSE(std::filesystem::exists(dir_.Join("db3/admin.token")));
-  tls[2] = "127.0.0.1:" + std::to_string(FreePort());
-  const pid_t again = SpawnWithOutput(tls, {}, dir_.Join("db3.out"), dir_.Join("db3.err"));
-  ASSERT_GT(again, 0);
-  auto deadline = std::chrono::steady_clock::now() + seconds(60);
-  while (!std::filesystem::exists(dir_.Join("db3/admin.token")) &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_TRUE(std::filesystem::exists(dir_.Join("db3/admin.token")))
-      << ReadText(dir_.Join("db3.err"));
-  EXPECT_EQ(cli::testing::StopProcess(again, seconds(20)), 0);
 }
 
 TEST_F(SecurityTest, PlaintextClientCannotTalkToTheTlsServer) {
