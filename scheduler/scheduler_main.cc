@@ -187,6 +187,9 @@ int main(int argc, char** argv) {
   scheduler_options.artifact_root = artifact_root;
 
   dyt::Authenticator auth = insecure ? dyt::Authenticator() : dyt::Authenticator(store->get());
+  // Before listening: whoever waits for the port (scripts/demo.sh, the tests, an operator's
+  // script) reads the file next. A first start that then cannot listen leaves a token the next
+  // start keeps (it finds one in the store and writes none), so the file stays valid.
   {
     std::string token_path = (std::filesystem::path(data_dir) / "admin.token").string();
     auto created = auth.BootstrapAdmin(token_path);
