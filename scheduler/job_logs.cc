@@ -36,6 +36,16 @@ bool JobLogs::Has(const std::string& job_id) const {
   return jobs_.count(job_id) > 0;
 }
 
+void JobLogs::MarkRanBeforeStart(const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  ran_before_start_.insert(job_id);
+}
+
+bool JobLogs::RanBeforeStart(const std::string& job_id) const {
+  std::lock_guard lock(mu_);
+  return ran_before_start_.count(job_id) > 0;
+}
+
 void JobLogs::Finish(const std::string& job_id) {
   {
     std::lock_guard lock(mu_);
@@ -114,13 +124,13 @@ std::string LogsNotice(const JobLogs& logs, const v1::Job& job, const JobLogs::T
   const auto since =
       std::chrono::duration_cast<std::chrono::seconds>(logs.kept_since().time_since_epoch())
           .count();
-  bool ran = false, ran_before = false;
+  bool ran = false, ran_before = logs.RanBeforeStart(job.id());
   for (const auto& e : job.events()) {
     if (e.state() != v1::RUNNING) continue;
     ran = true;
     ran_before = ran_before || TimeUtil::TimestampToSeconds(e.time()) < since;
   }
-  if (!ran || got.lines.size() >= requested) return "";
+  if (!(ran || ran_before) || got.lines.size() >= requested) return "";
   if (ran_before) {
     return "output from before the scheduler started (" +
            TimeUtil::ToString(TimeUtil::SecondsToTimestamp(since)).substr(0, 19) +

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "dyt/v1/job_service.pb.h"
@@ -51,6 +52,11 @@ class JobLogs {
   // least one when there are none and the job is not finished.
   Tail Since(const std::string& job_id, uint64_t from, std::chrono::milliseconds timeout) const;
 
+  // The job ran before kept_since() (a recovered job): LogsNotice says its early lines are not
+  // here, however close its events' one-second timestamps are to kept_since().
+  void MarkRanBeforeStart(const std::string& job_id);
+  bool RanBeforeStart(const std::string& job_id) const;
+
   size_t max_lines_per_job() const { return max_lines_; }
   size_t max_jobs() const { return max_jobs_; }
   // When this JobLogs began keeping lines (the scheduler's start).
@@ -71,6 +77,7 @@ class JobLogs {
   mutable std::condition_variable cv_;
   std::unordered_map<std::string, Buffer> jobs_;
   std::list<std::string> finished_order_;  // eviction order of finished jobs
+  std::unordered_set<std::string> ran_before_start_;
 };
 
 // What GetJobLogs tells a reader whose answer (`got`, for a request of `requested` lines) lacks

@@ -189,6 +189,8 @@ void Scheduler::Adopt(v1::JobRecord record, bool recovered) {
   if (cancelled_before_adopt_.erase(id) > 0) return;
   if (jobs_.count(id) > 0 || IsTerminalJobState(record.job().state())) return;
   std::optional<uint64_t> number = ParseJobId(id);
+  // A job that has run before this scheduler started printed lines it never received.
+  if (recovered && record.job().attempt() > 0) logs_.MarkRanBeforeStart(id);
   LiveJob& job = jobs_[id];
   job.order = number.value_or(0);
   job.queued_at = std::chrono::steady_clock::now();

@@ -70,6 +70,15 @@ TEST(JobLogsTest, AJobThatRanBeforeTheSchedulerStartedIsMissingItsEarlyLines) {
       << notice;
   // A reader who asked for no more than it got misses nothing.
   EXPECT_EQ(LogsNotice(logs, job, logs.Last("job-1", 2), 2), "");
+  // A job recovered at the scheduler's start, though its events' one-second times are those of
+  // the start itself (a quick restart).
+  logs.Append("job-2", 1, 0, Numbered(0, 2));
+  const v1::Job quick = Ran("job-2", TimeUtil::GetCurrentTime());
+  EXPECT_EQ(LogsNotice(logs, quick, logs.Last("job-2", 100), 100), "");
+  logs.MarkRanBeforeStart("job-2");
+  EXPECT_EQ(LogsNotice(logs, quick, logs.Last("job-2", 100), 100)
+                .rfind("output from before the scheduler started (", 0),
+            0u);
 }
 
 TEST(JobLogsTest, AFinishedJobsEvictedLinesArePointedTo) {
