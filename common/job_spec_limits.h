@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string_view>
 
 namespace dyt {
 
@@ -22,5 +24,40 @@ struct JobSpecLimits {
   // dytctl reads no job spec file larger than this (comments included).
   static constexpr size_t kMaxSpecFileBytes = 16 << 20;
 };
+
+// An integer field of a JobSpec with a fixed range, named by its path in the spec
+// ("train.batch_size"). The validator enforces these ranges; dytctl names them when a number
+// in a spec file does not even fit the field's type.
+struct JobSpecIntegerRange {
+  std::string_view field;
+  int64_t lo;
+  int64_t hi;
+};
+
+inline constexpr JobSpecIntegerRange kJobSpecIntegerRanges[] = {
+    {"model.vocab_size", 0, 1 << 22},
+    {"model.dim", 0, 65536},
+    {"model.n_layers", 0, 1024},
+    {"model.n_heads", 0, 1024},
+    {"model.n_kv_heads", 0, 1024},
+    {"model.ffn_dim", 0, 1 << 20},
+    {"model.max_seq_len", 0, 1 << 20},
+    {"train.steps", 1, int64_t{1} << 40},
+    {"train.batch_size", 1, 1 << 20},
+    {"train.grad_accum", 0, 1 << 16},
+    {"train.seq_len", 0, 1 << 20},
+    {"resources.ranks", 1, JobSpecLimits::kMaxRanks},
+    {"resources.slots_per_rank", 0, JobSpecLimits::kMaxSlotsPerRank},
+    {"priority", JobSpecLimits::kMinPriority, JobSpecLimits::kMaxPriority},
+    {"max_restarts", 0, JobSpecLimits::kMaxRestarts},
+};
+
+// The fixed range of `field` ("model.dim"), or nullptr when it has none.
+constexpr const JobSpecIntegerRange* FindJobSpecIntegerRange(std::string_view field) {
+  for (const auto& range : kJobSpecIntegerRanges) {
+    if (range.field == field) return &range;
+  }
+  return nullptr;
+}
 
 }  // namespace dyt

@@ -103,12 +103,18 @@ JobLogs::Tail JobLogs::Since(const std::string& job_id, uint64_t from,
 
 namespace {
 
-// "the workers keep every line in <work-dir>/jobs/job-1/attempt-<n>/rank-<r>.log (on w1, w2)".
+// "the workers keep every line in <work-dir>/jobs/job-1/attempt-<n>/rank-<r>.log (attempt 1
+// on w1; attempt 2 on w2, w3)": the last kNamed attempts, from the job's attempt_workers.
 std::string WhereWorkersKeepIt(const v1::Job& job) {
-  std::set<std::string> workers;
-  for (const auto& p : job.placement()) workers.insert(p.worker_id());
+  constexpr int kNamed = 5;
+  const auto& history = job.attempt_workers();
   std::string on;
-  for (const auto& w : workers) on += (on.empty() ? " (on " : ", ") + w;
+  for (int i = std::max(0, history.size() - kNamed); i < history.size(); ++i) {
+    std::string workers;
+    for (const auto& w : history[i].worker_ids()) workers += (workers.empty() ? "" : ", ") + w;
+    on += (on.empty() ? " (" : "; ") + std::string("attempt ") +
+          std::to_string(history[i].attempt()) + " on " + workers;
+  }
   if (!on.empty()) on += ")";
   return "the workers keep every line in <work-dir>/jobs/" + job.id() +
          "/attempt-<n>/rank-<r>.log" + on;

@@ -68,6 +68,13 @@ Status CheckRange(const std::string& field, T value, T lo, T hi) {
   return Status::Ok();
 }
 
+// `value` of spec field `field` ("model.dim") within its range in kJobSpecIntegerRanges.
+Status CheckSpecRange(std::string_view field, int64_t value) {
+  const JobSpecIntegerRange* range = FindJobSpecIntegerRange(field);
+  if (range == nullptr) return Internal("no range for spec." + std::string(field));
+  return CheckRange("spec." + std::string(field), value, range->lo, range->hi);
+}
+
 template <typename T>
 Status CheckAtLeast(const std::string& field, T value, T lo) {
   if (value < lo) return Invalid(field, "must be >= " + std::to_string(lo), value);
@@ -99,13 +106,13 @@ Status CheckModel(const v1::ModelSpec& m) {
   if (!m.norm().empty() && m.norm() != "dyt" && m.norm() != "rmsnorm") {
     return Invalid("spec.model.norm", "must be dyt or rmsnorm (got '" + m.norm() + "')");
   }
-  DYT_RETURN_IF_ERROR(CheckRange("spec.model.vocab_size", m.vocab_size(), 0, 1 << 22));
-  DYT_RETURN_IF_ERROR(CheckRange("spec.model.dim", m.dim(), 0, 65536));
-  DYT_RETURN_IF_ERROR(CheckRange("spec.model.n_layers", m.n_layers(), 0, 1024));
-  DYT_RETURN_IF_ERROR(CheckRange("spec.model.n_heads", m.n_heads(), 0, 1024));
-  DYT_RETURN_IF_ERROR(CheckRange("spec.model.n_kv_heads", m.n_kv_heads(), 0, 1024));
-  DYT_RETURN_IF_ERROR(CheckRange("spec.model.ffn_dim", m.ffn_dim(), 0, 1 << 20));
-  DYT_RETURN_IF_ERROR(CheckRange("spec.model.max_seq_len", m.max_seq_len(), 0, 1 << 20));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("model.vocab_size", m.vocab_size()));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("model.dim", m.dim()));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("model.n_layers", m.n_layers()));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("model.n_heads", m.n_heads()));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("model.n_kv_heads", m.n_kv_heads()));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("model.ffn_dim", m.ffn_dim()));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("model.max_seq_len", m.max_seq_len()));
   DYT_RETURN_IF_ERROR(CheckReal("spec.model.rope_theta", m.rope_theta(), 0, 1e9));
   DYT_RETURN_IF_ERROR(CheckReal("spec.model.alpha0_attn", m.alpha0_attn(), 0, 100));
   DYT_RETURN_IF_ERROR(CheckReal("spec.model.alpha0_ffn", m.alpha0_ffn(), 0, 100));
@@ -136,11 +143,11 @@ Status CheckOptimizer(const v1::OptimizerSpec& o) {
 }
 
 Status CheckTrain(const v1::TrainSpec& t) {
-  DYT_RETURN_IF_ERROR(CheckRange<int64_t>("spec.train.steps", t.steps(), 1, int64_t{1} << 40));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("train.steps", t.steps()));
   if (t.batch_size() < 1) return Invalid("spec.train.batch_size", "must be >= 1", t.batch_size());
-  DYT_RETURN_IF_ERROR(CheckRange("spec.train.batch_size", t.batch_size(), 1, 1 << 20));
-  DYT_RETURN_IF_ERROR(CheckRange("spec.train.grad_accum", t.grad_accum(), 0, 1 << 16));
-  DYT_RETURN_IF_ERROR(CheckRange("spec.train.seq_len", t.seq_len(), 0, 1 << 20));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("train.batch_size", t.batch_size()));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("train.grad_accum", t.grad_accum()));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("train.seq_len", t.seq_len()));
   DYT_RETURN_IF_ERROR(CheckAtLeast("spec.train.log_every", t.log_every(), 0));
   DYT_RETURN_IF_ERROR(CheckAtLeast("spec.train.eval_every", t.eval_every(), 0));
   DYT_RETURN_IF_ERROR(CheckAtLeast("spec.train.eval_batches", t.eval_batches(), 0));
@@ -149,9 +156,8 @@ Status CheckTrain(const v1::TrainSpec& t) {
 
 Status CheckResources(const v1::Resources& r) {
   if (r.ranks() < 1) return Invalid("spec.resources.ranks", "must be >= 1", r.ranks());
-  DYT_RETURN_IF_ERROR(CheckRange("spec.resources.ranks", r.ranks(), 1, JobSpecLimits::kMaxRanks));
-  DYT_RETURN_IF_ERROR(CheckRange("spec.resources.slots_per_rank", r.slots_per_rank(), 0,
-                                 JobSpecLimits::kMaxSlotsPerRank));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("resources.ranks", r.ranks()));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("resources.slots_per_rank", r.slots_per_rank()));
   if (r.kind() != "cpu" && r.kind() != "gpu") {
     return Invalid("spec.resources.kind", "must be cpu or gpu (got '" + r.kind() + "')");
   }
@@ -308,13 +314,11 @@ Status JobSpecValidator::Validate(const v1::JobSpec& spec) const {
     return Invalid("spec.train.deterministic",
                    "false is only valid for gpu jobs (resources.kind: gpu)");
   }
-  DYT_RETURN_IF_ERROR(CheckRange("spec.priority", spec.priority(), JobSpecLimits::kMinPriority,
-                                 JobSpecLimits::kMaxPriority));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("priority", spec.priority()));
   if (spec.max_restarts() < 0) {
     return Invalid("spec.max_restarts", "must be >= 0", spec.max_restarts());
   }
-  DYT_RETURN_IF_ERROR(
-      CheckRange("spec.max_restarts", spec.max_restarts(), 0, JobSpecLimits::kMaxRestarts));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("max_restarts", spec.max_restarts()));
   DYT_RETURN_IF_ERROR(CheckCheckpoint(spec.checkpoint()));
   return CheckWithTrainer(spec);
 }

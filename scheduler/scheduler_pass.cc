@@ -2,6 +2,8 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <set>
+#include <string>
 #include <tuple>
 
 #include "scheduler/job_states.h"
@@ -17,6 +19,18 @@ GangRequest RequestOf(const v1::JobSpec& spec) {
       spec.resources().slots_per_rank() > 0 ? spec.resources().slots_per_rank() : 1;
   request.kind = spec.resources().kind().empty() ? "cpu" : spec.resources().kind();
   return request;
+}
+
+// Appends `attempt`'s workers to job.attempt_workers, keeping the last kMaxAttemptWorkers.
+void RecordAttemptWorkers(int attempt, const std::set<std::string>& workers, v1::Job* job) {
+  constexpr int kMaxAttemptWorkers = 100;
+  auto* history = job->mutable_attempt_workers();
+  if (history->size() >= kMaxAttemptWorkers) {
+    history->DeleteSubrange(0, history->size() - kMaxAttemptWorkers + 1);
+  }
+  v1::AttemptWorkers* entry = history->Add();
+  entry->set_attempt(attempt);
+  for (const auto& worker_id : workers) entry->add_worker_ids(worker_id);
 }
 
 }  // namespace
@@ -87,6 +101,7 @@ void Scheduler::SchedulePass(Batch& batch) {
       job.ranks[rank.rank()] = RankState{};
       on.insert(rank.worker_id());
     }
+    RecordAttemptWorkers(attempt, on, job.record.mutable_job());
     std::string workers;
     for (const auto& worker_id : on) {
       v1::SchedulerMessage message;

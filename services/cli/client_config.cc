@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 
@@ -34,8 +35,9 @@ Status ReadConfigFile(const std::string& path, ClientConfig& config) {
     const std::string key = kv.first.Scalar();
     const std::string where = At(path, kv.first.Mark());
     if (key == "server") {
-      if (!kv.second.IsScalar() || kv.second.Scalar().empty()) {
-        return InvalidArgument(where + ": server: must be HOST:PORT");
+      if (!kv.second.IsScalar()) return InvalidArgument(where + ": server: must be HOST:PORT");
+      if (std::string rule = ServerAddressRule(kv.second.Scalar()); !rule.empty()) {
+        return InvalidArgument(where + ": server: " + rule);
       }
       config.server = kv.second.Scalar();
       config.server_source = path;
@@ -64,6 +66,31 @@ Status ReadConfigFile(const std::string& path, ClientConfig& config) {
 }
 
 }  // namespace
+
+std::string ServerAddressRule(const std::string& address) {
+  const std::string got = " (got '" + address + "')";
+  if (address.empty()) return "must not be empty";
+  for (const char* scheme : {"unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:", "vsock:"}) {
+    if (address.rfind(scheme, 0) == 0) return "";
+  }
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return "must be HOST:PORT" + got;
+  const std::string host = address.substr(0, colon);
+  if (host.find(':') != std::string::npos && (host.front() != '[' || host.back() != ']')) {
+    return "must be HOST:PORT, an IPv6 host in brackets ([::1]:50051)" + got;
+  }
+  for (char c : host) {
+    if (c <= ' ' || c == '/' || c == '\x7f') return "must be HOST:PORT" + got;
+  }
+  const std::string port = address.substr(colon + 1);
+  int value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value < 1 ||
+      value > 65535) {
+    return "must be HOST:PORT with a port 1..65535" + got;
+  }
+  return "";
+}
 
 ClientConfigSources SourcesFromEnvironment(const std::string& flag_server) {
   ClientConfigSources s;
@@ -101,6 +128,9 @@ StatusOr<ClientConfig> ResolveClientConfig(const ClientConfigSources& sources) {
     DYT_RETURN_IF_ERROR(ReadSmallFile(config.tls_ca_file, "ca_file").status());
   }
   if (!sources.env_server.empty()) {
+    if (std::string rule = ServerAddressRule(sources.env_server); !rule.empty()) {
+      return InvalidArgument("DYT_SERVER: " + rule);
+    }
     config.server = sources.env_server;
     config.server_source = "DYT_SERVER";
   }

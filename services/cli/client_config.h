@@ -54,6 +54,11 @@ struct ClientConfigSources {
   std::string env_ca_file;  // $DYT_CA_FILE
 };
 
+// What is wrong with scheduler address `address`, or "" when nothing is: HOST:PORT (a name,
+// an IPv4 address or a bracketed IPv6 one, and a port 1..65535), or a gRPC target with its
+// scheme (unix:/path, dns:///host:port, ipv4:..., ipv6:...), passed on as it is.
+std::string ServerAddressRule(const std::string& address);
+
 // The config file dytctl reads and `dytctl login` writes: $DYT_CONFIG, else
 // $HOME/.config/dyt/config.yaml.
 std::string ConfigFilePath(const ClientConfigSources& sources);
@@ -62,7 +67,7 @@ std::string ConfigFilePath(const ClientConfigSources& sources);
 ClientConfigSources SourcesFromEnvironment(const std::string& flag_server);
 
 // Applies the precedence above. Errors: an unreadable $DYT_CONFIG, bad YAML (file:line:col),
-// an unknown key or a bad value (file:line).
+// an unknown key or a bad value (file:line), a bad $DYT_SERVER.
 StatusOr<ClientConfig> ResolveClientConfig(const ClientConfigSources& sources);
 
 // The gRPC channel to config.server: TLS verified with tls_ca_file and the bearer token on

@@ -73,6 +73,21 @@ void PrintJob(std::ostream& out, const v1::Job& job) {
     out << "placement:   rank " << p.rank() << " on " << p.worker_id() << " slots [" << slots
         << "]\n";
   }
+  if (job.attempt_workers_size() > 0) {
+    // Where each attempt ran: its ranks' full output is on those workers (docs/worker.md).
+    constexpr int kShown = 5;
+    const auto& history = job.attempt_workers();
+    out << "ran on:      ";
+    if (history.size() > kShown) out << "(" << history.size() - kShown << " earlier) ";
+    for (int i = std::max(0, history.size() - kShown); i < history.size(); ++i) {
+      out << (i > std::max(0, history.size() - kShown) ? "; " : "") << "attempt "
+          << history[i].attempt() << " on ";
+      for (int w = 0; w < history[i].worker_ids_size(); ++w) {
+        out << (w > 0 ? ", " : "") << history[i].worker_ids(w);
+      }
+    }
+    out << "\n";
+  }
   const v1::Progress& pr = job.progress();
   out << "progress:    " << StepsText(job);
   if (pr.steps() > 0) {

@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
   std::string server;
   std::string output = "table";
   app.add_option("--server", server,
-                 "scheduler HOST:PORT (default: $DYT_SERVER, the config file, 127.0.0.1:50051)");
+                 "scheduler HOST:PORT (default: $DYT_SERVER, the config file, 127.0.0.1:50051)")
+      ->check(CLI::Validator(ServerAddressRule, "HOST:PORT"));
   app.add_option("--output", output, "table (for people) or json (for scripts)")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();

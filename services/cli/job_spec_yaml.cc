@@ -86,16 +86,22 @@ std::string KnownFields(const Descriptor* d) {
   return known;
 }
 
-// Parses `text` as a T: "" when it is one, else the rule it breaks: the range of T for digits
-// that do not fit ("an integer between 0 and 4294967295"), else `type_name`.
+// Parses `text` as a T for spec field `path`: "" when it is one, else the rule it breaks: for
+// digits that do not fit, the field's range when the scheduler gives it one ("an integer
+// between 0 and 1000"), else T's range; for anything else, `type_name`.
 template <typename T>
-std::string ParseInteger(const std::string& text, const char* type_name, T& out) {
+std::string ParseInteger(const std::string& text, const std::string& path, const char* type_name,
+                         T& out) {
   const char* begin = text.data();
   const char* end = text.data() + text.size();
   if (begin != end && *begin == '+') ++begin;
   auto [ptr, ec] = std::from_chars(begin, end, out);
   if (ec == std::errc() && ptr == end && begin != end) return "";
   if (ec == std::errc::result_out_of_range && ptr == end) {
+    if (const JobSpecIntegerRange* range = FindJobSpecIntegerRange(path)) {
+      return "an integer between " + std::to_string(range->lo) + " and " +
+             std::to_string(range->hi);
+    }
     return "an integer between " + std::to_string(std::numeric_limits<T>::min()) + " and " +
            std::to_string(std::numeric_limits<T>::max());
   }
@@ -192,25 +198,25 @@ class SpecReader {
     switch (f->cpp_type()) {
       case FieldDescriptor::CPPTYPE_INT32: {
         int32_t v = 0;
-        if (auto rule = ParseInteger(text, TypeName(f), v); !rule.empty()) return bad(rule);
+        if (auto rule = ParseInteger(text, path, TypeName(f), v); !rule.empty()) return bad(rule);
         rep ? r->AddInt32(msg, f, v) : r->SetInt32(msg, f, v);
         return Status::Ok();
       }
       case FieldDescriptor::CPPTYPE_INT64: {
         int64_t v = 0;
-        if (auto rule = ParseInteger(text, TypeName(f), v); !rule.empty()) return bad(rule);
+        if (auto rule = ParseInteger(text, path, TypeName(f), v); !rule.empty()) return bad(rule);
         rep ? r->AddInt64(msg, f, v) : r->SetInt64(msg, f, v);
         return Status::Ok();
       }
       case FieldDescriptor::CPPTYPE_UINT32: {
         uint32_t v = 0;
-        if (auto rule = ParseInteger(text, TypeName(f), v); !rule.empty()) return bad(rule);
+        if (auto rule = ParseInteger(text, path, TypeName(f), v); !rule.empty()) return bad(rule);
         rep ? r->AddUInt32(msg, f, v) : r->SetUInt32(msg, f, v);
         return Status::Ok();
       }
       case FieldDescriptor::CPPTYPE_UINT64: {
         uint64_t v = 0;
-        if (auto rule = ParseInteger(text, TypeName(f), v); !rule.empty()) return bad(rule);
+        if (auto rule = ParseInteger(text, path, TypeName(f), v); !rule.empty()) return bad(rule);
         rep ? r->AddUInt64(msg, f, v) : r->SetUInt64(msg, f, v);
         return Status::Ok();
       }

@@ -111,6 +111,12 @@ void ProgressTracker::Merge(const ParsedEvent& event) {
   } else if (event.kind == ParsedEvent::Kind::kEval) {
     progress_.set_step(event.progress.step());
     progress_.set_val_loss(event.progress.val_loss());
+  } else if (event.kind == ParsedEvent::Kind::kCheckpoint &&
+             event.checkpoint.step() > progress_.step()) {
+    // A checkpoint between logged steps (the one a stopping trainer saves): its step is the
+    // furthest the job got, and its loss that step's.
+    progress_.set_step(event.checkpoint.step());
+    if (event.checkpoint.loss() != 0) progress_.set_loss(event.checkpoint.loss());
   }
 }
 

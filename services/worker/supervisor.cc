@@ -260,12 +260,14 @@ void Supervisor::Assign(const v1::Assignment& a) {
         return;
       }
       case ParsedEvent::Kind::kCheckpoint: {
+        if (rank == 0) r->progress.Merge(*e);
         v1::WorkerMessage m;
         v1::CheckpointRecord* c = m.mutable_checkpoint()->mutable_checkpoint();
         *c = e->checkpoint;
         c->set_job_id(r->job_id);
         c->set_attempt(r->attempt);
-        c->set_val_loss(r->progress.progress().val_loss());
+        // The trainer's own val_loss for this checkpoint, else the latest evaluation's.
+        if (c->val_loss() == 0) c->set_val_loss(r->progress.progress().val_loss());
         const auto now = std::chrono::system_clock::now().time_since_epoch();
         c->mutable_created()->set_seconds(
             std::chrono::duration_cast<std::chrono::seconds>(now).count());

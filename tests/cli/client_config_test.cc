@@ -97,11 +97,34 @@ TEST(ClientConfigTest, ErrorsNameTheFileAndLine) {
             s.env_config +
                 ":2:1: srever: unknown key (known: server, connect_timeout_s, ca_file, token)");
 
+  Write(s.env_config, "# the scheduler\nserver: sched.example.org\n");
+  c = ResolveClientConfig(s);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            s.env_config + ":2:1: server: must be HOST:PORT (got 'sched.example.org')");
+
   Write(s.env_config, "connect_timeout_s: never\n");
   c = ResolveClientConfig(s);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().message(),
             s.env_config + ":1:1: connect_timeout_s: must be a number in (0, 600]");
+}
+
+TEST(ClientConfigTest, ServerAddressRule) {
+  for (const char* good : {"127.0.0.1:50051", "sched.example.org:1", "[::1]:65535",
+                           "unix:/run/dyt.sock", "dns:///sched:50051", "ipv4:10.0.0.1:50051"}) {
+    EXPECT_EQ(ServerAddressRule(good), "") << good;
+  }
+  EXPECT_EQ(ServerAddressRule(""), "must not be empty");
+  EXPECT_EQ(ServerAddressRule("sched"), "must be HOST:PORT (got 'sched')");
+  EXPECT_EQ(ServerAddressRule(":50051"), "must be HOST:PORT (got ':50051')");
+  EXPECT_EQ(ServerAddressRule("a b:1"), "must be HOST:PORT (got 'a b:1')");
+  EXPECT_EQ(ServerAddressRule("sched:0"), "must be HOST:PORT with a port 1..65535 (got 'sched:0')");
+  EXPECT_EQ(ServerAddressRule("sched:"), "must be HOST:PORT with a port 1..65535 (got 'sched:')");
+  EXPECT_EQ(ServerAddressRule("sched:http"),
+            "must be HOST:PORT with a port 1..65535 (got 'sched:http')");
+  EXPECT_EQ(ServerAddressRule("fe80::1:50051"),
+            "must be HOST:PORT, an IPv6 host in brackets ([::1]:50051) (got 'fe80::1:50051')");
 }
 
 }  // namespace

@@ -201,7 +201,7 @@ TEST_F(DytctlJobTest, LogsFollowReconnectsAfterTheSchedulerRestarts) {
   const std::string where =
       "Z) is not kept by it; the workers keep every line in "
       "<work-dir>/jobs/" +
-      id + "/attempt-<n>/rank-<r>.log (on w1)\n";
+      id + "/attempt-<n>/rank-<r>.log (attempt 1 on w1)\n";
   EXPECT_NE(testing::ReadText(err).find(note), std::string::npos) << testing::ReadText(err);
   ProcessResult again = Ctl({"logs", id, "--tail", "10000"});
   EXPECT_EQ(again.code, 0) << again.err;
@@ -212,6 +212,9 @@ TEST_F(DytctlJobTest, LogsFollowReconnectsAfterTheSchedulerRestarts) {
                 .find("step 20/1000000 loss "),
             std::string::npos);
   EXPECT_EQ(CtlJson({"cancel", id})["state"], "CANCELLED");
+  // `get` of the ended job still says where its attempt ran.
+  ProcessResult get = Ctl({"get", id});
+  EXPECT_NE(get.out.find("\nran on:      attempt 1 on w1\n"), std::string::npos) << get.out;
   int status = -1;
   EXPECT_TRUE(Eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, seconds(60)));
   if (::waitpid(pid, nullptr, WNOHANG) == 0) {

@@ -115,6 +115,21 @@ TEST(DytctlProcessTest, BadUsageExitsTwoNamingTheMistake) {
     EXPECT_EQ(r.err.rfind(message, 0), 0u) << ::testing::PrintToString(args) << ": " << r.err;
     EXPECT_EQ(r.out, "");
   }
+  // A server address that cannot be one (an empty one used to mean the default).
+  const std::pair<std::string, std::string> servers[] = {
+      {"", "dytctl: --server: must not be empty (dytctl list --help)\n"},
+      {"sched", "dytctl: --server: must be HOST:PORT (got 'sched') (dytctl list --help)\n"},
+      {"sched:65536", "dytctl: --server: must be HOST:PORT with a port 1..65535 (got "},
+      {"::1:50051", "dytctl: --server: must be HOST:PORT, an IPv6 host in brackets ([::1]:50051)"},
+  };
+  for (const auto& [server, message] : servers) {
+    ProcessResult r = Dytctl("", {"--server", server, "list"});
+    EXPECT_EQ(r.code, 2) << server << ": " << r.err;
+    EXPECT_EQ(r.err.rfind(message, 0), 0u) << server << ": " << r.err;
+  }
+  ProcessResult env = Dytctl("", {"list"}, {"DYT_SERVER=sched"});
+  EXPECT_EQ(env.code, 1) << env.err;
+  EXPECT_EQ(env.err, "dytctl: DYT_SERVER: must be HOST:PORT (got 'sched')\n");
   // --help is not a mistake.
   ProcessResult help = Dytctl("", {"token", "--help"});
   EXPECT_EQ(help.code, 0) << help.err;

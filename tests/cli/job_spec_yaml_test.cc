@@ -192,12 +192,19 @@ TEST(JobSpecYamlTest, TypeErrorsNameFieldRuleAndValue) {
   const Case cases[] = {
       {"train:\n  steps: abc\n", "job.yaml:2:10: train.steps: must be an integer (got 'abc')"},
       {"train:\n  steps: 1.5\n", "job.yaml:2:10: train.steps: must be an integer (got '1.5')"},
+      // Digits that overflow the field's type: the scheduler's range for the field, where it
+      // has one (common/job_spec_limits.h), else the type's.
       {"train:\n  batch_size: 3000000000\n",
-       "job.yaml:2:15: train.batch_size: must be an integer between -2147483648 and 2147483647 "
+       "job.yaml:2:15: train.batch_size: must be an integer between 1 and 1048576 "
        "(got '3000000000')"},
       {"train:\n  steps: 99999999999999999999\n",
-       "job.yaml:2:10: train.steps: must be an integer between -9223372036854775808 and "
-       "9223372036854775807 (got '99999999999999999999')"},
+       "job.yaml:2:10: train.steps: must be an integer between 1 and 1099511627776 (got "
+       "'99999999999999999999')"},
+      {"priority: -99999999999\n",
+       "job.yaml:1:11: priority: must be an integer between 0 and 1000 (got '-99999999999')"},
+      {"train:\n  log_every: 3000000000\n",
+       "job.yaml:2:14: train.log_every: must be an integer between -2147483648 and 2147483647 "
+       "(got '3000000000')"},
       {"data:\n  seed: -1\n", "job.yaml:2:9: data.seed: must be a non-negative integer (got '-1')"},
       {"data:\n  seed: 18446744073709551616\n",
        "job.yaml:2:9: data.seed: must be an integer between 0 and 18446744073709551615 (got "

@@ -19,7 +19,7 @@ std::vector<std::string> Numbered(int from, int to) {
   return lines;
 }
 
-// A job that ran (a RUNNING event at `ran_at`) on workers w2 and w1.
+// A job that ran (a RUNNING event at `ran_at`): attempt 1 on w1, attempt 2 on w1 and w2.
 v1::Job Ran(const std::string& id, google::protobuf::Timestamp ran_at,
             v1::JobState state = v1::RUNNING) {
   v1::Job job;
@@ -31,12 +31,21 @@ v1::Job Ran(const std::string& id, google::protobuf::Timestamp ran_at,
   v1::JobEvent* running = job.add_events();
   running->set_state(v1::RUNNING);
   *running->mutable_time() = ran_at;
-  for (const char* worker : {"w2", "w1", "w2"}) job.add_placement()->set_worker_id(worker);
+  v1::AttemptWorkers* first = job.add_attempt_workers();
+  first->set_attempt(1);
+  first->add_worker_ids("w1");
+  v1::AttemptWorkers* second = job.add_attempt_workers();
+  second->set_attempt(2);
+  second->add_worker_ids("w1");
+  second->add_worker_ids("w2");
+  // Only the running attempt has a placement; the notice names the workers of every attempt.
+  if (state == v1::RUNNING) job.add_placement()->set_worker_id("w2");
   return job;
 }
 
 constexpr const char* kWhere =
-    "the workers keep every line in <work-dir>/jobs/job-1/attempt-<n>/rank-<r>.log (on w1, w2)";
+    "the workers keep every line in <work-dir>/jobs/job-1/attempt-<n>/rank-<r>.log (attempt 1 "
+    "on w1; attempt 2 on w1, w2)";
 
 TEST(JobLogsTest, LinesTheRingDroppedAreCountedAndPointedTo) {
   JobLogs logs(/*max_lines_per_job=*/5, /*max_jobs=*/10);
@@ -93,6 +102,27 @@ TEST(JobLogsTest, AFinishedJobsEvictedLinesArePointedTo) {
             std::string("the scheduler no longer keeps this job's output (it keeps that of the "
                         "last 1 jobs); ") +
                 kWhere);
+}
+
+TEST(JobLogsTest, TheNoticeNamesTheWorkersOfTheLastFiveAttempts) {
+  JobLogs logs(/*max_lines_per_job=*/100, /*max_jobs=*/1);
+  logs.Append("job-1", 7, 0, Numbered(0, 3));
+  logs.Finish("job-1");
+  logs.Append("job-2", 1, 0, Numbered(0, 3));
+  logs.Finish("job-2");
+  v1::Job job = Ran("job-1", TimeUtil::GetCurrentTime(), v1::FAILED);
+  job.clear_attempt_workers();
+  for (int attempt = 1; attempt <= 7; ++attempt) {
+    v1::AttemptWorkers* a = job.add_attempt_workers();
+    a->set_attempt(attempt);
+    // Not "w" + std::to_string(...): GCC 12 warns falsely of it (-Wrestrict).
+    a->add_worker_ids(std::string("w") + std::to_string(attempt));
+  }
+  EXPECT_EQ(LogsNotice(logs, job, logs.Last("job-1", 100), 100),
+            "the scheduler no longer keeps this job's output (it keeps that of the last 1 jobs); "
+            "the workers keep every line in <work-dir>/jobs/job-1/attempt-<n>/rank-<r>.log "
+            "(attempt 3 on w3; attempt 4 on w4; attempt 5 on w5; attempt 6 on w6; attempt 7 on "
+            "w7)");
 }
 
 TEST(JobLogsTest, AJobThatNeverRanHasNothingMissing) {

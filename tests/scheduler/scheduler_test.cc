@@ -8,7 +8,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "common/sha256.h"
 #include "tests/scheduler/service_test_util.h"
@@ -281,6 +283,16 @@ TEST(SchedulerTest, LostWorkerRequeuesOnRemainingCapacity) {
   EXPECT_EQ(b->attempt(), 2);
   v1::Job job = GetJob(server, id);
   EXPECT_EQ(job.restarts(), 1);
+  // Each attempt's workers are kept (where each attempt's rank logs are).
+  ASSERT_EQ(job.attempt_workers_size(), 2) << job.DebugString();
+  EXPECT_EQ(job.attempt_workers(0).attempt(), 1);
+  EXPECT_EQ(std::vector<std::string>(job.attempt_workers(0).worker_ids().begin(),
+                                     job.attempt_workers(0).worker_ids().end()),
+            std::vector<std::string>{"doomed"});
+  EXPECT_EQ(job.attempt_workers(1).attempt(), 2);
+  EXPECT_EQ(std::vector<std::string>(job.attempt_workers(1).worker_ids().begin(),
+                                     job.attempt_workers(1).worker_ids().end()),
+            std::vector<std::string>{"spare"});
   auto states = StatesOf(job);
   EXPECT_NE(std::find(states.begin(), states.end(), v1::RESTARTING), states.end());
   bool said_why = false;

@@ -37,6 +37,23 @@ TEST(EventParserTest, TrackerKeepsValLossAcrossSteps) {
   EXPECT_EQ(t.progress().steps(), 20);
 }
 
+// A stopping trainer checkpoints at a step it never logged: that step (and its loss) is the
+// job's progress, so a cancelled or preempted job does not look less far along than its newest
+// checkpoint. An older checkpoint changes nothing.
+TEST(EventParserTest, ACheckpointPastTheLastLoggedStepMovesProgress) {
+  ProgressTracker t;
+  t.Merge(*ParseEventLine(R"({"event":"step","step":30,"steps":100,"loss":4.0})"));
+  t.Merge(*ParseEventLine(R"({"event":"eval","step":30,"val_loss":4.5})"));
+  t.Merge(*ParseEventLine(R"({"event":"checkpoint","step":37,"dir":"/a","loss":3.75})"));
+  EXPECT_EQ(t.progress().step(), 37);
+  EXPECT_DOUBLE_EQ(t.progress().loss(), 3.75);
+  EXPECT_DOUBLE_EQ(t.progress().val_loss(), 4.5);
+  EXPECT_EQ(t.progress().steps(), 100);
+  t.Merge(*ParseEventLine(R"({"event":"checkpoint","step":20,"dir":"/b","loss":9})"));
+  EXPECT_EQ(t.progress().step(), 37);
+  EXPECT_DOUBLE_EQ(t.progress().loss(), 3.75);
+}
+
 TEST(EventParserTest, CheckpointBecomesARecord) {
   auto e = ParseEventLine(
       R"({"event":"checkpoint","step":40,"dir":"/a/job-1/step-000000040","bytes":300,)"
