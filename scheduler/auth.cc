@@ -38,6 +38,8 @@ const char* ActionWords(Action action) {
       return "use rendezvous";
     case Action::kManageTokens:
       return "manage tokens";
+    case Action::kManageWorkers:
+      return "manage workers";
   }
   return "do that";
 }

@@ -56,6 +56,7 @@ enum class Action {
   kWorkerConnect,  // WorkerService.Connect
   kRendezvous,     // WorkerService.Get/SetRendezvous
   kManageTokens,   // AuthService.CreateToken/ListTokens/RevokeToken
+  kManageWorkers,  // JobService.DrainWorker/RemoveWorker
 };
 
 // What an action is on; only the fields the action needs are read.

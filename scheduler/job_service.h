@@ -85,6 +85,11 @@ class JobServiceImpl final
       grpc::ServerWriter<v1::DownloadCheckpointResponse>* writer) override;
   grpc::Status ListWorkers(grpc::ServerContext* context, const v1::ListWorkersRequest* request,
                            v1::ListWorkersResponse* response) override;
+  // Admin only (Scheduler::DrainWorker, Scheduler::RemoveWorker).
+  grpc::Status DrainWorker(grpc::ServerContext* context, const v1::DrainWorkerRequest* request,
+                           v1::WorkerStatus* response) override;
+  grpc::Status RemoveWorker(grpc::ServerContext* context, const v1::RemoveWorkerRequest* request,
+                            v1::RemoveWorkerResponse* response) override;
 
   // The same operations with dyt::Status, for in-process callers and tests.
   StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request, const Caller& caller = {});

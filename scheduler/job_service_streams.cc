@@ -1,5 +1,5 @@
 // JobServiceImpl: the streaming and artifact RPCs (WatchJob, GetJobLogs, ListCheckpoints,
-// DownloadCheckpoint) and ListWorkers.
+// DownloadCheckpoint).
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -275,17 +275,6 @@ grpc::Status JobServiceImpl::DownloadCheckpoint(
     grpc::ServerWriter<v1::DownloadCheckpointResponse>* writer) {
   return RpcGuard(metrics_, "DownloadCheckpoint",
                   [&] { return Download(context, *request, writer); });
-}
-
-grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* context,
-                                         const v1::ListWorkersRequest*,
-                                         v1::ListWorkersResponse* response) {
-  return RpcGuard(metrics_, "ListWorkers", [&]() -> Status {
-    DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
-    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kListWorkers));
-    for (auto& w : scheduler_->ListWorkers()) *response->add_workers() = std::move(w);
-    return Status::Ok();
-  });
 }
 
 }  // namespace dyt

@@ -312,9 +312,13 @@ bool Scheduler::IsCurrentAttempt(const std::string& job_id, int attempt) const {
 void Scheduler::UpdateGauges() {
   if (metrics_ == nullptr) return;
   metrics_->SetQueueDepth(double(queue_.size() + held_.size()));
-  int connected = 0;
-  for (const auto& [id, worker] : workers_) connected += worker.session != nullptr;
+  int connected = 0, draining = 0;
+  for (const auto& [id, worker] : workers_) {
+    connected += worker.session != nullptr;
+    draining += worker.record.draining();
+  }
   metrics_->SetWorkers(connected, double(workers_.size()) - connected);
+  metrics_->SetWorkersDraining(draining);
   for (const char* kind : {"cpu", "gpu"}) {
     metrics_->SetSlots(kind, cluster_.total_slots(kind), cluster_.allocated_slots(kind));
   }

@@ -116,6 +116,17 @@ class Scheduler {
   // The session's stream ended. The worker is not lost yet: it has heartbeat_timeout to return.
   void Disconnected(const std::shared_ptr<WorkerSession>& session);
   std::vector<v1::WorkerStatus> ListWorkers() const;
+  // Operators (scheduler/scheduler_worker_admin.cc). DrainWorker(drain=true): no new work goes
+  // to the worker, now and after restarts, until DrainWorker(drain=false); with `preempt`,
+  // each job with ranks on it is stopped with a checkpoint and requeued (PREEMPTED; no restart
+  // counted), else its jobs run to their end. Idempotent; a second drain keeps drain_since and
+  // takes the new reason. The worker as ListWorkers shows it; NOT_FOUND for an unknown worker,
+  // INVALID_ARGUMENT naming the field for a bad request.
+  StatusOr<v1::WorkerStatus> DrainWorker(const v1::DrainWorkerRequest& request);
+  // Forgets a disconnected worker that holds no ranks (durably). FAILED_PRECONDITION saying why
+  // for a connected worker or one whose ranks are not yet counted lost; NOT_FOUND for an
+  // unknown one.
+  Status RemoveWorker(const std::string& worker_id);
 
   // ----- Checkpoints.
   // Records the complete checkpoints in the job's artifact directory that no worker reported
@@ -194,6 +205,11 @@ class Scheduler {
   Status OnLateCheckpoint(const std::string& worker_id, const v1::CheckpointRecord& record);
   // Under mu_: the job's last_checkpoint_step = max(it, step), live or ended.
   Status RaiseLastCheckpointStep(const std::string& job_id, int64_t step);
+  // Under mu_: the worker as ListWorkers answers it; `jobs`: those with ranks on it.
+  v1::WorkerStatus StatusOf(const std::string& worker_id, const Worker& worker,
+                            const std::vector<std::string>& jobs) const;
+  // Under mu_: the jobs with ranks on `worker_id` (any attempt not yet exited), sorted.
+  std::vector<std::string> JobsOn(const std::string& worker_id) const;
   void ReconcileRunning(Worker& worker, const std::vector<v1::RunningRank>& running, Batch& batch);
   Status Persist(Batch& batch);
   void FlushProgress();

@@ -44,6 +44,11 @@ SchedulerMetrics::SchedulerMetrics() : registry_(std::make_shared<prometheus::Re
                   .Name("dyt_scheduler_workers")
                   .Help("Registered workers by connection state")
                   .Register(*registry_);
+  workers_draining_ = &BuildGauge()
+                           .Name("dyt_scheduler_workers_draining")
+                           .Help("Registered workers that take no new work (drained)")
+                           .Register(*registry_)
+                           .Add({});
   slots_ = &BuildGauge()
                 .Name("dyt_scheduler_slots")
                 .Help("Slots of connected workers by kind; state total or allocated")

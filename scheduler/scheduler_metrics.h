@@ -34,6 +34,7 @@ class SchedulerMetrics {
   void Scheduled(double queued_seconds) { scheduling_latency_->Observe(queued_seconds); }
   void SetQueueDepth(double depth) { queue_depth_->Set(depth); }
   void SetWorkers(double connected, double disconnected);
+  void SetWorkersDraining(double draining) { workers_draining_->Set(draining); }
   void SetSlots(const std::string& kind, double total, double allocated);
   void Preempted() { preemptions_->Increment(); }
   void Restarted() { restarts_->Increment(); }
@@ -49,6 +50,7 @@ class SchedulerMetrics {
   prometheus::Histogram* scheduling_latency_;
   prometheus::Gauge* queue_depth_;
   prometheus::Family<prometheus::Gauge>* workers_;
+  prometheus::Gauge* workers_draining_;
   prometheus::Family<prometheus::Gauge>* slots_;
   prometheus::Counter* preemptions_;
   prometheus::Counter* restarts_;

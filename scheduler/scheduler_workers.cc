@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
+#include <vector>
 
 #include "scheduler/job_states.h"
 #include "scheduler/scheduler.h"
@@ -92,7 +95,8 @@ StatusOr<std::shared_ptr<WorkerSession>> Scheduler::Register(const v1::RegisterW
   if (!added.ok()) {
     return FailedPrecondition("worker " + request.worker_id() + ": " + added.message());
   }
-  cluster_.SetSchedulable(request.worker_id(), true);
+  // A drained worker stays drained across its restarts (and the scheduler's).
+  cluster_.SetSchedulable(request.worker_id(), !worker.record.draining());
   ReleaseHeld();  // more capacity: held jobs may fit now
   v1::WorkerRecord& record = worker.record;
   record.set_id(request.worker_id());
@@ -372,34 +376,52 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
 
 std::vector<v1::WorkerStatus> Scheduler::ListWorkers() const {
   std::lock_guard lock(mu_);
+  // One pass over the attempts, not one per worker.
   std::map<std::string, std::set<std::string>> jobs_on;
   for (const auto& [key, attempt] : attempts_) {
     for (const auto& [worker_id, ranks] : attempt.live_ranks) {
       if (!ranks.empty()) jobs_on[worker_id].insert(attempt.job_id);
     }
   }
-  auto now_steady = std::chrono::steady_clock::now();
-  auto now = TimeUtil::GetCurrentTime();
   std::vector<v1::WorkerStatus> out;
   for (const auto& [id, worker] : workers_) {
-    v1::WorkerStatus status;
-    status.set_id(id);
-    status.set_hostname(worker.record.hostname());
-    status.set_slot_kind(worker.record.slot_kind());
-    status.set_slots(worker.record.slots());
-    status.set_slots_busy(worker.record.slots() - cluster_.free_slots(id));
-    if (!cluster_.HasWorker(id)) status.set_slots_busy(0);
-    status.set_connected(worker.session != nullptr);
-    auto ago =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now_steady - worker.last_heartbeat);
-    *status.mutable_last_heartbeat() = now - TimeUtil::MillisecondsToDuration(ago.count());
-    status.set_memory_bytes(worker.record.memory_bytes());
-    auto device = worker.record.labels().find("device");
-    if (device != worker.record.labels().end()) status.set_device_name(device->second);
-    for (const auto& job : jobs_on[id]) status.add_job_ids(job);
-    out.push_back(std::move(status));
+    const auto& jobs = jobs_on[id];
+    out.push_back(StatusOf(id, worker, {jobs.begin(), jobs.end()}));
   }
   return out;
+}
+
+std::vector<std::string> Scheduler::JobsOn(const std::string& worker_id) const {
+  std::set<std::string> jobs;
+  for (const auto& [key, attempt] : attempts_) {
+    auto ranks = attempt.live_ranks.find(worker_id);
+    if (ranks != attempt.live_ranks.end() && !ranks->second.empty()) jobs.insert(attempt.job_id);
+  }
+  return {jobs.begin(), jobs.end()};
+}
+
+v1::WorkerStatus Scheduler::StatusOf(const std::string& id, const Worker& worker,
+                                     const std::vector<std::string>& jobs) const {
+  v1::WorkerStatus status;
+  status.set_id(id);
+  status.set_hostname(worker.record.hostname());
+  status.set_slot_kind(worker.record.slot_kind());
+  status.set_slots(worker.record.slots());
+  status.set_slots_busy(worker.record.slots() - cluster_.free_slots(id));
+  if (!cluster_.HasWorker(id)) status.set_slots_busy(0);
+  status.set_connected(worker.session != nullptr);
+  auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - worker.last_heartbeat);
+  *status.mutable_last_heartbeat() =
+      TimeUtil::GetCurrentTime() - TimeUtil::MillisecondsToDuration(ago.count());
+  status.set_memory_bytes(worker.record.memory_bytes());
+  auto device = worker.record.labels().find("device");
+  if (device != worker.record.labels().end()) status.set_device_name(device->second);
+  for (const auto& job : jobs) status.add_job_ids(job);
+  status.set_draining(worker.record.draining());
+  status.set_drain_reason(worker.record.drain_reason());
+  if (worker.record.has_drain_since()) *status.mutable_drain_since() = worker.record.drain_since();
+  return status;
 }
 
 void Scheduler::KeepFinalProgress(const v1::RankUpdate& update) {

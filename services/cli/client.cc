@@ -220,6 +220,22 @@ StatusOr<std::vector<v1::WorkerStatus>> DytClient::ListWorkers() {
   return std::vector<v1::WorkerStatus>(response.workers().begin(), response.workers().end());
 }
 
+StatusOr<v1::WorkerStatus> DytClient::DrainWorker(const v1::DrainWorkerRequest& request) {
+  v1::WorkerStatus worker;
+  grpc::Status status = stub_->DrainWorker(UnaryContext().get(), request, &worker);
+  if (!status.ok()) return FromGrpc(status, "DrainWorker");
+  return worker;
+}
+
+Status DytClient::RemoveWorker(const std::string& worker_id) {
+  v1::RemoveWorkerRequest request;
+  request.set_worker_id(worker_id);
+  v1::RemoveWorkerResponse response;
+  grpc::Status status = stub_->RemoveWorker(UnaryContext().get(), request, &response);
+  if (!status.ok()) return FromGrpc(status, "RemoveWorker");
+  return Status::Ok();
+}
+
 Status DytClient::Watch(const std::string& id,
                         const std::function<bool(const v1::Job&)>& on_message) {
   grpc::ClientContext context;

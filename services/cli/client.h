@@ -45,6 +45,8 @@ class DytClient {
   StatusOr<v1::Job> Cancel(const std::string& id, const std::string& reason);
   StatusOr<std::vector<v1::CheckpointRecord>> ListCheckpoints(const std::string& job_id);
   StatusOr<std::vector<v1::WorkerStatus>> ListWorkers();
+  StatusOr<v1::WorkerStatus> DrainWorker(const v1::DrainWorkerRequest& request);
+  Status RemoveWorker(const std::string& worker_id);
 
   // AuthService (docs/security.md).
   StatusOr<v1::CreateTokenResponse> CreateToken(const v1::CreateTokenRequest& request);

@@ -73,6 +73,16 @@ int RunCheckpoints(const CommandContext& ctx, const std::string& id);
 int RunPull(const CommandContext& ctx, const PullArgs& args);
 int RunWorkers(const CommandContext& ctx);
 
+// Operators (admin tokens): `workers drain|undrain|remove` (docs/cli.md).
+struct WorkerDrainArgs {
+  std::string id;
+  bool drain = true;  // false: undrain
+  std::string reason;
+  bool preempt = false;  // stop its jobs with a checkpoint and requeue them elsewhere
+};
+int RunWorkerDrain(const CommandContext& ctx, const WorkerDrainArgs& args);
+int RunWorkerRemove(const CommandContext& ctx, const std::string& id);
+
 // Tokens and login (docs/security.md).
 struct TokenCreateArgs {
   std::string user;

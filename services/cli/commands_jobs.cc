@@ -284,35 +284,4 @@ int RunCheckpoints(const CommandContext& ctx, const std::string& id) {
   return kExitOk;
 }
 
-int RunWorkers(const CommandContext& ctx) {
-  DytClient client(ctx.config);
-  if (Status s = client.Connect(); !s.ok()) return Fail(ctx, s);
-  auto workers = client.ListWorkers();
-  if (!workers.ok()) return Fail(ctx, workers.status());
-  if (ctx.json) {
-    v1::ListWorkersResponse response;
-    for (auto& w : *workers) *response.add_workers() = std::move(w);
-    *ctx.out << ToJson(response) << "\n";
-    return kExitOk;
-  }
-  if (workers->empty()) {
-    *ctx.out << "no workers registered\n";
-    return kExitOk;
-  }
-  const int64_t now = NowUnix();
-  Table table({"ID", "HOST", "KIND", "SLOTS", "BUSY", "CONNECTED", "LAST HEARTBEAT", "JOBS"});
-  for (const auto& w : *workers) {
-    std::string jobs;
-    for (const auto& j : w.job_ids()) jobs += (jobs.empty() ? "" : ",") + j;
-    std::string kind =
-        w.slot_kind() + (w.device_name().empty() ? "" : " (" + w.device_name() + ")");
-    table.AddRow({w.id(), w.hostname(), kind, std::to_string(w.slots()),
-                  std::to_string(w.slots_busy()), w.connected() ? "yes" : "no",
-                  w.last_heartbeat().seconds() > 0 ? Age(w.last_heartbeat(), now) + " ago" : "-",
-                  jobs.empty() ? "-" : jobs});
-  }
-  table.Print(*ctx.out);
-  return kExitOk;
-}
-
 }  // namespace dyt::cli

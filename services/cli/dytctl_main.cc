@@ -2,8 +2,8 @@
 //
 //   dytctl [--server HOST:PORT] [--output table|json] COMMAND ...
 //
-// Commands: submit, list, get, watch, logs, cancel, checkpoints, pull, workers, token
-// (create, list, revoke), login.
+// Commands: submit, list, get, watch, logs, cancel, checkpoints, pull, workers (drain,
+// undrain, remove), token (create, list, revoke), login.
 #include <grpc/support/log.h>
 #include <pwd.h>
 #include <unistd.h>
@@ -108,7 +108,21 @@ int main(int argc, char** argv) {
   c_pull->add_option("--chunk-bytes", pull.chunk_bytes, "bytes per message (4096..4194304)")
       ->check(IntegerIn(4096, 4 << 20));
 
-  auto* c_workers = app.add_subcommand("workers", "the registered workers and their slots");
+  auto* c_workers = app.add_subcommand(
+      "workers", "the registered workers and their slots; drain, undrain, remove (admins)");
+  WorkerDrainArgs drain;
+  auto* c_drain = c_workers->add_subcommand(
+      "drain", "no new work for a worker (its jobs run to their end unless --preempt)");
+  c_drain->add_option("id", drain.id, "worker id")->required()->check(NonEmpty());
+  c_drain->add_option("--reason", drain.reason, "why (shown by dytctl workers)");
+  c_drain->add_flag("--preempt", drain.preempt,
+                    "also stop its jobs with a checkpoint and requeue them elsewhere");
+  std::string worker_id;
+  auto* c_undrain = c_workers->add_subcommand("undrain", "let a drained worker take work again");
+  c_undrain->add_option("id", worker_id, "worker id")->required()->check(NonEmpty());
+  auto* c_remove = c_workers->add_subcommand(
+      "remove", "forget a worker that is disconnected and runs nothing (a retired machine)");
+  c_remove->add_option("id", worker_id, "worker id")->required()->check(NonEmpty());
 
   auto* c_token = app.add_subcommand("token", "bearer tokens (admin only; docs/security.md)");
   c_token->require_subcommand(1);
@@ -173,6 +187,9 @@ int main(int argc, char** argv) {
     ctx.tty = ::isatty(STDERR_FILENO) == 1;  // pull draws its progress on stderr
     return RunPull(ctx, pull);
   }
+  if (c_drain->parsed()) return RunWorkerDrain(ctx, drain);
+  if (c_undrain->parsed()) return RunWorkerDrain(ctx, WorkerDrainArgs{worker_id, false, "", false});
+  if (c_remove->parsed()) return RunWorkerRemove(ctx, worker_id);
   if (c_workers->parsed()) return RunWorkers(ctx);
   if (c_token_create->parsed()) return RunTokenCreate(ctx, token_create);
   if (c_token_list->parsed()) return RunTokenList(ctx);

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/sha256.h"
@@ -35,6 +36,13 @@ std::vector<std::string> Lines(const std::string& text) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) out.push_back(line);
   return out;
+}
+
+// An int64 field of protobuf's JSON (a string there), 0 when absent.
+int64_t Int64(const Json& object, const char* key) {
+  if (!object.is_object() || !object.contains(key)) return 0;
+  const Json& v = object[key];
+  return v.is_string() ? std::stoll(v.get<std::string>()) : v.get<int64_t>();
 }
 
 class DytctlJobTest : public ::testing::Test {
@@ -339,6 +347,63 @@ TEST_F(DytctlJobTest, PullVerifiesEveryFileAndResumesAnInterruptedDownload) {
   ProcessResult missing = Ctl({"pull", id, "--step", "15", "-o", dir_.Join("step15")});
   EXPECT_EQ(missing.code, 1);
   EXPECT_EQ(missing.err, "dytctl: job " + id + " has no checkpoint at step 15 (it has: 10, 20)\n");
+}
+
+// An operator drains the only worker with --preempt: its running job checkpoints, is requeued
+// and waits; undrained, the worker resumes it from that checkpoint as attempt 2.
+TEST_F(DytctlJobTest, DrainWithPreemptRequeuesAndUndrainResumesFromTheCheckpoint) {
+  const std::string id = Submit(1000000, 0, 10);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Int64(CtlJson({"get", id})["progress"], "step") >= 20;
+      },
+      seconds(120)))
+      << Logs();
+  ProcessResult drain = Ctl({"workers", "drain", "w1", "--reason", "maintenance", "--preempt"});
+  ASSERT_EQ(drain.code, 0) << drain.err;
+  EXPECT_EQ(drain.out,
+            "worker w1 is draining: no new work goes to it; stopping with a checkpoint and "
+            "requeueing: " +
+                id + "\n");
+  Json job;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        job = CtlJson({"get", id});
+        return job["state"] == "QUEUED" && Int64(job, "last_checkpoint_step") > 0;
+      },
+      seconds(120)))
+      << job.dump(1) << Logs();
+  const int64_t saved = Int64(job, "last_checkpoint_step");
+  EXPECT_GE(saved, 20);
+  EXPECT_EQ(job.value("restarts", 0), 0);
+  bool preempted = false;
+  for (const Json& e : job["events"]) {
+    preempted |=
+        e["state"] == "PREEMPTED" && e["reason"] == "preempted: worker w1 is draining: maintenance";
+  }
+  EXPECT_TRUE(preempted) << job.dump(1);
+  ProcessResult table = Ctl({"workers"});
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find(" DRAINING\n"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(" ago: maintenance\n"), std::string::npos) << table.out;
+  // Drained, the idle worker takes nothing.
+  std::this_thread::sleep_for(seconds(2));
+  EXPECT_EQ(CtlJson({"get", id})["state"], "QUEUED");
+
+  ProcessResult undrain = Ctl({"workers", "undrain", "w1"});
+  ASSERT_EQ(undrain.code, 0) << undrain.err;
+  EXPECT_EQ(undrain.out, "worker w1 takes new work\n");
+  ASSERT_TRUE(Eventually(
+      [&] {
+        job = CtlJson({"get", id});
+        return job["state"] == "RUNNING" && job["attempt"] == 2 &&
+               Int64(job["progress"], "step") > saved;
+      },
+      seconds(120)))
+      << job.dump(1) << Logs();
+  EXPECT_NE(Ctl({"logs", id, "--tail", "10000"}).out.find("at step " + std::to_string(saved)),
+            std::string::npos);
+  EXPECT_EQ(CtlJson({"cancel", id})["state"], "CANCELLED");
 }
 
 TEST_F(DytctlJobTest, WorkersShowsTheWorkerItsSlotsAndItsJob) {

@@ -75,6 +75,13 @@ TEST(DytctlProcessTest, BadUsageExitsTwoNamingTheMistake) {
        "dytctl: unknown command 'token mint'; the token commands are create, list, revoke "
        "(dytctl token --help)\n"},
       {{"token"}, "dytctl: 'token' needs a command: create, list, revoke (dytctl token --help)\n"},
+      {{"workers", "frob"},
+       "dytctl: unknown command 'workers frob'; the workers commands are drain, undrain, remove "
+       "(dytctl workers --help)\n"},
+      {{"workers", "drain", ""}, "dytctl: id: must not be empty (dytctl workers drain --help)\n"},
+      {{"workers", "undrain", "w1", "--preempt"},
+       "dytctl: The following argument was not expected: --preempt (dytctl workers undrain "
+       "--help)\n"},
       {{},
        "dytctl: a command is needed: submit, list, get, watch, logs, cancel, checkpoints, "
        "pull, workers, token, login (dytctl --help)\n"},

@@ -24,47 +24,22 @@ using std::chrono::milliseconds;
 using testing::Context;
 using testing::GetJob;
 using testing::OpenStore;
+using testing::RanksSpec;
+using testing::StatesOf;
 using testing::SubmitJob;
 using testing::TempDir;
 using testing::TestServer;
 using testing::TestWorker;
 using testing::ValidSpec;
-
-v1::JobSpec Spec(const std::string& name, int ranks, int priority = 0, int max_restarts = 0) {
-  v1::JobSpec spec = ValidSpec(name);
-  spec.mutable_resources()->set_ranks(ranks);
-  spec.set_priority(priority);
-  spec.set_max_restarts(max_restarts);
-  return spec;
-}
-
-// Polls GetJob until `pred` holds (20 s at most).
-bool WaitJob(TestServer& server, const std::string& id,
-             const std::function<bool(const v1::Job&)>& pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred(GetJob(server, id))) return true;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return false;
-}
-
-bool WaitState(TestServer& server, const std::string& id, v1::JobState state) {
-  return WaitJob(server, id, [&](const v1::Job& j) { return j.state() == state; });
-}
-
-std::vector<v1::JobState> StatesOf(const v1::Job& job) {
-  std::vector<v1::JobState> states;
-  for (const auto& e : job.events()) states.push_back(e.state());
-  return states;
-}
+using testing::WaitJob;
+using testing::WaitState;
 
 TEST(SchedulerTest, JobRunsToSuccessAndWatchSeesEveryState) {
   TempDir dir;
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 2);
-  std::string id = SubmitJob(server, Spec("ok", 2));
+  std::string id = SubmitJob(server, RanksSpec("ok", 2));
 
   // A watcher from the start.
   std::vector<v1::Job> seen;
@@ -123,7 +98,7 @@ TEST(SchedulerTest, GangWaitsWholeAndWhatCanNeverFitIsHeldWithAReason) {
   TestServer server(store.get());
   TestWorker w1(server.port(), "w1", 1);
   TestWorker w2(server.port(), "w2", 1);
-  std::string big = SubmitJob(server, Spec("big", 3));
+  std::string big = SubmitJob(server, RanksSpec("big", 3));
   ASSERT_TRUE(
       WaitJob(server, big, [](const v1::Job& j) { return j.reason().rfind("held:", 0) == 0; }));
   v1::Job held = GetJob(server, big);
@@ -131,9 +106,9 @@ TEST(SchedulerTest, GangWaitsWholeAndWhatCanNeverFitIsHeldWithAReason) {
   EXPECT_NE(held.reason().find("cpu"), std::string::npos) << held.reason();
 
   // One slot taken: a 2-rank gang waits whole (no partial placement), behind nothing else.
-  std::string warm = SubmitJob(server, Spec("warm", 1));
+  std::string warm = SubmitJob(server, RanksSpec("warm", 1));
   ASSERT_TRUE(WaitState(server, warm, v1::SCHEDULED));
-  std::string gang = SubmitJob(server, Spec("gang", 2));
+  std::string gang = SubmitJob(server, RanksSpec("gang", 2));
   std::this_thread::sleep_for(milliseconds(400));
   EXPECT_EQ(GetJob(server, gang).state(), v1::QUEUED);
   EXPECT_TRUE(GetJob(server, gang).placement().empty());
@@ -147,7 +122,7 @@ TEST(SchedulerTest, GangTakesBothWorkersAtOnce) {
   TestWorker w1(server.port(), "w1", 1);
   TestWorker w2(server.port(), "w2", 1);
   std::this_thread::sleep_for(milliseconds(200));  // both registered before the submit
-  std::string id = SubmitJob(server, Spec("gang", 2));
+  std::string id = SubmitJob(server, RanksSpec("gang", 2));
   auto a1 = w1.TakeAssignment(id);
   auto a2 = w2.TakeAssignment(id);
   ASSERT_TRUE(a1 && a2);
@@ -172,9 +147,9 @@ TEST(SchedulerTest, PriorityOrderAndFifoWithinPriority) {
     return o;
   }());
   // Queue first, with no worker: then one slot frees at a time.
-  std::string low = SubmitJob(server, Spec("low", 1, 1));
-  std::string high1 = SubmitJob(server, Spec("high1", 1, 5));
-  std::string high2 = SubmitJob(server, Spec("high2", 1, 5));
+  std::string low = SubmitJob(server, RanksSpec("low", 1, 1));
+  std::string high1 = SubmitJob(server, RanksSpec("high1", 1, 5));
+  std::string high2 = SubmitJob(server, RanksSpec("high2", 1, 5));
   TestWorker worker(server.port(), "w1", 1);
   std::vector<std::string> order;
   for (int i = 0; i < 3; ++i) {
@@ -192,13 +167,13 @@ TEST(SchedulerTest, HigherPriorityPreemptsAndThePreemptedJobResumes) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 2);
-  std::string low = SubmitJob(server, Spec("low", 2, 1));
+  std::string low = SubmitJob(server, RanksSpec("low", 2, 1));
   auto a = worker.TakeAssignment(low);
   ASSERT_TRUE(a);
   worker.StartAll(*a);
   ASSERT_TRUE(WaitState(server, low, v1::RUNNING));
 
-  std::string high = SubmitJob(server, Spec("high", 1, 9));
+  std::string high = SubmitJob(server, RanksSpec("high", 1, 9));
   auto stop = worker.TakeStop(low);
   ASSERT_TRUE(stop);
   EXPECT_EQ(stop->reason(), v1::StopJob::PREEMPT);
@@ -226,7 +201,7 @@ TEST(SchedulerTest, FailedRankRestartsThenFailsWithStderrTail) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 1);
-  std::string id = SubmitJob(server, Spec("crashy", 1, 0, /*max_restarts=*/1));
+  std::string id = SubmitJob(server, RanksSpec("crashy", 1, 0, /*max_restarts=*/1));
   for (int attempt = 1; attempt <= 2; ++attempt) {
     auto a = worker.TakeAssignment(id);
     ASSERT_TRUE(a) << "attempt " << attempt;
@@ -250,7 +225,7 @@ TEST(SchedulerTest, ConfigurationErrorIsNotRetried) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 1);
-  std::string id = SubmitJob(server, Spec("misconfigured", 1, 0, /*max_restarts=*/3));
+  std::string id = SubmitJob(server, RanksSpec("misconfigured", 1, 0, /*max_restarts=*/3));
   auto a = worker.TakeAssignment(id);
   ASSERT_TRUE(a);
   worker.StartAll(*a);
@@ -271,7 +246,7 @@ TEST(SchedulerTest, LostWorkerRequeuesOnRemainingCapacity) {
   options.heartbeat_timeout = milliseconds(600);
   TestServer server(store.get(), {}, options);
   auto doomed = std::make_unique<TestWorker>(server.port(), "doomed", 1);
-  std::string id = SubmitJob(server, Spec("survivor", 1, 0, 2));
+  std::string id = SubmitJob(server, RanksSpec("survivor", 1, 0, 2));
   auto a = doomed->TakeAssignment(id);
   ASSERT_TRUE(a);
   doomed->StartAll(*a);
@@ -307,11 +282,11 @@ TEST(SchedulerTest, CancelStopsRanksAndFreesSlotsWhenTheyExit) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 1);
-  std::string first = SubmitJob(server, Spec("first", 1));
+  std::string first = SubmitJob(server, RanksSpec("first", 1));
   auto a = worker.TakeAssignment(first);
   ASSERT_TRUE(a);
   worker.StartAll(*a);
-  std::string second = SubmitJob(server, Spec("second", 1));
+  std::string second = SubmitJob(server, RanksSpec("second", 1));
   v1::CancelJobRequest cancel;
   cancel.set_id(first);
   cancel.set_reason("wrong lr");
@@ -340,7 +315,7 @@ TEST(SchedulerTest, CheckpointSavedWhileACancelledJobStopsIsKept) {
   TestServer server(store.get(), {}, options);
   TestWorker worker(server.port(), "w1", 1);
   TestWorker other(server.port(), "w2", 1);
-  std::string id = SubmitJob(server, Spec("stopping", 1));
+  std::string id = SubmitJob(server, RanksSpec("stopping", 1));
   std::optional<v1::Assignment> a;
   TestWorker* ran = &worker;
   for (int i = 0; i < 50 && !a; ++i) {  // placed on either worker
@@ -394,7 +369,7 @@ TEST(SchedulerTest, ACancelledJobShowsTheStepItsRanksStoppedAt) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 1);
-  std::string id = SubmitJob(server, Spec("stopping", 1));
+  std::string id = SubmitJob(server, RanksSpec("stopping", 1));
   auto a = worker.TakeAssignment(id);
   ASSERT_TRUE(a);
   TestWorker stranger(server.port(), "w2", 1);
@@ -434,7 +409,7 @@ TEST(SchedulerTest, RendezvousWaitsForRankZeroAndRejectsStaleAttempts) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 2);
-  std::string id = SubmitJob(server, Spec("rdzv", 2));
+  std::string id = SubmitJob(server, RanksSpec("rdzv", 2));
   auto a = worker.TakeAssignment(id);
   ASSERT_TRUE(a);
   std::string got;
@@ -483,7 +458,7 @@ TEST(SchedulerTest, LogsTailAndFollowUntilTheJobEnds) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 1);
-  std::string id = SubmitJob(server, Spec("chatty", 1));
+  std::string id = SubmitJob(server, RanksSpec("chatty", 1));
   auto a = worker.TakeAssignment(id);
   ASSERT_TRUE(a);
   worker.StartAll(*a);
@@ -540,7 +515,7 @@ TEST(SchedulerTest, CheckpointsAreListedAndDownloadedWithHashesAndResume) {
   options.artifact_root = dir.Join("artifacts");
   TestServer server(store.get(), {}, options);
   TestWorker worker(server.port(), "w1", 1);
-  std::string id = SubmitJob(server, Spec("ckpt", 1));
+  std::string id = SubmitJob(server, RanksSpec("ckpt", 1));
   auto a = worker.TakeAssignment(id);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->checkpoint_dir(), options.artifact_root + "/" + id);
@@ -627,7 +602,7 @@ TEST(SchedulerTest, RestartedSchedulerKeepsRunningJobsOfReconnectingWorkers) {
     TestServer server(store.get());
     port = server.port();
     TestWorker worker(server.port(), "w1", 2);
-    kept = SubmitJob(server, Spec("kept", 1));
+    kept = SubmitJob(server, RanksSpec("kept", 1));
     auto a = worker.TakeAssignment(kept);
     ASSERT_TRUE(a);
     worker.StartAll(*a);
@@ -663,7 +638,7 @@ TEST(SchedulerTest, WorkersAreListedWithBusySlots) {
   auto store = OpenStore(dir.Join("db"));
   TestServer server(store.get());
   TestWorker worker(server.port(), "w1", 3);
-  std::string id = SubmitJob(server, Spec("busy", 2));
+  std::string id = SubmitJob(server, RanksSpec("busy", 2));
   ASSERT_TRUE(worker.TakeAssignment(id));
   v1::ListWorkersResponse response;
   ASSERT_TRUE(server.stub().ListWorkers(Context().get(), {}, &response).ok());

@@ -4,8 +4,12 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "dyt/v1/job_service.grpc.pb.h"
 #include "dyt/v1/worker_service.grpc.pb.h"
@@ -116,6 +120,38 @@ inline v1::Job GetJob(TestServer& server, const std::string& id) {
   grpc::Status status = server.stub().GetJob(Context().get(), request, &job);
   EXPECT_TRUE(status.ok()) << status.error_message();
   return job;
+}
+
+// ValidSpec with `ranks` ranks, `priority` and `max_restarts`.
+inline v1::JobSpec RanksSpec(const std::string& name, int ranks, int priority = 0,
+                             int max_restarts = 0) {
+  v1::JobSpec spec = ValidSpec(name);
+  spec.mutable_resources()->set_ranks(ranks);
+  spec.set_priority(priority);
+  spec.set_max_restarts(max_restarts);
+  return spec;
+}
+
+// Polls GetJob until `pred` holds (20 s at most).
+inline bool WaitJob(TestServer& server, const std::string& id,
+                    const std::function<bool(const v1::Job&)>& pred) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred(GetJob(server, id))) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+inline bool WaitState(TestServer& server, const std::string& id, v1::JobState state) {
+  return WaitJob(server, id, [&](const v1::Job& j) { return j.state() == state; });
+}
+
+// The states of the job's events, oldest first.
+inline std::vector<v1::JobState> StatesOf(const v1::Job& job) {
+  std::vector<v1::JobState> states;
+  for (const auto& e : job.events()) states.push_back(e.state());
+  return states;
 }
 
 }  // namespace dyt::testing

@@ -29,7 +29,8 @@ TEST(AuthorizeTest, RolesAndOwnership) {
   const Caller viewer{"vic", Role::kViewer, true, "0123456789abcdef"};
   const Caller worker{"w1", Role::kWorker, true, "0123456789abcdef"};
   for (Action a : {Action::kSubmitJob, Action::kReadJob, Action::kCancelJob, Action::kListJobs,
-                   Action::kManageTokens, Action::kWorkerConnect, Action::kRendezvous}) {
+                   Action::kManageTokens, Action::kManageWorkers, Action::kWorkerConnect,
+                   Action::kRendezvous}) {
     EXPECT_TRUE(Authorize(admin, a, Job("bob")).ok());
   }
   EXPECT_TRUE(Authorize(alice, Action::kSubmitJob).ok());
@@ -41,6 +42,12 @@ TEST(AuthorizeTest, RolesAndOwnership) {
   EXPECT_EQ(Authorize(alice, Action::kCancelJob, Job("bob")).code(), StatusCode::kNotFound);
   EXPECT_EQ(Authorize(alice, Action::kManageTokens).code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(Authorize(alice, Action::kRendezvous).code(), StatusCode::kPermissionDenied);
+  // Draining and removing workers is for admins alone.
+  Status drain = Authorize(alice, Action::kManageWorkers);
+  EXPECT_EQ(drain.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(drain.message(), "role user may not manage workers");
+  EXPECT_EQ(Authorize(viewer, Action::kManageWorkers).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(Authorize(worker, Action::kManageWorkers).code(), StatusCode::kPermissionDenied);
 
   EXPECT_TRUE(Authorize(viewer, Action::kReadJob, Job("bob")).ok());
   EXPECT_TRUE(Authorize(viewer, Action::kListJobs).ok());

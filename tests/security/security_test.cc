@@ -432,6 +432,9 @@ TEST_F(SecurityTest, DytctlLoginSavesThePrivateConfigAndUsesTls) {
   auto tokens = proc::Run({DYT_DYTCTL_BINARY, "token", "list"}, env);
   EXPECT_EQ(tokens.code, 1);
   EXPECT_NE(tokens.err.find("role user may not manage tokens"), std::string::npos) << tokens.err;
+  auto drain = proc::Run({DYT_DYTCTL_BINARY, "workers", "drain", "w1"}, env);
+  EXPECT_EQ(drain.code, 1);
+  EXPECT_NE(drain.err.find("role user may not manage workers"), std::string::npos) << drain.err;
 
   // The admin creates a token with dytctl; it is printed once, on stdout alone.
   std::vector<std::string> admin_env = {
@@ -455,6 +458,10 @@ TEST_F(SecurityTest, DytctlLoginSavesThePrivateConfigAndUsesTls) {
   for (const auto& t : doc["tokens"]) has_carol = has_carol || t["user"] == "carol";
   EXPECT_TRUE(has_carol) << listed.out;
   EXPECT_EQ(listed.out.find(carol), std::string::npos);  // never the token itself
+  // An admin may drain: past authorization, the scheduler answers for the worker itself.
+  auto drain_admin = proc::Run({DYT_DYTCTL_BINARY, "workers", "drain", "nosuch"}, admin_env);
+  EXPECT_EQ(drain_admin.code, 1);
+  EXPECT_EQ(drain_admin.err, "dytctl: worker nosuch: not found\n");
 }
 
 }  // namespace

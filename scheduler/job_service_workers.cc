@@ -1,0 +1,39 @@
+// JobServiceImpl: the worker RPCs (ListWorkers for everyone who may list; DrainWorker and
+// RemoveWorker for admins).
+#include "scheduler/job_service.h"
+
+namespace dyt {
+
+grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* context,
+                                         const v1::ListWorkersRequest*,
+                                         v1::ListWorkersResponse* response) {
+  return RpcGuard(metrics_, "ListWorkers", [&]() -> Status {
+    DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
+    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kListWorkers));
+    for (auto& w : scheduler_->ListWorkers()) *response->add_workers() = std::move(w);
+    return Status::Ok();
+  });
+}
+
+grpc::Status JobServiceImpl::DrainWorker(grpc::ServerContext* context,
+                                         const v1::DrainWorkerRequest* request,
+                                         v1::WorkerStatus* response) {
+  return RpcGuard(metrics_, "DrainWorker", [&]() -> Status {
+    DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
+    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kManageWorkers));
+    DYT_ASSIGN_OR_RETURN(*response, scheduler_->DrainWorker(*request));
+    return Status::Ok();
+  });
+}
+
+grpc::Status JobServiceImpl::RemoveWorker(grpc::ServerContext* context,
+                                          const v1::RemoveWorkerRequest* request,
+                                          v1::RemoveWorkerResponse*) {
+  return RpcGuard(metrics_, "RemoveWorker", [&]() -> Status {
+    DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
+    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kManageWorkers));
+    return scheduler_->RemoveWorker(request->worker_id());
+  });
+}
+
+}  // namespace dyt
