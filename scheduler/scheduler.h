@@ -183,6 +183,10 @@ class Scheduler {
   // The assignment of the ranks `job`'s current placement puts on `worker_id`.
   v1::Assignment MakeAssignment(const LiveJob& job, const std::string& worker_id) const;
   bool TryPreempt(const LiveJob& head, const GangRequest& request, Batch& batch);
+  // Under mu_: stops every job whose current attempt has ranks on `worker_id` with a checkpoint
+  // (StopJob PREEMPT to all its workers); each is requeued when its ranks have exited, PREEMPTED
+  // with reason "preempted: <why>", no restart counted.
+  void PreemptJobsOn(const std::string& worker_id, const std::string& why, Batch& batch);
   void CheckHeartbeats(Batch& batch);
   void LoseWorker(const std::string& worker_id, const std::string& why, Batch& batch);
   // Ends the job's current attempt: requeued (preempted) unless `failure`; a failure restarts

@@ -61,30 +61,40 @@ StatusOr<v1::WorkerStatus> Scheduler::DrainWorker(const v1::DrainWorkerRequest& 
   }
 
   if (request.drain() && request.preempt()) {
-    // Each job with ranks of its current attempt here stops with a checkpoint and is requeued
-    // when its ranks have exited (RankExited: a requested stop is no failure).
-    const std::string why =
-        "worker " + id + " is draining" + (request.reason().empty() ? "" : ": " + request.reason());
     Batch batch;
-    for (const std::string& job_id : JobsOn(id)) {
-      auto live = jobs_.find(job_id);
-      if (live == jobs_.end() || live->second.preempting) continue;
-      LiveJob& job = live->second;
-      const v1::JobState state = job.record.job().state();
-      if (state != v1::SCHEDULED && state != v1::RUNNING) continue;
-      job.preempting = true;
-      job.record.set_state_reason(why);
-      batch.emplace_back(job.record, std::nullopt);
-      StopRanks(job_id, job.record.job().attempt(), v1::StopJob::PREEMPT);
-      if (metrics_ != nullptr) metrics_->Preempted();
-      spdlog::info("preempting job {}: {}", job_id, why);
-    }
+    PreemptJobsOn(
+        id,
+        "worker " + id + " is draining" + (request.reason().empty() ? "" : ": " + request.reason()),
+        batch);
     DYT_RETURN_IF_ERROR(Persist(batch));
   }
   UpdateGauges();
   Changed();
   Kick();
   return StatusOf(id, worker, JobsOn(id));
+}
+
+void Scheduler::PreemptJobsOn(const std::string& worker_id, const std::string& why, Batch& batch) {
+  // RankExited requeues each once its ranks have exited: a requested stop is no failure.
+  std::vector<std::string> current;  // jobs whose current attempt has ranks here
+  for (const auto& [key, attempt] : attempts_) {
+    auto ranks = attempt.live_ranks.find(worker_id);
+    if (ranks == attempt.live_ranks.end() || ranks->second.empty()) continue;
+    if (IsCurrentAttempt(attempt.job_id, attempt.attempt)) current.push_back(attempt.job_id);
+  }
+  for (const std::string& job_id : current) {
+    auto live = jobs_.find(job_id);
+    if (live == jobs_.end() || live->second.preempting) continue;
+    LiveJob& job = live->second;
+    const v1::JobState state = job.record.job().state();
+    if (state != v1::SCHEDULED && state != v1::RUNNING) continue;
+    job.preempting = true;
+    job.record.set_state_reason(why);
+    batch.emplace_back(job.record, std::nullopt);
+    StopRanks(job_id, job.record.job().attempt(), v1::StopJob::PREEMPT);
+    if (metrics_ != nullptr) metrics_->Preempted();
+    spdlog::info("preempting job {}: {}", job_id, why);
+  }
 }
 
 Status Scheduler::RemoveWorker(const std::string& worker_id) {

@@ -21,6 +21,7 @@ using google::protobuf::util::TimeUtil;
 
 constexpr size_t kMaxStderrTail = 4096;
 constexpr int kTrainerExitBadConfig = 2;  // dyt-train's exit code for an invalid config
+constexpr int kTrainerExitStoppedAfterCheckpoint = 3;  // dyt-train: stopped, checkpoint saved
 constexpr int kMaxSlots = 1024;
 constexpr size_t kMaxRendezvousValue = 64 * 1024;
 constexpr int kMaxRendezvousWaitMs = 600000;
@@ -211,6 +212,18 @@ Status Scheduler::OnWorkerMessage(const std::shared_ptr<WorkerSession>& session,
     case v1::WorkerMessage::kCheckpoint:
       status = OnCheckpoint(worker.record.id(), message.checkpoint().checkpoint(), batch);
       break;
+    case v1::WorkerMessage::kShuttingDown: {
+      // No new work until it registers again; its jobs stop as preempted, not failed.
+      const std::string& id = worker.record.id();
+      cluster_.SetSchedulable(id, false);
+      const std::string why = message.shutting_down().reason().empty()
+                                  ? "worker " + id + " shut down"
+                                  : "worker " + id + " shut down (" +
+                                        message.shutting_down().reason().substr(0, 200) + ")";
+      spdlog::info("{}: its jobs are requeued without a restart counted", why);
+      PreemptJobsOn(id, why, batch);
+      break;
+    }
     case v1::WorkerMessage::kRegister:
       status = FailedPrecondition("register: only the first message of a session");
       break;
@@ -335,7 +348,12 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
   RankState& rank = job.ranks[update.rank()];
   rank.exited = true;
   rank.exit = update.exit();
-  if (update.exit() == v1::RankUpdate::FAILED) {
+  // A rank of a job being preempted may stop on its own before its worker's stop request
+  // arrives (its trainer follows the peer that was stopped, checkpoints and exits 3): its worker
+  // did not ask, so it says FAILED, but it is the requested stop all the same.
+  const bool stopped_with_peers =
+      job.preempting && update.exit_code() == kTrainerExitStoppedAfterCheckpoint;
+  if (update.exit() == v1::RankUpdate::FAILED && !stopped_with_peers) {
     std::string reason = "rank " + std::to_string(update.rank()) + " on " + worker_id + ": " +
                          (update.reason().empty() ? "failed" : update.reason());
     if (!update.stderr_tail().empty()) {

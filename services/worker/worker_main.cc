@@ -245,7 +245,15 @@ int main(int argc, char** argv) {
       orphaned = false;
     }
   }
-  if (exit_code == 0) spdlog::info("got signal {}: stopping the trainers", stop.signal_number());
+  if (exit_code == 0) {
+    spdlog::info("got signal {}: stopping the trainers", stop.signal_number());
+    // Said before the trainers are stopped (the outbox keeps the order), so the scheduler takes
+    // their stop for a preemption: their jobs resume elsewhere without a restart counted.
+    dyt::v1::WorkerMessage leaving;
+    leaving.mutable_shutting_down()->set_reason("received signal " +
+                                                std::to_string(stop.signal_number()));
+    outbox.Push(std::move(leaving));
+  }
   supervisor.StopAll(dyt::worker::StopCause::kShutdown, grace);
   if (!supervisor.WaitIdle(grace + std::chrono::seconds(5))) {
     spdlog::warn("trainers still running after the grace period");

@@ -210,6 +210,48 @@ TEST(WorkerAdminTest, OnlyAWorkerThatIsGoneAndRunsNothingIsRemoved) {
   EXPECT_FALSE(Listed(again, "w1"));
 }
 
+// A worker that says it is shutting down (SIGTERM) gets no new work and its jobs are preempted:
+// the ranks on its peers are stopped too, and a peer rank that stopped on its own (exit 3 after
+// a checkpoint, reported FAILED by its worker, which did not ask) is no failure either.
+TEST(WorkerAdminTest, AWorkerShuttingDownPreemptsItsJobs) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker w1(server.port(), "w1", 1);
+  TestWorker w2(server.port(), "w2", 1);
+  const std::string id = SubmitJob(server, RanksSpec("spread", 2, 0, /*max_restarts=*/0));
+  auto a1 = w1.TakeAssignment(id);
+  auto a2 = w2.TakeAssignment(id);
+  ASSERT_TRUE(a1 && a2);
+  w1.StartAll(*a1);
+  w2.StartAll(*a2);
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+
+  v1::WorkerMessage leaving;
+  leaving.mutable_shutting_down()->set_reason("received signal 15");
+  ASSERT_TRUE(w1.Send(leaving));
+  auto stop = w2.TakeStop(id);
+  ASSERT_TRUE(stop);
+  EXPECT_EQ(stop->reason(), v1::StopJob::PREEMPT);
+  EXPECT_EQ(GetJob(server, id).reason(), "worker w1 shut down (received signal 15)");
+  w1.ExitAll(*a1, v1::RankUpdate::STOPPED);
+  for (const auto& r : a2->ranks()) {
+    w2.Exited(id, 1, r.rank(), v1::RankUpdate::FAILED, "exited with code 3", "", /*exit_code=*/3);
+  }
+  ASSERT_TRUE(WaitState(server, id, v1::QUEUED));
+  v1::Job job = GetJob(server, id);
+  EXPECT_EQ(job.restarts(), 0);
+  bool preempted = false;
+  for (const auto& e : job.events()) {
+    preempted |= e.state() == v1::PREEMPTED &&
+                 e.reason() == "preempted: worker w1 shut down (received signal 15)";
+  }
+  EXPECT_TRUE(preempted) << job.DebugString();
+  // w1 takes nothing until it registers again; the 2-rank job waits for two workers.
+  const std::string one = SubmitJob(server, RanksSpec("one-rank", 1));
+  EXPECT_FALSE(w1.TakeAssignment(one, milliseconds(500)));
+}
+
 TEST(WorkerAdminTest, BadRequestsNameTheField) {
   TempDir dir;
   auto store = OpenStore(dir.Join("db"));

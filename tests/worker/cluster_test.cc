@@ -253,6 +253,51 @@ TEST_F(ClusterTest, AKilledWorkersJobFinishesOnTheOtherFromItsLastCheckpoint) {
   EXPECT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(5)));
 }
 
+// `systemctl stop dyt-worker` (SIGTERM) under a two-rank job spread over two workers: the worker
+// says it is shutting down before it stops its trainer, so the job is preempted, not failed
+// (max_restarts 0 would fail it): both ranks stop with a checkpoint, the job is requeued with no
+// restart counted, and once the worker is back it resumes from that checkpoint and finishes.
+TEST_F(ClusterTest, AWorkerStoppedWithSigtermPreemptsItsJobInsteadOfFailingIt) {
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  StartWorker("w1");
+  StartWorker("w2");
+  ASSERT_TRUE(WaitForWorkers(2)) << Logs();
+  v1::JobSpec spec = Spec(2, 400);
+  spec.set_max_restarts(0);
+  const std::string id = Submit(spec);
+  const v1::Job running = WaitJob(
+      id, [](const v1::Job& j) { return j.progress().step() >= 3 || Terminal(j); }, seconds(60));
+  ASSERT_EQ(running.state(), v1::RUNNING) << running.reason() << "\n" << Logs();
+  ::kill(workers_[0], SIGTERM);
+  const dist::testing::ExitInfo stopped = WaitFor(workers_[0], seconds(30));
+  workers_[0] = -1;
+  ASSERT_TRUE(stopped.exited && stopped.code == 0) << Logs();
+  const v1::Job requeued = WaitJob(
+      id, [](const v1::Job& j) { return j.state() == v1::QUEUED || Terminal(j); }, seconds(30));
+  ASSERT_EQ(requeued.state(), v1::QUEUED) << requeued.reason() << "\n" << Logs();
+  EXPECT_EQ(requeued.restarts(), 0);
+  EXPECT_GE(requeued.last_checkpoint_step(), running.progress().step());
+  bool preempted = false;
+  for (const auto& e : requeued.events()) {
+    preempted |= e.state() == v1::PREEMPTED &&
+                 e.reason() == "preempted: worker w1 shut down (received signal 15)";
+  }
+  EXPECT_TRUE(preempted) << requeued.DebugString();
+  // w1 comes back: the job resumes from the checkpoint (attempt 2) and finishes.
+  StartWorker("w1");
+  const v1::Job done = WaitJob(id, Terminal, seconds(120));
+  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.reason() << "\n" << Logs();
+  EXPECT_EQ(done.attempt(), 2);
+  EXPECT_EQ(done.restarts(), 0);
+  // Rank 0 of attempt 2 (on either worker) resumed rather than starting over.
+  std::string rank0;
+  for (const char* w : {"w1", "w2"}) {
+    rank0 += ReadFile(dir_.Join(std::string("work-") + w + "/jobs/" + id + "/attempt-2/rank-0.log"))
+                 .value_or("");
+  }
+  EXPECT_NE(rank0.find("resumed from"), std::string::npos) << Logs();
+}
+
 // A trainer whose worker dies checkpoints on the SIGTERM that follows (PR_SET_PDEATHSIG), with
 // no worker left to report it. The scheduler still finds that checkpoint in the job's artifact
 // directory: `get` counts it in last_checkpoint_step, `checkpoints` lists it.
