@@ -1,6 +1,8 @@
 #include "common/yaml_config.h"
 
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace dyt {
@@ -61,12 +63,18 @@ StatusOr<YamlReader> YamlReader::Child(const std::string& key) {
 
 Status YamlReader::RejectUnknownKeys() const {
   if (!node_.IsMap()) return Status::Ok();
+  std::set<std::string> keys;
   for (const auto& kv : node_) {
     // A key that is itself a map or a list ("? {a: 1}: x") is no field name (found by
     // tests/fuzz; as<std::string>() would throw).
     if (!kv.first.IsScalar()) return InvalidArgument(FieldPath("?") + ": keys must be plain names");
     const std::string key = kv.first.Scalar();
     if (!seen_.count(key)) return InvalidArgument(FieldPath(key) + ": unknown field");
+    // yaml-cpp keeps both and answers with the first: the later value would be ignored.
+    if (!keys.insert(key).second) {
+      return InvalidArgument(FieldPath(key) + ": given twice (line " +
+                             std::to_string(kv.first.Mark().line + 1) + ")");
+    }
   }
   return Status::Ok();
 }
@@ -81,6 +89,20 @@ StatusOr<YAML::Node> LoadYamlString(const std::string& text) {
 }
 
 StatusOr<YAML::Node> LoadYamlFile(const std::string& path) {
+  // A regular file of sane size: a directory, a FIFO or /dev/zero is no config (the last would
+  // be read until memory runs out).
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)) return NotFound("cannot open config file " + path);
+  if (!std::filesystem::is_regular_file(status)) {
+    return InvalidArgument(path + ": not a regular file (a YAML config file is expected)");
+  }
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxYamlFileBytes) {
+    return InvalidArgument(
+        path + ": " + std::to_string(size) + " bytes; a YAML config is at most " +
+        std::to_string(kMaxYamlFileBytes >> 20) + " MiB (is it the right file?)");
+  }
   std::ifstream in(path);
   if (!in) return NotFound("cannot open config file " + path);
   std::stringstream ss;

@@ -7,6 +7,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdint>
 #include <set>
 #include <string>
 
@@ -33,7 +34,7 @@ class YamlReader {
   const YAML::Node& node() const { return node_; }
   std::string FieldPath(const std::string& key) const;
 
-  // Fails naming the first key that no Get/Child/Has call asked about.
+  // Fails naming the first key that no Get/Child/Has call asked about, or that is given twice.
   Status RejectUnknownKeys() const;
 
  private:
@@ -45,7 +46,12 @@ class YamlReader {
   mutable std::set<std::string> seen_;  // keys asked about, for RejectUnknownKeys
 };
 
-// Loads a YAML file, mapping parse errors to INVALID_ARGUMENT with the line and column.
+// The largest YAML file LoadYamlFile reads.
+inline constexpr uintmax_t kMaxYamlFileBytes = 16 << 20;
+
+// Loads a YAML file, mapping parse errors to INVALID_ARGUMENT with the line and column; NOT_FOUND
+// when it does not exist, INVALID_ARGUMENT for a directory or device, or a file over
+// kMaxYamlFileBytes.
 StatusOr<YAML::Node> LoadYamlFile(const std::string& path);
 StatusOr<YAML::Node> LoadYamlString(const std::string& text);
 

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/command_line.h"
 #include "common/logging.h"
 #include "common/signals.h"
 #include "scheduler/auth.h"
@@ -67,8 +68,7 @@ int main(int argc, char** argv) {
   app.add_option("--shutdown-grace-s", grace_s, "Seconds in-flight RPCs get on shutdown")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 600.0));
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
-      ->capture_default_str();
+  dyt::AddLogLevelOption(app, log_level);
   app.add_option("--artifact-root", artifact_root,
                  "Shared directory for checkpoints (<root>/<job id>), seen by every worker at "
                  "the same path (default: <data-dir>/artifacts)");
@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
                  "Jobs one owner may have queued at once (0: no limit)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000000));
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit = dyt::ParseCommandLine(app, argc, argv)) return *exit;
   dyt::InitLogging("dyt-scheduler", log_level);
 
   if (insecure && (!tls_cert.empty() || !tls_key.empty())) {

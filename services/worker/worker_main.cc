@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/command_line.h"
 #include "common/grpc_credentials.h"
 #include "common/logging.h"
 #include "common/signals.h"
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
          "peak FLOP/s of one slot (one GPU, or one CPU core), e.g. 989e12 for an H100 "
          "SXM's dense BF16; exports dyt_job_mfu_ratio (default: known GPUs' peak, else no MFU)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  dyt::AddLogLevelOption(app, log_level);
   app.add_option("--rank-log-max-mb", rank_log_max_mb,
                  "keep at most this much of each trainer rank's output in "
                  "<work-dir>/jobs/<job>/attempt-<n>/rank-<r>.log")
@@ -90,9 +91,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 36500.0))
       ->capture_default_str();
   app.add_option("--orphan-timeout-s", orphan_timeout_s,
-                 "stop the trainers when the scheduler is unreachable this long");
+                 "stop the trainers when the scheduler is unreachable this long")
+      ->check(dyt::NumberIn(1.0, 7 * 86400.0))
+      ->capture_default_str();
   app.add_option("--stop-grace-s", stop_grace_s,
-                 "SIGTERM -> SIGKILL delay when a stop names no grace, and at shutdown");
+                 "SIGTERM -> SIGKILL delay when a stop names no grace, and at shutdown")
+      ->check(dyt::NumberIn(0.0, 3600.0))
+      ->capture_default_str();
   app.add_option("--dist-host", dist_host,
                  "DYT_DIST_HOST for the trainers (the address peers reach them on; default "
                  "127.0.0.1, one machine only)");
@@ -102,7 +107,7 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", token_file,
                  "file holding this worker's token (dytctl token create --role worker --user "
                  "<worker id>); read at start, never logged");
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit = dyt::ParseCommandLine(app, argc, argv)) return *exit;
   dyt::InitLogging("dyt-worker", log_level);
 
   if (!ValidWorkerId(worker_id)) {

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "common/command_line.h"
 #include "common/logging.h"
 #include "trainer/data/corpus_encoder.h"
 #include "trainer/data/token_shard.h"
@@ -169,7 +170,7 @@ int main(int argc, char** argv) {
   decode_cmd->add_option("--count", count, "number of tokens (default: to the end)");
   decode_cmd->add_option("--output", decode_output, "output file (default: stdout)");
 
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit = dyt::ParseCommandLine(app, argc, argv)) return *exit;
 
   dyt::Status status;
   if (*train_cmd) {

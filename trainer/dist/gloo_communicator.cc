@@ -6,6 +6,8 @@
 #include <gloo/transport/tcp/device.h>
 #include <gloo/transport/unbound_buffer.h>
 #include <net/if.h>
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <csignal>
@@ -174,6 +176,21 @@ StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(KvStore& st
   if (::if_nametoindex(options.interface_or_host.c_str()) != 0) {
     attr.iface = options.interface_or_host;
   } else {
+    // Gloo dereferences a failed lookup (SIGSEGV in CreateDeviceAttr): resolve it here first.
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const int rc = ::getaddrinfo(options.interface_or_host.c_str(), nullptr, &hints, &found);
+    if (found != nullptr) ::freeaddrinfo(found);
+    if (rc != 0 || found == nullptr) {
+      return InvalidArgument("DYT_DIST_HOST '" + options.interface_or_host +
+                             "': neither a network interface of this machine nor a host name "
+                             "that resolves (" +
+                             (rc != 0 ? std::string(::gai_strerror(rc)) : "no address") +
+                             "); set it (dyt-launch --host, dyt-worker --dist-host) to an "
+                             "interface or an address of this machine");
+    }
     attr.hostname = options.interface_or_host;
   }
   std::shared_ptr<gloo::transport::Device> device;

@@ -8,6 +8,7 @@
 // Exit codes: 0 done, 1 failure (e.g. damaged checkpoint), 2 invalid arguments.
 #include <CLI/CLI.hpp>
 
+#include "common/command_line.h"
 #include "common/logging.h"
 #include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/checkpoint/checkpoint_store.h"
@@ -29,13 +30,8 @@ int main(int argc, char** argv) {
   app.add_option("--output", output, "output directory (created if needed)")->required();
   app.add_option("--dtype", dtype_name, "f32 (exact) or bf16 (round to nearest even)")
       ->check(CLI::IsMember({"f32", "bf16"}));
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    // --help exits 0; every real argument error exits kExitBadArgs, whatever CLI11's code.
-    return app.exit(e) == 0 ? 0 : kExitBadArgs;
-  }
+  dyt::AddLogLevelOption(app, log_level);
+  if (auto exit = dyt::ParseCommandLine(app, argc, argv)) return *exit;
   dyt::InitLogging("dyt-export", log_level);
   if (checkpoint.empty() == store.empty()) {
     spdlog::error("give exactly one of --checkpoint or --store");

@@ -8,8 +8,10 @@
 // context reaches the model's max_seq_len, the cache is rebuilt from the most recent half of
 // the text and generation goes on. Exit codes: 0 ok, 1 failure, 2 bad arguments.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 
+#include "common/command_line.h"
 #include "common/logging.h"
 #include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/checkpoint/checkpoint_store.h"
@@ -31,13 +33,13 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--prompt", prompt, "text to continue (default: start of a document)");
   app.add_option("--max-tokens", max_tokens, "tokens to generate")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--temperature", opt.temperature, "0 = greedy")->check(CLI::Range(0.0, 100.0));
+  app.add_option("--temperature", opt.temperature, "0 = greedy")->check(dyt::NumberIn(0.0, 100.0));
   app.add_option("--top-k", opt.top_k, "keep the k most likely tokens (0 = all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1 << 30));
   app.add_option("--top-p", opt.top_p, "nucleus sampling mass (1 = off)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(dyt::NumberIn(0.0, 1.0));
   app.add_option("--seed", seed, "sampling seed");
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit = dyt::ParseCommandLine(app, argc, argv)) return *exit;
   dyt::InitLogging("dyt-generate", "warn");
 
   dyt::StatusOr<dyt::CheckpointState> state = dyt::NotFound("no checkpoint");
@@ -79,7 +81,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < max_tokens; ++i) {
     if (decoder.position() + (context.size() - fed) > size_t(decoder.max_len())) {
       // The window is full: keep the most recent half and rebuild the cache from it.
-      const size_t keep = size_t(decoder.max_len()) / 2;
+      const size_t keep = std::max<size_t>(1, size_t(decoder.max_len()) / 2);
       context.erase(context.begin(), context.end() - keep);
       decoder.Reset();
       fed = 0;

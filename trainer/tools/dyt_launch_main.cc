@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/command_line.h"
 #include "trainer/dist/launcher.h"
 #include "trainer/dist/tcp_kv_store.h"
 
@@ -87,7 +88,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 4096));
   app.add_option("--nnodes", spec.nnodes, "machines in the job")->check(CLI::Range(1, 65536));
   app.add_option("--node-rank", spec.node_rank, "this machine's index in [0, nnodes)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 65535));
   app.add_option("--rdzv", spec.rdzv_dir,
                  "rendezvous: HOST:PORT, served by node rank 0's dyt-launch, or a directory "
                  "shared by every rank (default on one machine: a fresh temporary directory)");
@@ -96,19 +97,15 @@ int main(int argc, char** argv) {
                  "one; with HOST:PORT: dyt-launch)");
   app.add_option("--timeout-s", spec.dist_timeout_s,
                  "rendezvous and collective timeout in seconds (DYT_DIST_TIMEOUT_S)")
-      ->check(CLI::PositiveNumber);
+      ->check(dyt::NumberIn(0.001, 7 * 86400.0));
   app.add_option("--host", spec.host,
                  "interface or host the ranks listen on (DYT_DIST_HOST; default 127.0.0.1 on "
                  "one machine, this machine's host name with several)");
   app.add_option("--grace-s", grace_s,
                  "after a rank fails: seconds between SIGTERM to the others and SIGKILL")
-      ->check(CLI::NonNegativeNumber);
+      ->check(dyt::NumberIn(0.0, 3600.0));
   app.footer("Usage: dyt-launch --nproc N [options] -- PROGRAM ARGS...");
-  try {
-    app.parse(own_argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitBadArgs;
-  }
+  if (auto exit = dyt::ParseCommandLine(app, own_argc, argv)) return *exit;
   if (command.empty()) {
     Error("no program given: dyt-launch --nproc N [options] -- PROGRAM ARGS...");
     return kExitBadArgs;

@@ -5,10 +5,15 @@
 //
 // Human-readable progress goes to stderr; JSON-line events (docs/trainer.md) go to the file
 // descriptor given by --events-fd (the worker daemon passes a pipe). Exit codes: 0 done,
-// 1 runtime failure, 2 invalid config or arguments, 3 stopped by SIGTERM/SIGINT after saving
-// a checkpoint ("preempted, resumable": run again with --resume auto).
-#include <CLI/CLI.hpp>
+// 1 runtime failure (or a stop with no checkpoint.dir: nothing to resume), 2 invalid config or
+// arguments, 3 stopped by SIGTERM/SIGINT after saving a checkpoint ("preempted, resumable": run
+// again with --resume auto).
+#include <fcntl.h>
 
+#include <CLI/CLI.hpp>
+#include <charconv>
+
+#include "common/command_line.h"
 #include "common/logging.h"
 #include "common/signals.h"
 #include "trainer/dist/make_communicator.h"
@@ -32,16 +37,30 @@ int main(int argc, char** argv) {
   int events_fd = -1, threads = -1;
   int64_t steps = -1;
   app.add_option("--config", config_path, "YAML training config")->required();
-  app.add_option("--events-fd", events_fd, "write JSON-line events to this file descriptor");
-  app.add_option("--steps", steps, "override train.steps (and the schedule's length with it)");
+  app.add_option("--events-fd", events_fd, "write JSON-line events to this file descriptor")
+      ->check(CLI::Validator(
+          [](std::string& fd) -> std::string {
+            int n = -1;
+            const auto [end, ec] = std::from_chars(fd.data(), fd.data() + fd.size(), n);
+            if (ec != std::errc() || end != fd.data() + fd.size() || n < -1) {
+              return "must be a file descriptor number, or -1 for none (got '" + fd + "')";
+            }
+            if (n >= 0 && ::fcntl(n, F_GETFD) < 0) return "file descriptor " + fd + " is not open";
+            return "";
+          },
+          "FD"));
+  app.add_option("--steps", steps, "override train.steps (and the schedule's length with it)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   int64_t stop_at_step = 0;
   app.add_option("--stop-at-step", stop_at_step,
-                 "end this run after step K with a checkpoint; the schedule is unchanged");
-  app.add_option("--threads", threads, "override train.threads (0 = all cores)");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+                 "end this run after step K with a checkpoint; the schedule is unchanged")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  app.add_option("--threads", threads, "override train.threads (0 = all cores)")
+      ->check(CLI::Range(0, dyt::kMaxThreads));
+  dyt::AddLogLevelOption(app, log_level);
   app.add_option("--resume", resume, "auto (newest good checkpoint), a checkpoint dir, or none");
   app.add_option("--job-id", job_id, "job id recorded in checkpoints and events");
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit = dyt::ParseCommandLine(app, argc, argv)) return *exit;
 
   // Data parallelism: dyt-launch (or the worker) sets DYT_RANK, DYT_WORLD_SIZE, DYT_RDZV...;
   // without them this is a single process.
@@ -80,7 +99,8 @@ int main(int argc, char** argv) {
   if (!comm.ok()) {
     spdlog::error("rendezvous failed: {}", comm.status().ToString());
     events.Emit(nlohmann::json{{"event", "error"}, {"message", comm.status().ToString()}});
-    return kExitFailure;
+    return comm.status().code() == dyt::StatusCode::kInvalidArgument ? kExitBadConfig
+                                                                     : kExitFailure;
   }
   auto trainer = dyt::Trainer::Create(*config, &events, comm->get());
   if (!trainer.ok()) {
@@ -100,6 +120,14 @@ int main(int argc, char** argv) {
   if (!outcome.ok()) {
     spdlog::error("training failed: {}", outcome.status().ToString());
     events.Emit(nlohmann::json{{"event", "error"}, {"message", outcome.status().ToString()}});
+    return kExitFailure;
+  }
+  if (*outcome == dyt::RunOutcome::kStopped && config->checkpoint.dir.empty()) {
+    // Exit 3 promises a checkpoint to resume from; without a store there is none.
+    spdlog::error(
+        "stopped at step {} with nothing saved (no checkpoint.dir or output.dir): this "
+        "run cannot be resumed",
+        (*trainer)->step());
     return kExitFailure;
   }
   return *outcome == dyt::RunOutcome::kStopped ? kExitStopped : 0;

@@ -10,18 +10,27 @@ const char* TrainDeviceName(TrainDevice d) { return d == TrainDevice::kCuda ? "c
 
 namespace {
 
+// `v` as a person would write it: "12", "0.9", "1e-08", "inf".
+std::string Shown(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
 Status AtLeast(const YamlReader& r, const std::string& key, double v, double min) {
   if (!(v >= min)) {
-    return InvalidArgument(r.FieldPath(key) + ": must be >= " + std::to_string(int64_t(min)) +
-                           " (got " + std::to_string(v) + ")");
+    return InvalidArgument(r.FieldPath(key) + ": must be >= " + Shown(min) + " (got " + Shown(v) +
+                           ")");
   }
   return Status::Ok();
 }
 
-Status InRange(const YamlReader& r, const std::string& key, double v, double lo, double hi) {
-  if (!(v >= lo && v < hi)) {
-    return InvalidArgument(r.FieldPath(key) + ": must be in [" + std::to_string(lo) + ", " +
-                           std::to_string(hi) + ") (got " + std::to_string(v) + ")");
+// lo <= v < hi, or lo <= v <= hi with `hi_closed`; NaN and infinities fail.
+Status InRange(const YamlReader& r, const std::string& key, double v, double lo, double hi,
+               bool hi_closed = false) {
+  if (!(v >= lo && (v < hi || (hi_closed && v == hi))) || !std::isfinite(v)) {
+    return InvalidArgument(r.FieldPath(key) + ": must be in [" + Shown(lo) + ", " + Shown(hi) +
+                           (hi_closed ? "]" : ")") + " (got " + Shown(v) + ")");
   }
   return Status::Ok();
 }
@@ -52,6 +61,7 @@ Status ParseTrain(YamlReader& r, TrainSection& t) {
   DYT_RETURN_IF_ERROR(r.Get("seq_len", t.seq_len));
   int64_t seed = int64_t(t.seed);
   DYT_RETURN_IF_ERROR(r.Get("seed", seed));
+  DYT_RETURN_IF_ERROR(AtLeast(r, "seed", double(seed), 0));
   t.seed = uint64_t(seed);
   DYT_RETURN_IF_ERROR(r.Get("threads", t.threads));
   DYT_RETURN_IF_ERROR(r.Get("log_every", t.log_every));
@@ -82,7 +92,7 @@ Status ParseTrain(YamlReader& r, TrainSection& t) {
   DYT_RETURN_IF_ERROR(AtLeast(r, "batch_size", t.batch_size, 1));
   DYT_RETURN_IF_ERROR(AtLeast(r, "grad_accum", t.grad_accum, 1));
   DYT_RETURN_IF_ERROR(AtLeast(r, "seq_len", t.seq_len, 0));
-  DYT_RETURN_IF_ERROR(AtLeast(r, "threads", t.threads, 0));
+  DYT_RETURN_IF_ERROR(InRange(r, "threads", t.threads, 0, kMaxThreads, /*hi_closed=*/true));
   DYT_RETURN_IF_ERROR(AtLeast(r, "log_every", t.log_every, 1));
   DYT_RETURN_IF_ERROR(AtLeast(r, "eval_every", t.eval_every, 0));
   DYT_RETURN_IF_ERROR(AtLeast(r, "eval_batches", t.eval_batches, 1));
@@ -115,11 +125,14 @@ Status ParseOptim(YamlReader& r, OptimSection& o, int64_t steps) {
   DYT_RETURN_IF_ERROR(AtLeast(r, "decay_steps", double(s.total_steps), 1));
   DYT_RETURN_IF_ERROR(InRange(r, "beta1", a.beta1, 0.0, 1.0));
   DYT_RETURN_IF_ERROR(InRange(r, "beta2", a.beta2, 0.0, 1.0));
-  if (!(a.eps > 0)) return InvalidArgument(r.FieldPath("eps") + ": must be > 0");
-  if (!(a.weight_decay >= 0))
-    return InvalidArgument(r.FieldPath("weight_decay") + ": must be >= 0");
-  if (!(o.grad_clip >= 0)) {
-    return InvalidArgument(r.FieldPath("grad_clip") + ": must be >= 0 (0 disables clipping)");
+  if (!(a.eps > 0 && a.eps <= 1)) {
+    return InvalidArgument(r.FieldPath("eps") + ": must be in (0, 1] (got " + Shown(a.eps) + ")");
+  }
+  DYT_RETURN_IF_ERROR(InRange(r, "weight_decay", a.weight_decay, 0, 10, /*hi_closed=*/true));
+  if (!(o.grad_clip >= 0) || !std::isfinite(o.grad_clip)) {
+    return InvalidArgument(r.FieldPath("grad_clip") +
+                           ": must be a finite number >= 0 (0 disables clipping; got " +
+                           Shown(o.grad_clip) + ")");
   }
   return Status::Ok();
 }

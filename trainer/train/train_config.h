@@ -31,13 +31,16 @@ struct DataSection {
 enum class TrainDevice { kCpu, kCuda };
 const char* TrainDeviceName(TrainDevice d);
 
+// The most OpenMP threads a config may ask for (libgomp crashes creating 100,000).
+inline constexpr int kMaxThreads = 1024;
+
 struct TrainSection {
   int64_t steps = 100;
   int batch_size = 8;  // sequences per micro-batch
   int grad_accum = 1;  // micro-batches per optimizer step
   int seq_len = 0;     // 0: model.max_seq_len
   uint64_t seed = 1;   // parameter init
-  int threads = 0;     // OpenMP threads; 0: all cores
+  int threads = 0;     // OpenMP threads; 0: all cores; at most kMaxThreads
   int log_every = 10;
   int eval_every = 0;    // 0: no periodic evaluation
   int eval_batches = 8;  // validation batches per evaluation

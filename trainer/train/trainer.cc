@@ -1,12 +1,16 @@
 #include "trainer/train/trainer.h"
 
+#include <fcntl.h>
 #include <omp.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <iterator>
 #include <string>
 
@@ -21,6 +25,30 @@ namespace dyt {
 
 Trainer::Trainer(const TrainConfig& config, EventWriter* events, dist::Communicator* comm)
     : config_(config), events_(events), comm_(comm) {}
+
+namespace {
+
+// INVALID_ARGUMENT naming checkpoint.dir unless `dir` exists (created when missing) and a file
+// can be created in it.
+Status ProbeWritableDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir)) {
+    return InvalidArgument("checkpoint.dir " + dir + ": cannot create the directory" +
+                           (ec ? " (" + ec.message() + ")" : std::string(" (not a directory)")));
+  }
+  const std::string probe = JoinPath(dir, TempName("write-probe"));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return InvalidArgument("checkpoint.dir " + dir + ": cannot write in it (" +
+                           std::strerror(errno) + ")");
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return Status::Ok();
+}
+
+}  // namespace
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config, EventWriter* events,
                                                    dist::Communicator* comm) {
@@ -38,6 +66,29 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config, Ev
     return FailedPrecondition(
         "train: " + std::to_string(int(failed)) + " peer rank(s) could not set up train.device " +
         (config.train.device == TrainDevice::kCuda ? "cuda" : "cpu") + " (their logs say why)");
+  }
+  // Evaluation needs a batch of validation windows on every rank: found now, not at the first
+  // eval after hours of training. Agreed on, so no rank goes on alone into a collective.
+  const bool val_short = tr.eval_every > 0 && t->data_->num_val_batches(tr.batch_size) <= 0;
+  // The checkpoint store (rank 0 writes it) is created and written to now, not at the first
+  // save after hours of training.
+  Status store = Status::Ok();
+  if (rank == 0 && !config.checkpoint.dir.empty()) store = ProbeWritableDir(config.checkpoint.dir);
+  DYT_ASSIGN_OR_RETURN(const double short_ranks,
+                       t->SumOverRanks((val_short ? 1.0 : 0.0) + (store.ok() ? 0.0 : 1000.0)));
+  if (!store.ok()) return store;
+  if (short_ranks >= 1000) return InvalidArgument("checkpoint.dir: rank 0 cannot write it");
+  if (short_ranks > 0) {
+    const std::string got = val_short
+                                ? "this rank has " + std::to_string(t->data_->num_val_batches(1))
+                                : "another rank has fewer";
+    return InvalidArgument(
+        "train.eval_every: " + std::to_string(tr.eval_every) +
+        " evaluates on batches of train.batch_size (" + std::to_string(tr.batch_size) +
+        ") validation windows per rank, and " + got +
+        (config.data.shards.val_paths.empty() && config.data.shards.val_fraction <= 0
+             ? ": set data.val_paths (or data.val_fraction), or train.eval_every: 0"
+             : ": give more validation data, a smaller batch, or train.eval_every: 0"));
   }
   t->backend_ = std::move(backend).value();
   t->inputs_.resize(size_t(tr.batch_size) * tr.seq_len);
@@ -177,6 +228,19 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
       return RunOutcome::kStopped;
     }
     DYT_ASSIGN_OR_RETURN(const StepStats s, TrainStep());
+    // A stop is honoured between steps only: a stopper that waits less than a step (the
+    // worker's grace, 30 s by default) kills the trainer and loses the work since the last
+    // checkpoint. Said once, where the operator will look.
+    constexpr double kSlowStepSeconds = 20;
+    if (rank() == 0 && s.seconds > kSlowStepSeconds && !warned_slow_step_) {
+      warned_slow_step_ = true;
+      spdlog::warn(
+          "a step took {:.0f} s: SIGTERM is honoured between steps, so whoever stops this run "
+          "must wait longer than that (dyt-scheduler --stop-grace-s, 30 s by default) or the "
+          "steps since the last checkpoint are lost; fewer micro-batches per step "
+          "(train.grad_accum) shorten it",
+          s.seconds);
+    }
     if (!std::isfinite(s.loss)) {
       Emit({{"event", "error"}, {"step", s.step}, {"message", "loss is not finite"}});
       return Internal("loss is not finite at step " + std::to_string(s.step));
@@ -204,6 +268,30 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
   }
   Emit({{"event", "done"}, {"step", step()}, {"loss", last_loss_}});
   return RunOutcome::kFinished;
+}
+
+Status Trainer::RefuseUsedStore() {
+  const std::string& store = config_.checkpoint.dir;
+  if (store.empty()) return Status::Ok();
+  int64_t newest = 0;  // rank 0's store is the one checkpoints go to
+  if (rank() == 0) {
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(store, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      if (auto step = ParseStepDirName(it->path().filename().string())) {
+        newest = std::max(newest, *step);
+      }
+    }
+  }
+  DYT_ASSIGN_OR_RETURN(newest, BroadcastFromRank0(newest));
+  if (newest == 0) return Status::Ok();
+  // A fresh run would write its steps among the old run's and move `latest` back: a store
+  // mixed from two runs, whose retention may keep the old run's checkpoints over the new one's.
+  return InvalidArgument("checkpoint.dir " + store +
+                         " holds checkpoints of an earlier run (newest: step " +
+                         std::to_string(newest) +
+                         "): --resume auto continues it; for a new run choose an empty "
+                         "checkpoint.dir (or output.dir)");
 }
 
 StatusOr<CheckpointState> Trainer::Snapshot() {
@@ -288,7 +376,7 @@ Status Trainer::Restore(const CheckpointState& st) {
 }
 
 Status Trainer::Resume(const std::string& resume) {
-  if (resume.empty() || resume == "none") return Status::Ok();
+  if (resume.empty() || resume == "none") return RefuseUsedStore();
   std::string dir;
   CheckpointState state;
   Status mine = Status::Ok();  // this rank's failure to load, voted on below

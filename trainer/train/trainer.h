@@ -59,6 +59,8 @@ class Trainer {
   // writes checkpoints) picks the step and every other rank loads that same step from its own
   // checkpoint.dir; then the ranks vote, so they all resume from one step or all fail (a rank
   // that restored while another started fresh would pair unlike collectives and hang).
+  // "none" (or ""): a fresh start, refused (INVALID_ARGUMENT) when checkpoint.dir already holds
+  // step directories of an earlier run.
   Status Resume(const std::string& resume);
 
   // One optimizer step (collective across ranks).
@@ -85,6 +87,7 @@ class Trainer {
   void Log(const StepStats& s);
   void Emit(nlohmann::json event);       // rank 0 only
   StatusOr<CheckpointState> Snapshot();  // collective with ZeRO-1 (gathers the moments)
+  Status RefuseUsedStore();              // Resume("none"); collective
   Status Restore(const CheckpointState& state);
   // Sum of `value` over ranks (identity for one process).
   StatusOr<double> SumOverRanks(double value);
@@ -97,6 +100,7 @@ class Trainer {
   std::unique_ptr<TrainBackend> backend_;
   std::unique_ptr<BatchSource> data_;
   std::vector<int32_t> inputs_, targets_;
+  bool warned_slow_step_ = false;  // Run: a step took longer than a stopper may wait
   double last_loss_ = NAN, last_val_loss_ = NAN;
   int64_t last_saved_step_ = -1;
   std::chrono::steady_clock::time_point last_save_time_ = std::chrono::steady_clock::now();

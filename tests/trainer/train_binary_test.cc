@@ -1,0 +1,183 @@
+// The real dyt-train binary refuses, at its start and with exit 2 and a message naming what is
+// wrong, what it would otherwise find out late or by crashing: command-line mistakes, configs
+// that are no config file, values that would break training, validation data it cannot
+// evaluate on, a checkpoint store it cannot write or that holds another run, and an unusable
+// DYT_DIST_HOST. A stop with nothing saved is not reported as resumable (exit 3).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/common/process.h"
+#include "tests/common/temp_dir.h"
+#include "trainer/data/shard_writer.h"
+
+namespace dyt {
+namespace {
+
+using ::dyt::testing::ProcessResult;
+using ::dyt::testing::ReadText;
+using ::dyt::testing::SpawnWithOutput;
+using ::dyt::testing::StopProcess;
+using ::dyt::testing::TempDir;
+
+class TrainBinaryTest : public ::testing::Test {
+ protected:
+  // Writes `yaml` as <name>.yaml in the test's directory; its path.
+  std::string Config(const std::string& name, const std::string& yaml) {
+    const std::string path = dir_.Join(name + ".yaml");
+    std::ofstream(path) << yaml;
+    return path;
+  }
+  // A synthetic `test`-preset config with these train fields, then `more` sections.
+  static std::string Synthetic(const std::string& train = "steps: 3, batch_size: 2, seq_len: 8",
+                               const std::string& more = "") {
+    return "model: {preset: test}\ndata: {synthetic: true}\ntrain: {" + train + "}\n" + more;
+  }
+  ProcessResult Train(std::vector<std::string> args, std::vector<std::string> env = {}) {
+    args.insert(args.begin(), DYT_TRAIN_BIN);
+    return ::dyt::testing::Run(args, env, std::chrono::seconds(120));
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(TrainBinaryTest, CommandLineMistakesExitTwoNamingTheOption) {
+  const std::string ok = Config("ok", Synthetic());
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"--config", ok, "--steps", "abc"}, "--steps"},
+      {{"--config", ok, "--steps", "0"}, "--steps"},
+      {{"--config", ok, "--threads", "-3"}, "--threads"},
+      {{"--config", ok, "--stop-at-step", "-1"}, "--stop-at-step"},
+      {{"--config", ok, "--log-level", "nonsense"}, "--log-level"},
+      {{"--config", ok, "--events-fd", "999"}, "file descriptor 999 is not open"},
+      {{"--config", ok, "--bogus"}, "--bogus"},
+      {{}, "--config is required"},
+  };
+  for (const auto& [args, says] : cases) {
+    ProcessResult r = Train(args);
+    EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args) << "\n" << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << ::testing::PrintToString(args) << "\n"
+                                                   << r.err;
+  }
+}
+
+TEST_F(TrainBinaryTest, ConfigsThatCannotBeTrainedExitTwoAtStart) {
+  std::filesystem::create_directories(dir_.Join("a-dir.yaml"));
+  const std::pair<std::string, std::string> cases[] = {
+      {"/dev/zero", "/dev/zero: not a regular file"},
+      {dir_.Join("a-dir.yaml"), "not a regular file"},
+      {Config("dup",
+              "model: {preset: test}\ndata: {synthetic: true}\n"
+              "train: {steps: 3, steps: 5, batch_size: 2}\n"),
+       "train.steps: given twice"},
+      {Config("wd", Synthetic("steps: 3, batch_size: 2", "optimizer: {weight_decay: .inf}\n")),
+       "optimizer.weight_decay: must be in [0, 10] (got inf)"},
+      {Config("eps", Synthetic("steps: 3, batch_size: 2", "optimizer: {eps: .inf}\n")),
+       "optimizer.eps: must be in (0, 1] (got inf)"},
+      {Config("threads", Synthetic("steps: 3, batch_size: 2, threads: 100000")),
+       "train.threads: must be in [0, 1024] (got 100000)"},
+      {Config("seed", Synthetic("steps: 3, batch_size: 2, seed: -5")),
+       "train.seed: must be >= 0 (got -5)"},
+      {Config("int", Synthetic("steps: -1, batch_size: 2")), "train.steps: must be >= 1 (got -1)"},
+  };
+  for (const auto& [config, says] : cases) {
+    ProcessResult r = Train({"--config", config});
+    EXPECT_EQ(r.code, 2) << config << "\n" << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << config << "\n" << r.err;
+  }
+}
+
+// Found before the first step, not at the first evaluation or save after hours of training.
+TEST_F(TrainBinaryTest, MissingValidationDataAndAnUnwritableStoreAreFoundBeforeTraining) {
+  // Synthetic data has validation batches: evaluating on it is fine.
+  const std::string synthetic_eval =
+      Config("synthetic", Synthetic("steps: 3, batch_size: 2, seq_len: 8, eval_every: 2"));
+  ProcessResult ok = Train({"--config", synthetic_eval});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  // Shards without val_paths have none.
+  const std::string shard = dir_.Join("train.bin");
+  std::vector<int32_t> tokens(4000);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(i % 50);
+  ASSERT_TRUE(WriteShard(shard, tokens, 96, "").ok());
+  const std::string shards_no_val =
+      Config("shards", "model: {preset: test}\ndata: {train_paths: " + shard +
+                           "}\ntrain: {steps: 50, batch_size: 2, seq_len: 8, eval_every: 10}\n");
+  ProcessResult r = Train({"--config", shards_no_val});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("train.eval_every: 10 evaluates on batches of train.batch_size (2) "
+                       "validation windows per rank, and this rank has 0: set data.val_paths"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("step 1/"), std::string::npos) << "it trained first:\n" << r.err;
+
+  // A checkpoint store under a regular file cannot be created.
+  const std::string bad_store =
+      Config("store", Synthetic("steps: 3, batch_size: 2, seq_len: 8",
+                                "checkpoint: {dir: " + shard + "/checkpoints}\n"));
+  r = Train({"--config", bad_store});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("checkpoint.dir " + shard + "/checkpoints: cannot create the directory"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("step 1/"), std::string::npos) << "it trained first:\n" << r.err;
+}
+
+// A fresh run into a store holding another run's checkpoints would mix the two; --resume auto
+// continues it instead.
+TEST_F(TrainBinaryTest, AFreshRunIntoAUsedStoreIsRefused) {
+  const std::string store = dir_.Join("ckpt");
+  const std::string config =
+      Config("run", Synthetic("steps: 4, batch_size: 2, seq_len: 8",
+                              "checkpoint: {dir: " + store + ", every_steps: 2}\n"));
+  ProcessResult first = Train({"--config", config});
+  ASSERT_EQ(first.code, 0) << first.err;
+  ProcessResult again = Train({"--config", config, "--steps", "6"});
+  EXPECT_EQ(again.code, 2) << again.err;
+  EXPECT_NE(again.err.find("checkpoint.dir " + store +
+                           " holds checkpoints of an earlier run (newest: step 4): --resume "
+                           "auto continues it"),
+            std::string::npos)
+      << again.err;
+  ProcessResult resumed = Train({"--config", config, "--steps", "6", "--resume", "auto"});
+  EXPECT_EQ(resumed.code, 0) << resumed.err;
+}
+
+// Exit 3 promises a checkpoint to resume from; a run with no store has none to offer.
+TEST_F(TrainBinaryTest, AStopWithNoCheckpointDirIsNotResumable) {
+  const std::string config = Config("long", Synthetic("steps: 1000000, batch_size: 2, seq_len: 8"));
+  const pid_t pid =
+      SpawnWithOutput({DYT_TRAIN_BIN, "--config", config}, {}, dir_.Join("out"), dir_.Join("err"));
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (ReadText(dir_.Join("err")).find("step 1/") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(StopProcess(pid), 1) << ReadText(dir_.Join("err"));
+  EXPECT_NE(ReadText(dir_.Join("err")).find("with nothing saved (no checkpoint.dir or output.dir)"),
+            std::string::npos)
+      << ReadText(dir_.Join("err"));
+}
+
+// Gloo crashed (SIGSEGV) on a host name that does not resolve.
+TEST_F(TrainBinaryTest, AnUnusableDistHostIsAConfigurationError) {
+  const std::string config = Config("dist", Synthetic());
+  std::filesystem::create_directories(dir_.Join("rdzv"));
+  ProcessResult r =
+      Train({"--config", config},
+            {"DYT_DIST_HOST=nosuchhost.invalid", "DYT_RANK=0", "DYT_WORLD_SIZE=2",
+             "DYT_RDZV=" + dir_.Join("rdzv"), "DYT_RDZV_ID=x", "DYT_DIST_TIMEOUT_S=5"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("DYT_DIST_HOST 'nosuchhost.invalid': neither a network interface of this "
+                       "machine nor a host name that resolves"),
+            std::string::npos)
+      << r.err;
+}
+
+}  // namespace
+}  // namespace dyt
