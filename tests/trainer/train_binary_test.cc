@@ -84,6 +84,11 @@ TEST_F(TrainBinaryTest, ConfigsThatCannotBeTrainedExitTwoAtStart) {
       {Config("seed", Synthetic("steps: 3, batch_size: 2, seed: -5")),
        "train.seed: must be >= 0 (got -5)"},
       {Config("int", Synthetic("steps: -1, batch_size: 2")), "train.steps: must be >= 1 (got -1)"},
+      // More than any machine holds: refused with the sizes, not std::bad_alloc mid-way.
+      {Config("huge",
+              "model: {preset: test, dim: 65536, n_layers: 64, ffn_dim: 131072}\n"
+              "data: {synthetic: true}\ntrain: {steps: 3, batch_size: 2}\n"),
+       "parameters need"},
   };
   for (const auto& [config, says] : cases) {
     ProcessResult r = Train({"--config", config});

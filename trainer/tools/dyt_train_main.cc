@@ -28,7 +28,21 @@ constexpr int kExitBadConfig = 2;
 constexpr int kExitStopped = 3;
 }  // namespace
 
+static int RunTrain(int argc, char** argv);
+
 int main(int argc, char** argv) {
+  try {
+    return RunTrain(argc, argv);
+  } catch (const std::bad_alloc&) {
+    // What CheckFitsInMemory's estimate did not foresee (or memory other processes hold).
+    spdlog::error(
+        "out of memory: this machine cannot hold the model and batch the config asks "
+        "for (a smaller model.* or train.batch_size x train.seq_len)");
+    return kExitFailure;
+  }
+}
+
+static int RunTrain(int argc, char** argv) {
   // Its output and events go to a worker's pipes: if the worker dies, a log line must not kill
   // the trainer before it saves the checkpoint its SIGTERM (PR_SET_PDEATHSIG) asks for.
   dyt::IgnoreSigpipeIfDefault();

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iterator>
+#include <sstream>
 #include <string>
 
 #include "trainer/checkpoint/checkpoint_names.h"
@@ -48,11 +49,40 @@ Status ProbeWritableDir(const std::string& dir) {
   return Status::Ok();
 }
 
+// The cpu backend keeps fp32 weights, gradients and two AdamW moments of every parameter, and
+// a batch of activations per layer: refused (INVALID_ARGUMENT) when that alone exceeds this
+// machine's memory, instead of ending in std::bad_alloc (or the OOM killer) mid-allocation.
+Status CheckFitsInMemory(const TrainConfig& config) {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return Status::Ok();
+  const double machine = double(pages) * double(page);
+  const ModelConfig& m = config.model;
+  const double state = 16.0 * double(m.ParameterCount());
+  // A lower bound on what the forward pass keeps: the residual stream, per layer and token.
+  const double tokens = double(config.train.batch_size) * double(config.train.seq_len);
+  const double activations =
+      4.0 * tokens * double(m.dim) * double(m.n_layers + 1) + 4.0 * tokens * double(m.vocab_size);
+  if (state + activations <= machine) return Status::Ok();
+  auto gib = [](double bytes) {
+    std::ostringstream out;
+    out.precision(3);
+    out << bytes / double(1 << 30) << " GiB";
+    return out.str();
+  };
+  return InvalidArgument(
+      "model and train: " + std::to_string(m.ParameterCount()) + " parameters need " + gib(state) +
+      " for fp32 weights, gradients and AdamW moments, and a batch of " +
+      std::to_string(int64_t(tokens)) + " tokens at least " + gib(activations) +
+      " of activations; this machine has " + gib(machine) +
+      " (a smaller model.* or train.batch_size x train.seq_len, or train.device: cuda)");
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config, EventWriter* events,
                                                    dist::Communicator* comm) {
   if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
+  if (config.train.device == TrainDevice::kCpu) DYT_RETURN_IF_ERROR(CheckFitsInMemory(config));
   std::unique_ptr<Trainer> t(new Trainer(config, events, comm));
   const TrainSection& tr = config.train;
   const int world = t->world_size(), rank = t->rank();
