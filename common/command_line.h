@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -43,6 +44,20 @@ inline CLI::Validator NumberIn(double lo, double hi) {
         return "";
       },
       "NUMBER");
+}
+
+// An existing regular file: CLI::ExistingFile also takes /dev/zero or a FIFO, which a reader
+// would then read forever.
+inline CLI::Validator RegularFile() {
+  return CLI::Validator(
+      [](std::string& path) -> std::string {
+        std::error_code ec;
+        const auto status = std::filesystem::status(path, ec);
+        if (ec || !std::filesystem::exists(status)) return "no such file: " + path;
+        if (!std::filesystem::is_regular_file(status)) return path + ": not a regular file";
+        return "";
+      },
+      "FILE");
 }
 
 // The values of --log-level (spdlog's names; an unknown name would silence every line).

@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
   auto* train_cmd = app.add_subcommand("train-tokenizer", "train a sentencepiece BPE tokenizer");
   train_cmd->add_option("--input", train.input_files, "text files (one sentence per line)")
       ->required()
-      ->check(CLI::ExistingFile);
+      ->check(dyt::RegularFile());
   train_cmd->add_option("--model-prefix", train.model_prefix, "writes PREFIX.model/.vocab")
       ->required();
   train_cmd->add_option("--vocab-size", train.vocab_size, "vocabulary size")->capture_default_str();
@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
   encode_cmd->add_option("--tokenizer", tokenizer_path, "sentencepiece model")->required();
   encode_cmd->add_option("--input", encode.input_files, "text files, one document each")
       ->required()
-      ->check(CLI::ExistingFile);
+      ->check(dyt::RegularFile());
   encode_cmd->add_option("--output", encode.output, "training shard")->required();
   encode_cmd->add_option("--val-output", encode.val_output, "validation shard");
   encode_cmd
@@ -184,7 +184,8 @@ int main(int argc, char** argv) {
   }
   if (!status.ok()) {
     std::fprintf(stderr, "dyt-data: %s\n", status.ToString().c_str());
-    return 1;
+    // Like every dyt tool: 2 for what the user asked wrong, 1 for what failed.
+    return status.code() == dyt::StatusCode::kInvalidArgument ? dyt::kExitUsage : 1;
   }
   return 0;
 }

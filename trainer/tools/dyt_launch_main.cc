@@ -170,6 +170,7 @@ int main(int argc, char** argv) {
   }
   if (dyt::Status st = dyt::dist::ValidateLaunchSpec(spec); !st.ok()) {
     Error(st.message());
+    if (!temp_rdzv.empty()) ::rmdir(temp_rdzv.c_str());  // made above, still empty
     return kExitBadArgs;
   }
 
