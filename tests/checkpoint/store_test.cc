@@ -118,6 +118,18 @@ TEST_F(StoreTest, AnotherModelConfigStopsTheSearchInsteadOfFallingBack) {
             std::string::npos);
 }
 
+// init_std and the DyT alpha inits only choose initial values; a resumed run takes its values
+// from the checkpoint, so a config that changed them resumes.
+TEST_F(StoreTest, InitOnlyFieldsMayDifferFromTheCheckpoint) {
+  Save(1);
+  ModelConfig other = config_;
+  other.init_std = config_.init_std * 2;
+  other.alpha0_attn = config_.alpha0_attn + 1;
+  auto p = FindLatestGood(store_.path(), &other);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->state.step, 1);
+}
+
 TEST_F(StoreTest, MissingOrGarbledLatestFallsBackToTheHighestStep) {
   for (int64_t s : {1, 2}) Save(s);
   std::filesystem::remove(store_.Join("latest"));

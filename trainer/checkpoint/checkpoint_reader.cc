@@ -65,15 +65,20 @@ Status VerifyFiles(const std::string& dir, CheckpointState* state) {
   return Status::Ok();
 }
 
-// "dim (checkpoint 64, expected 128)" for each field that differs.
+// "dim (checkpoint 64, expected 128)" for each field that differs. Fields that only choose the
+// initial values (init_std, the DyT alpha inits) do not count: a resumed run takes its values
+// from the checkpoint.
 std::string ConfigDifferences(const ModelConfig& stored, const ModelConfig& expected) {
   const nlohmann::json a = nlohmann::json::parse(ModelConfigToJson(stored));
   const nlohmann::json b = nlohmann::json::parse(ModelConfigToJson(expected));
+  static const std::set<std::string> kInitOnly = {"init_std", "alpha0_attn", "alpha0_ffn",
+                                                  "alpha0_final"};
   std::set<std::string> keys;
   for (const auto& [k, v] : a.items()) keys.insert(k);
   for (const auto& [k, v] : b.items()) keys.insert(k);
   std::string out;
   for (const std::string& k : keys) {
+    if (kInitOnly.count(k) > 0) continue;
     const std::string va = a.contains(k) ? a[k].dump() : "absent";
     const std::string vb = b.contains(k) ? b[k].dump() : "absent";
     if (va == vb) continue;
