@@ -141,16 +141,40 @@ void Scheduler::ReconcileRunning(Worker& worker, const std::vector<v1::RunningRa
                                  Batch& batch) {
   const std::string& worker_id = worker.record.id();
   std::set<std::tuple<std::string, int, int>> reported;
-  std::set<std::pair<std::string, int>> stale;
+  // Ranks it runs that the scheduler had given up on (the worker was lost, its jobs requeued):
+  // their ranks and the slots they hold, per (job, attempt).
+  std::map<std::pair<std::string, int>, std::pair<std::set<int>, std::set<int>>> stale;
   for (const auto& r : running) {
     reported.emplace(r.job_id(), r.attempt(), r.rank());
     auto it = attempts_.find(AttemptKey(r.job_id(), r.attempt()));
     bool known = it != attempts_.end() && it->second.live_ranks.count(worker_id) > 0 &&
                  it->second.live_ranks.at(worker_id).count(r.rank()) > 0;
-    if (!known) stale.emplace(r.job_id(), r.attempt());
+    if (known) continue;
+    auto& [ranks, slots] = stale[{r.job_id(), r.attempt()}];
+    ranks.insert(r.rank());
+    slots.insert(r.slots().begin(), r.slots().end());
   }
-  for (const auto& [job_id, attempt] : stale) {
+  for (const auto& [attempt_id, held] : stale) {
+    const auto& [job_id, attempt] = attempt_id;
     SendStop(worker_id, job_id, attempt, v1::StopJob::STALE);
+    // Their slots stay taken until they have exited (RankExited frees them), or a new attempt
+    // placed there would be refused by the worker ("slot 0 is already in use") and fail.
+    const auto& [ranks, slots] = held;
+    if (slots.empty()) continue;
+    const std::string key = AttemptKey(job_id, attempt);
+    v1::RankPlacement hold;
+    hold.set_rank(*ranks.begin());
+    hold.set_worker_id(worker_id);
+    for (int slot : slots) hold.add_slots(slot);
+    if (Status s = cluster_.Allocate(key, Placement{hold}); !s.ok()) {
+      spdlog::warn("worker {}: cannot hold the slots of stale {}: {}", worker_id, key,
+                   s.ToString());
+      continue;
+    }
+    Attempt& a = attempts_[key];
+    a.job_id = job_id;
+    a.attempt = attempt;
+    a.live_ranks[worker_id].insert(ranks.begin(), ranks.end());
   }
   std::vector<v1::RankUpdate> lost;
   std::set<std::string> resend;

@@ -359,6 +359,7 @@ std::vector<v1::RunningRank> Supervisor::Running() const {
       rr.set_job_id(run->job_id);
       rr.set_attempt(run->attempt);
       rr.set_rank(rank);
+      for (int slot : run->slots) rr.add_slots(slot);
       out.push_back(rr);
     }
   }

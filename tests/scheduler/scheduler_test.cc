@@ -277,6 +277,40 @@ TEST(SchedulerTest, LostWorkerRequeuesOnRemainingCapacity) {
   EXPECT_TRUE(said_why);
 }
 
+// A worker taken for lost comes back still running the old attempt: that rank's slots stay
+// taken until it has exited, so the requeued job is not placed on them (the worker would refuse
+// it, "slot 0 is already in use", and every restart would burn in milliseconds).
+TEST(SchedulerTest, AStaleRankOfAReturningWorkerHoldsItsSlotsUntilItExits) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  SchedulerOptions options;
+  options.heartbeat_timeout = milliseconds(600);
+  TestServer server(store.get(), {}, options);
+  auto hung = std::make_unique<TestWorker>(server.port(), "w1", 1);
+  std::string id = SubmitJob(server, RanksSpec("survivor", 1, 0, 2));
+  auto a = hung->TakeAssignment(id);
+  ASSERT_TRUE(a);
+  hung->StartAll(*a);
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+  hung->StopHeartbeats();
+  ASSERT_TRUE(WaitJob(server, id, [](const v1::Job& j) { return j.restarts() == 1; }));
+  hung.reset();
+  v1::RunningRank still;
+  still.set_job_id(id);
+  still.set_attempt(1);
+  still.set_rank(0);
+  still.add_slots(0);
+  TestWorker back(server.port(), "w1", 1, "cpu", {still});
+  auto stop = back.TakeStop(id);
+  ASSERT_TRUE(stop);
+  EXPECT_EQ(stop->reason(), v1::StopJob::STALE);
+  EXPECT_FALSE(back.TakeAssignment(id, milliseconds(800))) << "placed on the stale rank's slot";
+  back.Exited(id, 1, 0, v1::RankUpdate::STOPPED);
+  auto b = back.TakeAssignment(id);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->attempt(), 2);
+}
+
 TEST(SchedulerTest, CancelStopsRanksAndFreesSlotsWhenTheyExit) {
   TempDir dir;
   auto store = OpenStore(dir.Join("db"));

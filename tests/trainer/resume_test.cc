@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/common/process.h"
 #include "tests/trainer/train_process.h"
 #include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/checkpoint/checkpoint_store.h"
@@ -190,6 +191,57 @@ void ResumeTest::ExpectSigtermCheckpoints(const std::string& name, bool output_r
             0);
   const auto after = StepLosses(events);
   EXPECT_EQ(after.rbegin()->first, last_step + 2);
+}
+
+// A long step (many micro-batches) is abandoned at the next micro-batch after SIGTERM: the
+// checkpoint is the last whole step, with the data position at its end (the abandoned step's
+// batches are given back), the same state as a run that stopped there on purpose; resuming from
+// it gives the straight run's losses.
+TEST_F(ResumeTest, SigtermMidStepAbandonsTheStepAndSavesTheLastWholeOne) {
+  auto config = [&](const std::string& name) {
+    const fs::path run = dir_ / name;
+    fs::create_directories(run);
+    std::ofstream(run / "job.yaml")
+        << "model: {preset: test}\n"
+        << "data: {train_paths: " << (dir_ / "train.bin").string() << ", seed: 5}\n"
+        << "train: {steps: 3, batch_size: 3, grad_accum: 4000, log_every: 1, threads: 1}\n"
+        << "optimizer: {lr: 0.003, warmup_steps: 1}\n"
+        << "checkpoint: {dir: " << (run / "ckpt").string() << "}\n";
+    return (run / "job.yaml").string();
+  };
+  const std::string straight_events = (dir_ / "straight.jsonl").string();
+  ASSERT_EQ(RunDytTrain({"--config", config("straight")}, straight_events), 0);
+  const auto straight = StepLosses(straight_events);
+  ASSERT_EQ(straight.size(), 3u);
+  const std::string paused_events = (dir_ / "paused.jsonl").string();
+  ASSERT_EQ(RunDytTrain({"--config", config("paused"), "--stop-at-step", "1"}, paused_events), 0);
+  auto paused = FindLatestGood((dir_ / "paused" / "ckpt").string(), nullptr);
+  ASSERT_TRUE(paused.ok()) << paused.status().ToString();
+
+  const std::string cfg = config("stopped");
+  const std::string err = (dir_ / "stopped.err").string();
+  const pid_t pid = ::dyt::testing::SpawnWithOutput({DYT_TRAIN_BIN, "--config", cfg}, {},
+                                                    (dir_ / "stopped.out").string(), err);
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (::dyt::testing::ReadText(err).find("step 1/3 loss") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(::dyt::testing::StopProcess(pid), 3) << ::dyt::testing::ReadText(err);
+  EXPECT_NE(::dyt::testing::ReadText(err).find("abandoned step 2 after "), std::string::npos)
+      << ::dyt::testing::ReadText(err);
+  auto got = FindLatestGood((dir_ / "stopped" / "ckpt").string(), nullptr);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->state.step, 1);
+  ExpectSameState(got->state, paused->state);
+
+  const std::string resumed_events = (dir_ / "resumed.jsonl").string();
+  ASSERT_EQ(RunDytTrain({"--config", cfg, "--resume", "auto"}, resumed_events), 0);
+  const auto resumed = StepLosses(resumed_events);
+  ASSERT_EQ(resumed.size(), 2u);
+  EXPECT_EQ(resumed.at(2), straight.at(2));
+  EXPECT_EQ(resumed.at(3), straight.at(3));
 }
 
 TEST_F(ResumeTest, SigtermSavesACheckpointAndExitsWithThePreemptedCode) {

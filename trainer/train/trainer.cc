@@ -144,13 +144,47 @@ StatusOr<int64_t> Trainer::BroadcastFromRank0(int64_t value) {
   return value;
 }
 
-StatusOr<StepStats> Trainer::TrainStep() {
+StatusOr<bool> Trainer::StopAgreed(const ShutdownSignal* stop) {
+  const bool local = stop != nullptr && stop->requested();
+  DYT_ASSIGN_OR_RETURN(const double stops, SumOverRanks(local ? 1.0 : 0.0));
+  if (stops > 0 && !stop_logged_) {
+    stop_logged_ = true;
+    if (local) {
+      spdlog::warn("stop requested (signal {}) at step {}", stop->signal_number(), step());
+    } else {
+      spdlog::warn("stop requested by another rank at step {}", step());
+    }
+  }
+  return stops > 0;
+}
+
+StatusOr<StepStats> Trainer::TrainStep(const ShutdownSignal* stop) {
   const auto t0 = std::chrono::steady_clock::now();
   const TrainSection& tr = config_.train;
   StepStats s;
   DYT_RETURN_IF_ERROR(backend_->ZeroGrads());
+  // Where the step's data starts: a step abandoned for a stop gives its batches back, so the
+  // checkpoint (of the last whole step) resumes on exactly them.
+  const LoaderPosition first_batch = data_->position();
+  const uint64_t first_rng = data_->rng_state();
   double loss = 0;
   for (int micro = 0; micro < tr.grad_accum; ++micro) {
+    // Between micro-batches a stop ends the step at once (the parameters are untouched until
+    // the update), so a long step (many micro-batches) does not outlast the stopper's grace.
+    // Every rank votes at the same micro-batch, before any collective of the next one.
+    if (micro > 0 && stop != nullptr) {
+      DYT_ASSIGN_OR_RETURN(const bool stopping, StopAgreed(stop));
+      if (stopping) {
+        DYT_RETURN_IF_ERROR(data_->Restore(first_batch, first_rng));
+        if (rank() == 0) {
+          spdlog::warn("abandoned step {} after {} of {} micro-batches", step() + 1, micro,
+                       tr.grad_accum);
+        }
+        s.abandoned = true;
+        s.step = step();
+        return s;
+      }
+    }
     data_->Next(tr.batch_size, inputs_.data(), targets_.data());
     DYT_ASSIGN_OR_RETURN(const double l,
                          backend_->ForwardBackward(inputs_.data(), targets_.data(), tr.batch_size,
@@ -242,34 +276,30 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
         {"model", nlohmann::json::parse(ModelConfigToJson(config_.model))}});
   last_save_time_ = std::chrono::steady_clock::now();
   const int64_t last = tr.stop_at_step > 0 ? std::min(tr.steps, tr.stop_at_step) : tr.steps;
+  // Ranks must agree to stop at the same step, or one would wait for the other forever.
+  auto stopped = [&]() -> StatusOr<RunOutcome> {
+    if (!ck.dir.empty() && last_saved_step_ != step()) DYT_RETURN_IF_ERROR(SaveCheckpoint());
+    Emit({{"event", "stopped"}, {"step", step()}, {"signal", stop ? stop->signal_number() : 0}});
+    return RunOutcome::kStopped;
+  };
   while (step() < last) {
-    // Ranks must agree to stop at the same step, or one would wait for the other forever.
-    const bool local_stop = stop && stop->requested();
-    DYT_ASSIGN_OR_RETURN(const double stops, SumOverRanks(local_stop ? 1.0 : 0.0));
-    if (stops > 0) {
-      if (local_stop) {
-        spdlog::warn("stop requested (signal {}): stopping after step {}", stop->signal_number(),
-                     step());
-      } else {
-        spdlog::warn("stop requested by another rank: stopping after step {}", step());
-      }
-      if (!ck.dir.empty() && last_saved_step_ != step()) DYT_RETURN_IF_ERROR(SaveCheckpoint());
-      Emit({{"event", "stopped"}, {"step", step()}, {"signal", stop ? stop->signal_number() : 0}});
-      return RunOutcome::kStopped;
-    }
-    DYT_ASSIGN_OR_RETURN(const StepStats s, TrainStep());
-    // A stop is honoured between steps only: a stopper that waits less than a step (the
+    DYT_ASSIGN_OR_RETURN(const bool stopping, StopAgreed(stop));
+    if (stopping) return stopped();
+    DYT_ASSIGN_OR_RETURN(const StepStats s, TrainStep(stop));
+    if (s.abandoned) return stopped();
+    // A stop is honoured between micro-batches: a stopper that waits less than one (the
     // worker's grace, 30 s by default) kills the trainer and loses the work since the last
     // checkpoint. Said once, where the operator will look.
-    constexpr double kSlowStepSeconds = 20;
-    if (rank() == 0 && s.seconds > kSlowStepSeconds && !warned_slow_step_) {
+    constexpr double kSlowMicroBatchSeconds = 20;
+    const double micro_seconds = s.seconds / tr.grad_accum;
+    if (rank() == 0 && micro_seconds > kSlowMicroBatchSeconds && !warned_slow_step_) {
       warned_slow_step_ = true;
       spdlog::warn(
-          "a step took {:.0f} s: SIGTERM is honoured between steps, so whoever stops this run "
-          "must wait longer than that (dyt-scheduler --stop-grace-s, 30 s by default) or the "
-          "steps since the last checkpoint are lost; fewer micro-batches per step "
-          "(train.grad_accum) shorten it",
-          s.seconds);
+          "a micro-batch took {:.0f} s: SIGTERM is honoured between micro-batches, so whoever "
+          "stops this run must wait longer than that plus a checkpoint save (dyt-scheduler "
+          "--stop-grace-s, 30 s by default) or the steps since the last checkpoint are lost; a "
+          "smaller train.batch_size (with more train.grad_accum) shortens it",
+          micro_seconds);
     }
     if (!std::isfinite(s.loss)) {
       Emit({{"event", "error"}, {"step", s.step}, {"message", "loss is not finite"}});

@@ -30,6 +30,7 @@ struct StepStats {
   float lr = 0;
   double seconds = 0;
   double tokens_per_s = 0;
+  bool abandoned = false;  // TrainStep stopped between micro-batches; nothing was updated
 };
 
 // How Run() ended.
@@ -63,8 +64,10 @@ class Trainer {
   // step directories of an earlier run.
   Status Resume(const std::string& resume);
 
-  // One optimizer step (collective across ranks).
-  StatusOr<StepStats> TrainStep();
+  // One optimizer step (collective across ranks). With `stop`, a stop requested on any rank
+  // between two micro-batches ends it early: the data position goes back to the step's start,
+  // nothing is updated, and the stats say `abandoned` (step: the last whole step).
+  StatusOr<StepStats> TrainStep(const ShutdownSignal* stop = nullptr);
   // Mean validation loss over up to train.eval_batches fixed batches.
   StatusOr<double> Evaluate();
   // Trains until train.steps, logging, evaluating and checkpointing as configured. On a stop
@@ -88,6 +91,8 @@ class Trainer {
   void Emit(nlohmann::json event);       // rank 0 only
   StatusOr<CheckpointState> Snapshot();  // collective with ZeRO-1 (gathers the moments)
   Status RefuseUsedStore();              // Resume("none"); collective
+  // Whether any rank was asked to stop (collective; logs the first time it is so).
+  StatusOr<bool> StopAgreed(const ShutdownSignal* stop);
   Status Restore(const CheckpointState& state);
   // Sum of `value` over ranks (identity for one process).
   StatusOr<double> SumOverRanks(double value);
@@ -101,6 +106,7 @@ class Trainer {
   std::unique_ptr<BatchSource> data_;
   std::vector<int32_t> inputs_, targets_;
   bool warned_slow_step_ = false;  // Run: a step took longer than a stopper may wait
+  bool stop_logged_ = false;
   double last_loss_ = NAN, last_val_loss_ = NAN;
   int64_t last_saved_step_ = -1;
   std::chrono::steady_clock::time_point last_save_time_ = std::chrono::steady_clock::now();
