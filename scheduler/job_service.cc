@@ -10,6 +10,7 @@
 #include <memory>
 #include <utility>
 
+#include "common/reason_rules.h"
 #include "scheduler/job_states.h"
 
 namespace dyt {
@@ -194,9 +195,8 @@ StatusOr<v1::ListJobsResponse> JobServiceImpl::List(const v1::ListJobsRequest& r
 StatusOr<v1::Job> JobServiceImpl::Cancel(const v1::CancelJobRequest& request,
                                          const Caller& caller) {
   DYT_RETURN_IF_ERROR(JobFor(caller, Action::kCancelJob, request.id()).status());
-  if (request.reason().size() > static_cast<size_t>(JobSpecLimits::kMaxReasonLength)) {
-    return InvalidArgument("reason: at most " + std::to_string(JobSpecLimits::kMaxReasonLength) +
-                           " characters (got " + std::to_string(request.reason().size()) + ")");
+  if (std::string rule = ReasonRule(request.reason(), /*multiline=*/true); !rule.empty()) {
+    return InvalidArgument("reason: " + rule);
   }
   std::string reason = request.reason().empty() ? "cancelled by user" : request.reason();
   DYT_ASSIGN_OR_RETURN(v1::JobRecord record, scheduler_->Cancel(request.id(), reason));

@@ -259,7 +259,10 @@ bool ClusterView::CouldEverFit(const GangRequest& request, std::string* why) con
     ranks_fit += w.slots / request.slots_per_rank;
     largest = std::max(largest, w.slots);
   }
-  if (largest < 0) return fail("there are no schedulable " + request.kind + " workers");
+  if (largest < 0) {
+    return fail("there are no schedulable " + request.kind +
+                " workers (connected, not drained nor shutting down)");
+  }
   if (ranks_fit >= request.ranks) return true;
   return fail("the registered " + request.kind + " workers fit at most " +
               std::to_string(ranks_fit) + (ranks_fit == 1 ? " such rank" : " such ranks") +

@@ -193,6 +193,9 @@ void Scheduler::Adopt(v1::JobRecord record, bool recovered) {
   if (recovered && record.job().attempt() > 0) logs_.MarkRanBeforeStart(id);
   LiveJob& job = jobs_[id];
   job.order = number.value_or(0);
+  // Ranks being stopped for a preemption when the scheduler went down: their stop is still
+  // the one asked for.
+  job.preempting = !record.preemption().empty();
   job.queued_at = std::chrono::steady_clock::now();
   job.record = std::move(record);
   v1::JobState state = job.record.job().state();

@@ -154,7 +154,7 @@ class Scheduler {
     uint64_t order = 0;  // submission order (the job number)
     std::chrono::steady_clock::time_point queued_at;
     std::map<int, RankState> ranks;  // current attempt
-    bool preempting = false;         // stop requests sent to make room
+    bool preempting = false;         // stop requests sent to make room (record.preemption)
     bool progress_dirty = false;
   };
   // The slots and live ranks of one job attempt, until they have all exited.
@@ -166,6 +166,7 @@ class Scheduler {
   struct Worker {
     v1::WorkerRecord record;
     std::shared_ptr<WorkerSession> session;  // null while disconnected
+    bool shutting_down = false;  // said so (ShuttingDown, or in its registration): no new work
     std::chrono::steady_clock::time_point last_heartbeat;
   };
   using Batch = std::vector<std::pair<v1::JobRecord, std::optional<v1::JobEvent>>>;
@@ -183,6 +184,10 @@ class Scheduler {
   // The assignment of the ranks `job`'s current placement puts on `worker_id`.
   v1::Assignment MakeAssignment(const LiveJob& job, const std::string& worker_id) const;
   bool TryPreempt(const LiveJob& head, const GangRequest& request, Batch& batch);
+  // Under mu_: stops `job`'s current attempt with a checkpoint for a preemption; its PREEMPTED
+  // event will say `event_reason`, its reason meanwhile `state_reason`.
+  void StartPreemption(LiveJob& job, const std::string& event_reason,
+                       const std::string& state_reason, Batch& batch);
   // Under mu_: stops every job whose current attempt has ranks on `worker_id` with a checkpoint
   // (StopJob PREEMPT to all its workers); each is requeued when its ranks have exited, PREEMPTED
   // with reason "preempted: <why>", no restart counted.

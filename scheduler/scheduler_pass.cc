@@ -92,6 +92,7 @@ void Scheduler::SchedulePass(Batch& batch) {
     slots.attempt = attempt;
     job.ranks.clear();
     job.preempting = false;
+    job.record.clear_preemption();
     job.record.mutable_job()->set_attempt(attempt);
     job.record.clear_placement();
     std::set<std::string> on;
@@ -175,16 +176,22 @@ bool Scheduler::TryPreempt(const LiveJob& head, const GangRequest& request, Batc
     std::string job_id = owner.substr(0, owner.rfind('#'));
     auto it = jobs_.find(job_id);
     if (it == jobs_.end()) continue;
-    LiveJob& victim = it->second;
-    victim.preempting = true;
-    victim.record.set_state_reason("preempting for " + head.record.job().id() + " (priority " +
-                                   std::to_string(priority) + ")");
-    batch.emplace_back(victim.record, std::nullopt);
-    StopRanks(job_id, victim.record.job().attempt(), v1::StopJob::PREEMPT);
-    if (metrics_ != nullptr) metrics_->Preempted();
-    spdlog::info("preempting job {} for job {}", job_id, head.record.job().id());
+    const std::string why =
+        "for " + head.record.job().id() + " (priority " + std::to_string(priority) + ")";
+    StartPreemption(it->second, "preempted " + why, "preempting " + why, batch);
   }
   return true;
+}
+
+void Scheduler::StartPreemption(LiveJob& job, const std::string& event_reason,
+                                const std::string& state_reason, Batch& batch) {
+  job.preempting = true;
+  job.record.set_preemption(event_reason);
+  job.record.set_state_reason(state_reason);
+  batch.emplace_back(job.record, std::nullopt);
+  StopRanks(job.record.job().id(), job.record.job().attempt(), v1::StopJob::PREEMPT);
+  if (metrics_ != nullptr) metrics_->Preempted();
+  spdlog::info("job {}: {}", job.record.job().id(), event_reason);
 }
 
 void Scheduler::SendStop(const std::string& worker_id, const std::string& job_id, int attempt,
@@ -209,6 +216,7 @@ void Scheduler::StopRanks(const std::string& job_id, int attempt, v1::StopJob::R
 void Scheduler::Finish(LiveJob& job, v1::JobState state, const std::string& reason, Batch& batch) {
   const std::string id = job.record.job().id();
   job.record.clear_placement();
+  job.record.clear_preemption();
   SetState(job, state, reason, batch);
   Unqueue(id);
   logs_.Finish(id);
@@ -220,6 +228,7 @@ void Scheduler::Requeue(LiveJob& job, v1::JobState via, const std::string& reaso
   job.record.clear_placement();
   job.ranks.clear();
   job.preempting = false;
+  job.record.clear_preemption();
   SetState(job, via, reason, batch);
   SetState(job, v1::QUEUED, "requeued; resumes from its latest checkpoint", batch);
   job.queued_at = std::chrono::steady_clock::now();

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "common/job_spec_limits.h"
+#include "common/reason_rules.h"
 #include "scheduler/scheduler.h"
 
 namespace dyt {
@@ -25,9 +25,8 @@ Status CheckWorkerIdGiven(const std::string& id) {
 
 StatusOr<v1::WorkerStatus> Scheduler::DrainWorker(const v1::DrainWorkerRequest& request) {
   DYT_RETURN_IF_ERROR(CheckWorkerIdGiven(request.worker_id()));
-  if (request.reason().size() > static_cast<size_t>(JobSpecLimits::kMaxReasonLength)) {
-    return InvalidArgument("reason: at most " + std::to_string(JobSpecLimits::kMaxReasonLength) +
-                           " bytes (got " + std::to_string(request.reason().size()) + ")");
+  if (std::string rule = ReasonRule(request.reason(), /*multiline=*/false); !rule.empty()) {
+    return InvalidArgument("reason: " + rule);
   }
   if (!request.drain() && request.preempt()) {
     return InvalidArgument("preempt: only with drain (jobs are moved off a worker being drained)");
@@ -51,7 +50,8 @@ StatusOr<v1::WorkerStatus> Scheduler::DrainWorker(const v1::DrainWorkerRequest& 
   }
   DYT_RETURN_IF_ERROR(store_->PutWorker(record));
   worker.record = std::move(record);
-  cluster_.SetSchedulable(id, !request.drain() && worker.session != nullptr);
+  cluster_.SetSchedulable(id,
+                          !request.drain() && worker.session != nullptr && !worker.shutting_down);
   if (request.drain()) {
     spdlog::info("worker {} draining{}{}", id, request.reason().empty() ? "" : ": ",
                  request.reason());
@@ -88,12 +88,7 @@ void Scheduler::PreemptJobsOn(const std::string& worker_id, const std::string& w
     LiveJob& job = live->second;
     const v1::JobState state = job.record.job().state();
     if (state != v1::SCHEDULED && state != v1::RUNNING) continue;
-    job.preempting = true;
-    job.record.set_state_reason(why);
-    batch.emplace_back(job.record, std::nullopt);
-    StopRanks(job_id, job.record.job().attempt(), v1::StopJob::PREEMPT);
-    if (metrics_ != nullptr) metrics_->Preempted();
-    spdlog::info("preempting job {}: {}", job_id, why);
+    StartPreemption(job, "preempted: " + why, why, batch);
   }
 }
 

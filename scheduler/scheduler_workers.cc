@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "common/worker_id.h"
 #include "scheduler/job_states.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/state_keys.h"
@@ -27,10 +28,9 @@ constexpr size_t kMaxRendezvousValue = 64 * 1024;
 constexpr int kMaxRendezvousWaitMs = 600000;
 
 Status CheckWorkerId(const std::string& id) {
-  if (id.empty() || id.size() > 64) return InvalidArgument("worker_id: 1 to 64 characters");
-  for (char c : id) {
-    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-    if (!ok) return InvalidArgument("worker_id: only letters, digits, '.', '_' and '-'");
+  if (!IsWorkerId(id)) {
+    return InvalidArgument("worker_id: must be " + std::string(kWorkerIdRule) + " (got '" +
+                           id.substr(0, 80) + "')");
   }
   return Status::Ok();
 }
@@ -96,8 +96,10 @@ StatusOr<std::shared_ptr<WorkerSession>> Scheduler::Register(const v1::RegisterW
   if (!added.ok()) {
     return FailedPrecondition("worker " + request.worker_id() + ": " + added.message());
   }
-  // A drained worker stays drained across its restarts (and the scheduler's).
-  cluster_.SetSchedulable(request.worker_id(), !worker.record.draining());
+  // A drained worker stays drained across its restarts (and the scheduler's); one that is
+  // shutting down takes nothing until it registers as a fresh process.
+  worker.shutting_down = request.shutting_down();
+  cluster_.SetSchedulable(request.worker_id(), !worker.record.draining() && !worker.shutting_down);
   ReleaseHeld();  // more capacity: held jobs may fit now
   v1::WorkerRecord& record = worker.record;
   record.set_id(request.worker_id());
@@ -190,7 +192,15 @@ void Scheduler::ReconcileRunning(Worker& worker, const std::vector<v1::RunningRa
         auto r = job.ranks.find(rank);
         if (job.record.job().state() == v1::SCHEDULED && r != job.ranks.end() &&
             !r->second.started) {
-          resend.insert(attempt.job_id);
+          if (job.preempting) {
+            // Being preempted before it began: it is stopped already, not to be started now.
+            v1::RankUpdate never = LostRank(attempt.job_id, attempt.attempt, rank,
+                                            "never started (preempted before it began)");
+            never.set_exit(v1::RankUpdate::STOPPED);
+            lost.push_back(never);
+          } else {
+            resend.insert(attempt.job_id);
+          }
           continue;
         }
       }
@@ -239,6 +249,7 @@ Status Scheduler::OnWorkerMessage(const std::shared_ptr<WorkerSession>& session,
     case v1::WorkerMessage::kShuttingDown: {
       // No new work until it registers again; its jobs stop as preempted, not failed.
       const std::string& id = worker.record.id();
+      worker.shutting_down = true;
       cluster_.SetSchedulable(id, false);
       const std::string why = message.shutting_down().reason().empty()
                                   ? "worker " + id + " shut down"
@@ -286,9 +297,14 @@ void Scheduler::CheckHeartbeats(Batch& batch) {
 }
 
 void Scheduler::LoseWorker(const std::string& worker_id, const std::string& why, Batch& batch) {
-  spdlog::warn("{}: its jobs are requeued", why);
-  if (metrics_ != nullptr) metrics_->WorkerLost();
   Worker& worker = workers_[worker_id];
+  if (worker.shutting_down) {
+    // It said it was leaving: gone as announced, not lost.
+    spdlog::info("worker {} has shut down", worker_id);
+  } else {
+    spdlog::warn("{}: its jobs are requeued", why);
+    if (metrics_ != nullptr) metrics_->WorkerLost();
+  }
   if (worker.session) {
     worker.session->Close();
     worker.session.reset();
@@ -410,7 +426,9 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
   // Stopped on our request (preemption): requeue without counting a restart. Any other stop
   // we did not ask for is a failure.
   if (job.preempting) {
-    EndAttempt(job, "preempted: " + job.record.state_reason(), /*failure=*/false, batch);
+    EndAttempt(job,
+               job.record.preemption().empty() ? std::string("preempted") : job.record.preemption(),
+               /*failure=*/false, batch);
   } else {
     EndAttempt(job, "ranks stopped without a request", /*failure=*/true, batch);
   }

@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   std::string reason;
   auto* c_cancel = app.add_subcommand("cancel", "cancel a job that has not finished");
   c_cancel->add_option("id", id, "job id")->required()->check(NonEmpty());
-  c_cancel->add_option("--reason", reason, "recorded in the job's events");
+  c_cancel->add_option("--reason", reason, "recorded in the job's events")->check(Utf8Text());
 
   auto* c_ckpts = app.add_subcommand("checkpoints", "a job's committed checkpoints");
   c_ckpts->add_option("id", id, "job id")->required()->check(NonEmpty());
@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
   auto* c_drain = c_workers->add_subcommand(
       "drain", "no new work for a worker (its jobs run to their end unless --preempt)");
   c_drain->add_option("id", drain.id, "worker id")->required()->check(NonEmpty());
-  c_drain->add_option("--reason", drain.reason, "why (shown by dytctl workers)");
+  c_drain->add_option("--reason", drain.reason, "why (shown by dytctl workers)")->check(Utf8Text());
   c_drain->add_flag("--preempt", drain.preempt,
                     "also stop its jobs with a checkpoint and requeue them elsewhere");
   std::string worker_id;

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <vector>
 
+#include "common/utf8.h"
 #include "services/cli/commands.h"
 
 namespace dyt::cli {
@@ -34,7 +35,8 @@ std::optional<std::string> CommandWordError(const CLI::App& app, int argc,
     const std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") return std::nullopt;  // CLI11 prints the help
     if (arg.empty() || arg[0] == '-') {
-      if (current == &app && TakesValue(app, arg)) ++i;
+      // The global options (--output json) may also follow a command word.
+      if (TakesValue(app, arg)) ++i;
       continue;
     }
     const auto subs = current->get_subcommands([](const CLI::App*) { return true; });
@@ -67,6 +69,14 @@ std::string UsageFailureMessage(const CLI::App* app, const CLI::Error& error) {
     command += a->get_name() + " ";
   }
   return "dytctl: " + std::string(error.what()) + " (dytctl " + command + "--help)\n";
+}
+
+CLI::Validator Utf8Text() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        return IsValidUtf8(value) ? "" : "must be UTF-8 text";
+      },
+      "TEXT");
 }
 
 // --step: a checkpoint step, >= 1 (the option left out means the latest).

@@ -25,5 +25,8 @@ CLI::Validator NonEmpty();
 CLI::Validator IntegerIn(int64_t lo, int64_t hi);
 CLI::Validator StepNumber();
 CLI::Validator Lifetime();
+// Well-formed UTF-8 (protobuf refuses anything else, and dytctl would fail with an empty
+// message); the scheduler checks the rest of a reason's rules.
+CLI::Validator Utf8Text();
 
 }  // namespace dyt::cli

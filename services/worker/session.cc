@@ -115,6 +115,7 @@ void Session::RunOnce() {
 
   v1::WorkerMessage hello;
   *hello.mutable_register_() = options_.registration;
+  hello.mutable_register_()->set_shutting_down(shutting_down_.load());
   for (const v1::RunningRank& r : handlers_.running())
     *hello.mutable_register_()->add_running() = r;
   for (const v1::RunningRank& r : outbox_->PendingExits())

@@ -64,6 +64,9 @@ class Session {
   // revoked; PERMISSION_DENIED: not a worker token, or another worker's), "CODE: message";
   // empty while it has not. Once set the session stops reconnecting: the daemon should exit.
   std::string refused() const;
+  // From now on every registration says the worker is shutting down (a reconnect while its
+  // trainers stop must not make it take work again).
+  void SetShuttingDown() { shutting_down_ = true; }
 
  private:
   void Loop();
@@ -76,6 +79,7 @@ class Session {
   SessionHandlers handlers_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> shutting_down_{false};
   std::atomic<bool> connected_{false};
   std::atomic<int> sessions_{0};
   mutable std::mutex mu_;

@@ -20,6 +20,7 @@
 #include "common/grpc_credentials.h"
 #include "common/logging.h"
 #include "common/signals.h"
+#include "common/worker_id.h"
 #include "services/worker/devices.h"
 #include "services/worker/metrics.h"
 #include "services/worker/model_flops.h"
@@ -42,16 +43,6 @@ std::string DefaultTrainer() {
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return "dyt-train";
   return (self.parent_path() / "dyt-train").string();
-}
-
-bool ValidWorkerId(const std::string& id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) {
-      return false;
-    }
-  }
-  return true;
 }
 
 }  // namespace
@@ -110,8 +101,8 @@ int main(int argc, char** argv) {
   if (auto exit = dyt::ParseCommandLine(app, argc, argv)) return *exit;
   dyt::InitLogging("dyt-worker", log_level);
 
-  if (!ValidWorkerId(worker_id)) {
-    spdlog::error("--worker-id '{}': must be 1-64 characters [A-Za-z0-9._-]", worker_id);
+  if (!dyt::IsWorkerId(worker_id)) {
+    spdlog::error("--worker-id '{}': must be {}", worker_id, dyt::kWorkerIdRule);
     return 2;
   }
   if (!(orphan_timeout_s > 0) || !(stop_grace_s >= 0)) {
@@ -258,6 +249,7 @@ int main(int argc, char** argv) {
     leaving.mutable_shutting_down()->set_reason("received signal " +
                                                 std::to_string(stop.signal_number()));
     outbox.Push(std::move(leaving));
+    session.SetShuttingDown();
   }
   supervisor.StopAll(dyt::worker::StopCause::kShutdown, grace);
   if (!supervisor.WaitIdle(grace + std::chrono::seconds(5))) {

@@ -137,6 +137,10 @@ TEST(DytctlProcessTest, BadUsageExitsTwoNamingTheMistake) {
   ProcessResult env = Dytctl("", {"list"}, {"DYT_SERVER=sched"});
   EXPECT_EQ(env.code, 1) << env.err;
   EXPECT_EQ(env.err, "dytctl: DYT_SERVER: must be HOST:PORT (got 'sched')\n");
+  // Global options may follow the command: `workers --output json` is no command 'json'.
+  ProcessResult late = Dytctl("127.0.0.1:1", {"workers", "--output", "json"});
+  EXPECT_EQ(late.code, 1) << late.err;
+  EXPECT_NE(late.err.find("cannot reach the dyt scheduler"), std::string::npos) << late.err;
   // --help is not a mistake.
   ProcessResult help = Dytctl("", {"token", "--help"});
   EXPECT_EQ(help.code, 0) << help.err;

@@ -65,7 +65,9 @@ TEST(JobServiceTest, SubmitGetCancel) {
     ASSERT_TRUE(Get(server, job.id(), &got).ok());
     if (got.reason().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ(got.reason(), "held: asks 2 ranks x 1 cpu slot; there are no schedulable cpu workers");
+  EXPECT_EQ(got.reason(),
+            "held: asks 2 ranks x 1 cpu slot; there are no schedulable cpu workers "
+            "(connected, not drained nor shutting down)");
   got.clear_reason();
   EXPECT_EQ(got.SerializeAsString(), job.SerializeAsString());
 

@@ -325,7 +325,9 @@ TEST(PlacementTest, CouldEverFitExplains) {
             "asks 4 ranks x 2 cpu slots; the registered cpu workers fit at most 3 such ranks "
             "(largest worker: 4 slots)");
   EXPECT_FALSE(view.CouldEverFit({.ranks = 1, .slots_per_rank = 1, .kind = "gpu"}, &why));
-  EXPECT_EQ(why, "asks 1 rank x 1 gpu slot; there are no schedulable gpu workers");
+  EXPECT_EQ(why,
+            "asks 1 rank x 1 gpu slot; there are no schedulable gpu workers (connected, not "
+            "drained nor shutting down)");
   view.SetSchedulable("a", false);
   EXPECT_FALSE(view.CouldEverFit({.ranks = 1, .slots_per_rank = 4, .kind = "cpu"}, &why));
   EXPECT_NE(why.find("largest worker: 3 slots"), std::string::npos) << why;

@@ -696,6 +696,8 @@ TEST(SchedulerTest, BadRegistrationIsRefusedByField) {
   for (auto [field, mutate] :
        std::vector<std::pair<std::string, std::function<void(v1::RegisterWorker*)>>>{
            {"worker_id", [](auto* r) { r->set_worker_id("bad id/"); }},
+           // An id dytctl could not name: `dytctl workers drain -w1` reads an option.
+           {"worker_id", [](auto* r) { r->set_worker_id("-w1"); }},
            {"slot_kind", [](auto* r) { r->set_slot_kind("tpu"); }},
            {"slots", [](auto* r) { r->set_slots(0); }}}) {
     grpc::ClientContext context;

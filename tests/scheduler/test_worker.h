@@ -26,7 +26,7 @@ namespace dyt::testing {
 class TestWorker {
  public:
   TestWorker(int port, const std::string& id, int slots, const std::string& kind = "cpu",
-             std::vector<v1::RunningRank> running = {})
+             std::vector<v1::RunningRank> running = {}, bool shutting_down = false)
       : id_(id) {
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                    grpc::InsecureChannelCredentials());
@@ -40,6 +40,7 @@ class TestWorker {
     r->set_slots(slots);
     r->set_memory_bytes(int64_t(1) << 30);
     for (auto& rank : running) *r->add_running() = rank;
+    r->set_shutting_down(shutting_down);
     EXPECT_TRUE(stream_->Write(hello));
     reader_ = std::thread([this] {
       v1::SchedulerMessage message;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "tests/scheduler/service_test_util.h"
 #include "tests/scheduler/test_util.h"
@@ -59,6 +60,15 @@ std::optional<v1::WorkerStatus> Listed(TestServer& server, const std::string& wo
     if (w.id() == worker_id) return w;
   }
   return std::nullopt;
+}
+
+// The value of metric `name` (a gauge or counter without labels) in the scheduler's registry.
+double Counter(TestServer& server, const std::string& name) {
+  for (const auto& family : server.metrics().registry()->Collect()) {
+    if (family.name == name && !family.metric.empty()) return family.metric[0].counter.value;
+  }
+  ADD_FAILURE() << "no " << name;
+  return -1;
 }
 
 // dyt_scheduler_workers_draining as the scheduler's registry has it.
@@ -252,6 +262,89 @@ TEST(WorkerAdminTest, AWorkerShuttingDownPreemptsItsJobs) {
   EXPECT_FALSE(w1.TakeAssignment(one, milliseconds(500)));
 }
 
+// A worker that said it is shutting down takes no work: not when an operator undrains it, not
+// when it reconnects while its trainers stop (its registration says so again), and its end
+// is no lost worker.
+TEST(WorkerAdminTest, AWorkerShuttingDownTakesNoWorkEvenUndrainedOrReconnected) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  SchedulerOptions options;
+  options.heartbeat_timeout = milliseconds(600);
+  TestServer server(store.get(), {}, options);
+  auto w1 = std::make_unique<TestWorker>(server.port(), "w1", 1);
+  ASSERT_TRUE(Listed(server, "w1"));
+  v1::WorkerMessage leaving;
+  leaving.mutable_shutting_down()->set_reason("received signal 15");
+  ASSERT_TRUE(w1->Send(leaving));
+  std::this_thread::sleep_for(milliseconds(300));  // the message is handled before the undrain
+  ASSERT_TRUE(Drain(server, "w1", false).ok());    // undrain: still shutting down
+  const std::string id = SubmitJob(server, RanksSpec("waits", 1));
+  EXPECT_FALSE(w1->TakeAssignment(id, milliseconds(600)));
+  // Its session breaks and it reconnects, still stopping its trainers.
+  w1.reset();
+  TestWorker again(server.port(), "w1", 1, "cpu", {}, /*shutting_down=*/true);
+  EXPECT_FALSE(again.TakeAssignment(id, milliseconds(600)));
+  again.StopHeartbeats();
+  // Gone as it said: no lost worker counted.
+  std::this_thread::sleep_for(milliseconds(1200));
+  EXPECT_EQ(Counter(server, "dyt_scheduler_workers_lost_total"), 0);
+}
+
+// A stop asked for a preemption is still one after a scheduler restart: the job is requeued
+// with no restart counted (the flag was in memory only; a restart made it a failure), and its
+// event names the preemption (a RUNNING event in between used to become its reason).
+TEST(WorkerAdminTest, APreemptionOutlivesASchedulerRestart) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  std::string id;
+  {
+    TestServer server(store.get());
+    TestWorker w1(server.port(), "w1", 1);
+    id = SubmitJob(server, RanksSpec("moved", 1, 0, /*max_restarts=*/0));
+    auto a = w1.TakeAssignment(id);
+    ASSERT_TRUE(a);
+    ASSERT_TRUE(Drain(server, "w1", true, "disk", /*preempt=*/true).ok());
+    ASSERT_TRUE(w1.TakeStop(id));
+    w1.StartAll(*a);  // it had been starting: RUNNING while it stops
+    ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+  }
+  TestServer server(store.get());
+  v1::RunningRank still;
+  still.set_job_id(id);
+  still.set_attempt(1);
+  still.set_rank(0);
+  TestWorker w1(server.port(), "w1", 1, "cpu", {still});
+  ASSERT_TRUE(Listed(server, "w1"));
+  w1.Exited(id, 1, 0, v1::RankUpdate::STOPPED);
+  ASSERT_TRUE(WaitState(server, id, v1::QUEUED));
+  v1::Job job = GetJob(server, id);
+  EXPECT_EQ(job.restarts(), 0);
+  bool preempted = false;
+  for (const auto& e : job.events()) {
+    preempted |=
+        e.state() == v1::PREEMPTED && e.reason() == "preempted: worker w1 is draining: disk";
+  }
+  EXPECT_TRUE(preempted) << job.DebugString();
+}
+
+// Drained with --preempt while its assignment was lost (the worker never started it): when the
+// worker comes back without it, the job is requeued as preempted instead of being started on
+// the drained worker.
+TEST(WorkerAdminTest, APreemptedJobThatNeverStartedIsRequeuedWhenItsWorkerReturns) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  auto w1 = std::make_unique<TestWorker>(server.port(), "w1", 1);
+  const std::string id = SubmitJob(server, RanksSpec("never", 1, 0, /*max_restarts=*/0));
+  ASSERT_TRUE(w1->TakeAssignment(id));
+  ASSERT_TRUE(Drain(server, "w1", true, "", /*preempt=*/true).ok());
+  w1.reset();  // its process died with the assignment
+  TestWorker back(server.port(), "w1", 1);
+  ASSERT_TRUE(WaitState(server, id, v1::QUEUED));
+  EXPECT_FALSE(back.TakeAssignment(id, milliseconds(500)));
+  EXPECT_EQ(GetJob(server, id).restarts(), 0);
+}
+
 TEST(WorkerAdminTest, BadRequestsNameTheField) {
   TempDir dir;
   auto store = OpenStore(dir.Join("db"));
@@ -273,6 +366,10 @@ TEST(WorkerAdminTest, BadRequestsNameTheField) {
       {"w1", false, "why", false, grpc::StatusCode::INVALID_ARGUMENT, "reason: only with drain"},
       {"w1", true, std::string(1025, 'r'), false, grpc::StatusCode::INVALID_ARGUMENT,
        "reason: at most 1024 bytes (got 1025)"},
+      {"w1", true, "two\nlines", false, grpc::StatusCode::INVALID_ARGUMENT,
+       "reason: one line of text, without control characters"},
+      {"w1", true, "red \x1b[31m", false, grpc::StatusCode::INVALID_ARGUMENT,
+       "reason: one line of text, without control characters"},
   };
   for (const auto& c : cases) {
     grpc::Status s = Drain(server, c.worker_id, c.drain, c.reason, c.preempt);
