@@ -23,6 +23,7 @@
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/data/shard_writer.h"
 #include "trainer/dist/make_communicator.h"
+#include "trainer/model/config.h"
 #include "trainer/model/rng.h"
 #include "trainer/train/trainer.h"
 
@@ -242,6 +243,26 @@ TEST_F(ResumeTest, SigtermMidStepAbandonsTheStepAndSavesTheLastWholeOne) {
   ASSERT_EQ(resumed.size(), 2u);
   EXPECT_EQ(resumed.at(2), straight.at(2));
   EXPECT_EQ(resumed.at(3), straight.at(3));
+}
+
+// tokens_seen counts what each step really consumed: a run resumed with a bigger batch does not
+// recount the earlier steps at the new size.
+TEST_F(ResumeTest, TokensSeenCountsEachStepAtItsOwnBatchSize) {
+  const std::string cfg = Config("grow", 4);
+  const std::string events = (dir_ / "grow.jsonl").string();
+  ASSERT_EQ(RunDytTrain({"--config", cfg, "--stop-at-step", "2"}, events), 0);
+  std::string yaml = ::dyt::testing::ReadText(cfg);
+  const std::string from = "batch_size: 3", to = "batch_size: 6";
+  ASSERT_NE(yaml.find(from), std::string::npos);
+  yaml.replace(yaml.find(from), from.size(), to);
+  std::ofstream(cfg) << yaml;
+  ASSERT_EQ(RunDytTrain({"--config", cfg, "--resume", "auto"}, events), 0);
+  auto got = FindLatestGood((dir_ / "grow" / "ckpt").string(), nullptr);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->state.step, 4);
+  // grad_accum 2, the test preset's sequence length on one rank.
+  const int64_t seq = ModelPreset("test")->max_seq_len;
+  EXPECT_EQ(got->state.tokens_seen, 2 * (3 * 2 * seq) + 2 * (6 * 2 * seq));
 }
 
 TEST_F(ResumeTest, SigtermSavesACheckpointAndExitsWithThePreemptedCode) {

@@ -197,6 +197,7 @@ StatusOr<StepStats> Trainer::TrainStep(const ShutdownSignal* stop) {
   s.lr = config_.optim.schedule.At(backend_->step());
   DYT_ASSIGN_OR_RETURN(s.grad_norm, backend_->ReduceAndUpdate(s.lr, config_.optim.grad_clip));
   s.step = backend_->step();
+  tokens_seen_ += tokens_per_step();
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.tokens_per_s = double(tokens_per_step()) / s.seconds;
   return s;
@@ -364,7 +365,7 @@ StatusOr<CheckpointState> Trainer::Snapshot() {
   st.model_config_json = ModelConfigToJson(config_.model);
   st.train_config_yaml = config_.source_yaml;
   st.step = step();
-  st.tokens_seen = step() * tokens_per_step();
+  st.tokens_seen = tokens_seen_;
   st.loader = data_->position();
   st.rng_state = data_->rng_state();
   st.meta.job_id = config_.job_id;
@@ -432,6 +433,7 @@ Status Trainer::Restore(const CheckpointState& st) {
   last_loss_ = st.meta.train_loss;
   last_val_loss_ = st.meta.val_loss;
   last_saved_step_ = st.step;
+  tokens_seen_ = st.tokens_seen;
   return Status::Ok();
 }
 

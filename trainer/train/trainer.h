@@ -107,6 +107,8 @@ class Trainer {
   std::vector<int32_t> inputs_, targets_;
   bool warned_slow_step_ = false;  // Run: a step took longer than a stopper may wait
   bool stop_logged_ = false;
+  // Training tokens of every step so far, all ranks (a resumed run may use another batch).
+  int64_t tokens_seen_ = 0;
   double last_loss_ = NAN, last_val_loss_ = NAN;
   int64_t last_saved_step_ = -1;
   std::chrono::steady_clock::time_point last_save_time_ = std::chrono::steady_clock::now();
