@@ -145,6 +145,19 @@ void Supervisor::Assign(const v1::Assignment& a) {
                  a.attempt());
     return;
   }
+  if (shutting_down_) {
+    // An assignment that crossed our `shutting_down` on the wire: the scheduler stops it as a
+    // preemption when that message arrives; these ranks never start.
+    spdlog::info("job {} attempt {}: not started, this worker is shutting down", a.job_id(),
+                 a.attempt());
+    for (const v1::RankPlacement& p : a.ranks()) {
+      v1::WorkerMessage m = Update(a.job_id(), a.attempt(), p.rank(), v1::RankUpdate::EXITED);
+      m.mutable_update()->set_exit(v1::RankUpdate::STOPPED);
+      m.mutable_update()->set_reason("not started: the worker is shutting down");
+      outbox_->Push(std::move(m));
+    }
+    return;
+  }
   auto run = std::make_unique<Run>();
   run->job_id = a.job_id();
   run->attempt = a.attempt();
@@ -340,6 +353,7 @@ void Supervisor::Stop(const v1::StopJob& stop) {
 
 void Supervisor::StopAll(StopCause cause, milliseconds grace) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (cause == StopCause::kShutdown) shutting_down_ = true;
   for (auto& [key, run] : runs_) {
     if (run->group != nullptr && !run->group->done()) {
       spdlog::info("job {} attempt {}: stopping ({})", run->job_id, run->attempt,

@@ -62,6 +62,8 @@ class Supervisor {
 
   void Assign(const v1::Assignment& assignment);
   void Stop(const v1::StopJob& stop);
+  // Stops every running attempt; with kShutdown, also every assignment that comes later
+  // (reported EXITED STOPPED, never started).
   void StopAll(StopCause cause, std::chrono::milliseconds grace);
 
   // The ranks whose processes have not all been reported EXITED yet.
@@ -88,6 +90,7 @@ class Supervisor {
   WorkerMetrics* metrics_;
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, std::unique_ptr<Run>> runs_;
+  bool shutting_down_ = false;  // StopAll(kShutdown) ran: no assignment starts any more
 };
 
 }  // namespace dyt::worker

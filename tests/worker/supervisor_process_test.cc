@@ -295,6 +295,22 @@ TEST_F(SupervisorProcessTest, AFailingTrainerIsReportedWithItsOutputTail) {
   EXPECT_NE(exited.stderr_tail().find("no-such-shard"), std::string::npos) << exited.stderr_tail();
 }
 
+// After a shutdown began, an assignment that crossed it on the wire is not started: its ranks
+// are reported stopped (the scheduler takes that for the preemption the shutdown asked for).
+TEST_F(SupervisorProcessTest, AnAssignmentAfterShutdownBeganIsNotStarted) {
+  auto sup = Make();
+  sup->StopAll(StopCause::kShutdown, seconds(1));
+  sup->Assign(Job("job-late", 5));
+  Reports r(&box_);
+  ASSERT_TRUE(r.WaitFor([](const Messages& m) { return Count(m, v1::RankUpdate::EXITED) == 1; },
+                        seconds(5)));
+  const auto exited = r.Updates(v1::RankUpdate::EXITED);
+  EXPECT_EQ(exited[0].exit(), v1::RankUpdate::STOPPED);
+  EXPECT_EQ(exited[0].reason(), "not started: the worker is shutting down");
+  EXPECT_EQ(r.Updates(v1::RankUpdate::STARTED).size(), 0u);
+  EXPECT_EQ(sup->running_attempts(), 0);
+}
+
 TEST_F(SupervisorProcessTest, BadAssignmentsAreReportedFailedWithoutStartingAnything) {
   auto sup = Make();
   v1::Assignment bad_config = Job("job-bad", 5);
