@@ -62,6 +62,18 @@ std::optional<v1::WorkerStatus> Listed(TestServer& server, const std::string& wo
   return std::nullopt;
 }
 
+// Waits (10 s at most) until the worker has registered and is connected: registration runs on
+// the worker's stream, after its constructor returned.
+bool WaitConnected(TestServer& server, const std::string& worker_id) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::optional<v1::WorkerStatus> w = Listed(server, worker_id);
+    if (w && w->connected()) return true;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return false;
+}
+
 // The value of metric `name` (a gauge or counter without labels) in the scheduler's registry.
 double Counter(TestServer& server, const std::string& name) {
   for (const auto& family : server.metrics().registry()->Collect()) {
@@ -165,7 +177,7 @@ TEST(WorkerAdminTest, ADrainOutlivesSchedulerAndWorkerRestarts) {
   {
     TestServer server(store.get());
     TestWorker w1(server.port(), "w1", 1);
-    ASSERT_TRUE(Listed(server, "w1"));
+    ASSERT_TRUE(WaitConnected(server, "w1"));
     ASSERT_TRUE(Drain(server, "w1", true, "bad fan").ok());
   }
   TestServer server(store.get());
@@ -272,7 +284,7 @@ TEST(WorkerAdminTest, AWorkerShuttingDownTakesNoWorkEvenUndrainedOrReconnected) 
   options.heartbeat_timeout = milliseconds(600);
   TestServer server(store.get(), {}, options);
   auto w1 = std::make_unique<TestWorker>(server.port(), "w1", 1);
-  ASSERT_TRUE(Listed(server, "w1"));
+  ASSERT_TRUE(WaitConnected(server, "w1"));
   v1::WorkerMessage leaving;
   leaving.mutable_shutting_down()->set_reason("received signal 15");
   ASSERT_TRUE(w1->Send(leaving));
@@ -314,7 +326,7 @@ TEST(WorkerAdminTest, APreemptionOutlivesASchedulerRestart) {
   still.set_attempt(1);
   still.set_rank(0);
   TestWorker w1(server.port(), "w1", 1, "cpu", {still});
-  ASSERT_TRUE(Listed(server, "w1"));
+  ASSERT_TRUE(WaitConnected(server, "w1"));
   w1.Exited(id, 1, 0, v1::RankUpdate::STOPPED);
   ASSERT_TRUE(WaitState(server, id, v1::QUEUED));
   v1::Job job = GetJob(server, id);
