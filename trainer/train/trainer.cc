@@ -144,6 +144,7 @@ StatusOr<int64_t> Trainer::BroadcastFromRank0(int64_t value) {
   return value;
 }
 
+// Ranks must agree to stop at the same point, or one would wait for the other forever.
 StatusOr<bool> Trainer::StopAgreed(const ShutdownSignal* stop) {
   const bool local = stop != nullptr && stop->requested();
   DYT_ASSIGN_OR_RETURN(const double stops, SumOverRanks(local ? 1.0 : 0.0));
@@ -277,7 +278,7 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
         {"model", nlohmann::json::parse(ModelConfigToJson(config_.model))}});
   last_save_time_ = std::chrono::steady_clock::now();
   const int64_t last = tr.stop_at_step > 0 ? std::min(tr.steps, tr.stop_at_step) : tr.steps;
-  // Ranks must agree to stop at the same step, or one would wait for the other forever.
+  // A stop agreed on by every rank (StopAgreed), between steps or inside one: save, say so.
   auto stopped = [&]() -> StatusOr<RunOutcome> {
     if (!ck.dir.empty() && last_saved_step_ != step()) DYT_RETURN_IF_ERROR(SaveCheckpoint());
     Emit({{"event", "stopped"}, {"step", step()}, {"signal", stop ? stop->signal_number() : 0}});
