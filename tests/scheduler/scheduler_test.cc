@@ -295,12 +295,7 @@ TEST(SchedulerTest, AStaleRankOfAReturningWorkerHoldsItsSlotsUntilItExits) {
   hung->StopHeartbeats();
   ASSERT_TRUE(WaitJob(server, id, [](const v1::Job& j) { return j.restarts() == 1; }));
   hung.reset();
-  v1::RunningRank still;
-  still.set_job_id(id);
-  still.set_attempt(1);
-  still.set_rank(0);
-  still.add_slots(0);
-  TestWorker back(server.port(), "w1", 1, "cpu", {still});
+  TestWorker back(server.port(), "w1", 1, "cpu", {testing::Running(id, 1, 0, {0})});
   auto stop = back.TakeStop(id);
   ASSERT_TRUE(stop);
   EXPECT_EQ(stop->reason(), v1::StopJob::STALE);
@@ -647,15 +642,8 @@ TEST(SchedulerTest, RestartedSchedulerKeepsRunningJobsOfReconnectingWorkers) {
   options.heartbeat_timeout = milliseconds(1500);
   TestServer server(store.get(), {}, options);
   EXPECT_EQ(GetJob(server, kept).state(), v1::RUNNING);
-  v1::RunningRank still;
-  still.set_job_id(kept);
-  still.set_attempt(1);
-  still.set_rank(0);
-  v1::RunningRank stale;
-  stale.set_job_id("job-000000000999");
-  stale.set_attempt(3);
-  stale.set_rank(0);
-  TestWorker worker(server.port(), "w1", 2, "cpu", {still, stale});
+  TestWorker worker(server.port(), "w1", 2, "cpu",
+                    {testing::Running(kept, 1, 0), testing::Running("job-000000000999", 3, 0)});
   auto stop = worker.TakeStop("job-000000000999");
   ASSERT_TRUE(stop);
   EXPECT_EQ(stop->reason(), v1::StopJob::STALE);

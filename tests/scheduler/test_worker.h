@@ -23,6 +23,17 @@
 
 namespace dyt::testing {
 
+// A rank a (re)registering worker reports still running, holding `slots`.
+inline v1::RunningRank Running(const std::string& job_id, int attempt, int rank,
+                               std::vector<int> slots = {}) {
+  v1::RunningRank r;
+  r.set_job_id(job_id);
+  r.set_attempt(attempt);
+  r.set_rank(rank);
+  for (int s : slots) r.add_slots(s);
+  return r;
+}
+
 class TestWorker {
  public:
   TestWorker(int port, const std::string& id, int slots, const std::string& kind = "cpu",

@@ -321,11 +321,7 @@ TEST(WorkerAdminTest, APreemptionOutlivesASchedulerRestart) {
     ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
   }
   TestServer server(store.get());
-  v1::RunningRank still;
-  still.set_job_id(id);
-  still.set_attempt(1);
-  still.set_rank(0);
-  TestWorker w1(server.port(), "w1", 1, "cpu", {still});
+  TestWorker w1(server.port(), "w1", 1, "cpu", {testing::Running(id, 1, 0)});
   ASSERT_TRUE(WaitConnected(server, "w1"));
   w1.Exited(id, 1, 0, v1::RankUpdate::STOPPED);
   ASSERT_TRUE(WaitState(server, id, v1::QUEUED));
