@@ -1,4 +1,5 @@
 // StateStore: bearer token records in the metadata column family ("token/<sha256 hex>").
+#include "common/sha256.h"
 #include "scheduler/rocks_status.h"
 #include "scheduler/state_store.h"
 
@@ -8,12 +9,7 @@ namespace {
 constexpr std::string_view kTokenPrefix = "token/";
 
 Status CheckHash(const std::string& hash) {
-  if (hash.size() != 64) return InvalidArgument("token hash: must be 64 hex digits");
-  for (char c : hash) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return InvalidArgument("token hash: must be 64 lowercase hex digits");
-    }
-  }
+  if (!IsSha256Hex(hash)) return InvalidArgument("token hash: must be 64 lowercase hex digits");
   return Status::Ok();
 }
 

@@ -12,6 +12,7 @@
 #include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/checkpoint_writer.h"
+#include "trainer/checkpoint/state_json.h"
 #include "trainer/io/safetensors.h"
 
 namespace dyt {
@@ -57,6 +58,7 @@ void ExpectSameState(const CheckpointState& got, const CheckpointState& want) {
   ExpectSameDouble(got.meta.unix_time, want.meta.unix_time, "unix_time");
   EXPECT_EQ(got.meta.code_version, want.meta.code_version);
   EXPECT_EQ(got.meta.world_size, want.meta.world_size);
+  EXPECT_EQ(got.meta.tokenizer_id, want.meta.tokenizer_id);
 }
 
 TEST(CheckpointRoundTripTest, SaveThenLoadIsBitExact) {
@@ -124,6 +126,31 @@ TEST(CheckpointRoundTripTest, WritesTheDocumentedFilesAndReportsSizeAndTime) {
   EXPECT_EQ(state["rng_state"].get<uint64_t>(), 0x8000000000000001ull + 7);
   EXPECT_TRUE(state["meta"]["val_loss"].is_null());  // NaN
   EXPECT_EQ(state["model_config"]["dim"], config.dim);
+}
+
+// meta.tokenizer_id: absent (checkpoints from before it) reads as unknown; anything but a
+// SHA-256 in lowercase hex is refused, naming the field.
+TEST(CheckpointRoundTripTest, TokenizerIdIsOptionalButMustBeASha256) {
+  const CheckpointState state = MakeState(TinyConfig(), 2);
+  ASSERT_EQ(state.meta.tokenizer_id.size(), 64u);
+  auto json = nlohmann::ordered_json::parse(StateToJson(state));
+  CheckpointState read;
+  ASSERT_TRUE(StateFromJson(json.dump(), &read).ok());
+  EXPECT_EQ(read.meta.tokenizer_id, state.meta.tokenizer_id);
+
+  json["meta"].erase("tokenizer_id");
+  read.meta.tokenizer_id = "stale";
+  ASSERT_TRUE(StateFromJson(json.dump(), &read).ok());
+  EXPECT_EQ(read.meta.tokenizer_id, "");
+
+  for (const nlohmann::ordered_json& bad :
+       {nlohmann::ordered_json("ABC"), nlohmann::ordered_json(std::string(64, 'A')),
+        nlohmann::ordered_json(42)}) {
+    json["meta"]["tokenizer_id"] = bad;
+    const Status s = StateFromJson(json.dump(), &read);
+    EXPECT_EQ(s.code(), StatusCode::kDataLoss) << bad;
+    EXPECT_NE(s.message().find("meta.tokenizer_id"), std::string::npos) << s.ToString();
+  }
 }
 
 TEST(CheckpointRoundTripTest, RmsNormAndTiedEmbeddingsRoundTrip) {

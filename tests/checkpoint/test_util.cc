@@ -64,6 +64,7 @@ CheckpointState MakeState(const ModelConfig& config, int64_t step) {
   s.meta.unix_time = 1.7e9 + 0.123456789;
   s.meta.code_version = "abc123-dirty";
   s.meta.world_size = 2;
+  s.meta.tokenizer_id = step % 2 ? "" : std::string(32, 'a') + std::string(32, '9');
   return s;
 }
 

@@ -349,6 +349,40 @@ TEST_F(LoaderTest, ChecksTokenizerId) {
   EXPECT_EQ(OpenError(config, 10).code(), StatusCode::kNotFound);
 }
 
+TEST_F(LoaderTest, ReportsTheDataTokenizerAndRefusesShardsOfTwoTokenizers) {
+  const std::string id_a = Sha256Hex("model A bytes"), id_b = Sha256Hex("model B bytes");
+  testing::WriteFile(dir_.File("tok.model"), "model A bytes");
+  const std::string a = Shard("a.bin", 0, 500, kVocab, id_a);
+  const std::string unknown = Shard("unknown.bin", 500, 500);  // records no id
+  const std::string b = Shard("b.bin", 1000, 500, kVocab, id_b);
+
+  // Without tokenizer_path the shards' one recorded id is the data's tokenizer.
+  DataConfig config = Config({unknown, a});
+  config.val_paths = {Shard("val.bin", 0, 100, kVocab, id_a)};
+  auto loader = MustOpen(config, 10);
+  ASSERT_TRUE(loader);
+  EXPECT_EQ(loader->tokenizer_id(), id_a);
+  config.tokenizer_path = dir_.File("tok.model");
+  loader = MustOpen(config, 10);
+  ASSERT_TRUE(loader);
+  EXPECT_EQ(loader->tokenizer_id(), id_a);
+  EXPECT_EQ(MustOpen(Config({unknown}), 10)->tokenizer_id(), "");
+
+  // Two tokenizers among the training shards, or between training and validation: refused,
+  // naming both shards and both ids.
+  for (const auto& [train, val] : {std::pair<std::vector<std::string>, std::string>{{a, b}, ""},
+                                   {{a, unknown}, Shard("val_b.bin", 0, 100, kVocab, id_b)}}) {
+    DataConfig mixed = Config(train);
+    if (!val.empty()) mixed.val_paths = {val};
+    const Status s = OpenError(mixed, 10);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(s.message(), HasSubstr("tokenizer mismatch: shard " + a));
+    EXPECT_THAT(s.message(), HasSubstr(id_a));
+    EXPECT_THAT(s.message(), HasSubstr(id_b));
+    EXPECT_THAT(s.message(), HasSubstr(val.empty() ? b : val));
+  }
+}
+
 TEST_F(LoaderTest, RejectsBadArguments) {
   const DataConfig config = Config({Shard("a.bin", 0, 100)});
   EXPECT_THAT(OpenError(config, 0).message(), HasSubstr("seq_len"));

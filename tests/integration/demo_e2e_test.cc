@@ -28,6 +28,7 @@ using cli::testing::Eventually;
 using cli::testing::FileSha256;
 using cli::testing::LiveProcessesMentioning;
 using cli::testing::ProcessResult;
+using cli::testing::ReadText;
 using cli::testing::SchedulerProcess;
 using cli::testing::TempDir;
 using cli::testing::WorkerProcess;
@@ -186,6 +187,28 @@ TEST_F(DemoEndToEndTest, SubmitWatchPullGenerateAndShutDownCleanly) {
   std::string generated = gen.out.substr(std::min(gen.out.size(), prompt.size()));
   generated.erase(std::remove_if(generated.begin(), generated.end(), ::isspace), generated.end());
   EXPECT_FALSE(generated.empty()) << gen.out;
+  // The checkpoint knows its tokenizer (the one the shards were encoded with), so generating
+  // with another one is refused rather than printing nonsense.
+  const Json state = Json::parse(ReadText(pulled + "/state.json"));
+  EXPECT_EQ(state["meta"]["tokenizer_id"], FileSha256(dir_.Join("tokenizer.model")));
+  const std::string snippet = dir_.Join("exodus.txt");
+  ASSERT_EQ(
+      cli::testing::Run({"/bin/sh", "-c", "bible -f Exo1:1-Exo3:22 > '" + snippet + "'"}).code, 0);
+  ProcessResult other =
+      cli::testing::Run({DYT_DATA_BINARY, "train-tokenizer", "--input", snippet, "--model-prefix",
+                         dir_.Join("other"), "--vocab-size", "600"},
+                        {}, seconds(120));
+  ASSERT_EQ(other.code, 0) << other.out << other.err;
+  ProcessResult wrong = cli::testing::Run(
+      {DYT_GENERATE_BINARY, "--checkpoint", pulled, "--tokenizer", dir_.Join("other.model")}, {},
+      seconds(60));
+  EXPECT_EQ(wrong.code, 2) << wrong.out << wrong.err;
+  EXPECT_NE(wrong.err.find("--tokenizer: " + dir_.Join("other.model") + " has id " +
+                           FileSha256(dir_.Join("other.model")) +
+                           ", but the model was trained on data of tokenizer " +
+                           FileSha256(dir_.Join("tokenizer.model"))),
+            std::string::npos)
+      << wrong.err;
 
   // 6. Shut down: both exit 0 on SIGTERM, and nothing of ours is left.
   EXPECT_EQ(worker_->Stop(), 0) << Logs();

@@ -416,10 +416,31 @@ TEST_F(RankResumeTest, RanksFollowRankZerosChoiceOrFailTogether) {
   // fresh start): rank 0 reports why, rank 1 that rank 0 found nothing usable; nobody resumes.
   const fs::path other = dir_ / "other-model";
   MakeStore(other, 2, "{preset: test, n_layers: 1}");
+  // That is the config's fault (another model): INVALID_ARGUMENT on every rank, so no rank's
+  // exit asks for a retry.
   r = ResumeOnTwoRanks(other, six, "unusable-on-rank-0");
-  EXPECT_EQ(r[0].status.code(), StatusCode::kFailedPrecondition) << r[0].status.ToString();
+  EXPECT_EQ(r[0].status.code(), StatusCode::kInvalidArgument) << r[0].status.ToString();
+  EXPECT_NE(r[0].status.message().find("model config differs"), std::string::npos)
+      << r[0].status.ToString();
+  EXPECT_EQ(r[1].status.code(), StatusCode::kInvalidArgument) << r[1].status.ToString();
+  EXPECT_NE(r[1].status.message().find("rank 0's newest checkpoint cannot be continued with this "
+                                       "config"),
+            std::string::npos)
+      << r[1].status.ToString();
+  EXPECT_EQ(r[1].step, 0);
+
+  // Rank 0's checkpoints are all damaged: a failure (it may be transient), not the config's.
+  const fs::path damaged = dir_ / "damaged";
+  MakeStore(damaged, 4);
+  for (const char* step : {"step-00000002", "step-00000004"}) {
+    std::ofstream(damaged / step / "state.json", std::ios::app) << " ";
+  }
+  r = ResumeOnTwoRanks(damaged, six, "damaged-on-rank-0");
+  EXPECT_EQ(r[0].status.code(), StatusCode::kDataLoss) << r[0].status.ToString();
+  EXPECT_EQ(r[1].status.code(), StatusCode::kFailedPrecondition) << r[1].status.ToString();
   EXPECT_NE(r[1].status.message().find("rank 0 found no usable checkpoint"), std::string::npos)
       << r[1].status.ToString();
+  EXPECT_EQ(r[0].step, 0);
   EXPECT_EQ(r[1].step, 0);
 
   // Rank 0 has nothing: both start fresh, even though rank 1's store has checkpoints.

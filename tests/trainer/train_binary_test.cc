@@ -2,7 +2,8 @@
 // wrong, what it would otherwise find out late or by crashing: command-line mistakes, configs
 // that are no config file, values that would break training, validation data it cannot
 // evaluate on, a checkpoint store it cannot write or that holds another run, and an unusable
-// DYT_DIST_HOST. A stop with nothing saved is not reported as resumable (exit 3).
+// DYT_DIST_HOST, a checkpoint the config cannot continue. A stop with nothing saved is not
+// reported as resumable (exit 3).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -182,6 +183,49 @@ TEST_F(TrainBinaryTest, AnUnusableDistHostIsAConfigurationError) {
                        "machine nor a host name that resolves"),
             std::string::npos)
       << r.err;
+}
+
+// A checkpoint that this config cannot continue is the config's fault, not a failure to retry:
+// exit 2, naming what differs. The same store resumes with the config that made it.
+TEST_F(TrainBinaryTest, AResumeTheConfigCannotContinueExitsTwoNamingWhatDiffers) {
+  std::vector<int32_t> tokens(4000);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(i * 7 % 96);
+  const std::string id_a(64, 'a'), id_b(64, 'b');
+  ASSERT_TRUE(WriteShard(dir_.Join("a.bin"), tokens, 96, id_a).ok());
+  ASSERT_TRUE(WriteShard(dir_.Join("b.bin"), tokens, 96, id_b).ok());
+  const std::string store = dir_.Join("ckpt");
+  auto config = [&](const std::string& name, const std::string& model, const std::string& data) {
+    return Config(name, "model: " + model + "\ndata: {train_paths: " + dir_.Join(data) +
+                            "}\ntrain: {steps: 4, batch_size: 2, seq_len: 8}\n"
+                            "checkpoint: {dir: " +
+                            store + ", every_steps: 2}\n");
+  };
+  ProcessResult first = Train({"--config", config("a", "{preset: test}", "a.bin"), "--steps", "2"});
+  ASSERT_EQ(first.code, 0) << first.err;
+
+  ProcessResult other_data =
+      Train({"--config", config("b", "{preset: test}", "b.bin"), "--resume", "auto"});
+  EXPECT_EQ(other_data.code, 2) << other_data.err;
+  EXPECT_NE(other_data.err.find("tokenizer mismatch: the checkpoint at step 2 was trained on data "
+                                "of tokenizer " +
+                                id_a + ", the configured data is of tokenizer " + id_b +
+                                "; this config cannot continue it"),
+            std::string::npos)
+      << other_data.err;
+
+  ProcessResult other_model =
+      Train({"--config", config("small", "{preset: test, n_layers: 1}", "a.bin"), "--resume",
+             dir_.Join("ckpt/step-00000002")});
+  EXPECT_EQ(other_model.code, 2) << other_model.err;
+  EXPECT_NE(other_model.err.find("model config differs from the expected one"), std::string::npos)
+      << other_model.err;
+  EXPECT_NE(other_model.err.find("n_layers"), std::string::npos) << other_model.err;
+
+  ProcessResult same =
+      Train({"--config", config("a", "{preset: test}", "a.bin"), "--resume", "auto"});
+  EXPECT_EQ(same.code, 0) << same.err;
+  EXPECT_NE(same.err.find("resumed from " + store + "/step-00000002 at step 2"), std::string::npos)
+      << same.err;
 }
 
 }  // namespace

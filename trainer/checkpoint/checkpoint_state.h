@@ -42,6 +42,9 @@ struct CheckpointState {
     double unix_time = 0;     // seconds since the epoch, when the checkpoint was taken
     std::string code_version;
     int world_size = 1;
+    // SHA-256 (hex) of the tokenizer model that encoded the training data; "" when unknown
+    // (synthetic data, shards that record none, checkpoints from before it was kept).
+    std::string tokenizer_id;
   } meta;
 };
 

@@ -21,14 +21,6 @@ bool IsPlainFileName(const std::string& name) {
          name.find('\0') == std::string::npos && name != kManifestFile;
 }
 
-bool IsHexDigest(const std::string& s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 StatusOr<ManifestEntry> DescribeFile(const std::string& dir, const std::string& name) {
@@ -87,7 +79,7 @@ StatusOr<Manifest> ParseManifest(const std::string& text) {
     e.size = f["size"].get<int64_t>();
     e.sha256 = f["sha256"].get<std::string>();
     if (!IsPlainFileName(e.name)) return bad("file name \"" + e.name + "\" is not allowed");
-    if (!IsHexDigest(e.sha256)) return bad(e.name + ": sha256 is not 64 lowercase hex digits");
+    if (!IsSha256Hex(e.sha256)) return bad(e.name + ": sha256 is not 64 lowercase hex digits");
     if (!seen.insert(e.name).second) return bad(e.name + " is listed twice");
     m.files.push_back(std::move(e));
   }

@@ -134,7 +134,8 @@ StatusOr<std::string> ExportConfigJson(const CheckpointState& state, ExportDtype
                  {"job_id", state.meta.job_id},
                  {"code_version", state.meta.code_version},
                  {"train_loss", NumberOrNull(state.meta.train_loss)},
-                 {"val_loss", NumberOrNull(state.meta.val_loss)}};
+                 {"val_loss", NumberOrNull(state.meta.val_loss)},
+                 {"tokenizer_id", state.meta.tokenizer_id}};
   return j.dump(2) + "\n";
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "common/sha256.h"
 #include "trainer/checkpoint/checkpoint_names.h"
 
 namespace dyt {
@@ -90,7 +91,8 @@ std::string StateToJson(const CheckpointState& s) {
                {"val_loss", Number(s.meta.val_loss)},
                {"unix_time", Number(s.meta.unix_time)},
                {"code_version", s.meta.code_version},
-               {"world_size", s.meta.world_size}};
+               {"world_size", s.meta.world_size},
+               {"tokenizer_id", s.meta.tokenizer_id}};
   j["model_config"] = OrderedJson::parse(s.model_config_json, nullptr, /*allow_exceptions=*/false);
   j["train_config_yaml"] = s.train_config_yaml;
   return j.dump(2) + "\n";
@@ -135,6 +137,14 @@ Status StateFromJson(const std::string& text, CheckpointState* s) {
   DYT_RETURN_IF_ERROR(GetInt(j, "meta.world_size", &world_size));
   if (world_size < 1 || world_size > INT32_MAX) return Bad("meta.world_size", "a positive int");
   s->meta.world_size = int(world_size);
+  // meta.tokenizer_id came later too: absent reads as "" (unknown).
+  s->meta.tokenizer_id.clear();
+  if (Find(j, "meta.tokenizer_id") != nullptr) {
+    DYT_RETURN_IF_ERROR(GetString(j, "meta.tokenizer_id", &s->meta.tokenizer_id));
+    if (!s->meta.tokenizer_id.empty() && !IsSha256Hex(s->meta.tokenizer_id)) {
+      return Bad("meta.tokenizer_id", "\"\" or a SHA-256 in lowercase hex");
+    }
+  }
   const Json* config = Find(j, "model_config");
   if (!config || !config->is_object()) return Bad("model_config", "an object");
   s->model_config_json = config->dump();

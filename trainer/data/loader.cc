@@ -92,6 +92,25 @@ StatusOr<std::unique_ptr<DataLoader>> DataLoader::Open(const DataConfig& config,
   return loader;
 }
 
+StatusOr<std::string> DataLoader::CommonTokenizerId(const std::string& configured) const {
+  if (!configured.empty()) return configured;  // OpenShards checked every shard against it
+  const TokenShard* first = nullptr;
+  for (const auto* shards : {&train_shards_, &val_shards_}) {
+    for (const auto& shard : *shards) {
+      if (shard->tokenizer_id().empty()) continue;
+      if (first == nullptr) {
+        first = shard.get();
+      } else if (shard->tokenizer_id() != first->tokenizer_id()) {
+        return InvalidArgument("tokenizer mismatch: shard " + first->path() +
+                               " was encoded with tokenizer " + first->tokenizer_id() +
+                               " but shard " + shard->path() + " with tokenizer " +
+                               shard->tokenizer_id() + "; they cannot be trained on together");
+      }
+    }
+  }
+  return first ? first->tokenizer_id() : std::string();
+}
+
 Status DataLoader::Init(const DataConfig& config, int vocab_size) {
   if (config.train_paths.empty()) return InvalidArgument("no training files: train_paths is empty");
   if (!(config.val_fraction >= 0 && config.val_fraction < 1)) {
@@ -113,6 +132,7 @@ Status DataLoader::Init(const DataConfig& config, int vocab_size) {
                                                  config.tokenizer_path, tokenizer_id));
   DYT_ASSIGN_OR_RETURN(
       val_shards_, OpenShards(val_paths, format, vocab_size, config.tokenizer_path, tokenizer_id));
+  DYT_ASSIGN_OR_RETURN(tokenizer_id_, CommonTokenizerId(tokenizer_id));
 
   uint64_t total = 0;
   for (const auto& s : train_shards_) total += s->size();

@@ -23,8 +23,9 @@
 //   returns the same windows for the same (i, B), so validation losses are comparable.
 // * Validation at Open. Tokens must all be < the model's vocab_size (every token is scanned
 //   once: a bad id would otherwise index out of the embedding table), shards must be intact,
-//   and, when tokenizer_path is set, shards must record that tokenizer's id. Each failure is a
-//   Status whose message names the problem and the file.
+//   and, when tokenizer_path is set, shards must record that tokenizer's id (without it, the
+//   shards that record an id must all record the same). Each failure is a Status whose message
+//   names the problem and the file.
 #pragma once
 
 #include <cstdint>
@@ -76,6 +77,10 @@ class DataLoader {
   // (batch_index + 1) * batch) of this rank; OUT_OF_RANGE past num_val_windows().
   Status ValidationBatch(int batch_index, int batch, int32_t* inputs, int32_t* targets) const;
 
+  // The id of the tokenizer that encoded the data: tokenizer_path's when set, else the one id
+  // the shards record ("" when none records one). Open refuses shards recording different ids.
+  const std::string& tokenizer_id() const { return tokenizer_id_; }
+
   int seq_len() const { return seq_len_; }
   uint64_t num_train_tokens() const { return train_.size(); }
   uint64_t num_val_tokens() const { return val_.size(); }
@@ -85,6 +90,8 @@ class DataLoader {
  private:
   DataLoader() = default;
   Status Init(const DataConfig& config, int vocab_size);
+  // `configured` (tokenizer_path's id) if set, else the shards' one recorded id.
+  StatusOr<std::string> CommonTokenizerId(const std::string& configured) const;
   // Rebuilds this rank's share of the permutation when the epoch or seed changed.
   void EnsurePermutation();
   void ReadWindow(const TokenStream& stream, uint64_t window, int32_t* inputs,
@@ -100,6 +107,7 @@ class DataLoader {
   uint64_t total_windows_ = 0;      // training windows, all ranks
   uint64_t windows_per_epoch_ = 0;  // this rank's
   std::vector<uint64_t> val_windows_;
+  std::string tokenizer_id_;
 
   LoaderPosition position_;
   bool have_permutation_ = false;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/sha256.h"
+
 namespace dyt {
 namespace {
 
@@ -61,14 +63,7 @@ const char* ShardFormatName(ShardFormat format) {
 
 uint32_t TokenBytesForVocab(uint64_t vocab_size) { return vocab_size <= 65536 ? 2 : 4; }
 
-bool IsValidTokenizerId(std::string_view id) {
-  if (id.empty()) return true;
-  if (id.size() != kTokenizerIdChars) return false;
-  for (const char c : id) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
+bool IsValidTokenizerId(std::string_view id) { return id.empty() || IsSha256Hex(id); }
 
 uint64_t Fnv1a64(std::span<const uint8_t> bytes) {
   uint64_t h = 0xcbf29ce484222325ULL;

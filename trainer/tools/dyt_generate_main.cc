@@ -6,7 +6,9 @@
 //
 // Generation runs token by token with a KV cache (trainer/cpu/llama_decoder.h). When the
 // context reaches the model's max_seq_len, the cache is rebuilt from the most recent half of
-// the text and generation goes on. Exit codes: 0 ok, 1 failure, 2 bad arguments.
+// the text and generation goes on. --tokenizer must be the tokenizer the training data was
+// encoded with (its id, recorded in the checkpoint, is checked). Exit codes: 0 ok, 1 failure,
+// 2 bad arguments.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <iostream>
@@ -64,6 +66,16 @@ int main(int argc, char** argv) {
     std::cerr << "dyt-generate: " << (config.ok() ? tok.status() : config.status()).ToString()
               << "\n";
     return 1;
+  }
+  const std::string& trained_on = state->meta.tokenizer_id;
+  if (trained_on.empty()) {
+    std::cerr << "dyt-generate: warning: the checkpoint does not record the tokenizer of its "
+                 "training data; cannot check --tokenizer\n";
+  } else if ((*tok)->id() != trained_on) {
+    std::cerr << "dyt-generate: --tokenizer: " << tokenizer_path << " has id " << (*tok)->id()
+              << ", but the model was trained on data of tokenizer " << trained_on
+              << " (pass the tokenizer.model the training data was encoded with)\n";
+    return 2;
   }
   if ((*tok)->vocab_size() > config->vocab_size) {
     std::cerr << "dyt-generate: --tokenizer: vocabulary of " << (*tok)->vocab_size()

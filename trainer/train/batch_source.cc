@@ -30,6 +30,7 @@ class SyntheticSource : public BatchSource {
     rng_.set_state(rng_state);
     return Status::Ok();
   }
+  std::string tokenizer_id() const override { return ""; }
 
  private:
   void Fill(Rng& r, int batch, int32_t* inputs, int32_t* targets) const {
@@ -66,6 +67,7 @@ class ShardSource : public BatchSource {
   Status Restore(const LoaderPosition& position, uint64_t) override {
     return loader_->Restore(position);
   }
+  std::string tokenizer_id() const override { return loader_->tokenizer_id(); }
 
  private:
   std::unique_ptr<DataLoader> loader_;

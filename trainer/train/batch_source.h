@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "common/status.h"
 #include "trainer/data/loader.h"
@@ -27,6 +28,11 @@ class BatchSource {
   virtual LoaderPosition position() const = 0;
   virtual uint64_t rng_state() const = 0;
   virtual Status Restore(const LoaderPosition& position, uint64_t rng_state) = 0;
+
+  // The id of the tokenizer that encoded the tokens (data/loader.h); "" when unknown (synthetic
+  // tokens, shards that record none). Checkpoints keep it so that dyt-generate and a resume can
+  // check they are given the same tokenizer.
+  virtual std::string tokenizer_id() const = 0;
 };
 
 // Opens the source the config asks for; for shards every check of the data loader (vocab,

@@ -29,6 +29,11 @@ Trainer::Trainer(const TrainConfig& config, EventWriter* events, dist::Communica
 
 namespace {
 
+// Ends the message of a checkpoint the config cannot continue.
+constexpr const char* kCannotContinue =
+    "; this config cannot continue it: resume with the config that saved it, or start a new run "
+    "in an empty checkpoint.dir";
+
 // INVALID_ARGUMENT naming checkpoint.dir unless `dir` exists (created when missing) and a file
 // can be created in it.
 Status ProbeWritableDir(const std::string& dir) {
@@ -377,6 +382,7 @@ StatusOr<CheckpointState> Trainer::Snapshot() {
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   st.meta.code_version = DYT_VERSION;
   st.meta.world_size = world_size();
+  st.meta.tokenizer_id = data_->tokenizer_id();
   return st;
 }
 
@@ -423,10 +429,10 @@ Status Trainer::Restore(const CheckpointState& st) {
   if (old_world != world_size()) {
     const uint64_t consumed = pos.index * uint64_t(old_world);
     if (consumed % uint64_t(world_size()) != 0) {
-      return FailedPrecondition(
-          "checkpoint: saved on " + std::to_string(old_world) + " ranks at data window " +
-          std::to_string(consumed) + ", which " + std::to_string(world_size()) +
-          " ranks cannot split evenly; resume on a world size that divides it");
+      return InvalidArgument("checkpoint: saved on " + std::to_string(old_world) +
+                             " ranks at data window " + std::to_string(consumed) + ", which " +
+                             std::to_string(world_size()) +
+                             " ranks cannot split evenly; resume on a world size that divides it");
     }
     pos.index = consumed / uint64_t(world_size());
   }
@@ -435,6 +441,26 @@ Status Trainer::Restore(const CheckpointState& st) {
   last_val_loss_ = st.meta.val_loss;
   last_saved_step_ = st.step;
   tokens_seen_ = st.tokens_seen;
+  return Status::Ok();
+}
+
+Status Trainer::CheckContinues(StatusOr<CheckpointState> loaded, CheckpointState* state) const {
+  // The store answers FAILED_PRECONDITION for an intact checkpoint this run must not use
+  // (another model config, another format version): the config is wrong, not the checkpoint,
+  // so it is a configuration error (exit 2, not retried).
+  if (!loaded.ok() && loaded.status().code() == StatusCode::kFailedPrecondition) {
+    return InvalidArgument(loaded.status().message() + kCannotContinue);
+  }
+  if (!loaded.ok()) return loaded.status();
+  const std::string& saved = loaded->meta.tokenizer_id;
+  const std::string now = data_->tokenizer_id();
+  if (!saved.empty() && !now.empty() && saved != now) {
+    return InvalidArgument("tokenizer mismatch: the checkpoint at step " +
+                           std::to_string(loaded->step) + " was trained on data of tokenizer " +
+                           saved + ", the configured data is of tokenizer " + now +
+                           kCannotContinue);
+  }
+  *state = std::move(loaded).value();
   return Status::Ok();
 }
 
@@ -447,7 +473,8 @@ Status Trainer::Resume(const std::string& resume) {
     if (config_.checkpoint.dir.empty()) {
       return InvalidArgument("--resume auto: checkpoint.dir (or output.dir) is not set");
     }
-    constexpr int64_t kFresh = -1, kRank0Failed = -2;
+    // What rank 0 broadcasts: the step it chose, or why it has none.
+    constexpr int64_t kFresh = -1, kRank0Failed = -2, kRank0Refused = -3;
     int64_t step = kFresh;
     if (rank() == 0) {
       auto point = FindLatestGood(config_.checkpoint.dir, &config_.model);
@@ -457,11 +484,14 @@ Status Trainer::Resume(const std::string& resume) {
           Emit({{"event", "checkpoint_skipped"}, {"message", w}});
         }
         dir = point->dir;
-        state = std::move(point->state);
-        step = state.step;
+        mine = CheckContinues(std::move(point->state), &state);
       } else if (point.status().code() != StatusCode::kNotFound) {
-        mine = point.status();
-        step = kRank0Failed;
+        mine = CheckContinues(point.status(), &state);
+      }
+      if (!mine.ok()) {
+        step = mine.code() == StatusCode::kInvalidArgument ? kRank0Refused : kRank0Failed;
+      } else if (!dir.empty()) {
+        step = state.step;
       }
     }
     auto agreed = BroadcastFromRank0(step);
@@ -473,7 +503,11 @@ Status Trainer::Resume(const std::string& resume) {
       }
       return Status::Ok();
     }
-    if (rank() != 0 && step == kRank0Failed) {
+    if (rank() != 0 && step == kRank0Refused) {
+      mine = InvalidArgument(
+          "resume auto: rank 0's newest checkpoint cannot be continued with this config (its "
+          "log says why)");
+    } else if (rank() != 0 && step == kRank0Failed) {
       mine =
           FailedPrecondition("resume auto: rank 0 found no usable checkpoint (its log says why)");
     } else if (rank() != 0) {
@@ -483,22 +517,15 @@ Status Trainer::Resume(const std::string& resume) {
         mine = FailedPrecondition("resume auto: rank " + std::to_string(rank()) + ": " + dir +
                                   " holds step " + std::to_string(loaded->step) +
                                   ", not rank 0's step " + std::to_string(step));
-      } else if (loaded.ok()) {
-        state = std::move(loaded).value();
       } else {
-        mine =
-            loaded.status().WithContext("resume auto: rank " + std::to_string(rank()) +
-                                        " loading rank 0's choice, step " + std::to_string(step));
+        mine = CheckContinues(std::move(loaded), &state)
+                   .WithContext("resume auto: rank " + std::to_string(rank()) +
+                                " loading rank 0's choice, step " + std::to_string(step));
       }
     }
   } else {
-    auto loaded = LoadCheckpoint(resume, &config_.model);
-    if (loaded.ok()) {
-      dir = resume;
-      state = std::move(loaded).value();
-    } else {
-      mine = loaded.status();
-    }
+    dir = resume;
+    mine = CheckContinues(LoadCheckpoint(resume, &config_.model), &state);
   }
   // Everyone restores (a collective) or nobody does.
   DYT_ASSIGN_OR_RETURN(const double failed, SumOverRanks(mine.ok() ? 0.0 : 1.0));

@@ -94,6 +94,10 @@ class Trainer {
   // Whether any rank was asked to stop (collective; logs the first time it is so).
   StatusOr<bool> StopAgreed(const ShutdownSignal* stop);
   Status Restore(const CheckpointState& state);
+  // `loaded` into `state` when this run can continue it; else why not: INVALID_ARGUMENT when
+  // the config cannot continue an intact checkpoint (another model, format version or
+  // tokenizer), the load's own error otherwise.
+  Status CheckContinues(StatusOr<CheckpointState> loaded, CheckpointState* state) const;
   // Sum of `value` over ranks (identity for one process).
   StatusOr<double> SumOverRanks(double value);
   // Rank 0's `value` on every rank (identity for one process).
