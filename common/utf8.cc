@@ -45,6 +45,20 @@ bool IsValidUtf8(std::string_view text) {
   return true;
 }
 
+size_t CountInvalidUtf8(std::string_view text, size_t* first) {
+  size_t invalid = 0;
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = SequenceLength(text, i);
+    if (n == 0) {
+      if (invalid++ == 0 && first != nullptr) *first = i;
+      ++i;
+    } else {
+      i += n;
+    }
+  }
+  return invalid;
+}
+
 std::string ToValidUtf8(std::string_view text) {
   if (IsValidUtf8(text)) return std::string(text);
   std::string out;

@@ -1,4 +1,4 @@
-// Valid UTF-8 from arbitrary bytes, for protobuf `string` fields.
+// Valid UTF-8 from arbitrary bytes, for protobuf `string` fields and tokenizer input.
 //
 // proto3 `string` fields must hold valid UTF-8: a message with a field that does not is
 // refused when it is serialized (gRPC then breaks the stream). Text that comes from outside
@@ -17,5 +17,9 @@ std::string ToValidUtf8(std::string_view text);
 
 // Whether `text` is well-formed UTF-8.
 bool IsValidUtf8(std::string_view text);
+
+// The bytes of `text` that ToValidUtf8 would replace; the offset of the first in `*first`
+// (left alone when there is none).
+size_t CountInvalidUtf8(std::string_view text, size_t* first = nullptr);
 
 }  // namespace dyt

@@ -1,7 +1,10 @@
 // The dyt-data binary: what the user asked wrong exits 2 with the option named, before any
-// input is read; a device or directory given as input is refused (/dev/zero was read forever).
+// input is read; a device or directory given as input is refused (/dev/zero was read forever);
+// input that is not UTF-8 is reported, or refused with --strict-utf8.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +37,49 @@ TEST(DataBinaryTest, MistakesExitTwoNamingTheOption) {
     EXPECT_NE(r.err.find(says), std::string::npos) << ::testing::PrintToString(args) << "\n"
                                                    << r.err;
   }
+}
+
+// Text that is not UTF-8 is encoded (each bad byte as U+FFFD) with a warning naming the file
+// and the first bad byte; --strict-utf8 refuses it with exit 2 and writes no shard.
+TEST(DataBinaryTest, InputThatIsNotUtf8IsReportedOrRefused) {
+  ::dyt::testing::TempDir dir;
+  std::string corpus;
+  for (int i = 0; i < 400; ++i) {
+    corpus += "line " + std::to_string(i * 7919 % 1000) + " of the corpus, word" +
+              std::to_string(i % 13) + " and more words\n";
+  }
+  {
+    std::ofstream(dir.Join("corpus.txt")) << corpus;
+    std::ofstream(dir.Join("latin1.txt")) << "caf\xe9 au lait\nand a clean line\n";
+  }
+  auto data = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), DYT_DATA_BIN);
+    return ::dyt::testing::Run(args);
+  };
+  ::dyt::testing::ProcessResult tok =
+      data({"train-tokenizer", "--input", dir.Join("corpus.txt"), "--model-prefix", dir.Join("tok"),
+            "--vocab-size", "320"});
+  ASSERT_EQ(tok.code, 0) << tok.err;
+  const std::vector<std::string> encode = {
+      "encode",  "--tokenizer",          dir.Join("tok.model"),
+      "--input", dir.Join("corpus.txt"), dir.Join("latin1.txt")};
+  std::vector<std::string> lenient = encode;
+  lenient.insert(lenient.end(), {"--output", dir.Join("lenient.bin")});
+  ::dyt::testing::ProcessResult r = data(lenient);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: " + dir.Join("latin1.txt") +
+                       ": 1 byte(s) that are not UTF-8 (the first at byte 3) were encoded as "
+                       "U+FFFD"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.Join("lenient.bin")));
+
+  std::vector<std::string> strict = encode;
+  strict.insert(strict.end(), {"--output", dir.Join("strict.bin"), "--strict-utf8"});
+  r = data(strict);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(dir.Join("latin1.txt") + ": not UTF-8 (byte 3"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.Join("strict.bin")));
 }
 
 }  // namespace

@@ -206,6 +206,46 @@ TEST_F(TokenizerTest, EncodeCorpusMatchesWholeFileEncodingAcrossBlocks) {
   EXPECT_EQ(got, expected);
 }
 
+// Bytes that are not UTF-8 become U+FFFD in the tokenizer; the encoder says where (across its
+// read blocks) or, with strict_utf8, refuses the input and writes nothing.
+TEST_F(TokenizerTest, EncodeCorpusReportsOrRefusesInputThatIsNotUtf8) {
+  std::string text = "caf\xe9 au lait\n";  // Latin-1 e-acute at byte 3
+  while (text.size() < (3u << 20) / 2) text += *corpus_;
+  const size_t late = text.size();
+  text += "\xff\xfe tail\n";
+  testing::WriteFile(dir_->File("latin1.txt"), text);
+  testing::WriteFile(dir_->File("clean.txt"), "clean text\n");
+  EncodeOptions options;
+  options.input_files = {dir_->File("clean.txt"), dir_->File("latin1.txt")};
+  options.output = dir_->File("latin1.bin");
+  auto result = EncodeCorpus(*tokenizer_, options);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(result->invalid_utf8.size(), 1u);
+  EXPECT_EQ(result->invalid_utf8[0].path, dir_->File("latin1.txt"));
+  EXPECT_EQ(result->invalid_utf8[0].bytes, 3u);
+  EXPECT_EQ(result->invalid_utf8[0].first_offset, 3u);
+
+  // Only past the first 1 MiB read block: the offset counts the blocks before it.
+  const size_t head = text.find('\n') + 1;
+  testing::WriteFile(dir_->File("late.txt"), text.substr(head));
+  options.input_files = {dir_->File("late.txt")};
+  result = EncodeCorpus(*tokenizer_, options);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(result->invalid_utf8.size(), 1u);
+  EXPECT_GT(late - head, size_t(1) << 20);
+  EXPECT_EQ(result->invalid_utf8[0].first_offset, late - head);
+  EXPECT_EQ(result->invalid_utf8[0].bytes, 2u);
+
+  options.input_files = {dir_->File("clean.txt"), dir_->File("latin1.txt")};
+  options.output = dir_->File("strict.bin");
+  options.strict_utf8 = true;
+  const auto strict = EncodeCorpus(*tokenizer_, options);
+  EXPECT_EQ(strict.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(strict.status().message(),
+              HasSubstr(dir_->File("latin1.txt") + ": not UTF-8 (byte 3 starts no well-formed"));
+  EXPECT_FALSE(std::filesystem::exists(options.output));
+}
+
 TEST(TokenizerErrorsTest, ReportsMissingAndInvalidModels) {
   auto missing = LoadTokenizer("/nonexistent/tok.model");
   ASSERT_FALSE(missing.ok());

@@ -114,6 +114,11 @@ TEST(Utf8Test, OnlyWellFormedSequencesSurvive) {
   EXPECT_EQ(ToValidUtf8(std::string("a\0b", 3)), std::string("a\0b", 3));  // NUL is valid
   EXPECT_TRUE(IsValidUtf8("\xf0\x9f\x98\x80"));
   EXPECT_FALSE(IsValidUtf8("\x80"));
+  size_t first = 99;
+  EXPECT_EQ(CountInvalidUtf8("plain \xe2\x82\xac", &first), 0u);
+  EXPECT_EQ(first, 99u);
+  EXPECT_EQ(CountInvalidUtf8("ok \xc0\xaf and \xe2\x82", &first), 4u);  // what ToValidUtf8 replaces
+  EXPECT_EQ(first, 3u);
 }
 
 // A trainer may print any bytes (a file name in Latin-1, a cut multi-byte character); what the

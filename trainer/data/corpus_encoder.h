@@ -22,6 +22,16 @@ struct EncodeOptions {
   std::string val_output;  // optional validation shard
   // The LAST ceil(val_fraction * tokens) tokens go to val_output; needs val_output when > 0.
   double val_fraction = 0;
+  // Refuse (INVALID_ARGUMENT) an input that is not well-formed UTF-8, instead of encoding each
+  // bad byte as U+FFFD (what the tokenizer does with it) and reporting it in the result.
+  bool strict_utf8 = false;
+};
+
+// An input with bytes that are not well-formed UTF-8 (each was encoded as U+FFFD).
+struct InvalidUtf8Input {
+  std::string path;
+  uint64_t bytes = 0;         // how many
+  uint64_t first_offset = 0;  // where the first is, from the start of the file
 };
 
 struct EncodeResult {
@@ -29,6 +39,7 @@ struct EncodeResult {
   uint64_t text_bytes = 0;
   uint64_t train_tokens = 0;
   uint64_t val_tokens = 0;
+  std::vector<InvalidUtf8Input> invalid_utf8;  // inputs that were not clean UTF-8
 };
 
 StatusOr<EncodeResult> EncodeCorpus(const Tokenizer& tokenizer, const EncodeOptions& options);

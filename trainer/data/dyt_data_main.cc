@@ -2,7 +2,7 @@
 //
 //   dyt-data train-tokenizer --input kjv.txt --model-prefix out/tokenizer --vocab-size 4096
 //   dyt-data encode --tokenizer out/tokenizer.model --input kjv.txt --output out/train.bin
-//                   --val-output out/val.bin --val-fraction 0.02
+//                   --val-output out/val.bin --val-fraction 0.02 [--strict-utf8]
 //   dyt-data stats out/train.bin out/val.bin
 //   dyt-data decode --tokenizer out/tokenizer.model out/val.bin --count 200
 #include <CLI/CLI.hpp>
@@ -35,6 +35,13 @@ Status RunTrainTokenizer(const TokenizerTrainOptions& options) {
 Status RunEncode(const std::string& tokenizer_path, const EncodeOptions& options) {
   DYT_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(tokenizer_path));
   DYT_ASSIGN_OR_RETURN(EncodeResult r, EncodeCorpus(*tokenizer, options));
+  for (const InvalidUtf8Input& bad : r.invalid_utf8) {
+    std::fprintf(stderr,
+                 "dyt-data: warning: %s: %llu byte(s) that are not UTF-8 (the first at byte "
+                 "%llu) were encoded as U+FFFD; --strict-utf8 refuses such input\n",
+                 bad.path.c_str(), static_cast<unsigned long long>(bad.bytes),
+                 static_cast<unsigned long long>(bad.first_offset));
+  }
   const uint64_t tokens = r.train_tokens + r.val_tokens;
   std::printf("encoded %llu document(s), %llu bytes -> %llu tokens (%.2f bytes/token)\n",
               static_cast<unsigned long long>(r.documents),
@@ -149,6 +156,9 @@ int main(int argc, char** argv) {
       ->add_option("--val-fraction", encode.val_fraction,
                    "the last fraction of the tokens goes to --val-output")
       ->capture_default_str();
+  encode_cmd->add_flag("--strict-utf8", encode.strict_utf8,
+                       "refuse input that is not UTF-8 (default: encode each bad byte as U+FFFD "
+                       "and warn)");
 
   std::vector<std::string> stats_paths;
   std::string format = "auto";
