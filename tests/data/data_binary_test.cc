@@ -39,6 +39,34 @@ TEST(DataBinaryTest, MistakesExitTwoNamingTheOption) {
   }
 }
 
+// A corpus that cannot give the tokenizer asked for is told so in dyt-data's options, not in
+// sentencepiece's internal check messages.
+TEST(DataBinaryTest, ATokenizerTheTextCannotGiveIsExplainedInTermsOfTheOptions) {
+  ::dyt::testing::TempDir dir;
+  {
+    std::ofstream(dir.Join("empty.txt")) << "\n\n";
+    std::ofstream(dir.Join("one.txt")) << "one short line\n";
+  }
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"--input", dir.Join("empty.txt"), "--vocab-size", "400"},
+       "train-tokenizer: the input files hold no text to train on"},
+      {{"--input", dir.Join("one.txt"), "--vocab-size", "400"},
+       "train-tokenizer: --vocab-size 400 is more than this text has pieces for ("},
+      {{"--input", dir.Join("one.txt"), "--vocab-size", "100"},
+       "train-tokenizer: --vocab-size 100 is less than the "},
+  };
+  for (const auto& [args, says] : cases) {
+    std::vector<std::string> argv = {DYT_DATA_BIN, "train-tokenizer", "--model-prefix",
+                                     dir.Join("tok")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ::dyt::testing::ProcessResult r = ::dyt::testing::Run(argv);
+    EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args) << "\n" << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("trainer_interface.cc"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("LOG(WARNING)"), std::string::npos) << r.err;
+  }
+}
+
 // Text that is not UTF-8 is encoded (each bad byte as U+FFFD) with a warning naming the file
 // and the first bad byte; --strict-utf8 refuses it with exit 2 and writes no shard.
 TEST(DataBinaryTest, InputThatIsNotUtf8IsReportedOrRefused) {

@@ -6,6 +6,7 @@
 #include <sentencepiece_trainer.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -178,6 +179,43 @@ StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_path
       std::make_unique<SentencePieceTokenizer>(std::move(sp), Sha256Hex(bytes)));
 }
 
+namespace {
+
+// sentencepiece reports what is wrong with the input as a failed internal check ("Internal:
+// ./src/trainer_interface.cc(660) [...] Vocabulary size too high (400). Please set it to a
+// value <= 277."). The ones a user meets are said again in terms of our options; any other
+// message is passed on as it is.
+Status ExplainTrainingFailure(const std::string& message, const TokenizerTrainOptions& options) {
+  const std::string vocab = "--vocab-size " + std::to_string(options.vocab_size);
+  auto number_after = [&](const std::string& marker) -> std::string {
+    const size_t at = message.find(marker);
+    if (at == std::string::npos) return "";
+    const size_t begin = at + marker.size();
+    size_t end = begin;
+    while (end < message.size() && std::isdigit(static_cast<unsigned char>(message[end]))) ++end;
+    return message.substr(begin, end - begin);
+  };
+  if (message.find("sentences_.empty()") != std::string::npos) {
+    return InvalidArgument("train-tokenizer: the input files hold no text to train on");
+  }
+  if (const std::string most = number_after("Please set it to a value <= "); !most.empty()) {
+    return InvalidArgument("train-tokenizer: " + vocab +
+                           " is more than this text has pieces for (" + most +
+                           " at most); use a smaller --vocab-size or more text");
+  }
+  if (message.find("smaller than required_chars") != std::string::npos) {
+    const std::string need = number_after(" vs ");
+    return InvalidArgument(
+        "train-tokenizer: " + vocab + " is less than the " + (need.empty() ? "" : need + " ") +
+        "pieces this text needs at least (one per distinct character, the special pieces, and "
+        "256 byte pieces with byte fallback); use a larger --vocab-size or a "
+        "--character-coverage below 1");
+  }
+  return InvalidArgument("train-tokenizer: sentencepiece training failed: " + message);
+}
+
+}  // namespace
+
 Status TrainTokenizer(const TokenizerTrainOptions& options) {
   if (options.input_files.empty()) return InvalidArgument("train-tokenizer: no input files");
   for (const std::string& f : options.input_files) {
@@ -208,7 +246,9 @@ Status TrainTokenizer(const TokenizerTrainOptions& options) {
       {"bos_id", "1"},
       {"eos_id", "2"},
       {"pad_id", "-1"},
-      {"minloglevel", "1"},  // sentencepiece's INFO lines are one per merge batch: too chatty
+      // Errors only: INFO is a line per merge batch, and its warnings come before a failure
+      // that ExplainTrainingFailure says better.
+      {"minloglevel", "2"},
   };
   sentencepiece::SetRandomGeneratorSeed(1234);  // only sampling (max_sentences) uses it
   FileLineIterator lines(options.input_files);
@@ -216,9 +256,7 @@ Status TrainTokenizer(const TokenizerTrainOptions& options) {
   // tokenizer id depends only on the corpus and the options, not on where the file is written.
   std::string model;
   const auto status = sentencepiece::SentencePieceTrainer::Train(args, &lines, &model);
-  if (!status.ok()) {
-    return InvalidArgument("train-tokenizer: sentencepiece training failed: " + status.ToString());
-  }
+  if (!status.ok()) return ExplainTrainingFailure(status.ToString(), options);
   sentencepiece::SentencePieceProcessor sp;
   if (const auto s = sp.LoadFromSerializedProto(model); !s.ok()) {
     return Internal("train-tokenizer: trained model does not load: " + s.ToString());
