@@ -68,6 +68,9 @@ inline Status FailedPrecondition(std::string msg) {
 inline Status Unavailable(std::string msg) {
   return Status(StatusCode::kUnavailable, std::move(msg));
 }
+inline Status PermissionDenied(std::string msg) {
+  return Status(StatusCode::kPermissionDenied, std::move(msg));
+}
 inline Status DeadlineExceeded(std::string msg) {
   return Status(StatusCode::kDeadlineExceeded, std::move(msg));
 }

@@ -21,11 +21,22 @@ void JobLogs::Append(const std::string& job_id, int attempt, int rank,
       *line.mutable_time() = now;
       line.set_rank(rank);
       line.set_attempt(attempt);
-      line.set_text(text);
+      if (text.size() > kMaxLineBytes) {
+        line.set_text(text.substr(0, kMaxLineBytes) + " [" +
+                      std::to_string(text.size() - kMaxLineBytes) +
+                      " more bytes of this line cut by the scheduler]");
+      } else {
+        line.set_text(text);
+      }
       if (first_line > 0) line.set_line(first_line++);
+      buffer.bytes += line.text().size();
       buffer.lines.push_back(std::move(line));
       ++buffer.end;
-      if (buffer.lines.size() > max_lines_) buffer.lines.pop_front();
+      while (buffer.lines.size() > max_lines_ ||
+             (buffer.bytes > max_bytes_ && buffer.lines.size() > 1)) {
+        buffer.bytes -= buffer.lines.front().text().size();
+        buffer.lines.pop_front();
+      }
     }
   }
   cv_.notify_all();
@@ -145,7 +156,8 @@ std::string LogsNotice(const JobLogs& logs, const v1::Job& job, const JobLogs::T
   if (got.dropped > 0) {
     return std::to_string(got.dropped) +
            " earlier lines are gone from the scheduler, which keeps the last " +
-           std::to_string(logs.max_lines_per_job()) + " of a job; " + WhereWorkersKeepIt(job);
+           std::to_string(logs.max_lines_per_job()) + " of a job (at most " +
+           std::to_string(logs.max_bytes_per_job() >> 10) + " KiB); " + WhereWorkersKeepIt(job);
   }
   if (!logs.Has(job.id()) && IsTerminalJobState(job.state())) {
     return "the scheduler no longer keeps this job's output (it keeps that of the last " +

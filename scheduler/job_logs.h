@@ -27,11 +27,19 @@ namespace dyt {
 
 class JobLogs {
  public:
-  explicit JobLogs(size_t max_lines_per_job = 10000, size_t max_jobs = 1000)
-      : max_lines_(max_lines_per_job), max_jobs_(max_jobs) {}
+  // A line longer than this is cut (the worker splits its trainers' output at 64 KiB already;
+  // this bounds what any worker can make the scheduler hold).
+  static constexpr size_t kMaxLineBytes = 64 * 1024;
+
+  // A job keeps its newest lines up to both max_lines_per_job and max_bytes_per_job (the
+  // lines' text), so that no job, and no GetJobLogs answer, outgrows memory.
+  explicit JobLogs(size_t max_lines_per_job = 10000, size_t max_jobs = 1000,
+                   size_t max_bytes_per_job = 8 << 20)
+      : max_lines_(max_lines_per_job), max_jobs_(max_jobs), max_bytes_(max_bytes_per_job) {}
 
   // `first_line`: the number of lines[0] in the rank's output (LogBatch.first_line; 0: not
-  // numbered); the lines get consecutive numbers from it (LogLine.line).
+  // numbered); the lines get consecutive numbers from it (LogLine.line). A line over
+  // kMaxLineBytes keeps its first kMaxLineBytes, marked as cut.
   void Append(const std::string& job_id, int attempt, int rank,
               const std::vector<std::string>& lines, int64_t first_line = 0);
   // Whether the job has lines kept (also after Finish, until evicted).
@@ -58,6 +66,7 @@ class JobLogs {
   bool RanBeforeStart(const std::string& job_id) const;
 
   size_t max_lines_per_job() const { return max_lines_; }
+  size_t max_bytes_per_job() const { return max_bytes_; }
   size_t max_jobs() const { return max_jobs_; }
   // When this JobLogs began keeping lines (the scheduler's start).
   std::chrono::system_clock::time_point kept_since() const { return kept_since_; }
@@ -66,12 +75,14 @@ class JobLogs {
   struct Buffer {
     std::deque<v1::LogLine> lines;
     uint64_t end = 0;  // position after the newest line (lines ever appended)
+    size_t bytes = 0;  // text bytes of `lines`
     bool finished = false;
   };
   void EvictLocked();
 
   const size_t max_lines_;
   const size_t max_jobs_;
+  const size_t max_bytes_;
   const std::chrono::system_clock::time_point kept_since_ = std::chrono::system_clock::now();
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;

@@ -27,6 +27,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -168,6 +169,9 @@ class Scheduler {
     std::shared_ptr<WorkerSession> session;  // null while disconnected
     bool shutting_down = false;  // said so (ShuttingDown, or in its registration): no new work
     std::chrono::steady_clock::time_point last_heartbeat;
+    // Ranks that exited here lately (AttemptKey + "/" + rank), newest last: their last log
+    // lines and checkpoint may still be on the way (RanOn).
+    std::deque<std::string> recent_ranks;
   };
   using Batch = std::vector<std::pair<v1::JobRecord, std::optional<v1::JobEvent>>>;
 
@@ -207,7 +211,12 @@ class Scheduler {
   // A rank of a job that ended while it stopped (cancelled) exited: the stored job's progress
   // moves to the step it reached, its last word on how far the job got.
   void KeepFinalProgress(const v1::RankUpdate& update);
-  void OnUpdate(const std::string& worker_id, const v1::RankUpdate& update, Batch& batch);
+  // PERMISSION_DENIED (and nothing done) when the rank is not the worker's (RanOn).
+  Status OnUpdate(const std::string& worker_id, const v1::RankUpdate& update, Batch& batch);
+  Status NotItsRank(const std::string& worker_id, const std::string& what,
+                    const std::string& job_id, int attempt, int rank) const;
+  // Under mu_: adds to the worker's recent_ranks.
+  void RememberExit(const std::string& worker_id, const std::string& rank_key);
   Status OnCheckpoint(const std::string& worker_id, const v1::CheckpointRecord& checkpoint,
                       Batch& batch);
   // A checkpoint of a job that is no longer live (ended while its ranks were stopping).
@@ -227,6 +236,11 @@ class Scheduler {
   void ReleaseHeld();
   void CountQueued(const v1::JobRecord& record, int delta);  // queued_by_owner_
   bool IsCurrentAttempt(const std::string& job_id, int attempt) const;
+  // Under mu_: whether `worker_id` runs or lately ran rank `rank` (any rank when -1) of that
+  // job attempt: a live rank there, a rank the current placement puts there, or one that exited
+  // there lately. What a worker says about a job (progress, exits, logs, checkpoints) counts
+  // only then: a worker token speaks for its own worker's ranks, not for other workers' jobs.
+  bool RanOn(const std::string& worker_id, const std::string& job_id, int attempt, int rank) const;
 
   StateStore* const store_;
   SchedulerOptions options_;  // advertise_address may be set before Start

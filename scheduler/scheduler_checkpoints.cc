@@ -37,6 +37,9 @@ Status Scheduler::OnCheckpoint(const std::string& worker_id, const v1::Checkpoin
     return InvalidArgument("checkpoint.path: must be under " + dir + " (got " + checkpoint.path() +
                            ")");
   }
+  if (!RanOn(worker_id, checkpoint.job_id(), checkpoint.attempt(), -1)) {
+    return NotItsRank(worker_id, "a checkpoint", checkpoint.job_id(), checkpoint.attempt(), -1);
+  }
   v1::CheckpointRecord record = checkpoint;
   if (!record.has_created()) *record.mutable_created() = TimeUtil::GetCurrentTime();
   if (jobs_.count(checkpoint.job_id()) == 0) return OnLateCheckpoint(worker_id, record);

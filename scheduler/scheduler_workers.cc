@@ -232,15 +232,18 @@ Status Scheduler::OnWorkerMessage(const std::shared_ptr<WorkerSession>& session,
     case v1::WorkerMessage::kHeartbeat:
       break;
     case v1::WorkerMessage::kUpdate:
-      OnUpdate(worker.record.id(), message.update(), batch);
+      status = OnUpdate(worker.record.id(), message.update(), batch);
       break;
     case v1::WorkerMessage::kLogs: {
       const v1::LogBatch& logs = message.logs();
-      std::vector<std::string> lines(logs.lines().begin(), logs.lines().end());
-      // Also the last lines of a job that just ended (a cancelled trainer's shutdown lines).
-      if (jobs_.count(logs.job_id()) > 0 || logs_.Has(logs.job_id())) {
-        logs_.Append(logs.job_id(), logs.attempt(), logs.rank(), lines, logs.first_line());
+      // Also the last lines of a job that just ended (a cancelled trainer's shutdown lines):
+      // RanOn remembers ranks that exited lately.
+      if (!RanOn(worker.record.id(), logs.job_id(), logs.attempt(), logs.rank())) {
+        status = NotItsRank(worker.record.id(), "logs", logs.job_id(), logs.attempt(), logs.rank());
+        break;
       }
+      std::vector<std::string> lines(logs.lines().begin(), logs.lines().end());
+      logs_.Append(logs.job_id(), logs.attempt(), logs.rank(), lines, logs.first_line());
       break;
     }
     case v1::WorkerMessage::kCheckpoint:
@@ -323,10 +326,49 @@ void Scheduler::LoseWorker(const std::string& worker_id, const std::string& why,
   Kick();
 }
 
-void Scheduler::OnUpdate(const std::string& worker_id, const v1::RankUpdate& update, Batch& batch) {
+bool Scheduler::RanOn(const std::string& worker_id, const std::string& job_id, int attempt,
+                      int rank) const {
+  const std::string key = AttemptKey(job_id, attempt);
+  auto live = attempts_.find(key);
+  if (live != attempts_.end()) {
+    auto ranks = live->second.live_ranks.find(worker_id);
+    if (ranks != live->second.live_ranks.end() &&
+        (rank < 0 ? !ranks->second.empty() : ranks->second.count(rank) > 0)) {
+      return true;
+    }
+  }
+  auto job = jobs_.find(job_id);
+  if (job != jobs_.end() && job->second.record.job().attempt() == attempt) {
+    for (const auto& placed : job->second.record.placement()) {
+      if (placed.worker_id() == worker_id && (rank < 0 || placed.rank() == rank)) return true;
+    }
+  }
+  auto worker = workers_.find(worker_id);
+  if (worker == workers_.end()) return false;
+  const std::string prefix = key + "/";
+  return std::any_of(worker->second.recent_ranks.begin(), worker->second.recent_ranks.end(),
+                     [&](const std::string& recent) {
+                       return rank < 0 ? recent.rfind(prefix, 0) == 0
+                                       : recent == prefix + std::to_string(rank);
+                     });
+}
+
+Status Scheduler::NotItsRank(const std::string& worker_id, const std::string& what,
+                             const std::string& job_id, int attempt, int rank) const {
+  const std::string ranks = rank < 0 ? "" : "rank " + std::to_string(rank) + " of ";
+  return PermissionDenied(what + " for " + ranks + "job " + job_id + " attempt " +
+                          std::to_string(attempt) + ", which worker " + worker_id +
+                          " does not run: ignored");
+}
+
+Status Scheduler::OnUpdate(const std::string& worker_id, const v1::RankUpdate& update,
+                           Batch& batch) {
+  if (!RanOn(worker_id, update.job_id(), update.attempt(), update.rank())) {
+    return NotItsRank(worker_id, "an update", update.job_id(), update.attempt(), update.rank());
+  }
   switch (update.kind()) {
     case v1::RankUpdate::STARTED: {
-      if (!IsCurrentAttempt(update.job_id(), update.attempt())) return;
+      if (!IsCurrentAttempt(update.job_id(), update.attempt())) return Status::Ok();
       LiveJob& job = jobs_.at(update.job_id());
       job.ranks[update.rank()].started = true;
       bool all = std::all_of(job.ranks.begin(), job.ranks.end(),
@@ -334,10 +376,10 @@ void Scheduler::OnUpdate(const std::string& worker_id, const v1::RankUpdate& upd
       if (all && job.record.job().state() == v1::SCHEDULED) {
         SetState(job, v1::RUNNING, "every rank started", batch);
       }
-      return;
+      return Status::Ok();
     }
     case v1::RankUpdate::PROGRESS: {
-      if (!IsCurrentAttempt(update.job_id(), update.attempt())) return;
+      if (!IsCurrentAttempt(update.job_id(), update.attempt())) return Status::Ok();
       LiveJob& job = jobs_.at(update.job_id());
       v1::Progress* progress = job.record.mutable_job()->mutable_progress();
       // An eval carries only val_loss: keep the other fields.
@@ -350,14 +392,25 @@ void Scheduler::OnUpdate(const std::string& worker_id, const v1::RankUpdate& upd
       *job.record.mutable_job()->mutable_updated() = TimeUtil::GetCurrentTime();
       job.progress_dirty = true;
       Changed();
-      return;
+      return Status::Ok();
     }
     case v1::RankUpdate::EXITED:
       RankExited(worker_id, update, batch);
-      return;
+      return Status::Ok();
     default:
-      return;
+      return Status::Ok();
   }
+}
+
+void Scheduler::RememberExit(const std::string& worker_id, const std::string& rank_key) {
+  auto worker = workers_.find(worker_id);
+  if (worker == workers_.end()) return;
+  // Enough for every rank of a worker's slots to end at once, bounded for a worker that lives
+  // for years.
+  constexpr size_t kRecentRanks = 1024;
+  auto& recent = worker->second.recent_ranks;
+  recent.push_back(rank_key);
+  while (recent.size() > kRecentRanks) recent.pop_front();
 }
 
 void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& update,
@@ -369,6 +422,7 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
     auto ranks = attempt->second.live_ranks.find(worker_id);
     if (ranks != attempt->second.live_ranks.end()) {
       held = ranks->second.erase(update.rank()) > 0;
+      if (held) RememberExit(worker_id, key + "/" + std::to_string(update.rank()));
       if (ranks->second.empty()) {
         cluster_.ReleaseOnWorker(key, worker_id);
         attempt->second.live_ranks.erase(ranks);

@@ -64,8 +64,28 @@ TEST(JobLogsTest, LinesTheRingDroppedAreCountedAndPointedTo) {
   EXPECT_EQ(all.dropped, 3u);
   EXPECT_EQ(LogsNotice(logs, job, all, 100),
             std::string("3 earlier lines are gone from the scheduler, which keeps the last 5 of a "
-                        "job; ") +
+                        "job (at most 8192 KiB); ") +
                 kWhere);
+}
+
+// What one job holds is bounded in bytes too, and a line over kMaxLineBytes is cut, saying so:
+// a worker sending 3 MiB lines cannot make the scheduler (or a GetJobLogs answer) huge.
+TEST(JobLogsTest, LongLinesAreCutAndAJobKeepsAtMostItsByteBudget) {
+  JobLogs logs(/*max_lines_per_job=*/1000, /*max_jobs=*/10, /*max_bytes_per_job=*/200 * 1024);
+  const std::string huge(3 << 20, 'x');
+  logs.Append("job-1", 1, 0, {"first", huge, huge, huge, huge, "last"});
+  JobLogs::Tail all = logs.Last("job-1", 1000);
+  ASSERT_EQ(all.lines.size(), 4u);  // 3 cut lines of 64 KiB + "last" fit in 200 KiB; 4 do not
+  EXPECT_EQ(all.dropped, 2u);
+  EXPECT_EQ(all.lines.back().text(), "last");
+  const std::string cut = all.lines[0].text();
+  EXPECT_EQ(cut.substr(0, JobLogs::kMaxLineBytes), huge.substr(0, JobLogs::kMaxLineBytes));
+  EXPECT_EQ(cut.substr(JobLogs::kMaxLineBytes),
+            " [" + std::to_string(huge.size() - JobLogs::kMaxLineBytes) +
+                " more bytes of this line cut by the scheduler]");
+  // A line at the limit is kept whole.
+  logs.Append("job-2", 1, 0, {std::string(JobLogs::kMaxLineBytes, 'y')});
+  EXPECT_EQ(logs.Last("job-2", 1).lines[0].text().size(), JobLogs::kMaxLineBytes);
 }
 
 TEST(JobLogsTest, AJobThatRanBeforeTheSchedulerStartedIsMissingItsEarlyLines) {

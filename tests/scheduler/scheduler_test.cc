@@ -433,6 +433,80 @@ TEST(SchedulerTest, ACancelledJobShowsTheStepItsRanksStoppedAt) {
   EXPECT_DOUBLE_EQ(job.progress().loss(), 10.0 / 7);
 }
 
+// A worker speaks for its own ranks only: another worker's token cannot finish, fail, move or
+// fill the logs of a job that runs elsewhere (it could mark a running job SUCCEEDED while its
+// trainer ran on). The worker that runs it is heard, also for the last lines after its exit.
+TEST(SchedulerTest, AWorkerSpeaksOnlyForItsOwnRanks) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  SchedulerOptions options;
+  options.artifact_root = dir.Join("artifacts");
+  TestServer server(store.get(), {}, options);
+  TestWorker worker(server.port(), "w1", 1);
+  std::string id = SubmitJob(server, RanksSpec("mine", 1));
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  TestWorker stranger(server.port(), "w2", 1);
+  worker.StartAll(*a);
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+
+  auto progress = [&](int64_t step) {
+    v1::WorkerMessage m;
+    v1::RankUpdate* u = m.mutable_update();
+    u->set_job_id(id);
+    u->set_attempt(a->attempt());
+    u->set_rank(0);
+    u->set_kind(v1::RankUpdate::PROGRESS);
+    u->mutable_progress()->set_step(step);
+    u->mutable_progress()->set_steps(1000);
+    return m;
+  };
+  auto lines = [&](const std::string& text) {
+    v1::WorkerMessage m;
+    v1::LogBatch* logs = m.mutable_logs();
+    logs->set_job_id(id);
+    logs->set_attempt(a->attempt());
+    logs->set_rank(0);
+    logs->add_lines(text);
+    return m;
+  };
+  v1::WorkerMessage forged_checkpoint;
+  v1::CheckpointRecord* c = forged_checkpoint.mutable_checkpoint()->mutable_checkpoint();
+  c->set_job_id(id);
+  c->set_attempt(a->attempt());
+  c->set_step(999999);
+  c->set_path(a->checkpoint_dir() + "/step-00999999");
+  stranger.Send(progress(399999));
+  stranger.Send(forged_checkpoint);
+  stranger.Send(lines("forged line"));
+  stranger.Exited(id, a->attempt(), 0, v1::RankUpdate::FAILED, "forged failure", "", 2);
+  stranger.Exited(id, a->attempt(), 0, v1::RankUpdate::SUCCEEDED);
+  worker.Send(progress(5));
+  worker.Send(lines("real line"));
+  ASSERT_TRUE(WaitJob(server, id, [](const v1::Job& j) { return j.progress().step() == 5; }));
+  std::this_thread::sleep_for(milliseconds(300));  // time for a wrong acceptance to show
+  v1::Job job = GetJob(server, id);
+  EXPECT_EQ(job.state(), v1::RUNNING);
+  EXPECT_EQ(job.last_checkpoint_step(), 0);
+  EXPECT_EQ(job.restarts(), 0);
+
+  worker.ExitAll(*a, v1::RankUpdate::SUCCEEDED);
+  ASSERT_TRUE(WaitState(server, id, v1::SUCCEEDED));
+  worker.Send(lines("its last line, after the exit"));
+  std::this_thread::sleep_for(milliseconds(300));
+  v1::GetJobLogsRequest request;
+  request.set_id(id);
+  grpc::ClientContext context;
+  auto reader = server.stub().GetJobLogs(&context, request);
+  v1::GetJobLogsResponse response;
+  std::vector<std::string> got;
+  while (reader->Read(&response)) {
+    for (const auto& l : response.lines()) got.push_back(l.text());
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(got, (std::vector<std::string>{"real line", "its last line, after the exit"}));
+}
+
 TEST(SchedulerTest, RendezvousWaitsForRankZeroAndRejectsStaleAttempts) {
   TempDir dir;
   auto store = OpenStore(dir.Join("db"));
