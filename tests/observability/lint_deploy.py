@@ -17,7 +17,9 @@ Checks, each failure printed as "file: problem" (exit 1 if any):
   - Kubernetes manifests: required keys, selectors matching pod labels, Service target ports,
     volumes and claims, the DaemonSet's nvidia.com/gpu limit, the StatefulSet's PVC template;
   - every dyt-scheduler / dyt-worker flag used anywhere in deploy/ is one the binary accepts
-    (from its --help);
+    (from its --help); every scheduler serves TLS (never --insecure) and every worker has the
+    CA and a token file; every scheduler command line really starts (paths and ports moved
+    into a temp dir, certificates from scripts/dyt-certs.sh) and stops on SIGTERM with 0;
   - systemd units pass `systemd-analyze verify` (with the built binaries' paths).
 """
 import glob
@@ -61,6 +63,7 @@ def binary_flags(binary):
 
 
 def check_flags(where, program, args):
+    DEPLOYED.append((where, program, list(args)))
     known = FLAGS[program]
     for a in args:
         if not a.startswith("--"):
@@ -377,7 +380,12 @@ def check_compose():
                 err(rel(path), f"{name}: build file {b.get('dockerfile')} not found")
         for v in s.get("volumes", []):
             src = v.split(":")[0]
-            if src.startswith(".") or src.startswith("/"):
+            if src.startswith("./secrets/"):
+                # The operator's TLS files and tokens, made as the file's header says.
+                if src.split("/")[-1] not in open(path).read().split("services:")[0] and \
+                        not src.startswith("./secrets/tls"):
+                    err(rel(path), f"{name}: the header does not say how to make {src}")
+            elif src.startswith(".") or src.startswith("/"):
                 if not os.path.exists(os.path.normpath(os.path.join(here, src))):
                     err(rel(path), f"{name}: bind mount {src} does not exist")
             elif src not in volumes:
@@ -537,8 +545,85 @@ def check_systemd():
                 err("deploy/systemd", "systemd-analyze verify:\n" + r.stdout + r.stderr)
 
 
+# ---------------------------------------------------------------------------- secure starts
+
+# What every deployment must pass: the scheduler serves TLS (it refuses to start without it or
+# --insecure), a worker trusts the cluster CA and authenticates with its own token.
+REQUIRED = {"dyt-scheduler": ("--tls-cert", "--tls-key"),
+            "dyt-worker": ("--scheduler", "--ca-file", "--token-file")}
+
+
+def flag_pairs(args):
+    """(flag, value or None) of an argument list, `--f=v` and `--f v` alike; `$VAR` dropped."""
+    pairs, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("$"):
+            i += 1
+            continue
+        if "=" in a:
+            pairs.append(tuple(a.split("=", 1)))
+        elif i + 1 < len(args) and not args[i + 1].startswith(("--", "$")):
+            pairs.append((a, args[i + 1]))
+            i += 1
+        else:
+            pairs.append((a, None))
+        i += 1
+    return pairs
+
+
+def start_scheduler(where, args, tmp, tls):
+    """Starts dyt-scheduler with a deployment's flags (its paths and ports moved into `tmp`)
+    and checks that it serves and stops cleanly: flags that each exist can still be refused
+    together (TLS required), which only a start shows."""
+    moved = {"--listen": "127.0.0.1:0", "--metrics-listen": "127.0.0.1:0",
+             "--data-dir": os.path.join(tmp, "state"),
+             "--artifact-root": os.path.join(tmp, "artifacts"),
+             "--data-root": os.path.join(tmp, "data"),
+             "--tls-cert": os.path.join(tls, "server.crt"),
+             "--tls-key": os.path.join(tls, "server.key")}
+    argv = [BINARIES["dyt-scheduler"]]
+    for flag, value in flag_pairs(args):
+        argv += [flag] if value is None else [flag, moved.get(flag, value)]
+    os.makedirs(os.path.join(tmp, "data"), exist_ok=True)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()  # "listening on ..." once it serves, EOF if it exits
+        if not line.startswith("listening on "):
+            p.wait(timeout=30)
+            err(where, f"dyt-scheduler does not start with these flags (exit {p.returncode}): "
+                       + p.stderr.read().strip()[-500:])
+            return
+        p.send_signal(15)
+        if p.wait(timeout=30) != 0:
+            err(where, f"dyt-scheduler exited {p.returncode} on SIGTERM")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def check_secure_starts():
+    with tempfile.TemporaryDirectory() as tmp:
+        tls = os.path.join(tmp, "tls")
+        r = subprocess.run([os.path.join(ROOT, "scripts/dyt-certs.sh"), tls],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            err("scripts/dyt-certs.sh", r.stderr)
+            return
+        for i, (where, program, args) in enumerate(DEPLOYED):
+            given = {flag for flag, _ in flag_pairs(args)}
+            for flag in REQUIRED[program]:
+                if flag not in given:
+                    err(where, f"{program} without {flag}")
+            if "--insecure" in given:
+                err(where, f"{program} with --insecure (plaintext, no tokens)")
+            if program == "dyt-scheduler":
+                start_scheduler(where, args, os.path.join(tmp, str(i)), tls)
+
+
 def main():
-    global ROOT, DEPLOY, ALERTS, FLAGS, BINARIES, TRAIN
+    global ROOT, DEPLOY, ALERTS, FLAGS, BINARIES, TRAIN, DEPLOYED
     if len(sys.argv) != 5:
         print(__doc__)
         return 2
@@ -548,6 +633,7 @@ def main():
                 "dyt-worker": os.path.abspath(sys.argv[3])}
     TRAIN = os.path.abspath(sys.argv[4])
     FLAGS = {k: binary_flags(v) for k, v in BINARIES.items()}
+    DEPLOYED = []  # (where, program, args) of every command line in deploy/
     for path in glob.glob(os.path.join(DEPLOY, "**/*.y*ml"), recursive=True):
         load_yaml_docs(path)
     ALERTS = (load_yaml_docs(os.path.join(DEPLOY, "prometheus/alerts.yml")) or [{}])[0]
@@ -560,6 +646,7 @@ def main():
     check_compose()
     check_k8s()
     check_systemd()
+    check_secure_starts()
     if not os.path.isfile(os.path.join(DEPLOY, "README.md")):
         err("deploy", "no README.md")
     for e in errors:
