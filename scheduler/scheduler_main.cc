@@ -21,9 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +35,7 @@
 #include "scheduler/scheduler.h"
 #include "scheduler/scheduler_metrics.h"
 #include "scheduler/state_store.h"
+#include "scheduler/tls_files.h"
 #include "scheduler/worker_service.h"
 
 int main(int argc, char** argv) {
@@ -121,22 +120,16 @@ int main(int argc, char** argv) {
   }
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (!insecure) {
-    auto read = [](const std::string& path, std::string* out) {
-      std::ifstream in(path, std::ios::binary);
-      std::ostringstream text;
-      text << in.rdbuf();
-      *out = text.str();
-      return in.good() || in.eof();
-    };
+    // Before the store: a refused start leaves no admin token behind.
+    auto tls = dyt::LoadServerTlsFiles(tls_cert, tls_key);
+    if (!tls.ok()) {
+      spdlog::error("{}", tls.status().message());
+      return 2;
+    }
+    for (const std::string& warning : tls->warnings) spdlog::warn("{}", warning);
     grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-    if (!read(tls_cert, &pair.cert_chain) || pair.cert_chain.empty()) {
-      spdlog::error("--tls-cert {}: cannot read a PEM certificate", tls_cert);
-      return 1;
-    }
-    if (!read(tls_key, &pair.private_key) || pair.private_key.empty()) {
-      spdlog::error("--tls-key {}: cannot read a PEM private key", tls_key);
-      return 1;
-    }
+    pair.cert_chain = std::move(tls->cert_chain);
+    pair.private_key = std::move(tls->private_key);
     grpc::SslServerCredentialsOptions ssl;
     ssl.pem_key_cert_pairs.push_back(std::move(pair));
     credentials = grpc::SslServerCredentials(ssl);

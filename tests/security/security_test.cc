@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "tests/security/secure_scheduler.h"
@@ -341,6 +342,37 @@ TEST_F(SecurityTest, ASecondSchedulerOnTheSamePortFailsToStart) {
   EXPECT_EQ(second.code, 1) << second.err;
   EXPECT_NE(second.err.find("--listen " + address_), std::string::npos) << second.err;
   EXPECT_TRUE(WhoAmI(admin_).ok());  // the first one still answers
+}
+
+// A certificate and key that cannot serve TLS are named at start (exit 2, before the store
+// and its admin token exist), not reported later as a port that cannot be listened on.
+TEST_F(SecurityTest, TlsFilesThatCannotServeAreRefusedAtStartNamingTheFlag) {
+  const std::string other = dir_.Join("other-certs");
+  ASSERT_EQ(
+      proc::Run({"/bin/bash", std::string(DYT_SOURCE_DIR) + "/scripts/dyt-certs.sh", other}).code,
+      0);
+  const std::string crt = certs_ + "/server.crt", key = certs_ + "/server.key";
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {crt, other + "/server.key",
+       "--tls-key " + other +
+           "/server.key is not the private key of "
+           "--tls-cert " +
+           crt},
+      {crt, crt, "--tls-key " + crt + ": not a PEM private key"},
+      {key, key, "--tls-cert " + key + ": not a PEM certificate"},
+      {certs_ + "/ca.crt", key, "is not the private key of --tls-cert " + certs_ + "/ca.crt"},
+      {dir_.Join("missing.crt"), key, "--tls-cert " + dir_.Join("missing.crt") + ": not a "},
+      {crt, certs_, "--tls-key " + certs_ + ": not a readable file"},
+  };
+  for (const auto& [cert, private_key, says] : cases) {
+    const std::string db = dir_.Join("refused-db");
+    auto r = proc::Run({DYT_SCHEDULER_BINARY, "--listen", "127.0.0.1:0", "--data-dir", db,
+                        "--tls-cert", cert, "--tls-key", private_key},
+                       {}, seconds(60));
+    EXPECT_EQ(r.code, 2) << says << "\n" << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(db)) << "the store was created before the TLS check";
+  }
 }
 
 TEST_F(SecurityTest, PlaintextClientCannotTalkToTheTlsServer) {
