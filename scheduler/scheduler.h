@@ -66,6 +66,10 @@ struct SchedulerOptions {
   std::string artifact_root;
   // HOST:PORT of this scheduler's WorkerService as the trainers reach it (rendezvous).
   std::string advertise_address;
+  // --data-root: sent with every assignment, so that the trainers themselves refuse data files
+  // outside them (the submit-time check cannot see what a glob pattern or a symlink on the
+  // worker's file system will name).
+  std::vector<std::string> data_roots;
   // How often in-memory progress is written to the store.
   std::chrono::milliseconds progress_flush{5000};
 };

@@ -178,6 +178,7 @@ int main(int argc, char** argv) {
   scheduler_options.preemption = !no_preemption;
   scheduler_options.backfill = backfill;
   scheduler_options.artifact_root = artifact_root;
+  scheduler_options.data_roots = data_roots;
 
   dyt::Authenticator auth = insecure ? dyt::Authenticator() : dyt::Authenticator(store->get());
   // Before listening: whoever waits for the port (scripts/demo.sh, the tests, an operator's

@@ -148,6 +148,7 @@ v1::Assignment Scheduler::MakeAssignment(const LiveJob& job, const std::string& 
   a.set_checkpoint_dir(options_.artifact_root + "/" + api.id());
   a.set_rendezvous_id(api.id() + ".a" + std::to_string(api.attempt()));
   a.set_scheduler_address(options_.advertise_address);
+  for (const std::string& root : options_.data_roots) a.add_data_roots(root);
   return a;
 }
 

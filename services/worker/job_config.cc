@@ -35,8 +35,13 @@ YAML::Node ModelNode(const v1::ModelSpec& m) {
   return n;
 }
 
-YAML::Node DataNode(const v1::DataSpec& d) {
+YAML::Node DataNode(const v1::DataSpec& d, const std::vector<std::string>& roots) {
   YAML::Node n(YAML::NodeType::Map);
+  if (!roots.empty()) {
+    YAML::Node list(YAML::NodeType::Sequence);
+    for (const std::string& root : roots) list.push_back(root);
+    n["roots"] = list;
+  }
   if (d.synthetic()) n["synthetic"] = true;
   if (d.train_paths_size() > 0) {
     YAML::Node list(YAML::NodeType::Sequence);
@@ -105,7 +110,7 @@ StatusOr<std::string> TrainYamlFromJobSpec(const v1::JobSpec& spec, const JobPat
   if (paths.threads < 0) return InvalidArgument("threads: must be >= 0");
   YAML::Node root(YAML::NodeType::Map);
   root["model"] = ModelNode(spec.model());
-  root["data"] = DataNode(spec.data());
+  root["data"] = DataNode(spec.data(), paths.data_roots);
   root["optimizer"] = OptimizerNode(spec.optimizer());
   root["train"] = TrainNode(spec.train(), paths.threads);
   // A rank on GPU slots trains on its GPU (the CUDA backend; CUDA_VISIBLE_DEVICES names it).

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "dyt/v1/job.pb.h"
@@ -17,10 +18,11 @@ namespace dyt::worker {
 
 struct JobPaths {
   std::string job_id;
-  int attempt = 0;             // job_attempt; 0: not written
-  std::string checkpoint_dir;  // required
-  std::string output_dir;      // required
-  int threads = 0;             // train.threads; 0: all cores
+  int attempt = 0;                      // job_attempt; 0: not written
+  std::string checkpoint_dir;           // required
+  std::string output_dir;               // required
+  int threads = 0;                      // train.threads; 0: all cores
+  std::vector<std::string> data_roots;  // data.roots; empty: not written
 };
 
 // The YAML text, or INVALID_ARGUMENT naming the field when the spec cannot be expressed

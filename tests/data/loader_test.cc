@@ -4,6 +4,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -381,6 +382,41 @@ TEST_F(LoaderTest, ReportsTheDataTokenizerAndRefusesShardsOfTwoTokenizers) {
     EXPECT_THAT(s.message(), HasSubstr(id_b));
     EXPECT_THAT(s.message(), HasSubstr(val.empty() ? b : val));
   }
+}
+
+// data.roots (the scheduler's --data-root, passed on by the worker): files are checked as what
+// they resolve to, after glob expansion, so a symlink under a root cannot lead out of it.
+TEST_F(LoaderTest, DataRootsHoldForGlobMatchesSymlinksAndTheTokenizer) {
+  const std::string root = dir_.File("root"), outside = dir_.File("outside");
+  ASSERT_EQ(::mkdir(root.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(outside.c_str(), 0755), 0);
+  const std::string inside = Shard("root/in.bin", 0, 500);
+  const std::string secret = Shard("outside/secret.bin", 0, 500);
+  ASSERT_EQ(::symlink(secret.c_str(), (root + "/link.bin").c_str()), 0);
+  testing::WriteFile(outside + "/tok.model", "not really a model");
+
+  DataConfig config = Config({root + "/in*"});
+  config.roots = {root};
+  EXPECT_TRUE(MustOpen(config, 10));
+
+  config.train_paths = {root + "/l*"};
+  Status s = OpenError(config, 10);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("train_paths: " + root + "/link.bin resolves to " + secret +
+                                     ", outside the data roots (" + root + ")"));
+
+  config.train_paths = {inside};
+  config.val_paths = {secret};
+  EXPECT_THAT(OpenError(config, 10).message(), HasSubstr("val_paths: " + secret));
+  config.val_paths.clear();
+  config.tokenizer_path = outside + "/tok.model";
+  EXPECT_THAT(OpenError(config, 10).message(), HasSubstr("tokenizer_path: " + outside));
+  config.tokenizer_path.clear();
+  config.roots = {dir_.File("no-such-root")};
+  EXPECT_THAT(OpenError(config, 10).message(), HasSubstr("roots: " + dir_.File("no-such-root")));
+  config.roots.clear();  // no roots: any path
+  config.train_paths = {root + "/l*"};
+  EXPECT_TRUE(MustOpen(config, 10));
 }
 
 TEST_F(LoaderTest, RejectsBadArguments) {

@@ -90,6 +90,37 @@ TEST_F(TlsClusterTest, TwoRankJobSucceedsWithWorkerTokensOverTls) {
   EXPECT_EQ(now.spec().owner(), "alice");
 }
 
+// --data-root holds where the files are opened: a glob pattern under the root passes the
+// submit-time check, but the trainer refuses the file it matches through a symlink out of the
+// root (it read a file outside the root before), and the job fails as a configuration error.
+TEST_F(TlsClusterTest, ADataRootHoldsForFilesAGlobReachesThroughASymlink) {
+  { std::ofstream(dir_.Join("outside/secret.bin")) << std::string(4096, 'S'); }
+  StartWorker("node-a");
+  std::string alice = Token("alice", "user");
+  v1::JobSpec spec = Spec("escape", data_root_ + "/esc*/secret.bin");
+  spec.mutable_data()->set_format("raw_u16");
+  spec.mutable_resources()->set_kind("cpu");
+  spec.set_max_restarts(3);
+  v1::Job job;
+  ASSERT_TRUE(Submit(alice, spec, &job).ok());
+  v1::Job now;
+  auto deadline = std::chrono::steady_clock::now() + seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(Get(alice, job.id(), &now).ok());
+    if (now.state() == v1::SUCCEEDED || now.state() == v1::FAILED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(now.state(), v1::FAILED) << now.reason() << "\n" << ReadText(dir_.Join("node-a.err"));
+  EXPECT_NE(now.reason().find("train_paths: " + data_root_ + "/escape/secret.bin resolves to " +
+                              dir_.Join("outside/secret.bin") + ", outside the data roots (" +
+                              data_root_ + ")"),
+            std::string::npos)
+      << now.reason();
+  EXPECT_NE(now.reason().find("configuration error: not retried"), std::string::npos)
+      << now.reason();
+  EXPECT_EQ(now.reason().find("SSSS"), std::string::npos) << now.reason();
+}
+
 // A worker the scheduler refuses (a token of another worker; later, its own token revoked)
 // says why and exits 2 instead of reconnecting forever with "CANCELLED".
 TEST_F(TlsClusterTest, RefusedWorkerSaysWhyAndExits) {

@@ -109,7 +109,9 @@ TEST(JobConfigTest, EveryFieldSetReachesTheTrainer) {
   k->set_every_minutes(15);
   k->set_keep_last(4);
   k->set_keep_every_steps(100);
-  auto c = Convert(spec);
+  JobPaths paths = Paths();
+  paths.data_roots = {"/data", "/more-data"};
+  auto c = Convert(spec, paths);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->model.norm, NormKind::kRmsNorm);
   EXPECT_EQ(c->model.dim, 64);
@@ -123,6 +125,7 @@ TEST(JobConfigTest, EveryFieldSetReachesTheTrainer) {
   EXPECT_EQ(c->data.shards.train_paths[0], "/data/train-*.bin");
   EXPECT_EQ(c->data.shards.format, "raw_u16");
   EXPECT_EQ(c->data.shards.seed, 9u);
+  EXPECT_EQ(c->data.shards.roots, (std::vector<std::string>{"/data", "/more-data"}));
   EXPECT_FLOAT_EQ(c->optim.schedule.lr, 0.01f);
   EXPECT_FLOAT_EQ(c->optim.schedule.min_lr, 0.001f);
   EXPECT_EQ(c->optim.schedule.warmup_steps, 4);

@@ -30,6 +30,7 @@ Status ReadDataConfig(YamlReader& reader, DataConfig& out) {
   DYT_RETURN_IF_ERROR(GetPathList(reader, "train_paths", out.train_paths));
   DYT_RETURN_IF_ERROR(GetPathList(reader, "val_paths", out.val_paths));
   DYT_RETURN_IF_ERROR(reader.Get("tokenizer_path", out.tokenizer_path));
+  DYT_RETURN_IF_ERROR(GetPathList(reader, "roots", out.roots));
   DYT_RETURN_IF_ERROR(reader.Get("format", out.format));
   if (auto f = ParseShardFormat(out.format); !f.ok()) {
     return f.status().WithContext(reader.FieldPath("format"));

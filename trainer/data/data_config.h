@@ -26,6 +26,10 @@ struct DataConfig {
   // With no val_paths: hold out the LAST ceil(val_fraction * tokens) training tokens as the
   // validation set (0 = no validation). Must be in [0, 1); not allowed with val_paths.
   double val_fraction = 0;
+  // When not empty, every data file (train and val shards after glob expansion, the tokenizer)
+  // must resolve, symlinks followed, under one of these directories. The worker sets it from
+  // the scheduler's --data-root, so the check happens where the files are opened.
+  std::vector<std::string> roots;
   // Cap on the number of validation windows (all ranks together), spread evenly over the
   // validation tokens; 0 = every window.
   int64_t max_val_windows = 0;

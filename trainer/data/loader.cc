@@ -3,7 +3,10 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "common/logging.h"
 #include "trainer/data/permutation.h"
@@ -69,6 +72,37 @@ StatusOr<std::vector<std::unique_ptr<TokenShard>>> OpenShards(const std::vector<
   return shards;
 }
 
+// INVALID_ARGUMENT unless every path resolves (symlinks followed) under one of `roots`; nothing
+// to check without roots. A path matched by a glob or reached through a symlink is checked as
+// what it really is.
+Status CheckUnderRoots(const std::vector<std::string>& paths, const std::string& field,
+                       const std::vector<std::string>& roots) {
+  if (roots.empty()) return Status::Ok();
+  std::vector<std::string> resolved_roots;
+  for (const std::string& root : roots) {
+    char* real = ::realpath(root.c_str(), nullptr);
+    if (real == nullptr) return InvalidArgument("roots: " + root + ": " + std::strerror(errno));
+    resolved_roots.emplace_back(real);
+    std::free(real);
+  }
+  for (const std::string& path : paths) {
+    char* real = ::realpath(path.c_str(), nullptr);
+    if (real == nullptr) continue;  // opening it reports the error
+    const std::string resolved(real);
+    std::free(real);
+    const bool under = std::any_of(resolved_roots.begin(), resolved_roots.end(), [&](auto& r) {
+      return r == "/" || resolved == r || resolved.rfind(r + "/", 0) == 0;
+    });
+    if (!under) {
+      std::string list;
+      for (const std::string& r : roots) list += (list.empty() ? "" : ", ") + r;
+      return InvalidArgument(field + ": " + path + " resolves to " + resolved +
+                             ", outside the data roots (" + list + ")");
+    }
+  }
+  return Status::Ok();
+}
+
 uint64_t CountWindows(uint64_t tokens, int seq_len) {
   return tokens > static_cast<uint64_t>(seq_len) ? (tokens - 1) / seq_len : 0;
 }
@@ -124,10 +158,13 @@ Status DataLoader::Init(const DataConfig& config, int vocab_size) {
   DYT_ASSIGN_OR_RETURN(const ShardFormat format, ParseShardFormat(config.format));
   std::string tokenizer_id;
   if (!config.tokenizer_path.empty()) {
+    DYT_RETURN_IF_ERROR(CheckUnderRoots({config.tokenizer_path}, "tokenizer_path", config.roots));
     DYT_ASSIGN_OR_RETURN(tokenizer_id, TokenizerFileId(config.tokenizer_path));
   }
   DYT_ASSIGN_OR_RETURN(auto train_paths, ExpandPaths(config.train_paths, "train_paths"));
   DYT_ASSIGN_OR_RETURN(auto val_paths, ExpandPaths(config.val_paths, "val_paths"));
+  DYT_RETURN_IF_ERROR(CheckUnderRoots(train_paths, "train_paths", config.roots));
+  DYT_RETURN_IF_ERROR(CheckUnderRoots(val_paths, "val_paths", config.roots));
   DYT_ASSIGN_OR_RETURN(train_shards_, OpenShards(train_paths, format, vocab_size,
                                                  config.tokenizer_path, tokenizer_id));
   DYT_ASSIGN_OR_RETURN(
