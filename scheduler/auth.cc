@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -155,18 +156,40 @@ Status ValidateUserName(const std::string& user) {
   return Status::Ok();
 }
 
+std::string CallerText(const Caller& caller) {
+  if (!caller.authenticated) return "an unauthenticated caller (--insecure)";
+  return caller.user + " (" + RoleName(caller.role) + ", token " + caller.token_id + ")";
+}
+
 StatusOr<Caller> Authenticator::Authenticate(const grpc::ServerContextBase& context) const {
   if (!enabled()) return Caller{};
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
-    return Status(StatusCode::kUnauthenticated, "missing bearer token (authorization metadata)");
+  StatusOr<Caller> caller = [&]() -> StatusOr<Caller> {
+    const auto& metadata = context.client_metadata();
+    auto it = metadata.find("authorization");
+    if (it == metadata.end()) {
+      return Status(StatusCode::kUnauthenticated, "missing bearer token (authorization metadata)");
+    }
+    std::string_view value(it->second.data(), it->second.size());
+    if (value.substr(0, kBearer.size()) != kBearer) {
+      return Status(StatusCode::kUnauthenticated, "authorization: must be 'Bearer <token>'");
+    }
+    return AuthenticateToken(value.substr(kBearer.size()));
+  }();
+  std::string note;
+  if (!caller.ok() && refused_log_.Allow(&note)) {
+    spdlog::warn("refused a call from {}: {}{}", context.peer(), caller.status().ToString(), note);
   }
-  std::string_view value(it->second.data(), it->second.size());
-  if (value.substr(0, kBearer.size()) != kBearer) {
-    return Status(StatusCode::kUnauthenticated, "authorization: must be 'Bearer <token>'");
+  return caller;
+}
+
+Status Authenticator::Check(const Caller& caller, Action action, const AccessTarget& target) const {
+  Status allowed = Authorize(caller, action, target);
+  std::string note;
+  if (!allowed.ok() && refused_log_.Allow(&note)) {
+    spdlog::warn("refused {} to {}: {}{}", ActionWords(action), CallerText(caller),
+                 allowed.ToString(), note);
   }
-  return AuthenticateToken(value.substr(kBearer.size()));
+  return allowed;
 }
 
 StatusOr<Caller> Authenticator::AuthenticateToken(std::string_view token) const {

@@ -30,6 +30,7 @@
 
 #include "common/status.h"
 #include "dyt/v1/auth_service.pb.h"
+#include "scheduler/log_limiter.h"
 #include "scheduler/state_store.h"
 
 namespace dyt {
@@ -78,6 +79,10 @@ StatusOr<std::string> ListOwnerScope(const Caller& caller, const std::string& re
 // The owner a job submitted by `caller` gets: the token's user when authenticated.
 std::string SubmitOwner(const Caller& caller, const std::string& spec_owner);
 
+// Who made a call, for the scheduler's log: "alice (user, token 0123456789abcdef)", or
+// "an unauthenticated caller (--insecure)". Never the token itself.
+std::string CallerText(const Caller& caller);
+
 // User names of tokens: 1-128 characters of [A-Za-z0-9._@-] (valid as spec.owner and as a
 // worker id).
 Status ValidateUserName(const std::string& user);
@@ -93,7 +98,11 @@ class Authenticator {
 
   // The caller of a call; UNAUTHENTICATED when enabled and the token is missing, malformed,
   // unknown, expired or revoked.
+  // Refusals are logged (rate-limited) with the peer's address: an audit trail of who knocked.
   StatusOr<Caller> Authenticate(const grpc::ServerContextBase& context) const;
+  // Authorize, with each refusal logged (rate-limited): who asked for what, and the answer
+  // (also the NOT_FOUND of another user's job, which the caller cannot tell from a missing one).
+  Status Check(const Caller& caller, Action action, const AccessTarget& target = {}) const;
   // The same for a raw token (tests, tools).
   StatusOr<Caller> AuthenticateToken(std::string_view token) const;
 
@@ -114,6 +123,7 @@ class Authenticator {
  private:
   StateStore* store_ = nullptr;
   mutable std::mutex revoke_mu_;
+  mutable LogLimiter refused_log_;
 };
 
 }  // namespace dyt

@@ -11,11 +11,11 @@ grpc::Status AuthServiceImpl::CreateToken(grpc::ServerContext* context,
                                           v1::CreateTokenResponse* response) {
   return RpcGuard(metrics_, "CreateToken", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(Caller caller, auth_->Authenticate(*context));
-    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kManageTokens));
+    DYT_RETURN_IF_ERROR(auth_->Check(caller, Action::kManageTokens));
     DYT_ASSIGN_OR_RETURN(*response, auth_->CreateToken(request->user(), request->role(),
                                                        request->expires_in_s(), caller.user));
     spdlog::info("token {} created for user {} with role {} by {}", response->info().id(),
-                 request->user(), request->role(), caller.user);
+                 request->user(), request->role(), CallerText(caller));
     return Status::Ok();
   });
 }
@@ -24,7 +24,7 @@ grpc::Status AuthServiceImpl::ListTokens(grpc::ServerContext* context, const v1:
                                          v1::ListTokensResponse* response) {
   return RpcGuard(metrics_, "ListTokens", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(Caller caller, auth_->Authenticate(*context));
-    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kManageTokens));
+    DYT_RETURN_IF_ERROR(auth_->Check(caller, Action::kManageTokens));
     DYT_ASSIGN_OR_RETURN(auto tokens, auth_->ListTokens());
     for (auto& t : tokens) *response->add_tokens() = std::move(t);
     return Status::Ok();
@@ -36,10 +36,10 @@ grpc::Status AuthServiceImpl::RevokeToken(grpc::ServerContext* context,
                                           v1::TokenInfo* response) {
   return RpcGuard(metrics_, "RevokeToken", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(Caller caller, auth_->Authenticate(*context));
-    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kManageTokens));
+    DYT_RETURN_IF_ERROR(auth_->Check(caller, Action::kManageTokens));
     DYT_ASSIGN_OR_RETURN(*response, auth_->RevokeToken(request->id()));
     spdlog::info("token {} of user {} revoked by {}", response->id(), response->user(),
-                 caller.user);
+                 CallerText(caller));
     return Status::Ok();
   });
 }

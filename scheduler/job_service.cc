@@ -60,10 +60,10 @@ StatusOr<v1::JobRecord> JobServiceImpl::JobFor(const Caller& caller, Action acti
   target.job_id = id;
   // May the role do this to any job (its own, at least)? Then which job it is.
   target.job_owner = caller.user;
-  DYT_RETURN_IF_ERROR(Authorize(caller, action, target));
+  DYT_RETURN_IF_ERROR(auth_->Check(caller, action, target));
   DYT_ASSIGN_OR_RETURN(v1::JobRecord record, scheduler_->GetJob(id));
   target.job_owner = record.job().spec().owner();
-  DYT_RETURN_IF_ERROR(Authorize(caller, action, target));
+  DYT_RETURN_IF_ERROR(auth_->Check(caller, action, target));
   return record;
 }
 
@@ -86,7 +86,7 @@ Status JobServiceImpl::CheckQueuedLimit(const std::string& owner,
 
 StatusOr<StateStore::NewJob> JobServiceImpl::Prepare(const v1::SubmitJobRequest& request,
                                                      const Caller& caller) const {
-  DYT_RETURN_IF_ERROR(Authorize(caller, Action::kSubmitJob));
+  DYT_RETURN_IF_ERROR(auth_->Check(caller, Action::kSubmitJob));
   if (!request.has_spec()) return InvalidArgument("spec: required");
   DYT_RETURN_IF_ERROR(JobSpecValidator::ValidateClientRequestId(request.client_request_id()));
   v1::JobSpec spec = request.spec();
@@ -161,7 +161,7 @@ int JobServiceImpl::AdoptUnreportedCheckpoints(const std::string& job_id) {
 
 StatusOr<v1::ListJobsResponse> JobServiceImpl::List(const v1::ListJobsRequest& request,
                                                     const Caller& caller) {
-  DYT_RETURN_IF_ERROR(Authorize(caller, Action::kListJobs));
+  DYT_RETURN_IF_ERROR(auth_->Check(caller, Action::kListJobs));
   if (request.page_size() < 0) {
     return InvalidArgument(
         "page_size: must be >= 0 (0: " + std::to_string(StateStore::kDefaultPageSize) + "; got " +
@@ -200,6 +200,8 @@ StatusOr<v1::Job> JobServiceImpl::Cancel(const v1::CancelJobRequest& request,
   }
   std::string reason = request.reason().empty() ? "cancelled by user" : request.reason();
   DYT_ASSIGN_OR_RETURN(v1::JobRecord record, scheduler_->Cancel(request.id(), reason));
+  spdlog::info("job {} cancelled by {}: {}", request.id(), CallerText(caller),
+               reason.substr(0, 200));
   return Assemble(record);
 }
 

@@ -1,5 +1,7 @@
 // JobServiceImpl: the worker RPCs (ListWorkers for everyone who may list; DrainWorker and
 // RemoveWorker for admins).
+#include <spdlog/spdlog.h>
+
 #include "scheduler/job_service.h"
 
 namespace dyt {
@@ -9,7 +11,7 @@ grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* context,
                                          v1::ListWorkersResponse* response) {
   return RpcGuard(metrics_, "ListWorkers", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
-    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kListWorkers));
+    DYT_RETURN_IF_ERROR(auth_->Check(caller, Action::kListWorkers));
     for (auto& w : scheduler_->ListWorkers()) *response->add_workers() = std::move(w);
     return Status::Ok();
   });
@@ -20,8 +22,12 @@ grpc::Status JobServiceImpl::DrainWorker(grpc::ServerContext* context,
                                          v1::WorkerStatus* response) {
   return RpcGuard(metrics_, "DrainWorker", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
-    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kManageWorkers));
+    DYT_RETURN_IF_ERROR(auth_->Check(caller, Action::kManageWorkers));
     DYT_ASSIGN_OR_RETURN(*response, scheduler_->DrainWorker(*request));
+    spdlog::info("worker {} {} by {}", request->worker_id(),
+                 !request->drain() ? "undrained"
+                                   : (request->preempt() ? "drained with preemption" : "drained"),
+                 CallerText(caller));
     return Status::Ok();
   });
 }
@@ -31,8 +37,10 @@ grpc::Status JobServiceImpl::RemoveWorker(grpc::ServerContext* context,
                                           v1::RemoveWorkerResponse*) {
   return RpcGuard(metrics_, "RemoveWorker", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
-    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kManageWorkers));
-    return scheduler_->RemoveWorker(request->worker_id());
+    DYT_RETURN_IF_ERROR(auth_->Check(caller, Action::kManageWorkers));
+    DYT_RETURN_IF_ERROR(scheduler_->RemoveWorker(request->worker_id()));
+    spdlog::info("worker {} removed by {}", request->worker_id(), CallerText(caller));
+    return Status::Ok();
   });
 }
 

@@ -23,14 +23,14 @@ grpc::Status WorkerServiceImpl::Connect(
     grpc::ServerReaderWriter<v1::SchedulerMessage, v1::WorkerMessage>* stream) {
   return RpcGuard(metrics_, "Connect", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(Caller caller, auth_->Authenticate(*context));
-    DYT_RETURN_IF_ERROR(Authorize(caller, Action::kWorkerConnect, WorkerTarget(caller.user)));
+    DYT_RETURN_IF_ERROR(auth_->Check(caller, Action::kWorkerConnect, WorkerTarget(caller.user)));
     v1::WorkerMessage first;
     if (!stream->Read(&first)) return Status::Ok();  // the worker went away at once
     if (first.kind_case() != v1::WorkerMessage::kRegister) {
       return FailedPrecondition("register: the first message of a session must be register");
     }
     DYT_RETURN_IF_ERROR(
-        Authorize(caller, Action::kWorkerConnect, WorkerTarget(first.register_().worker_id())));
+        auth_->Check(caller, Action::kWorkerConnect, WorkerTarget(first.register_().worker_id())));
     DYT_ASSIGN_OR_RETURN(std::shared_ptr<WorkerSession> session,
                          scheduler_->Register(first.register_()));
     std::atomic<bool> done{false};
@@ -93,7 +93,7 @@ Status WorkerServiceImpl::AuthorizeRendezvous(const grpc::ServerContext& context
       for (const auto& p : record->placement()) target.attempt_workers.push_back(p.worker_id());
     }
   }
-  return Authorize(caller, Action::kRendezvous, target);
+  return auth_->Check(caller, Action::kRendezvous, target);
 }
 
 grpc::Status WorkerServiceImpl::SetRendezvous(grpc::ServerContext* context,

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/grpc_credentials.h"
+#include "common/sha256.h"
 #include "dyt/v1/auth_service.grpc.pb.h"
 #include "dyt/v1/job_service.grpc.pb.h"
 #include "dyt/v1/worker_service.grpc.pb.h"
@@ -184,6 +185,10 @@ class SecurityTest : public ::testing::Test {
     v1::TokenInfo info;
     return Auth(token)->WhoAmI(&context, v1::WhoAmIRequest(), &info).ok() ? info.id() : "";
   }
+
+  // A token's id as the scheduler shows it (the first 16 hex digits of its SHA-256), also
+  // after it was revoked.
+  static std::string TokenIdOf(const std::string& token) { return Sha256Hex(token).substr(0, 16); }
 
   // The admin revokes the token with that id.
   grpc::Status Revoke(const std::string& id) {

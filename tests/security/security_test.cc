@@ -179,6 +179,33 @@ TEST_F(SecurityTest, ViewerReadsEverythingButCannotCancelOrSubmit) {
   EXPECT_EQ(after.state(), v1::QUEUED);
 }
 
+// An audit trail: refused calls (with the peer's address), refused actions (who, what, the
+// answer, also another user's job answered as missing), and who cancelled, drained, made and
+// revoked what. Never a token.
+TEST_F(SecurityTest, RefusalsAndAdminActionsAreLoggedWithWhoDidThem) {
+  std::string bob = Token("bob", "user");
+  std::string alice = Token("alice", "user");
+  std::string vic = Token("vic", "viewer");
+  v1::Job job;
+  ASSERT_TRUE(Submit(bob, Spec("bobs", TrainPath()), &job).ok());
+  EXPECT_EQ(WhoAmI("dyt_" + std::string(64, '0')).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Cancel(vic, job.id()).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Get(alice, job.id()).error_code(), grpc::StatusCode::NOT_FOUND);
+  ASSERT_TRUE(Cancel(admin_, job.id()).ok());
+  ASSERT_TRUE(Revoke(TokenId(vic)).ok());
+  const std::string log = Log();
+  for (const std::string& line :
+       {std::string("refused a call from ipv4:127.0.0.1:"),
+        "refused cancel jobs to vic (viewer, token " + TokenIdOf(vic) +
+            "): PERMISSION_DENIED: role viewer may not cancel jobs",
+        "refused read jobs to alice (user, token " + TokenIdOf(alice) + "): NOT_FOUND: job " +
+            job.id() + ": not found",
+        "job " + job.id() + " cancelled by admin (admin, token " + TokenIdOf(admin_) + ")",
+        "token " + TokenIdOf(vic) + " of user vic revoked by admin (admin, token "}) {
+    EXPECT_NE(log.find(line), std::string::npos) << line << "\n" << log;
+  }
+}
+
 TEST_F(SecurityTest, WorkerTokensOnlyServeTheirWorkerAndItsAttempts) {
   std::string w1 = Token("w1", "worker");
   std::string w2 = Token("w2", "worker");
