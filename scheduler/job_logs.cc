@@ -136,11 +136,8 @@ std::string WhereWorkersKeepIt(const v1::Job& job) {
 std::string LogsNotice(const JobLogs& logs, const v1::Job& job, const JobLogs::Tail& got,
                        size_t requested) {
   using google::protobuf::util::TimeUtil;
-  // In whole seconds: event times come from protobuf's TimeUtil::GetCurrentTime(), which has
-  // one-second resolution here.
-  const auto since =
-      std::chrono::duration_cast<std::chrono::seconds>(logs.kept_since().time_since_epoch())
-          .count();
+  // In whole seconds of the events' own clock (kept_since_seconds).
+  const int64_t since = logs.kept_since_seconds();
   bool ran = false, ran_before = logs.RanBeforeStart(job.id());
   for (const auto& e : job.events()) {
     if (e.state() != v1::RUNNING) continue;

@@ -10,6 +10,8 @@
 // Thread safe.
 #pragma once
 
+#include <google/protobuf/util/time_util.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -60,16 +62,18 @@ class JobLogs {
   // least one when there are none and the job is not finished.
   Tail Since(const std::string& job_id, uint64_t from, std::chrono::milliseconds timeout) const;
 
-  // The job ran before kept_since() (a recovered job): LogsNotice says its early lines are not
-  // here, however close its events' one-second timestamps are to kept_since().
+  // The job ran before kept_since_seconds() (a recovered job): LogsNotice says its early lines are
+  // not here, however close its events' one-second timestamps are to kept_since_seconds().
   void MarkRanBeforeStart(const std::string& job_id);
   bool RanBeforeStart(const std::string& job_id) const;
 
   size_t max_lines_per_job() const { return max_lines_; }
   size_t max_bytes_per_job() const { return max_bytes_; }
   size_t max_jobs() const { return max_jobs_; }
-  // When this JobLogs began keeping lines (the scheduler's start).
-  std::chrono::system_clock::time_point kept_since() const { return kept_since_; }
+  // When this JobLogs began keeping lines (the scheduler's start), in whole seconds since the
+  // epoch from the clock job events are stamped with (TimeUtil::GetCurrentTime: time(2)'s
+  // coarse clock, which may be a second behind std::chrono::system_clock at a boundary).
+  int64_t kept_since_seconds() const { return kept_since_seconds_; }
 
  private:
   struct Buffer {
@@ -83,7 +87,7 @@ class JobLogs {
   const size_t max_lines_;
   const size_t max_jobs_;
   const size_t max_bytes_;
-  const std::chrono::system_clock::time_point kept_since_ = std::chrono::system_clock::now();
+  const int64_t kept_since_seconds_ = google::protobuf::util::TimeUtil::GetCurrentTime().seconds();
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::unordered_map<std::string, Buffer> jobs_;
