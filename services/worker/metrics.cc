@@ -86,6 +86,11 @@ StatusOr<std::unique_ptr<WorkerMetrics>> WorkerMetrics::Create(
                       .Help("Job attempts after the first (attempt > 1) started on this worker")
                       .Register(r)
                       .Add({});
+  m->connected_ = &BuildGauge()
+                       .Name("dyt_worker_scheduler_connected")
+                       .Help("1 while this worker is registered with the scheduler, else 0")
+                       .Register(r)
+                       .Add({});
   auto gauge = [&r](const char* name, const char* help) {
     return &BuildGauge().Name(name).Help(help).Register(r);
   };

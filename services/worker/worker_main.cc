@@ -217,6 +217,7 @@ int main(int argc, char** argv) {
   auto next_prune = std::chrono::steady_clock::now();  // at start, then hourly
   while (!stop.requested()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    (*metrics)->SetConnected(session.connected());
     supervisor.Reap();
     if (keep_attempt_dirs.count() > 0 && std::chrono::steady_clock::now() >= next_prune) {
       supervisor.PruneWorkDir(keep_attempt_dirs);

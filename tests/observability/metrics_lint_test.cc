@@ -73,7 +73,8 @@ TEST_F(MetricsLintTest, SchedulerAndWorkerMetricsPassPromtoolAndAJobsSeriesGoWit
                                 "dyt_job_checkpoint_save_duration_seconds_count{" + job + "}",
                                 "dyt_job_start_timestamp_seconds{" + job + "}",
                                 "dyt_worker_slots_busy 1",
-                                "dyt_worker_trainers_running 1"}) {
+                                "dyt_worker_trainers_running 1",
+                                "dyt_worker_scheduler_connected 1"}) {
     EXPECT_NE(worker.find(series), std::string::npos) << series << "\n" << worker;
   }
   // Values are sane: a positive loss, an MFU in (0, 1), bytes of a real checkpoint.
@@ -112,6 +113,18 @@ TEST_F(MetricsLintTest, SchedulerAndWorkerMetricsPassPromtoolAndAJobsSeriesGoWit
       seconds(30)))
       << worker;
   EXPECT_NE(worker.find("dyt_worker_slots_busy 0"), std::string::npos) << worker;
+
+  // The scheduler goes away: the worker says it is no longer connected (DytWorkerNotConnected).
+  ::kill(scheduler_, SIGTERM);
+  dist::testing::WaitFor(scheduler_, seconds(20));
+  scheduler_ = -1;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        worker = HttpGet(worker_metrics_port_, "/metrics").body;
+        return worker.find("dyt_worker_scheduler_connected 0") != std::string::npos;
+      },
+      seconds(10)))
+      << worker;
 }
 
 }  // namespace
