@@ -12,7 +12,20 @@ grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* context,
   return RpcGuard(metrics_, "ListWorkers", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(Caller caller, Authenticate(*context));
     DYT_RETURN_IF_ERROR(auth_->Check(caller, Action::kListWorkers));
-    for (auto& w : scheduler_->ListWorkers()) *response->add_workers() = std::move(w);
+    for (auto& w : scheduler_->ListWorkers()) {
+      // A user sees which of its own jobs run where, not other users' job ids (which GetJob
+      // answers as missing).
+      if (caller.authenticated && caller.role == Role::kUser) {
+        std::vector<std::string> own;
+        for (const std::string& id : w.job_ids()) {
+          auto job = scheduler_->GetJob(id);
+          if (job.ok() && job->job().spec().owner() == caller.user) own.push_back(id);
+        }
+        w.clear_job_ids();
+        for (auto& id : own) w.add_job_ids(std::move(id));
+      }
+      *response->add_workers() = std::move(w);
+    }
     return Status::Ok();
   });
 }

@@ -16,11 +16,21 @@
 
 namespace dyt {
 
-// The grpc::Status with the same code and message.
+// An error message goes back in a response header, which clients refuse beyond 8 KiB: one that
+// quotes a huge request field (a 20,000-character file name) is cut, at a UTF-8 boundary.
+inline constexpr size_t kMaxErrorMessageBytes = 2048;
+
+// The grpc::Status with the same code and message (cut to kMaxErrorMessageBytes).
 inline grpc::Status ToGrpcStatus(const Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(static_cast<int>(status.code())),
-                      status.message());
+  std::string message = status.message();
+  if (message.size() > kMaxErrorMessageBytes) {
+    size_t cut = kMaxErrorMessageBytes;
+    while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80) --cut;
+    message = message.substr(0, cut) + "... (" + std::to_string(message.size() - cut) +
+              " more bytes of this message cut)";
+  }
+  return grpc::Status(static_cast<grpc::StatusCode>(static_cast<int>(status.code())), message);
 }
 
 // "OK", "NOT_FOUND", ...: the code's canonical name, for metric labels.

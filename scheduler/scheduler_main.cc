@@ -236,6 +236,10 @@ int main(int argc, char** argv) {
     spdlog::error("{}", started.ToString());
     return 1;
   }
+  // The whole server ("") and each service by name, as load balancers and probes ask.
+  for (const char* service : {"dyt.v1.JobService", "dyt.v1.WorkerService", "dyt.v1.AuthService"}) {
+    server->GetHealthCheckService()->SetServingStatus(service, true);
+  }
   server->GetHealthCheckService()->SetServingStatus(true);
   spdlog::info("serving on {} (port {}), state in {}, artifacts in {}", listen, port, data_dir,
                artifact_root);

@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "common/reason_rules.h"
 #include "common/worker_id.h"
 #include "scheduler/job_states.h"
 #include "scheduler/scheduler.h"
@@ -71,6 +72,13 @@ StatusOr<std::shared_ptr<WorkerSession>> Scheduler::Register(const v1::RegisterW
   if (request.memory_bytes() < 0) return InvalidArgument("memory_bytes: must be >= 0");
   if (request.device_name().size() > 255) {
     return InvalidArgument("device_name: at most 255 characters");
+  }
+  // Both are logged and shown in `dytctl workers`: no forged log lines, no terminal escapes.
+  if (!ReasonRule(request.hostname(), /*multiline=*/false).empty()) {
+    return InvalidArgument("hostname: one line of text, without control characters");
+  }
+  if (!ReasonRule(request.device_name(), /*multiline=*/false).empty()) {
+    return InvalidArgument("device_name: one line of text, without control characters");
   }
   if (request.labels_size() > 64) return InvalidArgument("labels: at most 64 entries");
   for (const auto& [key, value] : request.labels()) {

@@ -37,14 +37,17 @@ using testing::Context;
 using testing::TempDir;
 using testing::ValidSpec;
 
-// grpc.health.v1.Health/Check for the whole server (an empty HealthCheckRequest), with the
-// messages as raw protobuf bytes, since Debian ships no health.proto to generate a stub from.
-// Returns the ServingStatus (1 = SERVING) or -1 when the call fails.
-int HealthCheck(const std::shared_ptr<grpc::Channel>& channel) {
+// grpc.health.v1.Health/Check for `service` ("": the whole server), with the messages as raw
+// protobuf bytes, since Debian ships no health.proto to generate a stub from. Returns the
+// ServingStatus (1 = SERVING) or -1 when the call fails (NOT_FOUND for an unknown service).
+int HealthCheck(const std::shared_ptr<grpc::Channel>& channel, const std::string& service = "") {
   grpc::internal::RpcMethod method("/grpc.health.v1.Health/Check",
                                    grpc::internal::RpcMethod::NORMAL_RPC);
-  grpc::Slice empty;  // an empty HealthCheckRequest: service "" (the whole server)
-  grpc::ByteBuffer request(&empty, 1);
+  // HealthCheckRequest { string service = 1; }: tag 0x0a, a one-byte length, the name.
+  std::string encoded;
+  if (!service.empty()) encoded = std::string("\x0a") + char(service.size()) + service;
+  grpc::Slice body(encoded);
+  grpc::ByteBuffer request(&body, 1);
   grpc::ByteBuffer response;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -97,6 +100,10 @@ TEST(SchedulerProcessTest, HealthServeAndSigterm) {
     if (health != 1) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(health, 1) << "SERVING";
+  for (const char* service : {"dyt.v1.JobService", "dyt.v1.WorkerService", "dyt.v1.AuthService"}) {
+    EXPECT_EQ(HealthCheck(channel, service), 1) << service;
+  }
+  EXPECT_EQ(HealthCheck(channel, "dyt.v1.NoSuchService"), -1);
 
   auto stub = v1::JobService::NewStub(channel);
   v1::SubmitJobRequest request;

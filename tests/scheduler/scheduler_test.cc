@@ -761,7 +761,10 @@ TEST(SchedulerTest, BadRegistrationIsRefusedByField) {
            // An id dytctl could not name: `dytctl workers drain -w1` reads an option.
            {"worker_id", [](auto* r) { r->set_worker_id("-w1"); }},
            {"slot_kind", [](auto* r) { r->set_slot_kind("tpu"); }},
-           {"slots", [](auto* r) { r->set_slots(0); }}}) {
+           {"slots", [](auto* r) { r->set_slots(0); }},
+           // Logged and shown in tables: no forged log lines, no terminal escapes.
+           {"hostname", [](auto* r) { r->set_hostname("h\nE dyt-scheduler FORGED"); }},
+           {"device_name", [](auto* r) { r->set_device_name("GPU \x1b]0;pwned\x07"); }}}) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     auto stream = stub->Connect(&context);

@@ -253,6 +253,23 @@ TEST_F(SecurityTest, WorkerTokensOnlyServeTheirWorkerAndItsAttempts) {
   }
   ASSERT_EQ(assignment.job_id(), job.id());
 
+  // Workers are listed for every user, but a user sees only its own jobs on them.
+  std::string bob = Token("bob", "user");
+  auto jobs_on_w1 = [&](const std::string& token) {
+    grpc::ClientContext c;
+    c.set_deadline(In(30));
+    v1::ListWorkersResponse list;
+    EXPECT_TRUE(Jobs(token)->ListWorkers(&c, v1::ListWorkersRequest(), &list).ok());
+    std::vector<std::string> ids;
+    for (const auto& w : list.workers()) {
+      if (w.id() == "w1") ids.assign(w.job_ids().begin(), w.job_ids().end());
+    }
+    return ids;
+  };
+  EXPECT_EQ(jobs_on_w1(alice), std::vector<std::string>{job.id()});
+  EXPECT_EQ(jobs_on_w1(admin_), std::vector<std::string>{job.id()});
+  EXPECT_EQ(jobs_on_w1(bob), std::vector<std::string>{});
+
   auto set = [&](const std::string& token, const std::string& job_id) {
     grpc::ClientContext c;
     c.set_deadline(In(30));
@@ -459,6 +476,27 @@ TEST_F(SecurityTest, PathTraversalIsInvalidArgument) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << file;
     EXPECT_NE(status.error_message().find("file:"), std::string::npos) << status.error_message();
   }
+}
+
+// An error that quotes a huge request field is cut: the client gets the INVALID_ARGUMENT, not
+// a RESOURCE_EXHAUSTED for a response header over its limit.
+TEST_F(SecurityTest, AnErrorQuotingAHugeFieldIsCutNotLost) {
+  std::string alice = Token("alice", "user");
+  v1::Job job;
+  ASSERT_TRUE(Submit(alice, Spec("ok", TrainPath()), &job).ok());
+  grpc::ClientContext context;
+  context.set_deadline(In(30));
+  v1::DownloadCheckpointRequest request;
+  request.set_job_id(job.id());
+  request.set_file(std::string(20000, 'f') + "/x");
+  auto reader = Jobs(alice)->DownloadCheckpoint(&context, request);
+  v1::DownloadCheckpointResponse response;
+  EXPECT_FALSE(reader->Read(&response));
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_LT(status.error_message().size(), 2200u);
+  EXPECT_NE(status.error_message().find("more bytes of this message cut)"), std::string::npos)
+      << status.error_message();
 }
 
 TEST_F(SecurityTest, QueuedJobsPerUserAreLimited) {
