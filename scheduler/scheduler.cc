@@ -316,15 +316,19 @@ void Scheduler::UpdateGauges() {
   if (metrics_ == nullptr) return;
   metrics_->SetQueueDepth(double(queue_.size() + held_.size()));
   int connected = 0, draining = 0;
+  // Slots of connected workers, drained ones included, so that allocated <= total and the
+  // dashboard's utilisation stays a ratio while a drained worker finishes its jobs.
+  std::map<std::string, int> total = {{"cpu", 0}, {"gpu", 0}}, allocated = total;
   for (const auto& [id, worker] : workers_) {
-    connected += worker.session != nullptr;
     draining += worker.record.draining();
+    if (worker.session == nullptr) continue;
+    ++connected;
+    total[worker.record.slot_kind()] += worker.record.slots();
+    allocated[worker.record.slot_kind()] += worker.record.slots() - cluster_.free_slots(id);
   }
   metrics_->SetWorkers(connected, double(workers_.size()) - connected);
   metrics_->SetWorkersDraining(draining);
-  for (const char* kind : {"cpu", "gpu"}) {
-    metrics_->SetSlots(kind, cluster_.total_slots(kind), cluster_.allocated_slots(kind));
-  }
+  for (const char* kind : {"cpu", "gpu"}) metrics_->SetSlots(kind, total[kind], allocated[kind]);
 }
 
 }  // namespace dyt

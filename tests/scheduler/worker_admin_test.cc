@@ -94,6 +94,23 @@ double DrainingGauge(TestServer& server) {
   return -1;
 }
 
+// dyt_scheduler_slots{kind="cpu", state=`state`}.
+double CpuSlotsGauge(TestServer& server, const std::string& state) {
+  for (const auto& family : server.metrics().registry()->Collect()) {
+    if (family.name != "dyt_scheduler_slots") continue;
+    for (const auto& m : family.metric) {
+      bool cpu = false, match = false;
+      for (const auto& l : m.label) {
+        cpu = cpu || (l.name == "kind" && l.value == "cpu");
+        match = match || (l.name == "state" && l.value == state);
+      }
+      if (cpu && match) return m.gauge.value;
+    }
+  }
+  ADD_FAILURE() << "no dyt_scheduler_slots{kind=cpu,state=" << state << "}";
+  return -1;
+}
+
 TEST(WorkerAdminTest, ADrainedWorkerGetsNoNewWorkAndItsJobRunsOn) {
   TempDir dir;
   auto store = OpenStore(dir.Join("db"));
@@ -119,6 +136,9 @@ TEST(WorkerAdminTest, ADrainedWorkerGetsNoNewWorkAndItsJobRunsOn) {
   EXPECT_FALSE(w1.TakeStop(running, milliseconds(100)));
   EXPECT_EQ(GetJob(server, waiting).state(), v1::QUEUED);
   EXPECT_EQ(DrainingGauge(server), 1);
+  // Still connected, so its slots count: 1 of 2 allocated (it read 1 of 0 while drained).
+  EXPECT_EQ(CpuSlotsGauge(server, "total"), 2);
+  EXPECT_EQ(CpuSlotsGauge(server, "allocated"), 1);
 
   // Another worker takes it.
   TestWorker w2(server.port(), "w2", 1);
