@@ -24,6 +24,18 @@ inline StatusOr<std::string> ReadSmallFile(const std::string& path, const std::s
   return text.str();
 }
 
+// A CA file's PEM text: NOT_FOUND when unreadable, INVALID_ARGUMENT when it holds no PEM
+// certificate (gRPC would only fail later, as "cannot reach" the server).
+inline StatusOr<std::string> ReadCaFile(const std::string& path, const std::string& what) {
+  DYT_ASSIGN_OR_RETURN(std::string pem, ReadSmallFile(path, what));
+  if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return InvalidArgument(what + " " + path +
+                           ": no PEM certificate in it (-----BEGIN CERTIFICATE-----); give the "
+                           "cluster's ca.crt (scripts/dyt-certs.sh)");
+  }
+  return pem;
+}
+
 // A token file's token: its first line without surrounding whitespace. INVALID_ARGUMENT when
 // empty. The token is never part of an error message.
 inline StatusOr<std::string> ReadTokenFile(const std::string& path) {

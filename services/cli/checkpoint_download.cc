@@ -1,5 +1,8 @@
 #include "services/cli/checkpoint_download.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -49,6 +52,19 @@ StatusOr<DownloadPlan> CheckpointDownload::Plan() {
       return DataLoss("file " + f.name() + ": listed twice in the checkpoint's manifest");
     }
     bytes_total_ += f.size();
+  }
+  // A symlink where a file goes would make the pull write (or resume appending) through it into
+  // whatever it points at: refused, whoever planted it.
+  std::vector<std::string> names = {kManifest};
+  for (const auto& f : checkpoint_.files()) names.push_back(f.name());
+  for (const std::string& name : names) {
+    for (const std::string& path : {PathOf(name), PathOf(name) + ".part"}) {
+      if (fs::is_symlink(fs::symlink_status(path, ec))) {
+        return FailedPrecondition(path +
+                                  " is a symbolic link; dytctl pull writes only files of its "
+                                  "own there (remove it, or pull into another directory)");
+      }
+    }
   }
   DownloadPlan plan;
   plan.bytes_total = bytes_total_;
@@ -114,6 +130,10 @@ StatusOr<DownloadPlan> CheckpointDownload::Plan() {
 
 Status CheckpointDownload::OpenFile(const std::string& name, int64_t offset) {
   const std::string part = PathOf(name) + ".part";
+  // Created (or opened) without following a symlink that appeared since Plan.
+  const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return IoError("cannot write", part, errno);
+  ::close(fd);
   auto mode = std::ios::binary | std::ios::out | (offset > 0 ? std::ios::app : std::ios::trunc);
   out_ = std::make_unique<std::ofstream>(part, mode);
   if (!*out_) return IoError("cannot write", part, errno);

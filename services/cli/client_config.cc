@@ -125,7 +125,7 @@ StatusOr<ClientConfig> ResolveClientConfig(const ClientConfigSources& sources) {
   if (!sources.env_token.empty()) config.bearer_token = sources.env_token;
   if (!sources.env_ca_file.empty()) config.tls_ca_file = sources.env_ca_file;
   if (!config.tls_ca_file.empty()) {
-    DYT_RETURN_IF_ERROR(ReadSmallFile(config.tls_ca_file, "ca_file").status());
+    DYT_RETURN_IF_ERROR(ReadCaFile(config.tls_ca_file, "ca_file").status());
   }
   if (!sources.env_server.empty()) {
     if (std::string rule = ServerAddressRule(sources.env_server); !rule.empty()) {
@@ -150,7 +150,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientConfig& config) {
   std::string ca_pem;
   if (!config.tls_ca_file.empty()) {
     // An unreadable CA file leaves TLS with no roots: every handshake fails, never plaintext.
-    auto pem = ReadSmallFile(config.tls_ca_file, "ca_file");
+    auto pem = ReadCaFile(config.tls_ca_file, "ca_file");
     ca_pem = pem.ok() ? *pem : std::string("unreadable");
   }
   return grpc::CreateCustomChannel(config.server, ClientCredentials(ca_pem, config.bearer_token),

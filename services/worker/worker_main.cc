@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   std::string ca_pem;
   std::string token;
   if (!ca_file.empty()) {
-    auto pem = dyt::ReadSmallFile(ca_file, "--ca-file");
+    auto pem = dyt::ReadCaFile(ca_file, "--ca-file");
     if (!pem.ok()) {
       spdlog::error("{}", pem.status().message());
       return 2;

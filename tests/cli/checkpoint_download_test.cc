@@ -127,6 +127,26 @@ TEST(CheckpointDownloadTest, ResumesFromThePartFilesSize) {
   EXPECT_EQ(d.bytes_received(), d.bytes_total() - 4000);
 }
 
+// A symlink planted where a file (or its .part) goes is refused before anything is written:
+// the pull appended checkpoint bytes to the link's target.
+TEST(CheckpointDownloadTest, RefusesToWriteThroughASymlink) {
+  TempDir dir;
+  Fixture fx;
+  fs::create_directories(dir.Join("out"));
+  std::ofstream(dir.Join("victim.txt")) << "precious";
+  for (const std::string name : {"model.safetensors.part", "state.json", "manifest.json.part"}) {
+    fs::create_symlink(dir.Join("victim.txt"), dir.Join("out/" + name));
+    CheckpointDownload d(dir.Join("out"), fx.Record());
+    auto plan = d.Plan();
+    EXPECT_EQ(plan.status().code(), StatusCode::kFailedPrecondition) << name;
+    EXPECT_NE(plan.status().message().find(dir.Join("out/" + name) + " is a symbolic link"),
+              std::string::npos)
+        << plan.status().message();
+    EXPECT_EQ(ReadAll(dir.Join("victim.txt")), "precious");
+    fs::remove(dir.Join("out/" + name));
+  }
+}
+
 TEST(CheckpointDownloadTest, KeepsCompleteFilesAndStartsAtTheFirstMissingOne) {
   TempDir dir;
   Fixture fx;

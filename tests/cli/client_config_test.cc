@@ -42,6 +42,17 @@ TEST(ClientConfigTest, TlsFileAndTokenFromTheFileOrTheEnvironment) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().message(), "ca_file " + dir.Join("missing.crt") + ": cannot read");
   EXPECT_EQ(c.status().message().find("dyt_env"), std::string::npos);
+
+  // Nor is one with no certificate in it (it used to surface as "cannot reach ...").
+  Write(dir.Join("junk.pem"), "not a certificate\n");
+  s.env_ca_file = dir.Join("junk.pem");
+  c = ResolveClientConfig(s);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.status().message().rfind(
+                "ca_file " + dir.Join("junk.pem") + ": no PEM certificate in it", 0),
+            0u)
+      << c.status().message();
 }
 
 TEST(ClientConfigTest, Precedence) {
