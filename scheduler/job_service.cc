@@ -12,6 +12,7 @@
 
 #include "common/reason_rules.h"
 #include "scheduler/job_states.h"
+#include "scheduler/state_keys.h"
 
 namespace dyt {
 namespace {
@@ -71,7 +72,8 @@ Status JobServiceImpl::CheckQueuedLimit(const std::string& owner,
                                         const std::string& client_request_id) const {
   if (max_queued_per_user_ <= 0) return Status::Ok();
   // A retry of a submission that already created its job is not a new job.
-  if (!client_request_id.empty() && store_->FindJobByRequestId(client_request_id).ok()) {
+  if (!client_request_id.empty() &&
+      store_->FindJobByRequestId(ScopedRequestId(owner, client_request_id)).ok()) {
     return Status::Ok();
   }
   int queued = scheduler_->QueuedJobsOf(owner);
@@ -98,7 +100,10 @@ StatusOr<StateStore::NewJob> JobServiceImpl::Prepare(const v1::SubmitJobRequest&
 
   auto now = TimeUtil::GetCurrentTime();
   StateStore::NewJob out;
-  out.record.set_client_request_id(request.client_request_id());
+  // Scoped to the owner: another user's id neither finds this job nor blocks theirs.
+  if (!request.client_request_id().empty()) {
+    out.record.set_client_request_id(ScopedRequestId(spec.owner(), request.client_request_id()));
+  }
   v1::Job* job = out.record.mutable_job();
   *job->mutable_spec() = std::move(spec);
   job->set_state(v1::QUEUED);

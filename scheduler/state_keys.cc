@@ -134,6 +134,10 @@ std::string RequestIndexKey(std::string_view client_request_id) {
   return "request/" + std::string(client_request_id);
 }
 
+std::string ScopedRequestId(std::string_view owner, std::string_view client_request_id) {
+  return std::string(owner) + "/" + std::string(client_request_id);
+}
+
 std::string EncodeJobPageToken(std::string_view last_job_id) {
   return Hex(std::string(kPageTokenVersion) + std::string(last_job_id));
 }

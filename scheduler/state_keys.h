@@ -17,7 +17,7 @@
 namespace dyt {
 
 // Longest id (job, worker, client request, rendezvous key) the store accepts.
-inline constexpr size_t kMaxRecordIdBytes = 256;
+inline constexpr size_t kMaxRecordIdBytes = 512;
 
 // INVALID_ARGUMENT "<field>: ..." unless `id` is 1..kMaxRecordIdBytes bytes without NUL.
 Status CheckRecordId(std::string_view field, std::string_view id);
@@ -60,6 +60,10 @@ inline constexpr std::string_view kStoreInfoKey = "store";
 inline constexpr std::string_view kJobNumberKey = "job_number";   // highest job number used
 inline constexpr std::string_view kEventSeqKey = "event_seq";     // highest event seq used
 std::string RequestIndexKey(std::string_view client_request_id);  // "request/<id>"
+// The id the job service indexes a submission under: "<owner>/<client_request_id>", so that
+// request ids are per owner (another user's id neither finds a job nor blocks one). Owners
+// have no '/'. Ids indexed before this scoping (unscoped) are simply not found.
+std::string ScopedRequestId(std::string_view owner, std::string_view client_request_id);
 
 // ListJobs page tokens: opaque to clients (hex of "v1:<last job id returned>").
 std::string EncodeJobPageToken(std::string_view last_job_id);

@@ -163,6 +163,32 @@ TEST_F(SecurityTest, UsersSeeOnlyTheirOwnJobs) {
   EXPECT_TRUE(Cancel(bob, id).ok());
 }
 
+// Request ids are per owner: bob reusing alice's id gets his own job, learns nothing of hers,
+// and cannot squat on ids she will use.
+TEST_F(SecurityTest, RequestIdsArePerOwner) {
+  std::string alice = Token("alice", "user");
+  std::string bob = Token("bob", "user");
+  auto submit = [&](const std::string& token, const std::string& name, v1::Job* job) {
+    grpc::ClientContext context;
+    context.set_deadline(In(30));
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = Spec(name, TrainPath());
+    request.set_client_request_id("shared-rid-1");
+    v1::SubmitJobResponse response;
+    grpc::Status status = Jobs(token)->SubmitJob(&context, request, &response);
+    *job = response.job();
+    return status;
+  };
+  v1::Job hers, his, again;
+  ASSERT_TRUE(submit(alice, "hers", &hers).ok());
+  grpc::Status status = submit(bob, "his", &his);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_NE(his.id(), hers.id());
+  EXPECT_EQ(his.spec().owner(), "bob");
+  ASSERT_TRUE(submit(alice, "hers", &again).ok());  // her retry still finds hers
+  EXPECT_EQ(again.id(), hers.id());
+}
+
 TEST_F(SecurityTest, ViewerReadsEverythingButCannotCancelOrSubmit) {
   std::string bob = Token("bob", "user");
   std::string viewer = Token("vic", "viewer");
