@@ -147,9 +147,9 @@ TEST(CreateJobTest, RejectsAPresetIdAndABadRequestId) {
   EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(result.status().message(), "job.id: must be empty, the store assigns it (got mine)");
   v1::JobRecord bad_request = MakeJob("x");
-  bad_request.set_client_request_id(std::string(300, 'r'));
+  bad_request.set_client_request_id(std::string(kMaxRecordIdBytes + 1, 'r'));
   EXPECT_EQ(store->CreateJob(bad_request, {}).status().message(),
-            "client_request_id: longer than 256 bytes");
+            "client_request_id: longer than " + std::to_string(kMaxRecordIdBytes) + " bytes");
   EXPECT_EQ(CountJobs(*store), 0);
 }
 
