@@ -243,6 +243,23 @@ TEST_F(ResumeTest, SigtermMidStepAbandonsTheStepAndSavesTheLastWholeOne) {
   ASSERT_EQ(resumed.size(), 2u);
   EXPECT_EQ(resumed.at(2), straight.at(2));
   EXPECT_EQ(resumed.at(3), straight.at(3));
+
+  // Stopped inside the first step: nothing was trained, so nothing is saved (it wrote an
+  // untrained step-0 checkpoint), and a resume starts fresh.
+  const std::string early_cfg = config("early");
+  const std::string early_err = (dir_ / "early.err").string();
+  const pid_t early = ::dyt::testing::SpawnWithOutput({DYT_TRAIN_BIN, "--config", early_cfg}, {},
+                                                      (dir_ / "early.out").string(), early_err);
+  ASSERT_GT(early, 0);
+  while (::dyt::testing::ReadText(early_err).find("train: steps 0..3") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(::dyt::testing::StopProcess(early), 3) << ::dyt::testing::ReadText(early_err);
+  EXPECT_NE(::dyt::testing::ReadText(early_err).find("abandoned step 1 after "), std::string::npos)
+      << ::dyt::testing::ReadText(early_err);
+  auto none = FindLatestGood((dir_ / "early" / "ckpt").string(), nullptr);
+  EXPECT_EQ(none.status().code(), StatusCode::kNotFound) << none.status().ToString();
 }
 
 // tokens_seen counts what each step really consumed: a run resumed with a bigger batch does not

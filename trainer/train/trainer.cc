@@ -284,8 +284,11 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
   last_save_time_ = std::chrono::steady_clock::now();
   const int64_t last = tr.stop_at_step > 0 ? std::min(tr.steps, tr.stop_at_step) : tr.steps;
   // A stop agreed on by every rank (StopAgreed), between steps or inside one: save, say so.
+  // Nothing to save before the first step (a resume then starts fresh, as this run did).
   auto stopped = [&]() -> StatusOr<RunOutcome> {
-    if (!ck.dir.empty() && last_saved_step_ != step()) DYT_RETURN_IF_ERROR(SaveCheckpoint());
+    if (!ck.dir.empty() && last_saved_step_ != step() && step() > 0) {
+      DYT_RETURN_IF_ERROR(SaveCheckpoint());
+    }
     Emit({{"event", "stopped"}, {"step", step()}, {"signal", stop ? stop->signal_number() : 0}});
     return RunOutcome::kStopped;
   };
