@@ -23,6 +23,7 @@ namespace {
 using std::chrono::milliseconds;
 using testing::Context;
 using testing::GetJob;
+using testing::LogTexts;
 using testing::OpenStore;
 using testing::RanksSpec;
 using testing::StatesOf;
@@ -496,15 +497,8 @@ TEST(SchedulerTest, AWorkerSpeaksOnlyForItsOwnRanks) {
   std::this_thread::sleep_for(milliseconds(300));
   v1::GetJobLogsRequest request;
   request.set_id(id);
-  grpc::ClientContext context;
-  auto reader = server.stub().GetJobLogs(&context, request);
-  v1::GetJobLogsResponse response;
-  std::vector<std::string> got;
-  while (reader->Read(&response)) {
-    for (const auto& l : response.lines()) got.push_back(l.text());
-  }
-  ASSERT_TRUE(reader->Finish().ok());
-  EXPECT_EQ(got, (std::vector<std::string>{"real line", "its last line, after the exit"}));
+  EXPECT_EQ(LogTexts(server, request),
+            (std::vector<std::string>{"real line", "its last line, after the exit"}));
 }
 
 TEST(SchedulerTest, RendezvousWaitsForRankZeroAndRejectsStaleAttempts) {
@@ -580,29 +574,10 @@ TEST(SchedulerTest, LogsTailAndFollowUntilTheJobEnds) {
   v1::GetJobLogsRequest request;
   request.set_id(id);
   request.set_tail(2);
-  {
-    grpc::ClientContext context;
-    auto reader = server.stub().GetJobLogs(&context, request);
-    v1::GetJobLogsResponse response;
-    std::vector<std::string> lines;
-    while (reader->Read(&response)) {
-      for (const auto& l : response.lines()) lines.push_back(l.text());
-    }
-    ASSERT_TRUE(reader->Finish().ok());
-    EXPECT_EQ(lines, (std::vector<std::string>{"line 3", "line 4"}));
-  }
+  EXPECT_EQ(LogTexts(server, request), (std::vector<std::string>{"line 3", "line 4"}));
   request.set_follow(true);
   std::vector<std::string> followed;
-  std::thread follower([&] {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    auto reader = server.stub().GetJobLogs(&context, request);
-    v1::GetJobLogsResponse response;
-    while (reader->Read(&response)) {
-      for (const auto& l : response.lines()) followed.push_back(l.text());
-    }
-    EXPECT_TRUE(reader->Finish().ok());
-  });
+  std::thread follower([&] { followed = LogTexts(server, request); });
   std::this_thread::sleep_for(milliseconds(300));
   send_lines(5, 8);
   std::this_thread::sleep_for(milliseconds(300));

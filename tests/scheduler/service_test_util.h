@@ -147,6 +147,22 @@ inline bool WaitState(TestServer& server, const std::string& id, v1::JobState st
   return WaitJob(server, id, [&](const v1::Job& j) { return j.state() == state; });
 }
 
+// The texts of the lines GetJobLogs answers for `request` (until the stream ends; with follow,
+// when the job has ended); fails the test when the call fails.
+inline std::vector<std::string> LogTexts(TestServer& server, const v1::GetJobLogsRequest& request) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto reader = server.stub().GetJobLogs(&context, request);
+  v1::GetJobLogsResponse response;
+  std::vector<std::string> lines;
+  while (reader->Read(&response)) {
+    for (const auto& l : response.lines()) lines.push_back(l.text());
+  }
+  const grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return lines;
+}
+
 // The states of the job's events, oldest first.
 inline std::vector<v1::JobState> StatesOf(const v1::Job& job) {
   std::vector<v1::JobState> states;
