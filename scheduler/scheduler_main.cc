@@ -16,6 +16,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -39,6 +40,8 @@
 #include "scheduler/worker_service.h"
 
 int main(int argc, char** argv) {
+  // The store (job specs, token hashes) and the rest it writes are the service user's alone.
+  ::umask(077);
   CLI::App app{"dyt-scheduler: the dyt job service"};
   std::string listen = "127.0.0.1:50051";
   std::string data_dir;

@@ -10,6 +10,7 @@
 // its token (unknown, expired, revoked, or another worker's: retrying the same token cannot
 // succeed; its trainers are stopped as on SIGTERM first); 1: another startup error.
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -48,6 +49,9 @@ std::string DefaultTrainer() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // What the worker and its trainers write (rank logs, configs, checkpoints) is readable by
+  // the owner and its group only, not by every local user: new files 0640, directories 0750.
+  ::umask(027);
   CLI::App app{"dyt-worker: runs dyt-train jobs for dyt-scheduler"};
   std::string scheduler, worker_id = Hostname(), trainer = DefaultTrainer(),
                          work_dir = "/var/lib/dyt-worker", metrics_listen, log_level = "info",

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -296,6 +297,21 @@ TEST_F(ClusterTest, AWorkerStoppedWithSigtermPreemptsItsJobInsteadOfFailingIt) {
                  .value_or("");
   }
   EXPECT_NE(rank0.find("resumed from"), std::string::npos) << Logs();
+  // What the worker and its trainers wrote is not for every local user (umask 027).
+  for (const char* w : {"w1", "w2"}) {
+    const std::string log =
+        dir_.Join(std::string("work-") + w + "/jobs/" + id + "/attempt-2/rank-0.log");
+    struct stat st {};
+    if (::stat(log.c_str(), &st) == 0) {
+      EXPECT_EQ(st.st_mode & 007, 0u) << log;
+    }
+  }
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(dir_.Join("artifacts/" + id))) {
+    struct stat st {};
+    ASSERT_EQ(::stat(entry.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 007, 0u) << entry.path();
+  }
 }
 
 // A trainer whose worker dies checkpoints on the SIGTERM that follows (PR_SET_PDEATHSIG), with
