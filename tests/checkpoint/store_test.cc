@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "tests/checkpoint/test_util.h"
+#include "trainer/checkpoint/attempt_fence.h"
 #include "trainer/checkpoint/checkpoint_names.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/checkpoint_writer.h"
@@ -188,6 +189,33 @@ TEST_F(StoreTest, AnUnrenamedTempDirectoryIsNeverChosenAndIsCleanedUp) {
   EXPECT_TRUE(report.deleted.empty());
   EXPECT_FALSE(std::filesystem::exists(store_.Join(stale)));
   EXPECT_TRUE(std::filesystem::exists(store_.Join(mine)));
+}
+
+}  // namespace
+}  // namespace dyt
+
+namespace dyt {
+namespace {
+
+// The attempt claim (attempt_fence.h): it only grows, attempt 0 claims nothing, and a damaged
+// claim is said so when read and replaced by the next claim.
+TEST(AttemptFenceTest, TheHighestAttemptHoldsTheStore) {
+  testing::TempDir dir;
+  const std::string store = dir.Join("job-1");
+  EXPECT_EQ(*StoreAttempt(store), 0);  // no store yet
+  EXPECT_EQ(*ClaimStore(store, 0), 0);
+  EXPECT_FALSE(std::filesystem::exists(store + "/attempt"));
+  EXPECT_EQ(*ClaimStore(store, 2), 2);
+  EXPECT_EQ(*StoreAttempt(store), 2);
+  EXPECT_EQ(*ClaimStore(store, 1), 2);  // a stale attempt claims nothing
+  EXPECT_EQ(*StoreAttempt(store), 2);
+  EXPECT_EQ(*ClaimStore(store, 3), 3);
+  EXPECT_EQ(testing::ReadText(store + "/attempt"), "3\n");
+  testing::WriteText(store + "/attempt", "three\n");
+  EXPECT_EQ(StoreAttempt(store).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(*ClaimStore(store, 4), 4);
+  // The claim is no checkpoint: listing and resuming ignore it.
+  EXPECT_TRUE(ListCheckpoints(store)->empty());
 }
 
 }  // namespace

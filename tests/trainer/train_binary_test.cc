@@ -228,5 +228,38 @@ TEST_F(TrainBinaryTest, AResumeTheConfigCannotContinueExitsTwoNamingWhatDiffers)
       << same.err;
 }
 
+// Attempt fencing: once a later scheduler attempt has claimed the store, an earlier attempt
+// still running (its worker was taken for lost but lived on) saves and prunes nothing there;
+// the later attempt's checkpoints and `latest` stay as it left them.
+TEST_F(TrainBinaryTest, AnAttemptSupersededByALaterOneWritesNoCheckpoint) {
+  const std::string store = dir_.Join("ckpt");
+  auto config = [&](int attempt) {
+    return Config(
+        "attempt" + std::to_string(attempt),
+        Synthetic("steps: 4, batch_size: 2, seq_len: 8", "checkpoint: {dir: " + store +
+                                                             ", every_steps: 1, keep_last: 1}\n"
+                                                             "job_attempt: " +
+                                                             std::to_string(attempt) + "\n"));
+  };
+  ProcessResult second = Train({"--config", config(2), "--stop-at-step", "2", "--resume", "auto"});
+  ASSERT_EQ(second.code, 0) << second.err;
+  ASSERT_EQ(ReadText(store + "/latest"), "step-00000002\n");
+  ProcessResult stale = Train({"--config", config(1), "--resume", "auto"});
+  EXPECT_EQ(stale.code, 0) << stale.err;
+  EXPECT_NE(stale.err.find("a later attempt of this job has claimed it; this attempt 1 will "
+                           "save nothing there"),
+            std::string::npos)
+      << stale.err;
+  EXPECT_NE(stale.err.find("checkpoint of step 4 not saved"), std::string::npos) << stale.err;
+  EXPECT_EQ(ReadText(store + "/latest"), "step-00000002\n");
+  EXPECT_TRUE(std::filesystem::exists(store + "/step-00000002"));  // not pruned (keep_last 1)
+  EXPECT_FALSE(std::filesystem::exists(store + "/step-00000003"));
+  // A later attempt takes over and saves as usual.
+  ProcessResult third = Train({"--config", config(3), "--resume", "auto"});
+  EXPECT_EQ(third.code, 0) << third.err;
+  EXPECT_EQ(ReadText(store + "/latest"), "step-00000004\n");
+  EXPECT_EQ(ReadText(store + "/attempt"), "3\n");
+}
+
 }  // namespace
 }  // namespace dyt

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 
+#include "trainer/checkpoint/attempt_fence.h"
 #include "trainer/checkpoint/checkpoint_names.h"
 #include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/checkpoint/checkpoint_store.h"
@@ -396,6 +397,13 @@ Status Trainer::SaveCheckpoint() {
   last_saved_step_ = step();
   last_save_time_ = std::chrono::steady_clock::now();
   if (rank() != 0) return Status::Ok();  // one writer per store: rank 0
+  if (Superseded()) {
+    spdlog::warn(
+        "checkpoint of step {} not saved: a later attempt of this job has taken over {} "
+        "(this is attempt {}); its checkpoints are left alone",
+        step(), ck.dir, config_.job_attempt);
+    return Status::Ok();
+  }
   SaveResult saved;
   DYT_RETURN_IF_ERROR(dyt::SaveCheckpoint(ck.dir, state, backend_->layout(), &saved));
   spdlog::info("checkpoint saved: {} ({:.1f} MB in {:.2f} s)", saved.dir, saved.bytes / 1e6,
@@ -467,7 +475,27 @@ Status Trainer::CheckContinues(StatusOr<CheckpointState> loaded, CheckpointState
   return Status::Ok();
 }
 
+bool Trainer::Superseded() {
+  if (config_.job_attempt <= 0 || config_.checkpoint.dir.empty() || rank() != 0) return false;
+  auto claimed = claimed_ ? StoreAttempt(config_.checkpoint.dir)
+                          : ClaimStore(config_.checkpoint.dir, config_.job_attempt);
+  if (!claimed.ok()) {
+    spdlog::warn("checkpoint store {}: {}", config_.checkpoint.dir, claimed.status().ToString());
+    return false;
+  }
+  claimed_ = true;
+  return *claimed > config_.job_attempt;
+}
+
 Status Trainer::Resume(const std::string& resume) {
+  // This attempt claims the store first: an earlier attempt still running elsewhere stops
+  // writing to it (attempt_fence.h).
+  if (Superseded()) {
+    spdlog::warn(
+        "{}: a later attempt of this job has claimed it; this attempt {} will save "
+        "nothing there",
+        config_.checkpoint.dir, config_.job_attempt);
+  }
   if (resume.empty() || resume == "none") return RefuseUsedStore();
   std::string dir;
   CheckpointState state;

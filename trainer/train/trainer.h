@@ -94,6 +94,9 @@ class Trainer {
   // Whether any rank was asked to stop (collective; logs the first time it is so).
   StatusOr<bool> StopAgreed(const ShutdownSignal* stop);
   Status Restore(const CheckpointState& state);
+  // Rank 0 of a scheduler attempt: claims checkpoint.dir for it (the first call) and says
+  // whether a later attempt has claimed it since (then this one must not write there).
+  bool Superseded();
   // `loaded` into `state` when this run can continue it; else why not: INVALID_ARGUMENT when
   // the config cannot continue an intact checkpoint (another model, format version or
   // tokenizer), the load's own error otherwise.
@@ -115,6 +118,7 @@ class Trainer {
   int64_t tokens_seen_ = 0;
   double last_loss_ = NAN, last_val_loss_ = NAN;
   int64_t last_saved_step_ = -1;
+  bool claimed_ = false;  // Superseded() claimed the store
   std::chrono::steady_clock::time_point last_save_time_ = std::chrono::steady_clock::now();
 };
 
