@@ -172,6 +172,7 @@ class Scheduler {
     v1::WorkerRecord record;
     std::shared_ptr<WorkerSession> session;  // null while disconnected
     bool shutting_down = false;  // said so (ShuttingDown, or in its registration): no new work
+    std::string instance_id;     // RegisterWorker.instance_id of the current session
     std::chrono::steady_clock::time_point last_heartbeat;
     // Ranks that exited here lately (AttemptKey + "/" + rank), newest last: their last log
     // lines and checkpoint may still be on the way (RanOn).

@@ -98,7 +98,21 @@ StatusOr<std::shared_ptr<WorkerSession>> Scheduler::Register(const v1::RegisterW
   std::lock_guard lock(mu_);
   auto [it, inserted] = workers_.try_emplace(request.worker_id());
   Worker& worker = it->second;
+  // Another process under the same id while this one lives (heartbeats): refused, not swapped
+  // in (the two would replace each other's session and stop each other's trainers).
+  const auto silent = std::chrono::steady_clock::now() - worker.last_heartbeat;
+  if (worker.session && !worker.session->closed() && !worker.instance_id.empty() &&
+      !request.instance_id().empty() && request.instance_id() != worker.instance_id &&
+      silent < 3 * options_.heartbeat_interval) {
+    return Status(
+        StatusCode::kAlreadyExists,
+        "worker_id: " + request.worker_id() + " is registered by another live dyt-worker (host " +
+            worker.record.hostname() + ", last heartbeat " +
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()) +
+            " ms ago); give each worker its own --worker-id");
+  }
   if (worker.session) worker.session->Close();  // a reconnect replaces the old session
+  worker.instance_id = request.instance_id();
   // A changed slot count or kind: keep allocations that still fit, else refuse.
   Status added = cluster_.AddWorker(request.worker_id(), request.slot_kind(), request.slots());
   if (!added.ok()) {

@@ -228,8 +228,11 @@ void Session::RunOnce() {
 }
 
 void Session::NoteRefusal(const grpc::Status& s) {
+  // Refusals that trying again cannot change: a token not good for this worker, or another
+  // live worker under the same id.
   if (s.error_code() != grpc::StatusCode::UNAUTHENTICATED &&
-      s.error_code() != grpc::StatusCode::PERMISSION_DENIED) {
+      s.error_code() != grpc::StatusCode::PERMISSION_DENIED &&
+      s.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);

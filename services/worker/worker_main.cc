@@ -15,6 +15,7 @@
 
 #include <CLI/CLI.hpp>
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include "common/command_line.h"
@@ -195,6 +196,13 @@ int main(int argc, char** argv) {
   session_options.ca_pem = ca_pem;
   session_options.token = token;
   dyt::v1::RegisterWorker& reg = session_options.registration;
+  {
+    // Tells this process from another one started with the same --worker-id.
+    std::random_device random;
+    char instance[17];
+    std::snprintf(instance, sizeof instance, "%08x%08x", random(), random());
+    reg.set_instance_id(instance);
+  }
   reg.set_worker_id(worker_id);
   reg.set_hostname(Hostname());
   reg.set_slot_kind(slots->kind);
@@ -228,10 +236,14 @@ int main(int argc, char** argv) {
       next_prune = std::chrono::steady_clock::now() + std::chrono::hours(1);
     }
     if (const std::string why = session.refused(); !why.empty()) {
-      spdlog::error(
-          "the scheduler refused worker {}: {}. Give it a valid worker token for this worker id "
-          "(--token-file; dytctl token create --user {} --role worker; docs/security.md)",
-          worker_id, why, worker_id);
+      if (why.find("ALREADY_EXISTS") != std::string::npos) {
+        spdlog::error("the scheduler refused worker {}: {}", worker_id, why);
+      } else {
+        spdlog::error(
+            "the scheduler refused worker {}: {}. Give it a valid worker token for this worker "
+            "id (--token-file; dytctl token create --user {} --role worker; docs/security.md)",
+            worker_id, why, worker_id);
+      }
       exit_code = 2;
       break;
     }

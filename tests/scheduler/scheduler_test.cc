@@ -26,6 +26,7 @@ using testing::GetJob;
 using testing::LogTexts;
 using testing::OpenStore;
 using testing::RanksSpec;
+using testing::Running;
 using testing::StatesOf;
 using testing::SubmitJob;
 using testing::TempDir;
@@ -499,6 +500,45 @@ TEST(SchedulerTest, AWorkerSpeaksOnlyForItsOwnRanks) {
   request.set_id(id);
   EXPECT_EQ(LogTexts(server, request),
             (std::vector<std::string>{"real line", "its last line, after the exit"}));
+}
+
+// Two daemons given one worker id: the second is refused while the first lives (they used to
+// replace each other's session every second and stop each other's trainers); once the first
+// falls silent, a new process under that id is the worker again.
+TEST(SchedulerTest, ASecondLiveWorkerUnderTheSameIdIsRefused) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  SchedulerOptions options;
+  options.heartbeat_interval = milliseconds(100);
+  TestServer server(store.get(), {}, options);
+  TestWorker first(server.port(), "w1", 1, "cpu", {}, false, "instance-a");
+  std::string id = SubmitJob(server, RanksSpec("kept", 1));
+  auto a = first.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  first.StartAll(*a);
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+
+  TestWorker duplicate(server.port(), "w1", 2, "cpu", {}, false, "instance-b");
+  for (int i = 0; i < 100 && !duplicate.ended(); ++i) std::this_thread::sleep_for(milliseconds(20));
+  EXPECT_TRUE(duplicate.ended()) << "the duplicate's session was accepted";
+  EXPECT_FALSE(first.TakeStop(id, milliseconds(500))) << "the running job was stopped";
+  EXPECT_FALSE(first.ended());
+  EXPECT_EQ(GetJob(server, id).state(), v1::RUNNING);
+  // The same instance reconnecting is the same worker (its old session is replaced).
+  TestWorker again(server.port(), "w1", 1, "cpu", {Running(id, a->attempt(), 0, {0})}, false,
+                   "instance-a");
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_FALSE(again.ended());
+
+  // Silent for more than three heartbeats: another process may take the id.
+  again.StopHeartbeats();
+  first.StopHeartbeats();
+  std::this_thread::sleep_for(milliseconds(400));
+  TestWorker replacement(server.port(), "w1", 1, "cpu", {Running(id, a->attempt(), 0, {0})}, false,
+                         "instance-c");
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_FALSE(replacement.ended());
+  EXPECT_EQ(GetJob(server, id).state(), v1::RUNNING);
 }
 
 TEST(SchedulerTest, RendezvousWaitsForRankZeroAndRejectsStaleAttempts) {

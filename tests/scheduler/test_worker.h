@@ -36,8 +36,10 @@ inline v1::RunningRank Running(const std::string& job_id, int attempt, int rank,
 
 class TestWorker {
  public:
+  // `instance`: RegisterWorker.instance_id ("" like a worker from before it existed).
   TestWorker(int port, const std::string& id, int slots, const std::string& kind = "cpu",
-             std::vector<v1::RunningRank> running = {}, bool shutting_down = false)
+             std::vector<v1::RunningRank> running = {}, bool shutting_down = false,
+             const std::string& instance = "")
       : id_(id) {
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                    grpc::InsecureChannelCredentials());
@@ -52,6 +54,7 @@ class TestWorker {
     r->set_memory_bytes(int64_t(1) << 30);
     for (auto& rank : running) *r->add_running() = rank;
     r->set_shutting_down(shutting_down);
+    r->set_instance_id(instance);
     EXPECT_TRUE(stream_->Write(hello));
     reader_ = std::thread([this] {
       v1::SchedulerMessage message;
