@@ -55,6 +55,10 @@ struct SchedulerOptions {
   std::chrono::milliseconds heartbeat_interval{1000};
   // A worker silent for this long is lost: its jobs are requeued.
   std::chrono::milliseconds heartbeat_timeout{10000};
+  // A failed job's restart waits this long, doubled at each restart of the job, at most
+  // kMaxRestartBackoff: a transient fault (a storage blip) does not use up max_restarts in a
+  // second. 0: restart at once. (dyt-scheduler --restart-backoff-s defaults to 5 s.)
+  std::chrono::milliseconds restart_backoff{0};
   // Sent with stop requests: how long a worker waits after SIGTERM before SIGKILL.
   std::chrono::milliseconds stop_grace{30000};
   // A higher-priority job that cannot fit may preempt lower-priority running jobs.
@@ -158,8 +162,9 @@ class Scheduler {
     v1::JobRecord record;
     uint64_t order = 0;  // submission order (the job number)
     std::chrono::steady_clock::time_point queued_at;
-    std::map<int, RankState> ranks;  // current attempt
-    bool preempting = false;         // stop requests sent to make room (record.preemption)
+    std::chrono::steady_clock::time_point not_before;  // restart backoff: not placed before
+    std::map<int, RankState> ranks;                    // current attempt
+    bool preempting = false;  // stop requests sent to make room (record.preemption)
     bool progress_dirty = false;
   };
   // The slots and live ranks of one job attempt, until they have all exited.

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   std::string metrics_listen;
   double heartbeat_interval_s = 1.0;
   double heartbeat_timeout_s = 10.0;
+  double restart_backoff_s = 5.0;
   double stop_grace_s = 30.0;
   bool no_preemption = false;
   bool backfill = false;
@@ -86,6 +87,11 @@ int main(int argc, char** argv) {
                  "A worker silent this long is lost and its jobs are requeued")
       ->capture_default_str()
       ->check(CLI::Range(0.2, 3600.0));
+  app.add_option("--restart-backoff-s", restart_backoff_s,
+                 "Wait before a failed job's restart: this, doubled at each restart of the job, "
+                 "at most 300 s (0: restart at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 300.0));
   app.add_option("--stop-grace-s", stop_grace_s,
                  "Seconds a worker gives a trainer between SIGTERM and SIGKILL")
       ->capture_default_str()
@@ -178,6 +184,7 @@ int main(int argc, char** argv) {
   scheduler_options.heartbeat_interval = ms(heartbeat_interval_s);
   scheduler_options.heartbeat_timeout = ms(heartbeat_timeout_s);
   scheduler_options.stop_grace = ms(stop_grace_s);
+  scheduler_options.restart_backoff = ms(restart_backoff_s);
   scheduler_options.preemption = !no_preemption;
   scheduler_options.backfill = backfill;
   scheduler_options.artifact_root = artifact_root;

@@ -1,6 +1,8 @@
 // Scheduler: scheduling passes, preemption, and the end of an attempt (requeue, finish).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <string>
@@ -48,6 +50,7 @@ void Scheduler::SchedulePass(Batch& batch) {
     auto it = jobs_.find(entry.job_id);
     if (it == jobs_.end()) return true;
     LiveJob& job = it->second;
+    if (job.not_before > now) return true;  // restart backoff: neither placed nor blocking
     GangRequest request = RequestOf(job.record.job().spec());
     if (blocked.count(request.kind) > 0) return true;
     auto key = std::make_tuple(request.kind, request.ranks, request.slots_per_rank);
@@ -262,10 +265,22 @@ void Scheduler::EndAttempt(LiveJob& job, const std::string& reason, bool failure
   }
   job.record.mutable_job()->set_restarts(restarts + 1);
   if (metrics_ != nullptr) metrics_->Restarted();
+  // Backoff: the base, doubled per earlier restart, capped.
+  constexpr std::chrono::milliseconds kMaxRestartBackoff{300000};
+  std::chrono::milliseconds backoff = options_.restart_backoff;
+  for (int i = 0; i < restarts && backoff < kMaxRestartBackoff; ++i) backoff *= 2;
+  backoff = std::min(backoff, kMaxRestartBackoff);
+  std::string when;
+  if (backoff.count() > 0) {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.3g", backoff.count() / 1000.0);
+    when = ", in " + std::string(seconds) + " s";
+  }
   Requeue(job, v1::RESTARTING,
           reason + " (restart " + std::to_string(restarts + 1) + " of " +
-              std::to_string(max_restarts) + ")",
+              std::to_string(max_restarts) + when + ")",
           batch);
+  job.not_before = std::chrono::steady_clock::now() + backoff;
 }
 
 }  // namespace dyt

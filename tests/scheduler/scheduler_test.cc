@@ -221,6 +221,51 @@ TEST(SchedulerTest, FailedRankRestartsThenFailsWithStderrTail) {
   EXPECT_NE(std::find(states.begin(), states.end(), v1::RESTARTING), states.end());
 }
 
+// Restarts back off (the base, doubled per restart): a transient fault does not use up
+// max_restarts within a second. The waiting job blocks nobody.
+TEST(SchedulerTest, RestartsBackOffDoublingEachTime) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  SchedulerOptions options;
+  options.restart_backoff = milliseconds(400);
+  TestServer server(store.get(), {}, options);
+  TestWorker worker(server.port(), "w1", 1);
+  std::string id = SubmitJob(server, RanksSpec("flaky", 1, 0, /*max_restarts=*/2));
+  auto fail = [&](int attempt) -> std::chrono::steady_clock::time_point {
+    auto a = worker.TakeAssignment(id);
+    EXPECT_TRUE(a) << "attempt " << attempt;
+    if (!a) return {};
+    EXPECT_EQ(a->attempt(), attempt);
+    worker.StartAll(*a);
+    worker.Exited(id, attempt, 0, v1::RankUpdate::FAILED, "exited with code 1");
+    return std::chrono::steady_clock::now();
+  };
+  auto failed_at = fail(1);
+  // Meanwhile another job takes the free slot at once and finishes.
+  std::string other = SubmitJob(server, RanksSpec("other", 1));
+  auto b = worker.TakeAssignment(other, milliseconds(300));
+  ASSERT_TRUE(b) << "a job in backoff blocked the queue";
+  worker.StartAll(*b);
+  worker.ExitAll(*b, v1::RankUpdate::SUCCEEDED);
+  ASSERT_TRUE(WaitState(server, other, v1::SUCCEEDED));
+  auto second = worker.TakeAssignment(id);
+  ASSERT_TRUE(second);
+  EXPECT_GE(std::chrono::steady_clock::now() - failed_at, milliseconds(350));
+  worker.StartAll(*second);
+  worker.Exited(id, 2, 0, v1::RankUpdate::FAILED, "exited with code 1");
+  failed_at = std::chrono::steady_clock::now();
+  EXPECT_FALSE(worker.TakeAssignment(id, milliseconds(600))) << "the second backoff is 800 ms";
+  ASSERT_TRUE(worker.TakeAssignment(id));
+  EXPECT_GE(std::chrono::steady_clock::now() - failed_at, milliseconds(750));
+  v1::Job job = GetJob(server, id);
+  bool said = false;
+  for (const auto& e : job.events()) {
+    said |= e.state() == v1::RESTARTING &&
+            e.reason().find("(restart 2 of 2, in 0.8 s)") != std::string::npos;
+  }
+  EXPECT_TRUE(said) << job.DebugString();
+}
+
 // Exit code 2 is dyt-train's "invalid configuration": the job fails at once, restarts unspent.
 TEST(SchedulerTest, ConfigurationErrorIsNotRetried) {
   TempDir dir;
