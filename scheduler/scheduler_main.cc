@@ -155,6 +155,13 @@ int main(int argc, char** argv) {
                   heartbeat_timeout_s, heartbeat_interval_s);
     return 2;
   }
+  // dyt-worker waits up to 5 s (+50% jitter) between reconnects (services/worker/session.h).
+  if (heartbeat_timeout_s < 7.5) {
+    spdlog::warn(
+        "--heartbeat-timeout-s {} is below the 7.5 s a worker may wait between reconnects: after "
+        "a scheduler restart, jobs of workers that are on their way back may be requeued",
+        heartbeat_timeout_s);
+  }
   if (artifact_root.empty()) artifact_root = data_dir + "/artifacts";
   std::error_code ec;
   std::filesystem::create_directories(artifact_root, ec);

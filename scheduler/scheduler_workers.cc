@@ -116,7 +116,7 @@ StatusOr<std::shared_ptr<WorkerSession>> Scheduler::Register(const v1::RegisterW
   // A changed slot count or kind: keep allocations that still fit, else refuse.
   Status added = cluster_.AddWorker(request.worker_id(), request.slot_kind(), request.slots());
   if (!added.ok()) {
-    return FailedPrecondition("worker " + request.worker_id() + ": " + added.message());
+    return FailedPrecondition(added.message());  // it names the worker
   }
   // A drained worker stays drained across its restarts (and the scheduler's); one that is
   // shutting down takes nothing until it registers as a fresh process.

@@ -306,7 +306,10 @@ void Supervisor::Assign(const v1::Assignment& a) {
     ExitContext context;
     context.stop = stop;
     context.failed_peer_rank = failed_peer;
-    context.last_error = !r->last_error.empty() ? r->last_error : LastErrorLine(tail);
+    // The "error" event comes from rank 0's events pipe: it explains rank 0's end only. Another
+    // rank is explained by its own output (a rank killed by a signal was said to have failed
+    // with rank 0's "waiting for data from rank 1").
+    context.last_error = rank == 0 && !r->last_error.empty() ? r->last_error : LastErrorLine(tail);
     v1::WorkerMessage m;
     *m.mutable_update() = ClassifyExit(outcome, context);
     v1::RankUpdate* u = m.mutable_update();
