@@ -50,6 +50,7 @@ inline constexpr JobSpecIntegerRange kJobSpecIntegerRanges[] = {
     {"resources.slots_per_rank", 0, JobSpecLimits::kMaxSlotsPerRank},
     {"priority", JobSpecLimits::kMinPriority, JobSpecLimits::kMaxPriority},
     {"max_restarts", 0, JobSpecLimits::kMaxRestarts},
+    {"stall_timeout_s", 0, 7 * 86400},
 };
 
 // The fixed range of `field` ("model.dim"), or nullptr when it has none.

@@ -319,6 +319,7 @@ Status JobSpecValidator::Validate(const v1::JobSpec& spec) const {
     return Invalid("spec.max_restarts", "must be >= 0", spec.max_restarts());
   }
   DYT_RETURN_IF_ERROR(CheckSpecRange("max_restarts", spec.max_restarts()));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("stall_timeout_s", spec.stall_timeout_s()));
   DYT_RETURN_IF_ERROR(CheckCheckpoint(spec.checkpoint()));
   return CheckWithTrainer(spec);
 }

@@ -21,6 +21,8 @@ const char* StopCauseName(StopCause cause) {
       return "scheduler unreachable";
     case StopCause::kShutdown:
       return "worker shutdown";
+    case StopCause::kStalled:
+      return "stalled";
   }
   return "unknown";
 }
@@ -53,6 +55,10 @@ v1::RankUpdate ClassifyExit(const dist::ChildOutcome& outcome, const ExitContext
   if (outcome.exited && outcome.exit_code == 0) {
     u.set_exit(v1::RankUpdate::SUCCEEDED);
     u.set_reason(how);
+  } else if (context.stop == StopCause::kStalled) {
+    u.set_exit(v1::RankUpdate::FAILED);
+    u.set_reason("hung: no output or event for " + std::to_string(context.stall_timeout_s) +
+                 " s (stall_timeout_s), stopped: " + how);
   } else if (context.stop != StopCause::kNone) {
     u.set_exit(v1::RankUpdate::STOPPED);
     u.set_reason(std::string("stopped (") + StopCauseName(context.stop) + "): " + how);

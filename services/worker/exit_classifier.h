@@ -5,7 +5,9 @@
 //   orphaned, worker shutdown)                    -> STOPPED; exit code 3 means it checkpointed
 //   stopped by the launcher after a local peer
 //   failed                                        -> STOPPED ("stopped after rank N failed: ...")
-//   anything else                                 -> FAILED: "exited with code 1: <last error>"
+//   stopped as hung (stall_timeout_s)             -> FAILED ("hung: no output or event for N s
+//   ...") anything else                                 -> FAILED: "exited with code 1: <last
+//   error>"
 //                                                    or "killed by signal 9 (Killed)"
 #pragma once
 
@@ -17,7 +19,8 @@
 namespace dyt::worker {
 
 // Why the worker stopped a rank (kNone: it did not).
-enum class StopCause { kNone, kCancel, kPreempt, kStale, kOrphaned, kShutdown };
+// kStalled: the worker's watchdog (JobSpec.stall_timeout_s) stopped it as hung: a failure.
+enum class StopCause { kNone, kCancel, kPreempt, kStale, kOrphaned, kShutdown, kStalled };
 
 const char* StopCauseName(StopCause cause);
 StopCause StopCauseFromReason(v1::StopJob::Reason reason);
@@ -26,6 +29,7 @@ struct ExitContext {
   StopCause stop = StopCause::kNone;
   int failed_peer_rank = -1;  // a local rank whose failure made the launcher stop this one
   std::string last_error;     // the trainer's "error" event, or its last error log line
+  int stall_timeout_s = 0;    // with kStalled: the silence it was stopped after
 };
 
 // The EXITED update's exit, exit_code, signal and reason (job, attempt, rank and the stderr

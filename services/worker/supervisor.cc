@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -27,7 +28,12 @@ struct Supervisor::Run {
   std::vector<int> ranks;
   std::vector<int> slots;  // every slot the attempt holds here
   ProgressTracker progress;
-  std::string last_error;            // the trainer's "error" event
+  std::string last_error;  // the trainer's "error" event
+  // The watchdog (JobSpec.stall_timeout_s): when the trainers last printed or reported
+  // anything (written by the group's thread, read by Reap), and whether it stopped them.
+  int stall_timeout_s = 0;
+  std::atomic<int64_t> last_activity_ns{0};
+  bool stalled = false;              // Reap's (under mu_)
   std::unique_ptr<RankLogs> logs;    // written by the group's thread
   std::unique_ptr<RankGroup> group;  // last: destroyed (joined) first
 };
@@ -52,6 +58,12 @@ std::string Join(const std::vector<int>& v, const char* sep) {
     out += std::to_string(v[i]);
   }
   return out;
+}
+
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string JoinLines(const std::vector<std::string>& lines) {
@@ -237,18 +249,23 @@ void Supervisor::Assign(const v1::Assignment& a) {
   spec.tail_lines = options_.tail_lines;
 
   Run* r = run.get();  // the callbacks touch only what the group's thread owns
+  r->stall_timeout_s = a.spec().stall_timeout_s();
+  r->last_activity_ns = SteadyNanos();
   RankGroupCallbacks cb;
   cb.started = [this, r](int rank, pid_t pid) {
+    r->last_activity_ns = SteadyNanos();
     spdlog::info("job {} attempt {}: rank {} started (pid {})", r->job_id, r->attempt, rank, pid);
     r->logs->Open(rank);
     outbox_->Push(Update(r->job_id, r->attempt, rank, v1::RankUpdate::STARTED));
   };
   run->logs = std::make_unique<RankLogs>(run_dir, options_.rank_log_max_bytes);
   cb.output = [this, r](int rank, const std::string& line) {
+    r->last_activity_ns = SteadyNanos();
     r->logs->Append(rank, line);
     outbox_->AddLogLine(r->job_id, r->attempt, rank, line);
   };
   cb.event = [this, r](int rank, const std::string& line) {
+    r->last_activity_ns = SteadyNanos();
     StatusOr<ParsedEvent> e = ParseEventLine(line);
     if (!e.ok()) {
       spdlog::warn("job {} rank {}: {}", r->job_id, rank, e.status().message());
@@ -306,6 +323,7 @@ void Supervisor::Assign(const v1::Assignment& a) {
     ExitContext context;
     context.stop = stop;
     context.failed_peer_rank = failed_peer;
+    context.stall_timeout_s = r->stall_timeout_s;
     // The "error" event comes from rank 0's events pipe: it explains rank 0's end only. Another
     // rank is explained by its own output (a rank killed by a signal was said to have failed
     // with rank 0's "waiting for data from rank 1").
@@ -418,6 +436,18 @@ size_t Supervisor::PruneWorkDir(std::chrono::seconds keep) {
   return report.deleted.size();
 }
 
+void Supervisor::StopIfStalled(Run& run) {
+  if (run.stall_timeout_s <= 0 || run.stalled) return;
+  const int64_t silent_ns = SteadyNanos() - run.last_activity_ns.load();
+  if (silent_ns < int64_t{run.stall_timeout_s} * 1000000000) return;
+  run.stalled = true;
+  spdlog::warn(
+      "job {} attempt {}: no output or event from its trainers for {} s "
+      "(stall_timeout_s): stopping them as hung",
+      run.job_id, run.attempt, silent_ns / 1000000000);
+  run.group->RequestStop(StopCause::kStalled, options_.stop_grace);
+}
+
 void Supervisor::Reap() {
   std::vector<std::unique_ptr<Run>> ended;
   int slots = 0, trainers = 0;
@@ -428,6 +458,7 @@ void Supervisor::Reap() {
         ended.push_back(std::move(it->second));
         it = runs_.erase(it);
       } else {
+        StopIfStalled(*it->second);
         slots += static_cast<int>(it->second->slots.size());
         trainers += static_cast<int>(it->second->ranks.size());
         ++it;

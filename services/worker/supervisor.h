@@ -72,7 +72,8 @@ class Supervisor {
   std::vector<int> Pids(const std::string& job_id, int attempt) const;
   int busy_slots() const;
   int running_attempts() const;
-  // Forgets attempts that ended; refreshes the metrics. Call periodically.
+  // Forgets attempts that ended; stops attempts silent past their stall_timeout_s; refreshes
+  // the metrics. Call periodically.
   void Reap();
   // Waits up to `timeout` until no attempt runs (Reap included).
   bool WaitIdle(std::chrono::milliseconds timeout);
@@ -84,6 +85,8 @@ class Supervisor {
   struct Run;
   void ReportFailure(const v1::Assignment& assignment, const std::string& reason);
   std::string CheckAssignmentLocked(const v1::Assignment& a, std::vector<int>* slots) const;
+  // Under mu_: the watchdog of JobSpec.stall_timeout_s (stops a silent attempt as hung).
+  void StopIfStalled(Run& run);
 
   SupervisorOptions options_;
   Outbox* outbox_;

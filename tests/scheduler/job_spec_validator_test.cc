@@ -143,6 +143,8 @@ TEST(JobSpecValidatorTest, EachRuleNamesFieldAndRule) {
        "spec.max_restarts: must be >= 0 (got -1)"},
       {"absurd restarts", [](v1::JobSpec& s) { s.set_max_restarts(1000); },
        "spec.max_restarts: must be between 0 and 100 (got 1000)"},
+      {"stall timeout", [](v1::JobSpec& s) { s.set_stall_timeout_s(-5); },
+       "spec.stall_timeout_s: must be between 0 and 604800 (got -5)"},
       {"checkpoint", [](v1::JobSpec& s) { s.mutable_checkpoint()->set_keep_last(-2); },
        "spec.checkpoint.keep_last: must be >= 0 (got -2)"},
       // The trainer's own rules across fields (CheckWithTrainer), with the spec's field paths.

@@ -295,6 +295,45 @@ TEST_F(SupervisorProcessTest, AFailingTrainerIsReportedWithItsOutputTail) {
   EXPECT_NE(exited.stderr_tail().find("no-such-shard"), std::string::npos) << exited.stderr_tail();
 }
 
+// The watchdog (JobSpec.stall_timeout_s): a trainer that says nothing for that long (here
+// stopped with SIGSTOP, as a hung host or a deadlock would leave it) is stopped and reported
+// FAILED as hung, so the job restarts instead of holding its slots forever.
+TEST_F(SupervisorProcessTest, ATrainerSilentPastTheStallTimeoutIsStoppedAsHung) {
+  options_.stop_grace = seconds(1);
+  auto sup = Make();
+  v1::Assignment a = Job("job-hung", 1000000);
+  a.mutable_spec()->set_stall_timeout_s(2);
+  sup->Assign(a);
+  Reports r(&box_);
+  ASSERT_TRUE(r.WaitFor([](const Messages& m) { return Count(m, v1::RankUpdate::PROGRESS) >= 1; },
+                        seconds(60)));
+  const auto pids = sup->Pids("job-hung", 1);
+  ASSERT_EQ(pids.size(), 1u);
+  // Reports keep it alive: a few seconds of steps are no stall.
+  for (int i = 0; i < 30; ++i) {
+    sup->Reap();
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(Count(r.all(), v1::RankUpdate::EXITED), 0);
+  ASSERT_EQ(::kill(pids[0], SIGSTOP), 0);
+  const auto stopped = Clock::now();
+  ASSERT_TRUE(r.WaitFor(
+      [&](const Messages& m) {
+        sup->Reap();
+        return Count(m, v1::RankUpdate::EXITED) == 1;
+      },
+      seconds(30)));
+  EXPECT_GE(Clock::now() - stopped, seconds(2));
+  const auto exited = r.Updates(v1::RankUpdate::EXITED)[0];
+  EXPECT_EQ(exited.exit(), v1::RankUpdate::FAILED) << exited.reason();
+  EXPECT_EQ(exited.reason().rfind("hung: no output or event for 2 s (stall_timeout_s), stopped: "
+                                  "killed by signal 9",
+                                  0),
+            0u)
+      << exited.reason();
+  EXPECT_TRUE(GroupGone(pids[0]));
+}
+
 // After a shutdown began, an assignment that crossed it on the wire is not started: its ranks
 // are reported stopped (the scheduler takes that for the preemption the shutdown asked for).
 TEST_F(SupervisorProcessTest, AnAssignmentAfterShutdownBeganIsNotStarted) {
