@@ -112,12 +112,12 @@ StatusOr<std::shared_ptr<WorkerSession>> Scheduler::Register(const v1::RegisterW
             " ms ago); give each worker its own --worker-id");
   }
   if (worker.session) worker.session->Close();  // a reconnect replaces the old session
-  worker.instance_id = request.instance_id();
   // A changed slot count or kind: keep allocations that still fit, else refuse.
   Status added = cluster_.AddWorker(request.worker_id(), request.slot_kind(), request.slots());
   if (!added.ok()) {
     return FailedPrecondition(added.message());  // it names the worker
   }
+  worker.instance_id = request.instance_id();
   // A drained worker stays drained across its restarts (and the scheduler's); one that is
   // shutting down takes nothing until it registers as a fresh process.
   worker.shutting_down = request.shutting_down();
