@@ -5,6 +5,7 @@
 // DYT_DIST_HOST, a checkpoint the config cannot continue. A stop with nothing saved is not
 // reported as resumable (exit 3).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <filesystem>
@@ -245,12 +246,13 @@ TEST_F(TrainBinaryTest, AnAttemptSupersededByALaterOneWritesNoCheckpoint) {
   ASSERT_EQ(second.code, 0) << second.err;
   ASSERT_EQ(ReadText(store + "/latest"), "step-00000002\n");
   ProcessResult stale = Train({"--config", config(1), "--resume", "auto"});
-  EXPECT_EQ(stale.code, 0) << stale.err;
+  EXPECT_EQ(stale.code, 1) << stale.err;
   EXPECT_NE(stale.err.find("a later attempt of this job has claimed it; this attempt 1 will "
-                           "save nothing there"),
+                           "not train"),
             std::string::npos)
       << stale.err;
-  EXPECT_NE(stale.err.find("checkpoint of step 4 not saved"), std::string::npos) << stale.err;
+  EXPECT_NE(stale.err.find("stopped at step 2: superseded by a later attempt"), std::string::npos)
+      << stale.err;
   EXPECT_EQ(ReadText(store + "/latest"), "step-00000002\n");
   EXPECT_TRUE(std::filesystem::exists(store + "/step-00000002"));  // not pruned (keep_last 1)
   EXPECT_FALSE(std::filesystem::exists(store + "/step-00000003"));
@@ -259,6 +261,52 @@ TEST_F(TrainBinaryTest, AnAttemptSupersededByALaterOneWritesNoCheckpoint) {
   EXPECT_EQ(third.code, 0) << third.err;
   EXPECT_EQ(ReadText(store + "/latest"), "step-00000004\n");
   EXPECT_EQ(ReadText(store + "/attempt"), "3\n");
+}
+
+// A stale attempt does not burn its slots until its worker notices: two ranks training when a
+// later attempt claims the store stop together within seconds, without saving, and exit 1.
+TEST_F(TrainBinaryTest, ARunningAttemptStopsSoonAfterALaterOneClaimsTheStore) {
+  const std::string store = dir_.Join("ckpt");
+  const std::string config =
+      Config("attempt1", Synthetic("steps: 1000000, batch_size: 2, seq_len: 8, threads: 1",
+                                   "checkpoint: {dir: " + store +
+                                       ", every_steps: 50, keep_last: 2}\n"
+                                       "job_attempt: 1\n"));
+  const pid_t pid = SpawnWithOutput({DYT_LAUNCH_BIN, "--nproc", "2", "--timeout-s", "30", "--",
+                                     DYT_TRAIN_BIN, "--config", config, "--resume", "auto"},
+                                    {}, dir_.Join("out"), dir_.Join("err"));
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!std::filesystem::exists(store + "/latest") &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(std::filesystem::exists(store + "/latest")) << ReadText(dir_.Join("err"));
+  // What attempt 2 does first when it starts (attempt_fence.h).
+  std::ofstream(store + "/attempt.tmp") << "2\n";
+  std::filesystem::rename(store + "/attempt.tmp", store + "/attempt");
+  const auto claimed = std::chrono::steady_clock::now();
+  int status = 0;
+  bool exited = false;
+  while (!(exited = ::waitpid(pid, &status, WNOHANG) == pid) &&
+         std::chrono::steady_clock::now() - claimed < std::chrono::seconds(60)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - claimed).count();
+  if (!exited) {
+    StopProcess(pid);
+    FAIL() << "still training 60 s after the claim\n" << ReadText(dir_.Join("err"));
+  }
+  const std::string err = ReadText(dir_.Join("err"));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << "\n" << err;
+  EXPECT_LT(seconds, 20) << err;  // a check every 5 s, then one step
+  EXPECT_NE(err.find("a later attempt of this job has claimed " + store +
+                     " (this is attempt 1): stopping at step"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("superseded by a later attempt"), std::string::npos) << err;
+  EXPECT_EQ(ReadText(store + "/attempt"), "2\n");
 }
 
 }  // namespace

@@ -5,7 +5,8 @@
 // to late). Both would save into, and prune, the same store: a stale attempt overwrote `latest`
 // and deleted the new attempt's checkpoints. So each attempt claims the store when it starts
 // (<store>/attempt holds the highest attempt that did), and a trainer whose attempt is below
-// the claim saves and prunes nothing. Attempt 0 (a run outside the scheduler) is not fenced.
+// the claim saves and prunes nothing, and stops (Trainer checks every few seconds). Attempt 0
+// (a run outside the scheduler) is not fenced.
 //
 // What is left: a save already under way when the new attempt claims the store still finishes
 // (a consistent checkpoint of the same run, which the new attempt's retention later prunes).

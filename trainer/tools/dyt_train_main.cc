@@ -136,6 +136,12 @@ static int RunTrain(int argc, char** argv) {
     events.Emit(nlohmann::json{{"event", "error"}, {"message", outcome.status().ToString()}});
     return kExitFailure;
   }
+  if (*outcome == dyt::RunOutcome::kSuperseded) {
+    // Not resumable by this attempt, and no failure of the job: its later attempt runs.
+    spdlog::error("stopped at step {}: superseded by a later attempt of job {}", (*trainer)->step(),
+                  config->job_id);
+    return kExitFailure;
+  }
   if (*outcome == dyt::RunOutcome::kStopped && config->checkpoint.dir.empty()) {
     // Exit 3 promises a checkpoint to resume from; without a store there is none.
     spdlog::error(

@@ -150,11 +150,22 @@ StatusOr<int64_t> Trainer::BroadcastFromRank0(int64_t value) {
   return value;
 }
 
-// Ranks must agree to stop at the same point, or one would wait for the other forever.
+// Ranks must agree to stop at the same point, or one would wait for the other forever. One
+// all-reduce carries both votes: a stop signal on any rank, and rank 0 finding the store claimed
+// by a later attempt of the job.
 StatusOr<bool> Trainer::StopAgreed(const ShutdownSignal* stop) {
   const bool local = stop != nullptr && stop->requested();
-  DYT_ASSIGN_OR_RETURN(const double stops, SumOverRanks(local ? 1.0 : 0.0));
-  if (stops > 0 && !stop_logged_) {
+  float votes[2] = {local ? 1.0f : 0.0f, SupersededLately() ? 1.0f : 0.0f};
+  if (world_size() > 1) DYT_RETURN_IF_ERROR(comm_->AllReduce(votes, 2, dist::ReduceOp::kSum));
+  if (votes[1] > 0 && !superseded_) {
+    superseded_ = true;
+    spdlog::error(
+        "a later attempt of this job has claimed {} (this is attempt {}): stopping at step {} "
+        "without saving; the later attempt continues the job",
+        config_.checkpoint.dir, config_.job_attempt, step());
+    return true;
+  }
+  if (votes[0] > 0 && !stop_logged_) {
     stop_logged_ = true;
     if (local) {
       spdlog::warn("stop requested (signal {}) at step {}", stop->signal_number(), step());
@@ -162,7 +173,18 @@ StatusOr<bool> Trainer::StopAgreed(const ShutdownSignal* stop) {
       spdlog::warn("stop requested by another rank at step {}", step());
     }
   }
-  return stops > 0;
+  return votes[0] > 0 || superseded_;
+}
+
+bool Trainer::SupersededLately() {
+  // A stat and a read of a few bytes, but on a network file system, so at most every few
+  // seconds: a stale attempt stops within a step of this after the later one starts.
+  constexpr auto kEvery = std::chrono::seconds(5);
+  const auto now = std::chrono::steady_clock::now();
+  if (superseded_) return true;
+  if (now - last_fence_check_ < kEvery) return false;
+  last_fence_check_ = now;
+  return Superseded();
 }
 
 StatusOr<StepStats> Trainer::TrainStep(const ShutdownSignal* stop) {
@@ -287,6 +309,12 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
   // A stop agreed on by every rank (StopAgreed), between steps or inside one: save, say so.
   // Nothing to save before the first step (a resume then starts fresh, as this run did).
   auto stopped = [&]() -> StatusOr<RunOutcome> {
+    if (superseded_) {
+      Emit({{"event", "error"},
+            {"step", step()},
+            {"message", "superseded: a later attempt of this job has claimed " + ck.dir}});
+      return RunOutcome::kSuperseded;
+    }
     if (!ck.dir.empty() && last_saved_step_ != step() && step() > 0) {
       DYT_RETURN_IF_ERROR(SaveCheckpoint());
     }
@@ -491,10 +519,9 @@ Status Trainer::Resume(const std::string& resume) {
   // This attempt claims the store first: an earlier attempt still running elsewhere stops
   // writing to it (attempt_fence.h).
   if (Superseded()) {
-    spdlog::warn(
-        "{}: a later attempt of this job has claimed it; this attempt {} will save "
-        "nothing there",
-        config_.checkpoint.dir, config_.job_attempt);
+    spdlog::warn("{}: a later attempt of this job has claimed it; this attempt {} will not train",
+                 config_.checkpoint.dir, config_.job_attempt);
+    superseded_ = true;  // the first StopAgreed tells every rank
   }
   if (resume.empty() || resume == "none") return RefuseUsedStore();
   std::string dir;

@@ -38,6 +38,9 @@ enum class RunOutcome {
   kFinished,  // reached train.steps
   kStopped,   // a stop signal arrived; a checkpoint was saved when checkpoint.dir is set
   kPaused,    // reached train.stop_at_step; a checkpoint was saved when checkpoint.dir is set
+  // a later scheduler attempt of the job claimed checkpoint.dir (attempt_fence.h): this one
+  // stopped without saving, at its start or within a step and a few seconds of the claim
+  kSuperseded,
 };
 
 // Data parallelism: with a communicator of world size W, every rank reads its own slice of the
@@ -91,8 +94,11 @@ class Trainer {
   void Emit(nlohmann::json event);       // rank 0 only
   StatusOr<CheckpointState> Snapshot();  // collective with ZeRO-1 (gathers the moments)
   Status RefuseUsedStore();              // Resume("none"); collective
-  // Whether any rank was asked to stop (collective; logs the first time it is so).
+  // Whether any rank was asked to stop, or rank 0 found this attempt superseded (collective;
+  // logs the first time it is so; superseded_ tells which).
   StatusOr<bool> StopAgreed(const ShutdownSignal* stop);
+  // Rank 0: Superseded(), asked at most every few seconds; true ever after once it was.
+  bool SupersededLately();
   Status Restore(const CheckpointState& state);
   // Rank 0 of a scheduler attempt: claims checkpoint.dir for it (the first call) and says
   // whether a later attempt has claimed it since (then this one must not write there).
@@ -118,7 +124,9 @@ class Trainer {
   int64_t tokens_seen_ = 0;
   double last_loss_ = NAN, last_val_loss_ = NAN;
   int64_t last_saved_step_ = -1;
-  bool claimed_ = false;  // Superseded() claimed the store
+  bool claimed_ = false;     // Superseded() claimed the store
+  bool superseded_ = false;  // the ranks agreed that a later attempt took over (StopAgreed)
+  std::chrono::steady_clock::time_point last_fence_check_{};  // SupersededLately
   std::chrono::steady_clock::time_point last_save_time_ = std::chrono::steady_clock::now();
 };
 
