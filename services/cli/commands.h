@@ -54,6 +54,7 @@ struct LogsArgs {
   std::string id;
   bool follow = false;
   int tail = 100;
+  bool raw = false;  // print control characters as they are, also on a terminal
 };
 
 struct PullArgs {

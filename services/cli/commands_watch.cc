@@ -224,10 +224,9 @@ int RunLogs(const CommandContext& ctx, const LogsArgs& args) {
     if (seen(line)) return true;
     if (ctx.json) {
       *ctx.out << ToJson(line, /*pretty=*/false) << "\n";
-    } else if (line.rank() == 0) {
-      *ctx.out << line.text() << "\n";
     } else {
-      *ctx.out << "[rank " << line.rank() << "] " << line.text() << "\n";
+      if (line.rank() != 0) *ctx.out << "[rank " << line.rank() << "] ";
+      *ctx.out << (ctx.tty && !args.raw ? TerminalSafe(line.text()) : line.text()) << "\n";
     }
     if (args.follow) ctx.out->flush();
     return true;

@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
   auto* c_logs = app.add_subcommand("logs", "a job's trainer output");
   c_logs->add_option("id", logs.id, "job id")->required()->check(NonEmpty());
   c_logs->add_flag("-f,--follow", logs.follow, "keep printing new lines until the job ends");
+  c_logs->add_flag("--raw", logs.raw,
+                   "print the trainers' control characters as they are (on a terminal they "
+                   "are shown escaped, e.g. \\x1b)");
   c_logs->add_option("--tail", logs.tail, "lines of history first (1..10000)")
       ->check(IntegerIn(1, 10000))
       ->capture_default_str();

@@ -41,6 +41,11 @@ std::string Fixed(double v, int digits, bool dash_zero = true);
 // "[##########----------]" `width` characters inside the brackets for done/total.
 std::string Bar(double done, double total, int width);
 
+// `text` made harmless for a terminal: control characters (C0 but tab, DEL, C1) become visible
+// escapes ("\x1b", "\x7f", "\u009b"), so a trainer's output cannot move the cursor, retitle the
+// window or hide what came before on the line. Everything else, UTF-8 included, is kept.
+std::string TerminalSafe(const std::string& text);
+
 // The message as JSON with proto field names (snake_case, as in the job spec YAML) and every
 // field printed, so scripts see zeros and empty lists too.
 std::string ToJson(const google::protobuf::Message& message, bool pretty = true);

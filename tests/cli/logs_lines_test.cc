@@ -59,5 +59,55 @@ TEST(DytctlLogsTest, IdenticalLinesOfOneSecondAreAllPrinted) {
   EXPECT_EQ(err.str(), "");
 }
 
+// A job's output cannot drive the terminal of whoever reads its logs: on a terminal control
+// characters are shown escaped; --raw, a pipe or a file get the bytes as the trainer wrote them.
+TEST(DytctlLogsTest, ControlCharactersAreShownEscapedOnATerminal) {
+  ::dyt::testing::TempDir dir;
+  auto store = ::dyt::testing::OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 1);
+  v1::JobSpec spec = ::dyt::testing::ValidSpec("escapes");
+  spec.mutable_resources()->set_ranks(1);
+  const std::string id = ::dyt::testing::SubmitJob(server, spec);
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  worker.StartAll(*a);
+  const std::string line =
+      "step\t1 \x1b[2J\x1b]0;owned\x07 done\r\x7f \xc2\x9b"
+      "31m \xc3\xa9";
+  v1::WorkerMessage m;
+  v1::LogBatch* batch = m.mutable_logs();
+  batch->set_job_id(id);
+  batch->set_attempt(a->attempt());
+  batch->set_rank(0);
+  batch->set_first_line(1);
+  batch->add_lines(line);
+  worker.Send(m);
+
+  auto logs = [&](bool tty, bool raw) {
+    CommandContext ctx;
+    ctx.config.server = "127.0.0.1:" + std::to_string(server.port());
+    ctx.tty = tty;
+    std::ostringstream out, err;
+    ctx.out = &out;
+    ctx.err = &err;
+    LogsArgs args;
+    args.id = id;
+    args.raw = raw;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    do {  // until the scheduler has taken the batch
+      out.str("");
+      EXPECT_EQ(RunLogs(ctx, args), kExitOk) << err.str();
+      if (!out.str().empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } while (std::chrono::steady_clock::now() < deadline);
+    return out.str();
+  };
+  EXPECT_EQ(logs(/*tty=*/true, /*raw=*/false),
+            "step\t1 \\x1b[2J\\x1b]0;owned\\x07 done\\x0d\\x7f \\u009b31m \xc3\xa9\n");
+  EXPECT_EQ(logs(/*tty=*/true, /*raw=*/true), line + "\n");
+  EXPECT_EQ(logs(/*tty=*/false, /*raw=*/false), line + "\n");
+}
+
 }  // namespace
 }  // namespace dyt::cli
