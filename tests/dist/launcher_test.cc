@@ -217,6 +217,19 @@ TEST(LauncherTest, ChildEnvironmentOverridesAndInherits) {
   EXPECT_EQ(std::find(with_omp.begin(), with_omp.end(), "OMP_NUM_THREADS=3"), with_omp.end());
 }
 
+// One process needs no rendezvous: DYT_RDZV and DYT_RDZV_ID are left unset (a trainer refuses
+// them empty), also when the launcher's own environment has stale ones.
+TEST(LauncherTest, OneProcessGetsNoRendezvousVariables) {
+  LaunchSpec spec;
+  spec.command = {"/bin/true"};
+  const std::vector<std::string> env =
+      ChildEnvironment(spec, 0, {"PATH=/bin", "DYT_RDZV=/old", "DYT_RDZV_ID=old"});
+  for (const std::string& e : env) {
+    EXPECT_NE(e.rfind("DYT_RDZV", 0), 0u) << e;
+  }
+  EXPECT_NE(std::find(env.begin(), env.end(), "DYT_WORLD_SIZE=1"), env.end());
+}
+
 TEST(LauncherTest, ValidateLaunchSpecNamesTheField) {
   LaunchSpec spec;
   spec.command = {"/bin/true"};

@@ -263,6 +263,53 @@ TEST_F(TrainBinaryTest, AnAttemptSupersededByALaterOneWritesNoCheckpoint) {
   EXPECT_EQ(ReadText(store + "/attempt"), "3\n");
 }
 
+// dyt-launch --nproc 1 runs the trainer as one process (scripts pass N through, N may be 1).
+TEST_F(TrainBinaryTest, OneRankUnderTheLauncherTrains) {
+  ProcessResult r = ::dyt::testing::Run(
+      {DYT_LAUNCH_BIN, "--nproc", "1", "--", DYT_TRAIN_BIN, "--config", Config("one", Synthetic())},
+      {"DYT_RDZV=/stale", "DYT_RDZV_ID=stale"}, std::chrono::seconds(120));
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+// Ranks started with different configs (one config per node of a multi-node launch) refuse to
+// train, every rank exiting 2 and naming the field, instead of training different replicas,
+// reading overlapping data, hanging in a collective or aborting inside Gloo (a model of another
+// size made Gloo's transport thread throw, killing rank 0 with SIGABRT).
+TEST_F(TrainBinaryTest, RanksStartedWithDifferentConfigsRefuseToTrain) {
+  const std::string base = "steps: 3, batch_size: 2, seq_len: 8, threads: 1";
+  Config("rank0", Synthetic(base));
+  const std::pair<std::string, std::string> cases[] = {
+      {Synthetic("steps: 3, batch_size: 4, seq_len: 8, threads: 1"),
+       "rank 1 was started with another config than rank 0: train.batch_size is 4 there, 2 on "
+       "rank 0 (1 of 2 ranks differ"},
+      {"model: {preset: test, dim: 64}\ndata: {synthetic: true}\ntrain: {" + base + "}\n",
+       "rank 1 was started with another config than rank 0: model.dim is 64 there, 32 on rank 0"},
+      {Synthetic(base, "optimizer: {lr: 0.01}\n"), "optimizer.lr is 0.0099999997764825821 there"},
+  };
+  for (const auto& [other, says] : cases) {
+    Config("rank1", other);
+    // Each rank picks its config by DYT_RANK, as each node of a multi-node launch would.
+    ProcessResult r = ::dyt::testing::Run(
+        {DYT_LAUNCH_BIN, "--nproc", "2", "--timeout-s", "30", "--", "/bin/sh", "-c",
+         std::string("exec ") + DYT_TRAIN_BIN + " --config " + dir_.Join("rank") +
+             "$DYT_RANK.yaml"},
+        {}, std::chrono::seconds(120));
+    EXPECT_EQ(r.code, 2) << says << "\n" << r.err;
+    // Both ranks say it (dyt-launch passes their stderr through).
+    const size_t first = r.err.find(says);
+    ASSERT_NE(first, std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(says, first + 1), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("Aborted"), std::string::npos) << r.err;
+  }
+  // The same config on both ranks trains (threads may differ: not compared).
+  Config("rank1", Synthetic("steps: 3, batch_size: 2, seq_len: 8, threads: 2"));
+  ProcessResult same = ::dyt::testing::Run(
+      {DYT_LAUNCH_BIN, "--nproc", "2", "--timeout-s", "30", "--", "/bin/sh", "-c",
+       std::string("exec ") + DYT_TRAIN_BIN + " --config " + dir_.Join("rank") + "$DYT_RANK.yaml"},
+      {}, std::chrono::seconds(120));
+  EXPECT_EQ(same.code, 0) << same.err;
+}
+
 // A stale attempt does not burn its slots until its worker notices: two ranks training when a
 // later attempt claims the store stop together within seconds, without saving, and exit 1.
 TEST_F(TrainBinaryTest, ARunningAttemptStopsSoonAfterALaterOneClaimsTheStore) {

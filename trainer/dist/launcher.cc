@@ -184,11 +184,13 @@ std::vector<std::string> ChildEnvironment(const LaunchSpec& spec, int local_rank
   for (const std::string& e : base) {
     if (overridden.count(NameOf(e)) == 0) env.push_back(e);
   }
-  // Later entries of `set` win (extra_env over ours): keep the last value of each name.
+  // Later entries of `set` win (extra_env over ours): keep the last value of each name. A
+  // rendezvous left empty (one process) is unset, not set to "", which no trainer accepts.
   for (size_t i = 0; i < set.size(); ++i) {
     bool later = false;
     for (size_t j = i + 1; j < set.size(); ++j) later = later || set[j].first == set[i].first;
-    if (!later) env.push_back(set[i].first + "=" + set[i].second);
+    const bool unset = set[i].second.empty() && set[i].first.rfind("DYT_RDZV", 0) == 0;
+    if (!later && !unset) env.push_back(set[i].first + "=" + set[i].second);
   }
   return env;
 }

@@ -31,6 +31,7 @@ class SyntheticSource : public BatchSource {
     return Status::Ok();
   }
   std::string tokenizer_id() const override { return ""; }
+  uint64_t num_train_tokens() const override { return 0; }
 
  private:
   void Fill(Rng& r, int batch, int32_t* inputs, int32_t* targets) const {
@@ -68,6 +69,7 @@ class ShardSource : public BatchSource {
     return loader_->Restore(position);
   }
   std::string tokenizer_id() const override { return loader_->tokenizer_id(); }
+  uint64_t num_train_tokens() const override { return loader_->num_train_tokens(); }
 
  private:
   std::unique_ptr<DataLoader> loader_;

@@ -33,6 +33,8 @@ class BatchSource {
   // tokens, shards that record none). Checkpoints keep it so that dyt-generate and a resume can
   // check they are given the same tokenizer.
   virtual std::string tokenizer_id() const = 0;
+  // Tokens of training data (0 for synthetic tokens): ranks of one run must read the same.
+  virtual uint64_t num_train_tokens() const = 0;
 };
 
 // Opens the source the config asks for; for shards every check of the data loader (vocab,

@@ -22,6 +22,7 @@
 #include "trainer/checkpoint/checkpoint_writer.h"
 #include "trainer/checkpoint/retention.h"
 #include "trainer/train/make_backend.h"
+#include "trainer/train/rank_agreement.h"
 
 namespace dyt {
 
@@ -93,6 +94,9 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config, Ev
   const TrainSection& tr = config.train;
   const int world = t->world_size(), rank = t->rank();
   DYT_ASSIGN_OR_RETURN(t->data_, OpenBatchSource(config, rank, world));
+  // Before any collective whose shape comes from the config (rank_agreement.h).
+  DYT_RETURN_IF_ERROR(CheckRanksAgree(
+      AgreementLines(config, t->data_->tokenizer_id(), t->data_->num_train_tokens()), comm));
   auto backend = MakeTrainBackend(config, comm);
   // Every rank learns whether every backend came up before the first collective on them (a
   // rank left waiting in a GPU broadcast for a peer that gave up would wait forever).
