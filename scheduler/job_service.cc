@@ -116,6 +116,12 @@ StatusOr<StateStore::NewJob> JobServiceImpl::Prepare(const v1::SubmitJobRequest&
   return out;
 }
 
+v1::Job JobServiceImpl::Preview(const StateStore::NewJob& prepared) const {
+  v1::Job job = prepared.record.job();  // no id: nothing was created
+  job.set_reason(scheduler_->PlacementPreview(job.spec()));
+  return job;
+}
+
 StatusOr<v1::Job> JobServiceImpl::Answer(const v1::SubmitJobRequest& request,
                                          const StateStore::NewJob& sent,
                                          StatusOr<CreateJobResult> result) const {
@@ -138,6 +144,7 @@ StatusOr<v1::Job> JobServiceImpl::Answer(const v1::SubmitJobRequest& request,
 StatusOr<v1::Job> JobServiceImpl::Submit(const v1::SubmitJobRequest& request,
                                          const Caller& caller) {
   DYT_ASSIGN_OR_RETURN(StateStore::NewJob job, Prepare(request, caller));
+  if (request.validate_only()) return Preview(job);
   StatusOr<CreateJobResult> result = scheduler_->Submit(job.record, job.event);
   return Answer(request, job, std::move(result));
 }
@@ -230,6 +237,11 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
   }();
   if (!job.ok()) {
     finish(job.status());
+    return reactor;
+  }
+  if (request->validate_only()) {
+    *response->mutable_job() = Preview(*job);
+    finish(Status::Ok());
     return reactor;
   }
   auto sent = std::make_shared<StateStore::NewJob>(*job);

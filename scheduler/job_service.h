@@ -105,6 +105,9 @@ class JobServiceImpl final
   StatusOr<v1::JobRecord> JobFor(const Caller& caller, Action action, const std::string& id,
                                  const std::string& field = "id") const;
   Status CheckQueuedLimit(const std::string& owner, const std::string& client_request_id) const;
+  // validate_only: the prepared job, not created, with the scheduler's placement preview as
+  // its reason.
+  v1::Job Preview(const StateStore::NewJob& prepared) const;
   // A validated, authorized submission as the store takes it (owner = the caller's user).
   StatusOr<StateStore::NewJob> Prepare(const v1::SubmitJobRequest& request,
                                        const Caller& caller) const;

@@ -118,6 +118,8 @@ Status CheckModel(const v1::ModelSpec& m) {
   DYT_RETURN_IF_ERROR(CheckReal("spec.model.alpha0_ffn", m.alpha0_ffn(), 0, 100));
   DYT_RETURN_IF_ERROR(CheckReal("spec.model.alpha0_final", m.alpha0_final(), 0, 100));
   DYT_RETURN_IF_ERROR(CheckReal("spec.model.init_std", m.init_std(), 0, 1));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("model.multiple_of", m.multiple_of()));
+  DYT_RETURN_IF_ERROR(CheckReal("spec.model.norm_eps", m.norm_eps(), 0, 1));
   if (m.dim() > 0 && m.n_heads() > 0 && m.dim() % m.n_heads() != 0) {
     return Invalid("spec.model.dim", "must be divisible by spec.model.n_heads (got " +
                                          std::to_string(m.dim()) + " and " +
@@ -139,6 +141,7 @@ Status CheckOptimizer(const v1::OptimizerSpec& o) {
   DYT_RETURN_IF_ERROR(CheckReal("spec.optimizer.eps", o.eps(), 0, 1));
   DYT_RETURN_IF_ERROR(CheckReal("spec.optimizer.weight_decay", o.weight_decay(), 0, 10));
   DYT_RETURN_IF_ERROR(CheckReal("spec.optimizer.grad_clip", o.grad_clip(), 0, 1e6));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("optimizer.decay_steps", o.decay_steps()));
   return Status::Ok();
 }
 
@@ -301,6 +304,7 @@ Status JobSpecValidator::Validate(const v1::JobSpec& spec) const {
                    "must be auto, dyt, llmc, raw_u16 or raw_u32 (got '" + d.format() + "')");
   }
   DYT_RETURN_IF_ERROR(CheckReal("spec.data.val_fraction", d.val_fraction(), 0, 1, true));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("data.max_val_windows", d.max_val_windows()));
 
   DYT_RETURN_IF_ERROR(CheckOptimizer(spec.optimizer()));
   DYT_RETURN_IF_ERROR(CheckTrain(spec.train()));

@@ -111,6 +111,11 @@ class Scheduler {
   uint64_t WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) const;
   // How many jobs of `owner` (spec.owner) are QUEUED now.
   int QueuedJobsOf(const std::string& owner) const;
+  // What a job of `spec` submitted now would meet, in words (SubmitJob's validate_only): "would
+  // be held: ..." (no registered workers could ever fit it), "would start now on w1, w2", or
+  // "would wait: ..." naming the free slots and the queued jobs that go first. A snapshot:
+  // the cluster may change before a real submission.
+  std::string PlacementPreview(const v1::JobSpec& spec) const;
   uint64_t version() const;
 
   // ----- Workers (WorkerService).

@@ -155,6 +155,40 @@ v1::Assignment Scheduler::MakeAssignment(const LiveJob& job, const std::string& 
   return a;
 }
 
+std::string Scheduler::PlacementPreview(const v1::JobSpec& spec) const {
+  std::lock_guard lock(mu_);
+  const GangRequest request = RequestOf(spec);
+  std::string why;
+  if (!cluster_.CouldEverFit(request, &why)) return "would be held: " + why;
+  // Queued jobs of its kind that the pass visits first (priority, then submission order: all
+  // queued ones at an equal or higher priority).
+  int ahead = 0;
+  queue_.ForEach([&](const JobQueue::Entry& entry) {
+    if (entry.priority < spec.priority()) return false;
+    auto job = jobs_.find(entry.job_id);
+    if (job != jobs_.end() && RequestOf(job->second.record.job().spec()).kind == request.kind) {
+      ++ahead;
+    }
+    return true;
+  });
+  const std::string queued = std::to_string(ahead) + " queued " + request.kind +
+                             (ahead == 1 ? " job" : " jobs") +
+                             " of priority >= " + std::to_string(spec.priority()) + " go first";
+  const int free = cluster_.total_slots(request.kind) - cluster_.allocated_slots(request.kind);
+  const std::string slots = std::to_string(request.ranks) + " x " +
+                            std::to_string(request.slots_per_rank) + " " + request.kind +
+                            " slots (" + std::to_string(std::max(0, free)) + " of " +
+                            std::to_string(cluster_.total_slots(request.kind)) + " free now)";
+  std::optional<Placement> placement = cluster_.Place(request);
+  if (!placement) return "would wait for " + slots + (ahead > 0 ? "; " + queued : "");
+  if (ahead > 0) return "would wait: " + slots + " fit now, but " + queued;
+  std::set<std::string> workers;
+  for (const auto& rank : *placement) workers.insert(rank.worker_id());
+  std::string on;
+  for (const auto& w : workers) on += (on.empty() ? "" : ", ") + w;
+  return "would start now on " + on;
+}
+
 bool Scheduler::TryPreempt(const LiveJob& head, const GangRequest& request, Batch& batch) {
   // Already making room (for this job or another): wait for those ranks to exit first, so one
   // blocked job never preempts more than it needs.
@@ -234,7 +268,12 @@ void Scheduler::Requeue(LiveJob& job, v1::JobState via, const std::string& reaso
   job.preempting = false;
   job.record.clear_preemption();
   SetState(job, via, reason, batch);
-  SetState(job, v1::QUEUED, "requeued; resumes from its latest checkpoint", batch);
+  const int64_t step = job.record.job().last_checkpoint_step();
+  SetState(job, v1::QUEUED,
+           step > 0 ? "requeued; resumes from its latest checkpoint (step " + std::to_string(step) +
+                          " so far)"
+                    : std::string("requeued; starts over (no checkpoint yet)"),
+           batch);
   job.queued_at = std::chrono::steady_clock::now();
   queue_.Push({job.record.job().id(), job.record.job().spec().priority(), job.order});
   Kick();

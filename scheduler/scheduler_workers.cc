@@ -472,7 +472,7 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
   if (update.exit() == v1::RankUpdate::FAILED && !stopped_with_peers) {
     std::string reason = "rank " + std::to_string(update.rank()) + " on " + worker_id + ": " +
                          (update.reason().empty() ? "failed" : update.reason());
-    if (!update.stderr_tail().empty()) {
+    if (update.stderr_tail().find_first_not_of(" \t\r\n") != std::string::npos) {
       std::string tail = update.stderr_tail();
       if (tail.size() > kMaxStderrTail) tail = tail.substr(tail.size() - kMaxStderrTail);
       reason += "\n--- stderr tail ---\n" + tail;

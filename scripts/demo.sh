@@ -12,7 +12,7 @@
 #   5. stops the worker and the scheduler (SIGTERM, then waits for them).
 # Ctrl-C or any error stops everything it started the same way and removes the temp dir.
 #
-#   scripts/demo.sh [--steps N]     (default: the job file's 300 steps, ~3 minutes on 2 cores)
+#   scripts/demo.sh [--steps N]     (default: the job file's 300 steps, ~2 minutes on 2 idle cores)
 #
 # Environment: DYT_BUILD_DIR (default <repo>/build). The trainer-only demo, without services,
 # is scripts/demo_trainer.sh.

@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"impl\": \"%s\", \"config\": \"%s\", \"norm\": \"%s\", \"batch\": %d, \"seq\": %d, "
       "\"params\": %lld, \"recompute\": %s, \"tokens_per_s\": %.1f, \"step_ms\": %.3f, "
-      "\"step_ms_min\": %.3f, \"model_tflops\": %.2f, \"mfu\": %.4f, \"mem_in_use_gib\": %.2f, "
+      "\"step_ms_min\": %.3f, \"model_tflops\": %.4g, \"mfu\": %.4g, \"mem_in_use_gib\": %.2f, "
       "\"loss\": %.4f, \"grad_norm\": %.4f, \"device\": \"%s\", \"phases_ms\": {%s}}\n",
       nondeterministic ? "dyt-atomic-dq" : "dyt", preset.c_str(), norm.c_str(), B, T,
       static_cast<long long>(model->ParameterCount()), recompute ? "true" : "false", tok_s,

@@ -6,10 +6,9 @@
 #   bench/scheduler/run_submit_load.sh [--build DIR] [dyt-bench-submit args...]
 #   e.g. bench/scheduler/run_submit_load.sh --threads 2 --channels 4 --in-flight 256 --duration-s 10
 #
-# SCHEDULER=path runs another server binary with the same flags (e.g.
-# build/bin/dyt-bench-submit-server), SCHEDULER_ARGS="..." adds flags to it. At the end the
-# scheduler is stopped and the last lines of its log are shown (the variant server logs its
-# store's commits per WAL sync there).
+# SCHEDULER=path runs another server binary with the same flags (e.g. an older dyt-scheduler
+# to compare with), SCHEDULER_ARGS="..." adds flags to it. At the end the scheduler is stopped
+# and the last lines of its log are shown.
 set -euo pipefail
 
 build=build

@@ -169,6 +169,16 @@ StatusOr<v1::Job> DytClient::Submit(const v1::JobSpec& spec, const std::string& 
   }
 }
 
+StatusOr<v1::Job> DytClient::ValidateSubmission(const v1::JobSpec& spec) {
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = spec;
+  request.set_validate_only(true);
+  v1::SubmitJobResponse response;
+  grpc::Status status = stub_->SubmitJob(UnaryContext().get(), request, &response);
+  if (!status.ok()) return FromGrpc(status, "SubmitJob");
+  return response.job();
+}
+
 StatusOr<v1::Job> DytClient::Get(const std::string& id) {
   v1::GetJobRequest request;
   request.set_id(id);

@@ -35,6 +35,9 @@ class DytClient {
   // Waits for a connection; UNAVAILABLE "cannot reach the dyt scheduler at ..." otherwise.
   Status Connect();
 
+  // SubmitJob with validate_only: every check of a submission, nothing created; the job's
+  // reason is the scheduler's placement preview.
+  StatusOr<v1::Job> ValidateSubmission(const v1::JobSpec& spec);
   // SubmitJob; retried on UNAVAILABLE with the same client_request_id, so a retry after a lost
   // answer returns the job the first call created instead of creating a second one.
   StatusOr<v1::Job> Submit(const v1::JobSpec& spec, const std::string& client_request_id,

@@ -1,9 +1,13 @@
 #include "services/cli/client_config.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "common/grpc_credentials.h"
@@ -20,12 +24,16 @@ std::string At(const std::string& path, const YAML::Mark& mark) {
   return path + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
 }
 
-Status ReadConfigFile(const std::string& path, ClientConfig& config) {
+// `named_by`: the variable that named the file ("DYT_CONFIG"), or "" for the default path.
+Status ReadConfigFile(const std::string& path, ClientConfig& config, const std::string& named_by) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
   } catch (const YAML::BadFile&) {
-    return NotFound(path + ": cannot read the dytctl config file");
+    const int err = errno;
+    return NotFound(path + ": cannot read the dytctl config file" +
+                    (named_by.empty() ? "" : " that " + named_by + " names") + " (" +
+                    std::strerror(err) + ")");
   } catch (const YAML::ParserException& e) {
     return InvalidArgument(At(path, e.mark) + ": YAML syntax error: " + e.msg);
   }
@@ -56,7 +64,16 @@ Status ReadConfigFile(const std::string& path, ClientConfig& config) {
       if (!kv.second.IsScalar() || kv.second.Scalar().empty()) {
         return InvalidArgument(where + ": " + key + ": must be a non-empty string");
       }
-      (key == "token" ? config.bearer_token : config.tls_ca_file) = kv.second.Scalar();
+      if (key == "token") {
+        config.bearer_token = kv.second.Scalar();
+      } else {
+        // Relative to the config file, as kubectl reads a kubeconfig's paths: the same file
+        // means the same CA from any working directory.
+        std::filesystem::path ca(kv.second.Scalar());
+        if (ca.is_relative()) ca = std::filesystem::absolute(path).parent_path() / ca;
+        config.tls_ca_file = ca.lexically_normal().string();
+        config.ca_file_source = "ca_file in " + path;
+      }
     } else {
       return InvalidArgument(where + ": " + key +
                              ": unknown key (known: server, connect_timeout_s, ca_file, token)");
@@ -112,20 +129,33 @@ std::string ConfigFilePath(const ClientConfigSources& sources) {
 StatusOr<ClientConfig> ResolveClientConfig(const ClientConfigSources& sources) {
   ClientConfig config;
   if (!sources.env_config.empty()) {
-    DYT_RETURN_IF_ERROR(ReadConfigFile(sources.env_config, config));
+    DYT_RETURN_IF_ERROR(ReadConfigFile(sources.env_config, config, "DYT_CONFIG"));
     config.config_path = sources.env_config;
   } else if (!sources.home.empty()) {
     std::string path = sources.home + "/.config/dyt/config.yaml";
     std::error_code ec;
     if (std::filesystem::exists(path, ec)) {
-      DYT_RETURN_IF_ERROR(ReadConfigFile(path, config));
+      DYT_RETURN_IF_ERROR(ReadConfigFile(path, config, ""));
       config.config_path = path;
     }
   }
+  if (!config.bearer_token.empty() && !config.config_path.empty()) {
+    // A token others can read is a token others can use (ssh refuses such keys; we warn).
+    struct stat st {};
+    if (::stat(config.config_path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%04o", unsigned(st.st_mode & 07777));
+      config.warnings.push_back(config.config_path + " holds a token and has mode " + mode +
+                                ": other users may read it (chmod 600 " + config.config_path + ")");
+    }
+  }
   if (!sources.env_token.empty()) config.bearer_token = sources.env_token;
-  if (!sources.env_ca_file.empty()) config.tls_ca_file = sources.env_ca_file;
+  if (!sources.env_ca_file.empty()) {
+    config.tls_ca_file = std::filesystem::absolute(sources.env_ca_file).string();
+    config.ca_file_source = "DYT_CA_FILE";
+  }
   if (!config.tls_ca_file.empty()) {
-    DYT_RETURN_IF_ERROR(ReadCaFile(config.tls_ca_file, "ca_file").status());
+    DYT_RETURN_IF_ERROR(ReadCaFile(config.tls_ca_file, config.ca_file_source).status());
   }
   if (!sources.env_server.empty()) {
     if (std::string rule = ServerAddressRule(sources.env_server); !rule.empty()) {
@@ -150,7 +180,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientConfig& config) {
   std::string ca_pem;
   if (!config.tls_ca_file.empty()) {
     // An unreadable CA file leaves TLS with no roots: every handshake fails, never plaintext.
-    auto pem = ReadCaFile(config.tls_ca_file, "ca_file");
+    auto pem = ReadCaFile(config.tls_ca_file, config.ca_file_source);
     ca_pem = pem.ok() ? *pem : std::string("unreadable");
   }
   return grpc::CreateCustomChannel(config.server, ClientCredentials(ca_pem, config.bearer_token),

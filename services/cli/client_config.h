@@ -19,6 +19,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -40,8 +41,12 @@ struct ClientConfig {
   std::string tls_cert_file;  // client certificate (mutual TLS; unused: dyt uses tokens)
   std::string tls_key_file;
   std::string bearer_token;  // sent as "authorization: Bearer <token>" metadata over TLS
+  // Where tls_ca_file came from, for messages: "ca_file in PATH", "DYT_CA_FILE", "--ca-file".
+  std::string ca_file_source = "ca_file";
   // The config file that was read ("" : none); `dytctl login` writes here.
   std::string config_path;
+  // Said on stderr before the command runs (a config file with a token that others can read).
+  std::vector<std::string> warnings;
 };
 
 // The inputs of ResolveClientConfig, so tests need not touch the process environment.

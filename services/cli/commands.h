@@ -42,6 +42,8 @@ struct SubmitArgs {
   std::optional<int> ranks;
   std::vector<std::string> sets;  // "key=value", applied in order, before the flags above
   std::string owner;              // default owner ($USER)
+  bool dry_run = false;  // the server checks the spec and previews placement; nothing is queued
+  bool watch = false;    // then follow the job as `watch` does (its exit code)
 };
 
 struct ListArgs {

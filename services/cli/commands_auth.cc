@@ -148,6 +148,7 @@ int RunLogin(const CommandContext& ctx, const LoginArgs& args) {
   config.bearer_token = token;
   if (!args.ca_file.empty()) {
     config.tls_ca_file = std::filesystem::absolute(args.ca_file).string();
+    config.ca_file_source = "--ca-file";
   }
   if (!args.server.empty()) config.server = args.server;
   if (config.tls_ca_file.empty()) {
@@ -170,7 +171,7 @@ int RunLogin(const CommandContext& ctx, const LoginArgs& args) {
   }
   if (!root.IsMap()) root = YAML::Node(YAML::NodeType::Map);
   root["token"] = token;
-  root["ca_file"] = config.tls_ca_file;
+  root["ca_file"] = std::filesystem::absolute(config.tls_ca_file).lexically_normal().string();
   if (!args.server.empty()) root["server"] = args.server;
   YAML::Emitter out;
   out << root;

@@ -30,6 +30,11 @@ void PrintJob(std::ostream& out, const v1::Job& job) {
   if (reason.empty() && job.events_size() > 0 && job.events().rbegin()->state() == job.state()) {
     reason = job.events().rbegin()->reason();  // the event that put it in this state
   }
+  // A failed rank's reason carries its stderr tail on the lines after the first: indented
+  // under the state, not flush with the fields below.
+  for (size_t nl = reason.find('\n'); nl != std::string::npos; nl = reason.find('\n', nl + 1)) {
+    reason.insert(nl + 1, "             ");
+  }
   out << "state:       " << v1::JobState_Name(job.state()) << " (attempt " << job.attempt() << ")"
       << (reason.empty() ? "" : ": " + reason) << "\n";
   out << "model:       " << s.model().preset() << ", norm "
@@ -176,7 +181,8 @@ int RunSubmit(const CommandContext& ctx, const SubmitArgs& args) {
   }
   DytClient client(ctx.config);
   if (Status s = client.Connect(); !s.ok()) return Fail(ctx, s);
-  auto job = client.Submit(spec, NewClientRequestId());
+  auto job =
+      args.dry_run ? client.ValidateSubmission(spec) : client.Submit(spec, NewClientRequestId());
   if (!job.ok()) {
     if (job.status().code() == StatusCode::kInvalidArgument) {
       return Fail(ctx, AttributeServerError(*file, job.status().message()));
@@ -185,8 +191,16 @@ int RunSubmit(const CommandContext& ctx, const SubmitArgs& args) {
   }
   if (ctx.json) {
     *ctx.out << ToJson(*job) << "\n";
+  } else if (args.dry_run) {
+    *ctx.out << args.file << ": valid; job " << job->spec().name() << " (owner "
+             << job->spec().owner() << ", priority " << job->spec().priority() << ") "
+             << job->reason() << "; not submitted (--dry-run)\n";
   } else {
     *ctx.out << job->id() << "\n";
+  }
+  if (args.watch && !args.dry_run) {
+    ctx.out->flush();  // the id before the progress, also through a pipe
+    return RunWatch(ctx, job->id());
   }
   return kExitOk;
 }

@@ -84,8 +84,11 @@ int RunPull(const CommandContext& ctx, const PullArgs& args) {
     }
     *ctx.out << j.dump(2) << "\n";
   } else {
-    *ctx.out << "pulled " << args.id << " step " << checkpoint->step() << " into " << args.dir
-             << ": " << checkpoint->files_size() << " files, " << Bytes(download.bytes_total())
+    *ctx.out << "pulled " << args.id << " step " << checkpoint->step() << " into "
+             << args.dir
+             // The listed files' size (the first pull also fetches manifest.json; a repeat
+             // finds it there): the same number however the files got here.
+             << ": " << checkpoint->files_size() << " files, " << Bytes(plan->bytes_total)
              << ", sha256 verified";
     if (plan->complete) {
       *ctx.out << " (already there)";

@@ -64,6 +64,11 @@ int main(int argc, char** argv) {
       ->check(IntegerIn(dyt::JobSpecLimits::kMinPriority, dyt::JobSpecLimits::kMaxPriority));
   c_submit->add_option("--ranks", submit.ranks, "data-parallel ranks (overrides resources.ranks)")
       ->check(IntegerIn(1, dyt::JobSpecLimits::kMaxRanks));
+  c_submit->add_flag("--dry-run", submit.dry_run,
+                     "let the scheduler check the spec and say where it would run; queue "
+                     "nothing");
+  c_submit->add_flag("-w,--watch", submit.watch,
+                     "then follow the job until it ends, as `dytctl watch` (its exit code)");
   c_submit->add_option("--set", submit.sets, "KEY=VALUE override, e.g. model.norm=rmsnorm")
       ->allow_extra_args(false);
 
@@ -178,6 +183,9 @@ int main(int argc, char** argv) {
     return kExitError;
   }
   ctx.config = *config;
+  for (const std::string& warning : ctx.config.warnings) {
+    std::cerr << "dytctl: warning: " << warning << "\n";
+  }
 
   if (c_submit->parsed()) return RunSubmit(ctx, submit);
   if (c_list->parsed()) return RunList(ctx, list);

@@ -4,9 +4,11 @@
 #include <google/protobuf/message.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -331,7 +333,10 @@ StatusOr<JobSpecFile> LoadJobSpecFile(const std::string& path, const std::string
         std::to_string(JobSpecLimits::kMaxSpecFileBytes >> 20) + " MiB (is it the right file?)");
   }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound(path + ": cannot open the job spec file");
+  if (!in) {
+    const int err = errno;
+    return NotFound(path + ": cannot open the job spec file (" + std::strerror(err) + ")");
+  }
   std::stringstream text;
   text << in.rdbuf();
   JobSpecParseOptions options;

@@ -30,6 +30,8 @@ YAML::Node ModelNode(const v1::ModelSpec& m) {
   SetIf(n, "alpha0_ffn", m.alpha0_ffn());
   SetIf(n, "alpha0_final", m.alpha0_final());
   SetIf(n, "init_std", m.init_std());
+  SetIf(n, "multiple_of", m.multiple_of());
+  SetIf(n, "norm_eps", m.norm_eps());
   if (m.has_dyt_bias()) n["dyt_bias"] = m.dyt_bias();
   if (m.has_embed_scale()) n["embed_scale"] = m.embed_scale();
   return n;
@@ -57,6 +59,7 @@ YAML::Node DataNode(const v1::DataSpec& d, const std::vector<std::string>& roots
   SetIf(n, "format", d.format());
   SetIf(n, "seed", d.seed());
   SetIf(n, "val_fraction", d.val_fraction());
+  SetIf(n, "max_val_windows", d.max_val_windows());
   return n;
 }
 
@@ -71,6 +74,7 @@ YAML::Node OptimizerNode(const v1::OptimizerSpec& o) {
   SetIf(n, "weight_decay", o.weight_decay());
   SetIf(n, "grad_clip", o.grad_clip());
   if (o.no_decay_norms()) n["no_decay_norms"] = true;
+  SetIf(n, "decay_steps", o.decay_steps());
   return n;
 }
 
@@ -86,6 +90,7 @@ YAML::Node TrainNode(const v1::TrainSpec& t, int threads) {
   SetIf(n, "eval_batches", t.eval_batches());
   if (t.recompute()) n["recompute"] = true;
   if (t.has_deterministic()) n["deterministic"] = t.deterministic();
+  if (t.zero1()) n["zero1"] = true;
   SetIf(n, "threads", threads);
   return n;
 }

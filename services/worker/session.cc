@@ -144,9 +144,15 @@ void Session::RunOnce() {
       // another worker): cancelling it first would turn that into CANCELLED.
       if (got_first || !answered) context.TryCancel();
       const grpc::Status s = stream->Finish();
-      spdlog::warn("scheduler {}: could not register: {}", options_.scheduler,
+      // A plaintext worker at a TLS port sees its connection dropped, nothing more.
+      const bool maybe_tls = options_.ca_pem.empty() &&
+                             s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+                             (s.error_message().find("Socket closed") != std::string::npos ||
+                              s.error_message().find("Connection reset") != std::string::npos);
+      spdlog::warn("scheduler {}: could not register: {}{}", options_.scheduler,
                    got_first ? "first answer was not `registered`"
-                             : (s.ok() ? "stream closed" : StatusText(s)));
+                             : (s.ok() ? "stream closed" : StatusText(s)),
+                   maybe_tls ? " (a scheduler serving TLS needs --ca-file)" : "");
       NoteRefusal(s);
     }
     clear_context();

@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   app.add_option("--worker-id", worker_id, "stable worker id (default: the hostname)");
   app.add_option("--cpu-slots", cpu_slots, "offer N CPU slots (a CPU worker)");
   app.add_option("--trainer", trainer, "dyt-train binary (default: next to dyt-worker)");
-  app.add_option("--work-dir", work_dir, "per-attempt configs and outputs");
+  app.add_option("--work-dir", work_dir, "per-attempt configs and outputs")->capture_default_str();
   app.add_option("--metrics-listen", metrics_listen,
                  "HOST:PORT for Prometheus /metrics (port 0 picks one; default: off)");
   app.add_option(

@@ -40,7 +40,7 @@ TEST(ClientConfigTest, TlsFileAndTokenFromTheFileOrTheEnvironment) {
   s.env_ca_file = dir.Join("missing.crt");
   c = ResolveClientConfig(s);
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().message(), "ca_file " + dir.Join("missing.crt") + ": cannot read");
+  EXPECT_EQ(c.status().message(), "DYT_CA_FILE " + dir.Join("missing.crt") + ": cannot read");
   EXPECT_EQ(c.status().message().find("dyt_env"), std::string::npos);
 
   // Nor is one with no certificate in it (it used to surface as "cannot reach ...").
@@ -50,9 +50,62 @@ TEST(ClientConfigTest, TlsFileAndTokenFromTheFileOrTheEnvironment) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(c.status().message().rfind(
-                "ca_file " + dir.Join("junk.pem") + ": no PEM certificate in it", 0),
+                "DYT_CA_FILE " + dir.Join("junk.pem") + ": no PEM certificate in it", 0),
             0u)
       << c.status().message();
+}
+
+// A relative ca_file in a config file is the config file's neighbour, from any working directory
+// (dytctl login once saved DYT_CA_FILE=certs/ca.crt as it was, which broke after a cd); one from
+// DYT_CA_FILE is the working directory's. Errors say where the path came from.
+TEST(ClientConfigTest, RelativeCaFilesAndWhereTheyCameFrom) {
+  TempDir dir;
+  Write(dir.Join("conf/certs/ca.crt"), "-----BEGIN CERTIFICATE-----\n");
+  ClientConfigSources s;
+  s.env_config = dir.Join("conf/config.yaml");
+  Write(s.env_config, "ca_file: certs/ca.crt\n");
+  auto c = ResolveClientConfig(s);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->tls_ca_file, dir.Join("conf/certs/ca.crt"));
+  Write(s.env_config, "ca_file: certs/missing.crt\n");
+  c = ResolveClientConfig(s);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), "ca_file in " + s.env_config + " " +
+                                      dir.Join("conf/certs/missing.crt") + ": cannot read");
+  s.env_ca_file = "certs/ca.crt";  // relative to the working directory
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.Join("conf"));
+  c = ResolveClientConfig(s);
+  std::filesystem::current_path(cwd);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->tls_ca_file, dir.Join("conf/certs/ca.crt"));
+}
+
+// A config file holding a token that other users can read gets a warning (ssh refuses such
+// keys); mode 0600, what dytctl login writes, gets none.
+TEST(ClientConfigTest, AConfigFileWithATokenOthersCanReadIsWarnedAbout) {
+  TempDir dir;
+  ClientConfigSources s;
+  s.env_config = dir.Join("config.yaml");
+  Write(s.env_config, "token: dyt_secret\n");
+  std::filesystem::permissions(s.env_config, std::filesystem::perms(0644));
+  auto c = ResolveClientConfig(s);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  ASSERT_EQ(c->warnings.size(), 1u);
+  EXPECT_EQ(c->warnings[0], s.env_config +
+                                " holds a token and has mode 0644: other users may "
+                                "read it (chmod 600 " +
+                                s.env_config + ")");
+  EXPECT_EQ(c->warnings[0].find("dyt_secret"), std::string::npos);
+  std::filesystem::permissions(s.env_config, std::filesystem::perms(0600));
+  c = ResolveClientConfig(s);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->warnings.empty());
+  Write(s.env_config, "server: a:1\n");  // no token: nothing to protect
+  std::filesystem::permissions(s.env_config, std::filesystem::perms(0644));
+  c = ResolveClientConfig(s);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->warnings.empty());
 }
 
 TEST(ClientConfigTest, Precedence) {
@@ -98,7 +151,9 @@ TEST(ClientConfigTest, ErrorsNameTheFileAndLine) {
   s.env_config = dir.Join("missing.yaml");
   auto c = ResolveClientConfig(s);
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().message(), s.env_config + ": cannot read the dytctl config file");
+  EXPECT_EQ(c.status().message(), s.env_config +
+                                      ": cannot read the dytctl config file that DYT_CONFIG "
+                                      "names (No such file or directory)");
 
   s.env_config = dir.Join("bad.yaml");
   Write(s.env_config, "server: a:1\nsrever: b:2\n");

@@ -86,6 +86,12 @@ class DytctlJobTest : public ::testing::Test {
 
   // A synthetic `test`-preset job on one rank with both slots; its id.
   std::string Submit(int64_t steps, int every_steps, int log_every = 1) {
+    ProcessResult r = Ctl({"submit", JobFile(steps, every_steps, log_every)});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+  }
+  // The spec file of that job.
+  std::string JobFile(int64_t steps, int every_steps, int log_every = 1) {
     const std::string file = dir_.Join("job.yaml");
     std::ofstream(file) << "name: cli-job\n"
                            "model: {preset: test, norm: dyt}\n"
@@ -97,9 +103,7 @@ class DytctlJobTest : public ::testing::Test {
                            "resources: {kind: cpu, ranks: 1, slots_per_rank: 2}\n"
                            "checkpoint: {every_steps: "
                         << every_steps << ", keep_last: 3}\n";
-    ProcessResult r = Ctl({"submit", file});
-    EXPECT_EQ(r.code, 0) << r.err;
-    return r.out.substr(0, r.out.find('\n'));
+    return file;
   }
 
   // Waits (watch) until the job ends; its final JSON.
@@ -147,6 +151,16 @@ TEST_F(DytctlJobTest, LogsOfAFinishedJob) {
   ProcessResult follow = Ctl({"logs", id, "-f", "--tail", "2"}, seconds(30));
   EXPECT_EQ(follow.code, 0) << follow.err;
   EXPECT_EQ(Lines(follow.out), std::vector<std::string>(lines.end() - 2, lines.end()));
+}
+
+// submit --watch: the id, then the job followed to its end, and watch's exit code.
+TEST_F(DytctlJobTest, SubmitWatchFollowsTheJobToItsEnd) {
+  ProcessResult r = Ctl({"submit", "--watch", JobFile(10, 5)}, seconds(180));
+  EXPECT_EQ(r.code, 0) << r.err << "\n" << Logs();
+  const std::string id = r.out.substr(0, r.out.find('\n'));
+  ASSERT_EQ(id.rfind("job-", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find(id + " SUCCEEDED: step 10/10"), std::string::npos) << r.out;
+  EXPECT_EQ(CtlJson({"get", id})["state"], "SUCCEEDED");
 }
 
 TEST_F(DytctlJobTest, LogsFollowPrintsNewLinesUntilTheJobEnds) {
@@ -324,6 +338,13 @@ TEST_F(DytctlJobTest, PullVerifiesEveryFileAndResumesAnInterruptedDownload) {
   EXPECT_NE(table.out.find("sha256 verified (resumed after "), std::string::npos) << table.out;
   ProcessResult again = Ctl({"pull", id, "-o", out});
   EXPECT_NE(again.out.find("(already there)"), std::string::npos) << again.out;
+  // Both say the same size (the checkpoint's files; manifest.json came with the first).
+  const auto size_said = [](const std::string& text) {
+    const size_t files = text.find(" files, ");
+    return files == std::string::npos ? text
+                                      : text.substr(files, text.find(", sha256", files) - files);
+  };
+  EXPECT_EQ(size_said(again.out), size_said(table.out)) << table.out << again.out;
 
   // A .part whose bytes are wrong fails the check and is removed; the next pull succeeds.
   fs::remove(file);

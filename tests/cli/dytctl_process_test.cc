@@ -217,6 +217,19 @@ TEST_F(DytctlServerTest, InvalidSpecNamesTheFileAndLine) {
   ProcessResult r = Ctl({"submit", job});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "dytctl: " + job + ":8: train.batch_size: must be >= 1 (got 0)\n");
+  // --dry-run: the same answer, from the same checks.
+  r = Ctl({"submit", "--dry-run", job});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "dytctl: " + job + ":8: train.batch_size: must be >= 1 (got 0)\n");
+  // A valid spec is checked and previewed (no worker here: it would be held), not queued.
+  r = Ctl({"--output", "table", "submit", "--dry-run", job, "--set", "train.batch_size=4"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind(job + ": valid; job bad-batch (owner ", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find(", priority 0) would be held: asks 1 rank x 1 cpu slot; there are no "
+                       "schedulable cpu workers"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("; not submitted (--dry-run)\n"), std::string::npos) << r.out;
 
   // The server's error names the option that set the field (--priority itself is checked on
   // the command line: exit 2).
@@ -305,7 +318,8 @@ TEST_F(DytctlServerTest, SubmitListGetCancelRoundTrip) {
   EXPECT_EQ(Json::parse(watch_json.out.substr(0, watch_json.out.find('\n')))["state"], "CANCELLED");
 
   // A reason of several lines (a failed rank's carries its stderr tail) keeps the events table
-  // at one line per event; the state line and --output json have it whole.
+  // at one line per event; the state line (its further lines indented under it) and --output
+  // json have it whole.
   const std::string first = "job-000000000001";
   EXPECT_EQ(CtlJson({"cancel", first, "--reason", "first line\nsecond\nthird"})["state"],
             "CANCELLED");
@@ -313,7 +327,9 @@ TEST_F(DytctlServerTest, SubmitListGetCancelRoundTrip) {
   EXPECT_NE(multi.out.find("first line [+2 lines: dytctl --output json get " + first + "]\n"),
             std::string::npos)
       << multi.out;
-  EXPECT_NE(multi.out.find("CANCELLED (attempt 0): first line\nsecond\nthird\n"), std::string::npos)
+  EXPECT_NE(multi.out.find("CANCELLED (attempt 0): first line\n             second\n"
+                           "             third\n"),
+            std::string::npos)
       << multi.out;
   size_t seconds_shown = 0;
   for (size_t at = multi.out.find("second"); at != std::string::npos;

@@ -37,6 +37,8 @@ model:
   dyt_bias: true
   embed_scale: false
   init_std: 0.05
+  multiple_of: 64
+  norm_eps: 1.0e-6
 data:
   train_paths:
     - shards/train-*.bin
@@ -47,6 +49,7 @@ data:
   seed: 18446744073709551615
   val_fraction: 0.05
   synthetic: true
+  max_val_windows: 512
 optimizer:
   lr: 0.003
   min_lr: 0.0003
@@ -57,6 +60,7 @@ optimizer:
   weight_decay: 0.1
   grad_clip: 1.0
   no_decay_norms: true
+  decay_steps: 250
 train:
   steps: 300
   batch_size: 16
@@ -68,6 +72,7 @@ train:
   eval_batches: 4
   recompute: true
   deterministic: false
+  zero1: true
 resources:
   ranks: 2
   slots_per_rank: 3
@@ -123,6 +128,10 @@ TEST(JobSpecYamlTest, ReadsEveryField) {
   EXPECT_FALSE(s.model().tie_embeddings());
   EXPECT_TRUE(s.model().dyt_bias());
   EXPECT_FLOAT_EQ(s.model().alpha0_final(), 0.4f);
+  EXPECT_EQ(s.model().multiple_of(), 64);
+  EXPECT_EQ(s.data().max_val_windows(), 512);
+  EXPECT_EQ(s.optimizer().decay_steps(), 250);
+  EXPECT_TRUE(s.train().zero1());
   EXPECT_FLOAT_EQ(s.model().init_std(), 0.05f);
   ASSERT_EQ(s.data().train_paths_size(), 2);
   EXPECT_EQ(s.data().train_paths(0), "/jobs/dir/shards/train-*.bin");
@@ -144,10 +153,10 @@ TEST(JobSpecYamlTest, ReadsEveryField) {
   EXPECT_EQ(s.resources().slots_per_rank(), 3);
   EXPECT_EQ(s.checkpoint().keep_every_steps(), 1000);
 
-  EXPECT_EQ(file->Locate("train.batch_size"), "job.yaml:45");
-  EXPECT_EQ(file->Locate("data.train_paths[1]"), "job.yaml:26");
-  EXPECT_EQ(file->Locate("data.train_paths[7]"), "job.yaml:24");  // falls back to the list
-  EXPECT_EQ(file->Locate("checkpoint.nothing"), "job.yaml:58");   // ... or the section
+  EXPECT_EQ(file->Locate("train.batch_size"), "job.yaml:49");
+  EXPECT_EQ(file->Locate("data.train_paths[1]"), "job.yaml:28");
+  EXPECT_EQ(file->Locate("data.train_paths[7]"), "job.yaml:26");  // falls back to the list
+  EXPECT_EQ(file->Locate("checkpoint.nothing"), "job.yaml:63");   // ... or the section
   EXPECT_EQ(file->Locate("nothing"), std::nullopt);
 }
 
@@ -167,7 +176,7 @@ TEST(JobSpecYamlTest, UnknownKeysAreNamedWithTheirPosition) {
   EXPECT_EQ(nested.status().message(),
             "job.yaml:4:3: train.batchsize: unknown field (fields of train: steps, batch_size, "
             "grad_accum, seq_len, seed, log_every, eval_every, eval_batches, recompute, "
-            "deterministic)");
+            "deterministic, zero1)");
   auto top = Parse("name: x\nmodle:\n  preset: tiny\n");
   ASSERT_FALSE(top.ok());
   EXPECT_EQ(top.status().message().rfind("job.yaml:2:1: modle: unknown field (sections and "
@@ -247,7 +256,8 @@ TEST(JobSpecYamlTest, LoadResolvesDataPathsAgainstTheFilesDirectory) {
   EXPECT_EQ(file->spec.data().train_paths(0), std::string(DYT_SOURCE_DIR) + "/data/kjv/train.bin");
   auto missing = LoadJobSpecFile("/nonexistent/job.yaml", "eve");
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.status().message(), "/nonexistent/job.yaml: cannot open the job spec file");
+  EXPECT_EQ(missing.status().message(),
+            "/nonexistent/job.yaml: cannot open the job spec file (No such file or directory)");
 }
 
 TEST(JobSpecYamlTest, OverridesSetFieldsByPath) {

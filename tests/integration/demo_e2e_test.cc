@@ -187,6 +187,16 @@ TEST_F(DemoEndToEndTest, SubmitWatchPullGenerateAndShutDownCleanly) {
   std::string generated = gen.out.substr(std::min(gen.out.size(), prompt.size()));
   generated.erase(std::remove_if(generated.begin(), generated.end(), ::isspace), generated.end());
   EXPECT_FALSE(generated.empty()) << gen.out;
+  // Given the job's store where a checkpoint belongs, it says what to give instead.
+  const std::string store = fs::path(record["path"].get<std::string>()).parent_path().string();
+  ProcessResult not_one = cli::testing::Run(
+      {DYT_GENERATE_BINARY, "--checkpoint", store, "--tokenizer", dir_.Join("tokenizer.model")}, {},
+      seconds(60));
+  EXPECT_EQ(not_one.code, 1) << not_one.err;
+  EXPECT_NE(not_one.err.find("(" + store + " is a store of checkpoints: --store " + store +
+                             " takes its newest good one)"),
+            std::string::npos)
+      << not_one.err;
   // The checkpoint knows its tokenizer (the one the shards were encoded with), so generating
   // with another one is refused rather than printing nonsense.
   const Json state = Json::parse(ReadText(pulled + "/state.json"));

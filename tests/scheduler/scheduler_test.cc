@@ -219,6 +219,62 @@ TEST(SchedulerTest, FailedRankRestartsThenFailsWithStderrTail) {
   EXPECT_NE(job.reason().find("ValueError: boom 2"), std::string::npos) << job.reason();
   auto states = StatesOf(job);
   EXPECT_NE(std::find(states.begin(), states.end(), v1::RESTARTING), states.end());
+  // The requeue says what the next attempt starts from: nothing was saved, so not "resumes".
+  bool said_start_over = false;
+  for (const auto& e : job.events()) {
+    EXPECT_EQ(e.reason().find("resumes"), std::string::npos) << e.reason();
+    said_start_over |=
+        e.state() == v1::QUEUED && e.reason() == "requeued; starts over (no checkpoint yet)";
+  }
+  EXPECT_TRUE(said_start_over) << job.DebugString();
+}
+
+// submit --dry-run: every check of a submission, and where the job would run now; nothing is
+// stored or queued.
+TEST(SchedulerTest, ADryRunChecksAndPreviewsPlacementWithoutQueueing) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  auto preview = [&](const v1::JobSpec& spec, grpc::Status* status = nullptr) {
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    request.set_validate_only(true);
+    v1::SubmitJobResponse response;
+    grpc::Status s = server.stub().SubmitJob(Context().get(), request, &response);
+    if (status != nullptr) *status = s;
+    EXPECT_TRUE(status != nullptr || s.ok()) << s.error_message();
+    EXPECT_EQ(response.job().id(), "");
+    return response.job().reason();
+  };
+  EXPECT_EQ(preview(RanksSpec("one", 1)),
+            "would be held: asks 1 rank x 1 cpu slot; there are no schedulable cpu workers "
+            "(connected, not drained nor shutting down)");
+  TestWorker worker(server.port(), "w1", 2);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (preview(RanksSpec("one", 1)) != "would start now on w1" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(preview(RanksSpec("one", 1)), "would start now on w1");
+  EXPECT_EQ(preview(RanksSpec("three", 3)).rfind("would be held: asks 3 ranks x 1 cpu slot; ", 0),
+            0u);
+  // Both slots taken by a real job: a dry run would wait.
+  const std::string id = SubmitJob(server, RanksSpec("busy", 2));
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(preview(RanksSpec("one", 1)), "would wait for 1 x 1 cpu slots (0 of 2 free now)");
+  // The rules of a submission hold: an invalid spec is refused as a submission would be.
+  v1::JobSpec bad = RanksSpec("bad", 1);
+  bad.mutable_train()->set_batch_size(0);
+  grpc::Status status;
+  preview(bad, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "spec.train.batch_size: must be >= 1 (got 0)");
+  // Only the real job was stored.
+  auto page = store->ListJobs({}, 100, "");
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->jobs.size(), 1u);
+  EXPECT_EQ(page->jobs[0].job().id(), id);
 }
 
 // Restarts back off (the base, doubled per restart): a transient fault does not use up

@@ -171,5 +171,17 @@ TEST_F(TlsClusterTest, RefusedWorkerSaysWhyAndExits) {
   EXPECT_NE(err.find("revoked"), std::string::npos) << err;
 }
 
+// A worker started without --ca-file against the TLS scheduler only sees its connection
+// dropped; it says what is missing (as dytctl does) while it retries.
+TEST_F(TlsClusterTest, APlaintextWorkerIsToldThatTheSchedulerNeedsItsCa) {
+  auto plain =
+      proc::Run({DYT_WORKER_BINARY, "--scheduler", address_, "--worker-id", "node-p", "--cpu-slots",
+                 "1", "--work-dir", dir_.Join("work-p"), "--trainer", DYT_TRAIN_BINARY},
+                {}, seconds(4));
+  EXPECT_NE(plain.err.find("could not register: UNAVAILABLE"), std::string::npos) << plain.err;
+  EXPECT_NE(plain.err.find("(a scheduler serving TLS needs --ca-file)"), std::string::npos)
+      << plain.err;
+}
+
 }  // namespace
 }  // namespace dyt::security_testing

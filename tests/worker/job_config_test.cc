@@ -109,6 +109,11 @@ TEST(JobConfigTest, EveryFieldSetReachesTheTrainer) {
   k->set_every_minutes(15);
   k->set_keep_last(4);
   k->set_keep_every_steps(100);
+  m->set_multiple_of(32);
+  m->set_norm_eps(1e-6f);
+  d->set_max_val_windows(64);
+  o->set_decay_steps(40);
+  t->set_zero1(true);
   JobPaths paths = Paths();
   paths.data_roots = {"/data", "/more-data"};
   auto c = Convert(spec, paths);
@@ -142,6 +147,69 @@ TEST(JobConfigTest, EveryFieldSetReachesTheTrainer) {
   EXPECT_DOUBLE_EQ(c->checkpoint.every_minutes, 15);
   EXPECT_EQ(c->checkpoint.keep_last, 4);
   EXPECT_EQ(c->checkpoint.keep_every_steps, 100);
+  EXPECT_EQ(c->model.multiple_of, 32);
+  EXPECT_FLOAT_EQ(c->model.norm_eps, 1e-6f);
+  EXPECT_EQ(c->data.shards.max_val_windows, 64);
+  EXPECT_EQ(c->optim.schedule.total_steps, 40);
+  EXPECT_TRUE(c->train.zero1);
+}
+
+// Every field of the spec's model, data, optimizer and train sections is written to the trainer's
+// config under its own name: a field added to the proto but not here would be accepted at
+// submission and silently ignored (train.zero1 was, and is now written).
+TEST(JobConfigTest, NoSpecFieldIsDropped) {
+  using google::protobuf::FieldDescriptor;
+  const std::pair<const char*, const google::protobuf::Descriptor*> sections[] = {
+      {"model", v1::ModelSpec::descriptor()},
+      {"data", v1::DataSpec::descriptor()},
+      {"optimizer", v1::OptimizerSpec::descriptor()},
+      {"train", v1::TrainSpec::descriptor()},
+  };
+  for (const auto& [section, descriptor] : sections) {
+    for (int i = 0; i < descriptor->field_count(); ++i) {
+      const FieldDescriptor* f = descriptor->field(i);
+      v1::JobSpec spec;
+      google::protobuf::Message* msg = spec.GetReflection()->MutableMessage(
+          &spec, v1::JobSpec::descriptor()->FindFieldByName(section));
+      const google::protobuf::Reflection* r = msg->GetReflection();
+      switch (f->cpp_type()) {
+        case FieldDescriptor::CPPTYPE_INT32:
+          r->SetInt32(msg, f, 3);
+          break;
+        case FieldDescriptor::CPPTYPE_INT64:
+          r->SetInt64(msg, f, 3);
+          break;
+        case FieldDescriptor::CPPTYPE_UINT64:
+          r->SetUInt64(msg, f, 3);
+          break;
+        case FieldDescriptor::CPPTYPE_FLOAT:
+          r->SetFloat(msg, f, 0.5f);
+          break;
+        case FieldDescriptor::CPPTYPE_DOUBLE:
+          r->SetDouble(msg, f, 0.5);
+          break;
+        case FieldDescriptor::CPPTYPE_BOOL:
+          r->SetBool(msg, f, true);
+          break;
+        case FieldDescriptor::CPPTYPE_STRING:
+          if (f->is_repeated()) {
+            r->AddString(msg, f, "x");
+          } else {
+            r->SetString(msg, f, "x");
+          }
+          break;
+        default:
+          FAIL() << f->full_name() << ": a type this test does not know";
+          break;
+      }
+      auto yaml = TrainYamlFromJobSpec(spec, Paths());
+      ASSERT_TRUE(yaml.ok()) << f->full_name() << ": " << yaml.status().ToString();
+      const YAML::Node root = YAML::Load(*yaml);
+      EXPECT_TRUE(root[section][f->name()].IsDefined())
+          << f->full_name() << " is not written to the trainer's config:\n"
+          << *yaml;
+    }
+  }
 }
 
 TEST(JobConfigTest, DytOptionalFieldsSetToFalseAreKept) {

@@ -5,6 +5,8 @@
 //                   --val-output out/val.bin --val-fraction 0.02 [--strict-utf8]
 //   dyt-data stats out/train.bin out/val.bin
 //   dyt-data decode --tokenizer out/tokenizer.model out/val.bin --count 200
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdint>
@@ -107,6 +109,10 @@ Status RunDecode(const std::string& tokenizer_path, const std::string& path,
   const std::string text = tokenizer->Decode(ids);
   if (output.empty() || output == "-") {
     std::fwrite(text.data(), 1, text.size(), stdout);
+    // The prompt on a line of its own; a pipe gets the text's bytes exactly.
+    if (::isatty(STDOUT_FILENO) == 1 && (text.empty() || text.back() != '\n')) {
+      std::fputc('\n', stdout);
+    }
     return Status::Ok();
   }
   std::ofstream out(output, std::ios::binary);

@@ -269,6 +269,12 @@ void Launcher::SignalAll(int sig) {
     // The whole group; the child itself too in case it left the group.
     ::kill(-children_[i].pid, sig);
     ::kill(children_[i].pid, sig);
+    if (sig == SIGTERM) {
+      // A stopped rank (SIGSTOP, a debugger let go) acts on SIGTERM only once continued;
+      // otherwise it would sit out the whole grace until SIGKILL.
+      ::kill(-children_[i].pid, SIGCONT);
+      ::kill(children_[i].pid, SIGCONT);
+    }
     children_[i].signalled_by_launcher = true;
   }
 }

@@ -11,6 +11,7 @@
 // 2 bad arguments.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 #include "common/command_line.h"
@@ -57,7 +58,13 @@ int main(int argc, char** argv) {
     state = dyt::LoadCheckpoint(checkpoint, nullptr);
   }
   if (!state.ok()) {
-    std::cerr << "dyt-generate: " << state.status().ToString() << "\n";
+    std::cerr << "dyt-generate: " << state.status().ToString();
+    std::error_code ec;
+    if (store.empty() && std::filesystem::exists(checkpoint + "/latest", ec)) {
+      std::cerr << " (" << checkpoint << " is a store of checkpoints: --store " << checkpoint
+                << " takes its newest good one)";
+    }
+    std::cerr << "\n";
     return 1;
   }
   auto config = dyt::ModelConfigFromJson(state->model_config_json);
