@@ -54,6 +54,7 @@ inline constexpr JobSpecIntegerRange kJobSpecIntegerRanges[] = {
     {"priority", JobSpecLimits::kMinPriority, JobSpecLimits::kMaxPriority},
     {"max_restarts", 0, JobSpecLimits::kMaxRestarts},
     {"stall_timeout_s", 0, 7 * 86400},
+    {"time_limit_s", 0, 366 * 86400},
 };
 
 // The fixed range of `field` ("model.dim"), or nullptr when it has none.

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "common/job_run_time.h"
 #include "scheduler/job_states.h"
 #include "scheduler/state_keys.h"
 #include "scheduler/state_recovery.h"
@@ -99,6 +100,7 @@ void Scheduler::Loop() {
     kicked_ = false;
     Batch batch;
     CheckHeartbeats(batch);
+    CheckTimeLimits(batch);
     SchedulePass(batch);
     Status persisted = Persist(batch);
     if (!persisted.ok()) {
@@ -123,6 +125,7 @@ void Scheduler::RunPassForTest() {
   std::lock_guard lock(mu_);
   Batch batch;
   CheckHeartbeats(batch);
+  CheckTimeLimits(batch);
   SchedulePass(batch);
   Status persisted = Persist(batch);
   if (!persisted.ok()) spdlog::error("persist: {}", persisted.ToString());
@@ -172,6 +175,13 @@ void Scheduler::SetState(LiveJob& job, v1::JobState state, const std::string& re
   v1::JobState from = api->state();
   if (from == v1::QUEUED) CountQueued(job.record, -1);
   if (state == v1::QUEUED) CountQueued(job.record, +1);
+  // Running time, for spec.time_limit_s and `get`: each RUNNING spell adds to run_seconds when
+  // it ends (wall clock, so that a spell spanning a scheduler restart counts whole).
+  if (from == v1::RUNNING && state != v1::RUNNING && api->has_running_since()) {
+    api->set_run_seconds(RunSeconds(*api, PreciseNow()));
+    api->clear_running_since();
+  }
+  if (state == v1::RUNNING && from != v1::RUNNING) *api->mutable_running_since() = PreciseNow();
   api->set_state(state);
   *api->mutable_updated() = now;
   job.record.set_state_reason(reason);
@@ -182,6 +192,25 @@ void Scheduler::SetState(LiveJob& job, v1::JobState state, const std::string& re
   job.progress_dirty = false;
   batch.emplace_back(job.record, event);
   if (metrics_ != nullptr) metrics_->JobTransition(from, state);
+}
+
+void Scheduler::CheckTimeLimits(Batch& batch) {
+  const auto now = PreciseNow();
+  for (auto& [id, job] : jobs_) {
+    const v1::Job& api = job.record.job();
+    const int64_t limit = api.spec().time_limit_s();
+    if (limit <= 0 || api.state() != v1::RUNNING || job.preempting) continue;
+    if (RunSeconds(api, now) < double(limit)) continue;
+    // Stopped as for a preemption (SIGTERM: the trainers save a checkpoint and exit 3); the
+    // attempt's end finds the time used up and ends the job (EndAttempt).
+    job.preempting = true;
+    job.record.set_preemption("stopped at its time limit");
+    job.record.set_state_reason("stopping: time_limit_s " + std::to_string(limit) +
+                                " reached; the trainers save a checkpoint");
+    batch.emplace_back(job.record, std::nullopt);
+    StopRanks(id, api.attempt(), v1::StopJob::PREEMPT);
+    spdlog::info("job {}: time_limit_s {} reached: stopping it with a checkpoint", id, limit);
+  }
 }
 
 void Scheduler::Adopt(v1::JobRecord record, bool recovered) {

@@ -212,6 +212,8 @@ class Scheduler {
   // with reason "preempted: <why>", no restart counted.
   void PreemptJobsOn(const std::string& worker_id, const std::string& why, Batch& batch);
   void CheckHeartbeats(Batch& batch);
+  // Under mu_: stops, with a checkpoint, every RUNNING job whose spec.time_limit_s is used up.
+  void CheckTimeLimits(Batch& batch);
   void LoseWorker(const std::string& worker_id, const std::string& why, Batch& batch);
   // Ends the job's current attempt: requeued (preempted) unless `failure`; a failure restarts
   // it while restarts are left and it is `retryable`, else the job FAILED.

@@ -8,6 +8,7 @@
 #include <string>
 #include <tuple>
 
+#include "common/job_run_time.h"
 #include "scheduler/job_states.h"
 #include "scheduler/scheduler.h"
 
@@ -287,6 +288,23 @@ void Scheduler::EndAttempt(LiveJob& job, const std::string& reason, bool failure
   StopRanks(id, attempt, v1::StopJob::STALE);
   Status cleared = store_->DeleteRendezvousAttempt(id, attempt);
   if (!cleared.ok()) spdlog::warn("job {}: {}", id, cleared.ToString());
+  // However the attempt ended (stopped for the limit, preempted, failed), a job whose running
+  // time is used up gets no next attempt.
+  const int64_t limit = job.record.job().spec().time_limit_s();
+  const double ran = RunSeconds(job.record.job(), PreciseNow());
+  if (limit > 0 && ran >= double(limit)) {
+    const int64_t step = job.record.job().last_checkpoint_step();
+    char text[64];
+    std::snprintf(text, sizeof(text), "%.0f", ran);
+    Finish(job, v1::FAILED,
+           "time limit: its attempts ran " + std::string(text) + " s, time_limit_s is " +
+               std::to_string(limit) +
+               (step > 0 ? "; its latest checkpoint is step " + std::to_string(step)
+                         : std::string("; it has no checkpoint")) +
+               " (this attempt: " + reason + ")",
+           batch);
+    return;
+  }
   if (!failure) {
     Requeue(job, v1::PREEMPTED, reason, batch);
     return;

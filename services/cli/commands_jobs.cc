@@ -5,6 +5,7 @@
 #include <random>
 #include <sstream>
 
+#include "common/job_run_time.h"
 #include "common/job_spec_limits.h"
 #include "services/cli/client.h"
 #include "services/cli/command_util.h"
@@ -103,6 +104,12 @@ void PrintJob(std::ostream& out, const v1::Job& job) {
   if (pr.tokens_per_s() != 0) out << "  " << Compact(pr.tokens_per_s()) << " tok/s";
   if (pr.lr() != 0) out << "  lr " << pr.lr();
   out << "\n";
+  const double ran = RunSeconds(job, PreciseNow());
+  if (ran > 0 || s.time_limit_s() > 0) {
+    out << "run time:    " << Duration(ran);
+    if (s.time_limit_s() > 0) out << " of time_limit_s " << s.time_limit_s();
+    out << "\n";
+  }
   out << "created:     " << LocalTime(job.created()) << " (" << Age(job.created(), now)
       << " ago), updated " << LocalTime(job.updated()) << "\n";
   if (job.events_size() > 0) {

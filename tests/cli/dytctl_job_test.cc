@@ -160,7 +160,12 @@ TEST_F(DytctlJobTest, SubmitWatchFollowsTheJobToItsEnd) {
   const std::string id = r.out.substr(0, r.out.find('\n'));
   ASSERT_EQ(id.rfind("job-", 0), 0u) << r.out;
   EXPECT_NE(r.out.find(id + " SUCCEEDED: step 10/10"), std::string::npos) << r.out;
-  EXPECT_EQ(CtlJson({"get", id})["state"], "SUCCEEDED");
+  const Json job = CtlJson({"get", id});
+  EXPECT_EQ(job["state"], "SUCCEEDED");
+  EXPECT_GT(job["run_seconds"].get<double>(), 0) << job.dump(1);
+  // `get` says how long it ran (what a spec's time_limit_s would count).
+  ProcessResult get = Ctl({"get", id});
+  EXPECT_NE(get.out.find("\nrun time:    "), std::string::npos) << get.out;
 }
 
 TEST_F(DytctlJobTest, LogsFollowPrintsNewLinesUntilTheJobEnds) {

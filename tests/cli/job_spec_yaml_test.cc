@@ -83,6 +83,7 @@ checkpoint:
   keep_last: 3
   keep_every_steps: 1000
 stall_timeout_s: 900
+time_limit_s: 7200
 )";
 
 StatusOr<JobSpecFile> Parse(const std::string& text, const std::string& owner = "bob") {
@@ -120,6 +121,7 @@ TEST(JobSpecYamlTest, ReadsEveryField) {
   EXPECT_EQ(s.priority(), 7);
   EXPECT_EQ(s.max_restarts(), 3);
   EXPECT_EQ(s.stall_timeout_s(), 900);
+  EXPECT_EQ(s.time_limit_s(), 7200);
   EXPECT_EQ(s.model().preset(), "tiny");
   EXPECT_EQ(s.model().norm(), "rmsnorm");
   EXPECT_EQ(s.model().n_kv_heads(), 2);

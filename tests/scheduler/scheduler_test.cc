@@ -277,6 +277,59 @@ TEST(SchedulerTest, ADryRunChecksAndPreviewsPlacementWithoutQueueing) {
   EXPECT_EQ(page->jobs[0].job().id(), id);
 }
 
+// spec.time_limit_s (Slurm's --time): running time counts over all attempts; at the limit the
+// ranks are stopped with a checkpoint (PREEMPT: SIGTERM, save, exit 3) and the job ends FAILED,
+// not requeued, whatever restarts it has left.
+TEST(SchedulerTest, ATimeLimitCountsEveryAttemptAndEndsTheJobAfterACheckpoint) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker worker(server.port(), "w1", 1);
+  v1::JobSpec spec = RanksSpec("timed", 1, 0, /*max_restarts=*/3);
+  spec.set_time_limit_s(3);
+  const std::string id = SubmitJob(server, spec);
+  // Attempt 1 runs 1.5 s, then fails: it is restarted, its time counted.
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  worker.StartAll(*a);
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_FALSE(worker.TakeStop(id, milliseconds(10)));
+  worker.Exited(id, 1, 0, v1::RankUpdate::FAILED, "exited with code 1");
+  auto b = worker.TakeAssignment(id);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->attempt(), 2);
+  v1::Job job = GetJob(server, id);
+  EXPECT_GE(job.run_seconds(), 1.5);
+  EXPECT_LT(job.run_seconds(), 3.0);
+  EXPECT_FALSE(job.has_running_since());
+  worker.StartAll(*b);
+  const auto running = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+  EXPECT_TRUE(GetJob(server, id).has_running_since());
+  // The rest of the limit is attempt 2's first 1.5 s: stopped then, with a checkpoint.
+  auto stop = worker.TakeStop(id, milliseconds(5000));
+  ASSERT_TRUE(stop);
+  const auto after = std::chrono::steady_clock::now() - running;
+  EXPECT_EQ(stop->reason(), v1::StopJob::PREEMPT);
+  EXPECT_EQ(stop->attempt(), 2);
+  EXPECT_GE(after, milliseconds(1000));
+  EXPECT_LT(after, milliseconds(2600)) << "attempt 1's time was not counted";
+  EXPECT_EQ(GetJob(server, id).reason(),
+            "stopping: time_limit_s 3 reached; the trainers save a checkpoint");
+  worker.Exited(id, 2, 0, v1::RankUpdate::STOPPED, "exited with code 3 after a checkpoint", "", 3);
+  ASSERT_TRUE(WaitState(server, id, v1::FAILED));
+  job = GetJob(server, id);
+  EXPECT_EQ(job.reason().rfind("time limit: its attempts ran ", 0), 0u) << job.reason();
+  EXPECT_NE(job.reason().find(" s, time_limit_s is 3; it has no checkpoint (this attempt: "
+                              "stopped at its time limit)"),
+            std::string::npos)
+      << job.reason();
+  EXPECT_GE(job.run_seconds(), 3.0);
+  EXPECT_EQ(job.restarts(), 1);  // restarts were left; the limit ends it all the same
+  EXPECT_FALSE(worker.TakeAssignment(id, milliseconds(500)));
+}
+
 // Restarts back off (the base, doubled per restart): a transient fault does not use up
 // max_restarts within a second. The waiting job blocks nobody.
 TEST(SchedulerTest, RestartsBackOffDoublingEachTime) {
