@@ -274,6 +274,11 @@ int ClusterView::total_slots(const std::string& kind) const {
   return it == total_.end() ? 0 : it->second;
 }
 
+int ClusterView::free_slots_of(const std::string& kind) const {
+  auto it = free_.find(kind);
+  return it == free_.end() ? 0 : static_cast<int>(it->second);
+}
+
 int ClusterView::allocated_slots(const std::string& kind) const {
   auto it = allocated_.find(kind);
   return it == allocated_.end() ? 0 : it->second;

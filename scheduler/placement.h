@@ -80,6 +80,7 @@ class ClusterView {
   bool CouldEverFit(const GangRequest& request, std::string* why = nullptr) const;
 
   int total_slots(const std::string& kind) const;      // schedulable workers only
+  int free_slots_of(const std::string& kind) const;    // schedulable workers only
   int allocated_slots(const std::string& kind) const;  // all workers
   int free_slots(const std::string& worker_id) const;  // 0 when unknown
   int worker_count() const { return static_cast<int>(workers_.size()); }

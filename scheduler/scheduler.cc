@@ -100,7 +100,7 @@ void Scheduler::Loop() {
     kicked_ = false;
     Batch batch;
     CheckHeartbeats(batch);
-    CheckTimeLimits(batch);
+    CheckStops(batch);
     SchedulePass(batch);
     Status persisted = Persist(batch);
     if (!persisted.ok()) {
@@ -125,7 +125,7 @@ void Scheduler::RunPassForTest() {
   std::lock_guard lock(mu_);
   Batch batch;
   CheckHeartbeats(batch);
-  CheckTimeLimits(batch);
+  CheckStops(batch);
   SchedulePass(batch);
   Status persisted = Persist(batch);
   if (!persisted.ok()) spdlog::error("persist: {}", persisted.ToString());
@@ -194,16 +194,25 @@ void Scheduler::SetState(LiveJob& job, v1::JobState state, const std::string& re
   if (metrics_ != nullptr) metrics_->JobTransition(from, state);
 }
 
-void Scheduler::CheckTimeLimits(Batch& batch) {
+void Scheduler::CheckStops(Batch& batch) {
   const auto now = PreciseNow();
+  const auto steady_now = std::chrono::steady_clock::now();
   for (auto& [id, job] : jobs_) {
     const v1::Job& api = job.record.job();
+    const bool live = api.state() == v1::RUNNING || api.state() == v1::SCHEDULED;
+    if (job.preempting && live && steady_now - job.stop_sent >= options_.stop_resend) {
+      // Idempotent at the worker (the earlier grace deadline stands).
+      job.stop_sent = steady_now;
+      StopRanks(id, api.attempt(), v1::StopJob::PREEMPT);
+      continue;
+    }
     const int64_t limit = api.spec().time_limit_s();
     if (limit <= 0 || api.state() != v1::RUNNING || job.preempting) continue;
     if (RunSeconds(api, now) < double(limit)) continue;
     // Stopped as for a preemption (SIGTERM: the trainers save a checkpoint and exit 3); the
     // attempt's end finds the time used up and ends the job (EndAttempt).
     job.preempting = true;
+    job.stop_sent = steady_now;
     job.record.set_preemption("stopped at its time limit");
     job.record.set_state_reason("stopping: time_limit_s " + std::to_string(limit) +
                                 " reached; the trainers save a checkpoint");

@@ -61,6 +61,9 @@ struct SchedulerOptions {
   std::chrono::milliseconds restart_backoff{0};
   // Sent with stop requests: how long a worker waits after SIGTERM before SIGKILL.
   std::chrono::milliseconds stop_grace{30000};
+  // A preempting job whose ranks still run this long after its stop request gets it again (a
+  // request to a worker without a session, or lost in a scheduler crash, is not delivered).
+  std::chrono::milliseconds stop_resend{10000};
   // A higher-priority job that cannot fit may preempt lower-priority running jobs.
   bool preemption = true;
   // Off (default): the first job of a slot kind that cannot be placed blocks the jobs behind it
@@ -170,6 +173,7 @@ class Scheduler {
     std::chrono::steady_clock::time_point not_before;  // restart backoff: not placed before
     std::map<int, RankState> ranks;                    // current attempt
     bool preempting = false;  // stop requests sent to make room (record.preemption)
+    std::chrono::steady_clock::time_point stop_sent;  // the last such request (CheckStops)
     bool progress_dirty = false;
   };
   // The slots and live ranks of one job attempt, until they have all exited.
@@ -212,8 +216,9 @@ class Scheduler {
   // with reason "preempted: <why>", no restart counted.
   void PreemptJobsOn(const std::string& worker_id, const std::string& why, Batch& batch);
   void CheckHeartbeats(Batch& batch);
-  // Under mu_: stops, with a checkpoint, every RUNNING job whose spec.time_limit_s is used up.
-  void CheckTimeLimits(Batch& batch);
+  // Under mu_: stops, with a checkpoint, every RUNNING job whose spec.time_limit_s is used up;
+  // sends a preempting job's stop again when its ranks still run options_.stop_resend after it.
+  void CheckStops(Batch& batch);
   void LoseWorker(const std::string& worker_id, const std::string& why, Batch& batch);
   // Ends the job's current attempt: requeued (preempted) unless `failure`; a failure restarts
   // it while restarts are left and it is `retryable`, else the job FAILED.

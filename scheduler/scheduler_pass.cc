@@ -175,7 +175,7 @@ std::string Scheduler::PlacementPreview(const v1::JobSpec& spec) const {
   const std::string queued = std::to_string(ahead) + " queued " + request.kind +
                              (ahead == 1 ? " job" : " jobs") +
                              " of priority >= " + std::to_string(spec.priority()) + " go first";
-  const int free = cluster_.total_slots(request.kind) - cluster_.allocated_slots(request.kind);
+  const int free = cluster_.free_slots_of(request.kind);
   const std::string slots = std::to_string(request.ranks) + " x " +
                             std::to_string(request.slots_per_rank) + " " + request.kind +
                             " slots (" + std::to_string(std::max(0, free)) + " of " +
@@ -225,6 +225,7 @@ bool Scheduler::TryPreempt(const LiveJob& head, const GangRequest& request, Batc
 void Scheduler::StartPreemption(LiveJob& job, const std::string& event_reason,
                                 const std::string& state_reason, Batch& batch) {
   job.preempting = true;
+  job.stop_sent = std::chrono::steady_clock::now();
   job.record.set_preemption(event_reason);
   job.record.set_state_reason(state_reason);
   batch.emplace_back(job.record, std::nullopt);

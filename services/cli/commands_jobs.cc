@@ -22,7 +22,8 @@ std::string JoinPaths(const google::protobuf::RepeatedPtrField<std::string>& pat
   return s;
 }
 
-void PrintJob(std::ostream& out, const v1::Job& job) {
+// `terminal`: reasons (a failed rank's carries its stderr tail) are shown TerminalSafe.
+void PrintJob(std::ostream& out, const v1::Job& job, bool terminal) {
   const v1::JobSpec& s = job.spec();
   const int64_t now = NowUnix();
   out << job.id() << "  " << s.name() << "  (owner " << s.owner() << ", priority " << s.priority()
@@ -31,6 +32,7 @@ void PrintJob(std::ostream& out, const v1::Job& job) {
   if (reason.empty() && job.events_size() > 0 && job.events().rbegin()->state() == job.state()) {
     reason = job.events().rbegin()->reason();  // the event that put it in this state
   }
+  if (terminal) reason = TerminalSafe(reason, /*keep_newlines=*/true);
   // A failed rank's reason carries its stderr tail on the lines after the first: indented
   // under the state, not flush with the fields below.
   for (size_t nl = reason.find('\n'); nl != std::string::npos; nl = reason.find('\n', nl + 1)) {
@@ -117,7 +119,7 @@ void PrintJob(std::ostream& out, const v1::Job& job) {
     Table events({"  TIME", "STATE", "REASON"});
     for (const auto& e : job.events()) {
       // One line per event: a failed rank's reason carries its stderr tail, many lines long.
-      std::string reason = e.reason();
+      std::string reason = terminal ? TerminalSafe(e.reason(), /*keep_newlines=*/true) : e.reason();
       if (const size_t nl = reason.find('\n'); nl != std::string::npos) {
         const auto more =
             std::count(reason.begin() + static_cast<std::ptrdiff_t>(nl), reason.end(), '\n');
@@ -197,7 +199,8 @@ int RunSubmit(const CommandContext& ctx, const SubmitArgs& args) {
     return Fail(ctx, job.status());
   }
   if (ctx.json) {
-    *ctx.out << ToJson(*job) << "\n";
+    // With --watch, watch's JSON lines follow: one object per line from the start.
+    *ctx.out << ToJson(*job, /*pretty=*/!args.watch) << "\n";
   } else if (args.dry_run) {
     *ctx.out << args.file << ": valid; job " << job->spec().name() << " (owner "
              << job->spec().owner() << ", priority " << job->spec().priority() << ") "
@@ -258,7 +261,7 @@ int RunGet(const CommandContext& ctx, const std::string& id) {
   if (ctx.json) {
     *ctx.out << ToJson(*job) << "\n";
   } else {
-    PrintJob(*ctx.out, *job);
+    PrintJob(*ctx.out, *job, ctx.tty);
   }
   return kExitOk;
 }

@@ -112,7 +112,9 @@ class WatchPrinter {
     *ctx_.out << "  (watched " << Duration(s) << ")\n";
     // Why it failed or was cancelled (for a failed rank, its stderr tail too).
     if (job.state() != v1::SUCCEEDED && !job.reason().empty()) {
-      *ctx_.out << "reason: " << job.reason() << "\n";
+      *ctx_.out << "reason: "
+                << (ctx_.tty ? TerminalSafe(job.reason(), /*keep_newlines=*/true) : job.reason())
+                << "\n";
     }
     *ctx_.out << std::flush;
   }

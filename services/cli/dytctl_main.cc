@@ -64,11 +64,14 @@ int main(int argc, char** argv) {
       ->check(IntegerIn(dyt::JobSpecLimits::kMinPriority, dyt::JobSpecLimits::kMaxPriority));
   c_submit->add_option("--ranks", submit.ranks, "data-parallel ranks (overrides resources.ranks)")
       ->check(IntegerIn(1, dyt::JobSpecLimits::kMaxRanks));
-  c_submit->add_flag("--dry-run", submit.dry_run,
-                     "let the scheduler check the spec and say where it would run; queue "
-                     "nothing");
-  c_submit->add_flag("-w,--watch", submit.watch,
-                     "then follow the job until it ends, as `dytctl watch` (its exit code)");
+  auto* dry_run =
+      c_submit->add_flag("--dry-run", submit.dry_run,
+                         "let the scheduler check the spec and say where it would run; queue "
+                         "nothing");
+  c_submit
+      ->add_flag("-w,--watch", submit.watch,
+                 "then follow the job until it ends, as `dytctl watch` (its exit code)")
+      ->excludes(dry_run);
   c_submit->add_option("--set", submit.sets, "KEY=VALUE override, e.g. model.norm=rmsnorm")
       ->allow_extra_args(false);
 

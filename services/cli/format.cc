@@ -111,23 +111,51 @@ std::string Bar(double done, double total, int width) {
   return bar;
 }
 
-std::string TerminalSafe(const std::string& text) {
+std::string TerminalSafe(const std::string& text, bool keep_newlines) {
   std::string out;
   out.reserve(text.size());
   char buf[8];
+  auto escape = [&](const char* format, unsigned value) {
+    std::snprintf(buf, sizeof(buf), format, value);
+    out += buf;
+  };
   for (size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
-    const auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
-    if ((c < 0x20 && c != '\t') || c == 0x7f) {
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {  // U+0080..U+009F in UTF-8
-      std::snprintf(buf, sizeof(buf), "\\u%04x", next);
-      out += buf;
-      ++i;
-    } else {
-      out += char(c);
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\t' && !(keep_newlines && c == '\n')) || c == 0x7f) {
+        escape("\\x%02x", c);
+      } else {
+        out += char(c);
+      }
+      continue;
     }
+    // A UTF-8 sequence: its length from the lead byte, then continuation bytes 0x80..0xBF.
+    const size_t n = c >= 0xc2 && c <= 0xdf   ? 2
+                     : c >= 0xe0 && c <= 0xef ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4
+                                              : 0;
+    bool valid = n > 0 && i + n <= text.size();
+    for (size_t k = 1; valid && k < n; ++k) {
+      const auto b = static_cast<unsigned char>(text[i + k]);
+      valid = b >= 0x80 && b <= 0xbf;
+    }
+    if (!valid) {
+      // A stray byte: 0x80..0x9F is a C1 control (0x9B: CSI) to a terminal set to 8-bit
+      // controls; other stray bytes show as a replacement character.
+      if (c <= 0x9f) {
+        escape("\\x%02x", c);
+      } else {
+        out += char(c);
+      }
+      continue;
+    }
+    const auto second = static_cast<unsigned char>(text[i + 1]);
+    if (c == 0xc2 && second <= 0x9f) {
+      escape("\\u%04x", second);  // U+0080..U+009F, the C1 controls
+    } else {
+      out.append(text, i, n);
+    }
+    i += n - 1;
   }
   return out;
 }

@@ -41,10 +41,11 @@ std::string Fixed(double v, int digits, bool dash_zero = true);
 // "[##########----------]" `width` characters inside the brackets for done/total.
 std::string Bar(double done, double total, int width);
 
-// `text` made harmless for a terminal: control characters (C0 but tab, DEL, C1) become visible
-// escapes ("\x1b", "\x7f", "\u009b"), so a trainer's output cannot move the cursor, retitle the
-// window or hide what came before on the line. Everything else, UTF-8 included, is kept.
-std::string TerminalSafe(const std::string& text);
+// `text` made harmless for a terminal: control characters (C0 but tab, DEL, C1 encoded or as
+// stray bytes) become visible escapes ("\x1b", "\x7f", "\u009b", "\x9b"), so a trainer's
+// output cannot move the cursor, retitle the window or hide what came before on the line.
+// Everything else, other UTF-8 included, is kept; newlines too with `keep_newlines`.
+std::string TerminalSafe(const std::string& text, bool keep_newlines = false);
 
 // The message as JSON with proto field names (snake_case, as in the job spec YAML) and every
 // field printed, so scripts see zeros and empty lists too.

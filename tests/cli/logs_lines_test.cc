@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "services/cli/commands.h"
+#include "services/cli/format.h"
 #include "tests/scheduler/service_test_util.h"
 #include "tests/scheduler/test_util.h"
 #include "tests/scheduler/test_worker.h"
@@ -57,6 +58,22 @@ TEST(DytctlLogsTest, IdenticalLinesOfOneSecondAreAllPrinted) {
   } while (std::chrono::steady_clock::now() < deadline);
   EXPECT_EQ(out.str(), want);
   EXPECT_EQ(err.str(), "");
+}
+
+TEST(TerminalSafeTest, EscapesControlsAndKeepsOtherUtf8) {
+  EXPECT_EQ(TerminalSafe("a\tb"), "a\tb");
+  EXPECT_EQ(TerminalSafe("\x1b[2J\r\x7f"), "\\x1b[2J\\x0d\\x7f");
+  EXPECT_EQ(TerminalSafe("\xc2\x9b"
+                         "1m"),
+            "\\u009b1m");  // C1 as UTF-8
+  EXPECT_EQ(TerminalSafe("x\x9b"
+                         "1m"),
+            "x\\x9b1m");                                             // C1 as a stray byte
+  EXPECT_EQ(TerminalSafe("\xe2\x80\x9b \xc3\xa9 \xf0\x9f\x99\x82"),  // U+201B, é, U+1F642
+            "\xe2\x80\x9b \xc3\xa9 \xf0\x9f\x99\x82");
+  EXPECT_EQ(TerminalSafe("cut \xe2\x80"), "cut \xe2\\x80");  // a sequence cut short
+  EXPECT_EQ(TerminalSafe("one\ntwo"), "one\\x0atwo");
+  EXPECT_EQ(TerminalSafe("one\ntwo\x1b", /*keep_newlines=*/true), "one\ntwo\\x1b");
 }
 
 // A job's output cannot drive the terminal of whoever reads its logs: on a terminal control

@@ -277,6 +277,34 @@ TEST(SchedulerTest, ADryRunChecksAndPreviewsPlacementWithoutQueueing) {
   EXPECT_EQ(page->jobs[0].job().id(), id);
 }
 
+// A stop request can be lost (the worker had no session when it was sent; the scheduler
+// crashed after storing the preemption): a preempting job whose ranks still run gets it again.
+TEST(SchedulerTest, APreemptionStopIsSentAgainWhileTheRanksStillRun) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  SchedulerOptions options;
+  options.stop_resend = milliseconds(300);
+  TestServer server(store.get(), {}, options);
+  TestWorker worker(server.port(), "w1", 1);
+  const std::string low = SubmitJob(server, RanksSpec("low", 1, 1));
+  auto a = worker.TakeAssignment(low);
+  ASSERT_TRUE(a);
+  worker.StartAll(*a);
+  ASSERT_TRUE(WaitState(server, low, v1::RUNNING));
+  const std::string high = SubmitJob(server, RanksSpec("high", 1, 9));
+  ASSERT_TRUE(worker.TakeStop(low));
+  // Not acted on (as if lost): it comes again, and again.
+  for (int i = 0; i < 2; ++i) {
+    auto again = worker.TakeStop(low, milliseconds(5000));
+    ASSERT_TRUE(again) << "stop " << i + 2 << " never came";
+    EXPECT_EQ(again->reason(), v1::StopJob::PREEMPT);
+  }
+  worker.ExitAll(*a, v1::RankUpdate::STOPPED);
+  ASSERT_TRUE(worker.TakeAssignment(high));
+  // Once the ranks are gone, nothing more.
+  EXPECT_FALSE(worker.TakeStop(low, milliseconds(1000)));
+}
+
 // spec.time_limit_s (Slurm's --time): running time counts over all attempts; at the limit the
 // ranks are stopped with a checkpoint (PREEMPT: SIGTERM, save, exit 3) and the job ends FAILED,
 // not requeued, whatever restarts it has left.
