@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/dist/subprocess.h"
@@ -167,16 +168,38 @@ TEST(GlooCommunicatorTest, PeerThatNeverArrivesFailsCreateNamingItsKey) {
     const auto waited = std::chrono::steady_clock::now() - start;
     ASSERT_FALSE(comm.ok());
     EXPECT_EQ(comm.status().code(), StatusCode::kDeadlineExceeded) << comm.status().ToString();
-    // Gloo's rendezvous keys for rank r are "rank_<r>" and "<r>"; which one a rank waits on
-    // first depends on its rank. Either way the message names the missing peer's key.
-    const std::string peer = std::to_string(1 - rank);
+    // Rank 1 first waits for rank 0's world size; rank 0 for Gloo's keys of rank 1 ("rank_1"
+    // and "1"). Either way the message names the missing peer's key.
     const std::string& msg = comm.status().message();
-    EXPECT_TRUE(msg.find("'" + prefix + ".gloo.rank_" + peer + "'") != std::string::npos ||
-                msg.find("'" + prefix + ".gloo." + peer + "'") != std::string::npos)
-        << comm.status().ToString();
+    if (rank == 1) {
+      EXPECT_NE(msg.find("'" + prefix + ".world_size'"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("waiting for rank 0"), std::string::npos) << msg;
+    } else {
+      EXPECT_TRUE(msg.find("'" + prefix + ".gloo.rank_1'") != std::string::npos ||
+                  msg.find("'" + prefix + ".gloo.1'") != std::string::npos)
+          << comm.status().ToString();
+    }
     EXPECT_GE(waited, milliseconds(1000));
     EXPECT_LT(waited, milliseconds(3000));
   }
+}
+
+// Ranks started for different world sizes are told so, naming the variable, instead of
+// Gloo's "enforce fail ... 136 vs 272".
+TEST(GlooCommunicatorTest, RanksOfDifferentWorldSizesAreToldSo) {
+  TempDir dir;
+  auto store = FileKvStore::Open(dir.path());
+  ASSERT_TRUE(store.ok());
+  GlooOptions options;
+  options.timeout = milliseconds(2000);
+  std::thread rank0([&] { (void)GlooCommunicator::Create(**store, "mixed", 0, 2, options); });
+  auto rank1 = GlooCommunicator::Create(**store, "mixed", 1, 3, options);
+  rank0.join();
+  ASSERT_FALSE(rank1.ok());
+  EXPECT_EQ(rank1.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(rank1.status().message(),
+            "DYT_WORLD_SIZE: this rank (1) was started for 3 ranks, rank 0 for 2 (rendezvous "
+            "prefix 'mixed'); every rank of a run needs the same world size");
 }
 
 TEST(GlooCommunicatorTest, WorldOfOneNeedsNoPeer) {

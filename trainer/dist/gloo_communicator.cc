@@ -201,6 +201,27 @@ StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(KvStore& st
                        "': " + e.what());
   }
 
+  // Ranks started for different world sizes would exchange address tables of different sizes
+  // (Gloo: "enforce fail ... 136 vs 272"). Rank 0 publishes its world size; the others compare
+  // before connecting.
+  const std::string world_key = prefix + ".world_size";
+  if (rank == 0) {
+    DYT_RETURN_IF_ERROR(
+        store.Set(world_key, std::to_string(world_size)).WithContext("gloo: rendezvous of rank 0"));
+  } else {
+    StatusOr<std::string> theirs = store.Get(world_key, options.timeout);
+    if (!theirs.ok()) {
+      return theirs.status().WithContext("gloo: rendezvous of rank " + std::to_string(rank) +
+                                         " of " + std::to_string(world_size) +
+                                         " waiting for rank 0");
+    }
+    if (*theirs != std::to_string(world_size)) {
+      return InvalidArgument("DYT_WORLD_SIZE: this rank (" + std::to_string(rank) +
+                             ") was started for " + std::to_string(world_size) +
+                             " ranks, rank 0 for " + *theirs + " (rendezvous prefix '" + prefix +
+                             "'); every rank of a run needs the same world size");
+    }
+  }
   auto context = std::make_shared<gloo::rendezvous::Context>(rank, world_size);
   context->setTimeout(options.timeout);
   KvStoreAdapter adapter(store, prefix, options.timeout);
