@@ -231,8 +231,12 @@ StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(KvStore& st
     return e.status().WithContext("gloo: rendezvous of rank " + std::to_string(rank) + " of " +
                                   std::to_string(world_size));
   } catch (const std::exception& e) {
+    // A refused connection to an address read from the store is usually another run's: a
+    // reused rendezvous id (or a rendezvous directory left from an earlier run).
     return Unavailable("gloo: rank " + std::to_string(rank) + " of " + std::to_string(world_size) +
-                       " could not connect to its peers (prefix '" + prefix + "'): " + e.what());
+                       " could not connect to its peers (prefix '" + prefix + "'): " + e.what() +
+                       " (is another run, or an earlier one, using this rendezvous id? each run "
+                       "needs its own: dyt-launch --rdzv-id, or a fresh --rdzv directory)");
   }
   return std::unique_ptr<GlooCommunicator>(new GlooCommunicator(
       rank, world_size, options.timeout, std::move(device), std::move(context)));
