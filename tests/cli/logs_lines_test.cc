@@ -1,11 +1,13 @@
 // dytctl logs against an in-process scheduler fed by a test worker session: every line the
 // trainer printed is printed, also identical lines that arrive in the same second (lines are
-// told apart by their number in the rank's output, not by time and text).
+// told apart by their number in the rank's output, not by time and text), and control
+// characters are escaped on a terminal (TerminalSafe).
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "services/cli/commands.h"
 #include "services/cli/format.h"
@@ -19,45 +21,69 @@ namespace {
 using ::dyt::testing::TestServer;
 using ::dyt::testing::TestWorker;
 
-TEST(DytctlLogsTest, IdenticalLinesOfOneSecondAreAllPrinted) {
-  ::dyt::testing::TempDir dir;
-  auto store = ::dyt::testing::OpenStore(dir.Join("db"));
-  TestServer server(store.get());
-  TestWorker worker(server.port(), "w1", 1);
-  v1::JobSpec spec = ::dyt::testing::ValidSpec("repeats");
-  spec.mutable_resources()->set_ranks(1);
-  const std::string id = ::dyt::testing::SubmitJob(server, spec);
-  auto a = worker.TakeAssignment(id);
-  ASSERT_TRUE(a);
-  worker.StartAll(*a);
-  v1::WorkerMessage m;
-  v1::LogBatch* batch = m.mutable_logs();
-  batch->set_job_id(id);
-  batch->set_attempt(a->attempt());
-  batch->set_rank(0);
-  batch->set_first_line(1);
-  for (const char* line : {"warning: slow step", "warning: slow step", "", "", "step 1/5"}) {
-    batch->add_lines(line);
-  }
-  worker.Send(m);
+// A one-rank job on an in-process scheduler whose test worker sends its output lines.
+class DytctlLogsTest : public ::testing::Test {
+ protected:
+  DytctlLogsTest()
+      : store_(::dyt::testing::OpenStore(dir_.Join("db"))),
+        server_(store_.get()),
+        worker_(server_.port(), "w1", 1) {}
 
-  CommandContext ctx;
-  ctx.config.server = "127.0.0.1:" + std::to_string(server.port());
-  std::ostringstream out, err;
-  ctx.out = &out;
-  ctx.err = &err;
+  // Starts a job whose rank 0 printed `lines` (numbered from 1); its id.
+  std::string JobThatPrinted(const std::vector<std::string>& lines) {
+    v1::JobSpec spec = ::dyt::testing::ValidSpec("printer");
+    spec.mutable_resources()->set_ranks(1);
+    const std::string id = ::dyt::testing::SubmitJob(server_, spec);
+    auto a = worker_.TakeAssignment(id);
+    EXPECT_TRUE(a);
+    if (!a) return id;
+    worker_.StartAll(*a);
+    v1::WorkerMessage m;
+    v1::LogBatch* batch = m.mutable_logs();
+    batch->set_job_id(id);
+    batch->set_attempt(a->attempt());
+    batch->set_rank(0);
+    batch->set_first_line(1);
+    for (const std::string& line : lines) batch->add_lines(line);
+    worker_.Send(m);
+    return id;
+  }
+
+  // `dytctl logs` of `args.id` once the scheduler has the lines (at most 10 s); its stdout.
+  std::string Logs(const LogsArgs& args, bool tty) {
+    CommandContext ctx;
+    ctx.config.server = "127.0.0.1:" + std::to_string(server_.port());
+    ctx.tty = tty;
+    std::ostringstream out, err;
+    ctx.out = &out;
+    ctx.err = &err;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    do {
+      out.str("");
+      EXPECT_EQ(RunLogs(ctx, args), kExitOk) << err.str();
+      EXPECT_EQ(err.str(), "");
+      if (!out.str().empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } while (std::chrono::steady_clock::now() < deadline);
+    return out.str();
+  }
+
+  ::dyt::testing::TempDir dir_;
+  std::unique_ptr<StateStore> store_;
+  TestServer server_;
+  TestWorker worker_;
+};
+
+TEST_F(DytctlLogsTest, IdenticalLinesOfOneSecondAreAllPrinted) {
   LogsArgs args;
-  args.id = id;
+  args.id = JobThatPrinted({"warning: slow step", "warning: slow step", "", "", "step 1/5"});
   const std::string want = "warning: slow step\nwarning: slow step\n\n\nstep 1/5\n";
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  do {  // until the scheduler has taken the batch
-    out.str("");
-    ASSERT_EQ(RunLogs(ctx, args), kExitOk) << err.str();
-    if (out.str() == want) break;
+  std::string got;
+  while ((got = Logs(args, /*tty=*/false)) != want && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  } while (std::chrono::steady_clock::now() < deadline);
-  EXPECT_EQ(out.str(), want);
-  EXPECT_EQ(err.str(), "");
+  }
+  EXPECT_EQ(got, want);
 }
 
 TEST(TerminalSafeTest, EscapesControlsAndKeepsOtherUtf8) {
@@ -78,52 +104,18 @@ TEST(TerminalSafeTest, EscapesControlsAndKeepsOtherUtf8) {
 
 // A job's output cannot drive the terminal of whoever reads its logs: on a terminal control
 // characters are shown escaped; --raw, a pipe or a file get the bytes as the trainer wrote them.
-TEST(DytctlLogsTest, ControlCharactersAreShownEscapedOnATerminal) {
-  ::dyt::testing::TempDir dir;
-  auto store = ::dyt::testing::OpenStore(dir.Join("db"));
-  TestServer server(store.get());
-  TestWorker worker(server.port(), "w1", 1);
-  v1::JobSpec spec = ::dyt::testing::ValidSpec("escapes");
-  spec.mutable_resources()->set_ranks(1);
-  const std::string id = ::dyt::testing::SubmitJob(server, spec);
-  auto a = worker.TakeAssignment(id);
-  ASSERT_TRUE(a);
-  worker.StartAll(*a);
+TEST_F(DytctlLogsTest, ControlCharactersAreShownEscapedOnATerminal) {
   const std::string line =
       "step\t1 \x1b[2J\x1b]0;owned\x07 done\r\x7f \xc2\x9b"
       "31m \xc3\xa9";
-  v1::WorkerMessage m;
-  v1::LogBatch* batch = m.mutable_logs();
-  batch->set_job_id(id);
-  batch->set_attempt(a->attempt());
-  batch->set_rank(0);
-  batch->set_first_line(1);
-  batch->add_lines(line);
-  worker.Send(m);
-
-  auto logs = [&](bool tty, bool raw) {
-    CommandContext ctx;
-    ctx.config.server = "127.0.0.1:" + std::to_string(server.port());
-    ctx.tty = tty;
-    std::ostringstream out, err;
-    ctx.out = &out;
-    ctx.err = &err;
-    LogsArgs args;
-    args.id = id;
-    args.raw = raw;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    do {  // until the scheduler has taken the batch
-      out.str("");
-      EXPECT_EQ(RunLogs(ctx, args), kExitOk) << err.str();
-      if (!out.str().empty()) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    } while (std::chrono::steady_clock::now() < deadline);
-    return out.str();
-  };
-  EXPECT_EQ(logs(/*tty=*/true, /*raw=*/false),
+  LogsArgs args;
+  args.id = JobThatPrinted({line});
+  EXPECT_EQ(Logs(args, /*tty=*/true),
             "step\t1 \\x1b[2J\\x1b]0;owned\\x07 done\\x0d\\x7f \\u009b31m \xc3\xa9\n");
-  EXPECT_EQ(logs(/*tty=*/true, /*raw=*/true), line + "\n");
-  EXPECT_EQ(logs(/*tty=*/false, /*raw=*/false), line + "\n");
+  args.raw = true;
+  EXPECT_EQ(Logs(args, /*tty=*/true), line + "\n");
+  args.raw = false;
+  EXPECT_EQ(Logs(args, /*tty=*/false), line + "\n");
 }
 
 }  // namespace
