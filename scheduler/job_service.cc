@@ -117,7 +117,9 @@ StatusOr<StateStore::NewJob> JobServiceImpl::Prepare(const v1::SubmitJobRequest&
 }
 
 v1::Job JobServiceImpl::Preview(const StateStore::NewJob& prepared) const {
-  v1::Job job = prepared.record.job();  // no id: nothing was created
+  v1::Job job = prepared.record.job();       // no id: nothing was created
+  job.set_state(v1::JOB_STATE_UNSPECIFIED);  // nor queued
+  job.clear_events();
   job.set_reason(scheduler_->PlacementPreview(job.spec()));
   return job;
 }

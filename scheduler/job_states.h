@@ -1,6 +1,8 @@
 // Facts about job states that the store and the scheduler share.
 #pragma once
 
+#include <string>
+
 #include "dyt/v1/job.pb.h"
 
 namespace dyt {
@@ -9,6 +11,15 @@ namespace dyt {
 // jobs that are not terminal.
 inline bool IsTerminalJobState(v1::JobState state) {
   return state == v1::SUCCEEDED || state == v1::FAILED || state == v1::CANCELLED;
+}
+
+// `reason` with `more` at the end of its first line: a failed rank's reason goes on with its
+// stderr tail, after which an addition ("; max_restarts 2 reached") would stand on a line of
+// its own.
+inline std::string OnFirstLine(const std::string& reason, const std::string& more) {
+  const size_t nl = reason.find('\n');
+  if (nl == std::string::npos) return reason + more;
+  return reason.substr(0, nl) + more + reason.substr(nl);
 }
 
 }  // namespace dyt

@@ -264,7 +264,7 @@ bool ClusterView::CouldEverFit(const GangRequest& request, std::string* why) con
                 " workers (connected, not drained nor shutting down)");
   }
   if (ranks_fit >= request.ranks) return true;
-  return fail("the registered " + request.kind + " workers fit at most " +
+  return fail("the schedulable " + request.kind + " workers fit at most " +
               std::to_string(ranks_fit) + (ranks_fit == 1 ? " such rank" : " such ranks") +
               " (largest worker: " + std::to_string(largest) + " slots)");
 }

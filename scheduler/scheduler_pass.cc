@@ -174,7 +174,8 @@ std::string Scheduler::PlacementPreview(const v1::JobSpec& spec) const {
   });
   const std::string queued = std::to_string(ahead) + " queued " + request.kind +
                              (ahead == 1 ? " job" : " jobs") +
-                             " of priority >= " + std::to_string(spec.priority()) + " go first";
+                             " of priority >= " + std::to_string(spec.priority()) +
+                             (ahead == 1 ? " goes first" : " go first");
   const int free = cluster_.free_slots_of(request.kind);
   const std::string slots = std::to_string(request.ranks) + " x " +
                             std::to_string(request.slots_per_rank) + " " + request.kind +
@@ -302,7 +303,7 @@ void Scheduler::EndAttempt(LiveJob& job, const std::string& reason, bool failure
                std::to_string(limit) +
                (step > 0 ? "; its latest checkpoint is step " + std::to_string(step)
                          : std::string("; it has no checkpoint")) +
-               " (this attempt: " + reason + ")",
+               " (this attempt: " + reason.substr(0, reason.find('\n')) + ")",
            batch);
     return;
   }
@@ -317,7 +318,8 @@ void Scheduler::EndAttempt(LiveJob& job, const std::string& reason, bool failure
     return;
   }
   if (restarts >= max_restarts) {
-    Finish(job, v1::FAILED, reason + "; max_restarts " + std::to_string(max_restarts) + " reached",
+    Finish(job, v1::FAILED,
+           OnFirstLine(reason, "; max_restarts " + std::to_string(max_restarts) + " reached"),
            batch);
     return;
   }
@@ -335,8 +337,8 @@ void Scheduler::EndAttempt(LiveJob& job, const std::string& reason, bool failure
     when = ", in " + std::string(seconds) + " s";
   }
   Requeue(job, v1::RESTARTING,
-          reason + " (restart " + std::to_string(restarts + 1) + " of " +
-              std::to_string(max_restarts) + when + ")",
+          OnFirstLine(reason, " (restart " + std::to_string(restarts + 1) + " of " +
+                                  std::to_string(max_restarts) + when + ")"),
           batch);
   job.not_before = std::chrono::steady_clock::now() + backoff;
 }

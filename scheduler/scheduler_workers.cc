@@ -168,15 +168,28 @@ void Scheduler::ReconcileRunning(Worker& worker, const std::vector<v1::RunningRa
   // Ranks it runs that the scheduler had given up on (the worker was lost, its jobs requeued):
   // their ranks and the slots they hold, per (job, attempt).
   std::map<std::pair<std::string, int>, std::pair<std::set<int>, std::set<int>>> stale;
+  // Known ranks of jobs being stopped (a preemption, a time limit): the stop sent while this
+  // worker had no session was dropped, so it goes again now.
+  std::set<std::pair<std::string, int>> stopping;
   for (const auto& r : running) {
     reported.emplace(r.job_id(), r.attempt(), r.rank());
     auto it = attempts_.find(AttemptKey(r.job_id(), r.attempt()));
     bool known = it != attempts_.end() && it->second.live_ranks.count(worker_id) > 0 &&
                  it->second.live_ranks.at(worker_id).count(r.rank()) > 0;
-    if (known) continue;
+    if (known) {
+      auto job = jobs_.find(r.job_id());
+      if (job != jobs_.end() && job->second.preempting &&
+          IsCurrentAttempt(r.job_id(), r.attempt())) {
+        stopping.emplace(r.job_id(), r.attempt());
+      }
+      continue;
+    }
     auto& [ranks, slots] = stale[{r.job_id(), r.attempt()}];
     ranks.insert(r.rank());
     slots.insert(r.slots().begin(), r.slots().end());
+  }
+  for (const auto& [job_id, attempt] : stopping) {
+    SendStop(worker_id, job_id, attempt, v1::StopJob::PREEMPT);
   }
   for (const auto& [attempt_id, held] : stale) {
     const auto& [job_id, attempt] = attempt_id;
@@ -480,7 +493,7 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
     // Exit code 2: the trainer refused its configuration (or the checkpoint it was to resume);
     // the next attempt would be refused the same way, so no restart is spent on it.
     if (update.exit_code() == kTrainerExitBadConfig) {
-      EndAttempt(job, reason + "; exit code 2 is a configuration error: not retried",
+      EndAttempt(job, OnFirstLine(reason, "; exit code 2 is a configuration error: not retried"),
                  /*failure=*/true, batch, /*retryable=*/false);
       return;
     }

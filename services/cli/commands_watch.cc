@@ -1,6 +1,7 @@
 // dytctl watch and logs: the streaming commands.
 #include <google/protobuf/util/time_util.h>  // Timestamp comparisons
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -65,7 +66,20 @@ class WatchPrinter {
       return;
     }
     const v1::Progress& p = job.progress();
-    if (job.state() != state_) {
+    if (job.events_size() > 0) {
+      // Every event since the watch began, also those between two updates (a failed attempt's
+      // RESTARTING, whose reason says why, is followed by QUEUED within the same pass). The
+      // history before the watch began is `get`'s, not repeated here but for the last event.
+      if (events_shown_ < 0) events_shown_ = job.events_size() - 1;
+      for (int i = events_shown_; i < job.events_size(); ++i) {
+        const v1::JobEvent& e = job.events(i);
+        ClearLine();
+        out << LocalTime(e.time()) << "  " << job.id() << " " << v1::JobState_Name(e.state())
+            << (e.reason().empty() ? "" : ": " + FirstLine(e.reason())) << "\n";
+      }
+      events_shown_ = std::max(events_shown_, job.events_size());
+      state_ = job.state();
+    } else if (job.state() != state_) {
       state_ = job.state();
       std::string reason = job.reason();
       if (reason.empty() && job.events_size() > 0) {
@@ -74,7 +88,7 @@ class WatchPrinter {
       }
       ClearLine();
       out << LocalTime(job.updated()) << "  " << job.id() << " " << v1::JobState_Name(state_)
-          << (reason.empty() ? "" : ": " + reason) << "\n";
+          << (reason.empty() ? "" : ": " + Safe(reason)) << "\n";
     }
     if (job.last_checkpoint_step() != checkpoint_) {
       checkpoint_ = job.last_checkpoint_step();
@@ -110,16 +124,28 @@ class WatchPrinter {
     if (p.loss() != 0) *ctx_.out << "  loss " << Fixed(p.loss(), 4);
     if (p.val_loss() != 0) *ctx_.out << "  val loss " << Fixed(p.val_loss(), 4);
     *ctx_.out << "  (watched " << Duration(s) << ")\n";
-    // Why it failed or was cancelled (for a failed rank, its stderr tail too).
+    // Why it failed or was cancelled, whole (a failed rank's reason carries its stderr tail,
+    // of which the event lines show only the first line).
     if (job.state() != v1::SUCCEEDED && !job.reason().empty()) {
-      *ctx_.out << "reason: "
-                << (ctx_.tty ? TerminalSafe(job.reason(), /*keep_newlines=*/true) : job.reason())
-                << "\n";
+      *ctx_.out << "reason: " << Safe(job.reason()) << "\n";
     }
     *ctx_.out << std::flush;
   }
 
  private:
+  // A reason as printed: control characters escaped on a terminal, lines kept.
+  std::string Safe(const std::string& reason) const {
+    return ctx_.tty ? TerminalSafe(reason, /*keep_newlines=*/true) : reason;
+  }
+  // Its first line, and how many more there are (the end of the watch prints them all).
+  std::string FirstLine(const std::string& reason) const {
+    const size_t nl = reason.find('\n');
+    if (nl == std::string::npos) return Safe(reason);
+    const auto more =
+        std::count(reason.begin() + static_cast<std::ptrdiff_t>(nl), reason.end(), '\n');
+    return Safe(reason.substr(0, nl)) + " [+" + std::to_string(more) + " lines]";
+  }
+
   std::string ProgressText(const v1::Job& job, int64_t steps) const {
     const v1::Progress& p = job.progress();
     std::string text = "step ";
@@ -165,6 +191,7 @@ class WatchPrinter {
   int64_t first_step_ = -1;
   Clock::time_point first_time_;
   bool drawn_ = false;
+  int events_shown_ = -1;  // job.events printed so far (-1: none seen yet)
 };
 
 }  // namespace

@@ -64,14 +64,11 @@ int main(int argc, char** argv) {
       ->check(IntegerIn(dyt::JobSpecLimits::kMinPriority, dyt::JobSpecLimits::kMaxPriority));
   c_submit->add_option("--ranks", submit.ranks, "data-parallel ranks (overrides resources.ranks)")
       ->check(IntegerIn(1, dyt::JobSpecLimits::kMaxRanks));
-  auto* dry_run =
-      c_submit->add_flag("--dry-run", submit.dry_run,
-                         "let the scheduler check the spec and say where it would run; queue "
-                         "nothing");
-  c_submit
-      ->add_flag("-w,--watch", submit.watch,
-                 "then follow the job until it ends, as `dytctl watch` (its exit code)")
-      ->excludes(dry_run);
+  c_submit->add_flag("--dry-run", submit.dry_run,
+                     "let the scheduler check the spec and say where it would run; queue "
+                     "nothing");
+  c_submit->add_flag("-w,--watch", submit.watch,
+                     "then follow the job until it ends, as `dytctl watch` (its exit code)");
   c_submit->add_option("--set", submit.sets, "KEY=VALUE override, e.g. model.norm=rmsnorm")
       ->allow_extra_args(false);
 
@@ -175,6 +172,11 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
 
+  // Checked here, not with CLI11's excludes(), which crowds both lines of --help.
+  if (c_submit->parsed() && submit.dry_run && submit.watch) {
+    std::cerr << "dytctl: --watch: a --dry-run queues no job to watch (dytctl submit --help)\n";
+    return kExitUsage;
+  }
   CommandContext ctx;
   ctx.json = output == "json";
   ctx.tty = ::isatty(STDOUT_FILENO) == 1;

@@ -118,5 +118,48 @@ TEST_F(DytctlLogsTest, ControlCharactersAreShownEscapedOnATerminal) {
   EXPECT_EQ(Logs(args, /*tty=*/false), line + "\n");
 }
 
+// watch prints every event since it began, also those between two updates: a failed
+// attempt's RESTARTING (which says why) is followed by QUEUED in the same scheduler pass.
+TEST_F(DytctlLogsTest, WatchPrintsEveryEventIncludingWhyAnAttemptFailed) {
+  v1::JobSpec spec = ::dyt::testing::ValidSpec("crashy");
+  spec.mutable_resources()->set_ranks(1);
+  spec.set_max_restarts(1);
+  const std::string id = ::dyt::testing::SubmitJob(server_, spec);
+  CommandContext ctx;
+  ctx.config.server = "127.0.0.1:" + std::to_string(server_.port());
+  std::ostringstream out, err;
+  ctx.out = &out;
+  ctx.err = &err;
+  int code = -1;
+  std::thread watch([&] { code = RunWatch(ctx, id); });
+  // Its first update (the QUEUED job) before the attempts below: the history before a watch
+  // begins is not replayed. (Its output is read only after join: no shared stream.)
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    auto a = worker_.TakeAssignment(id);
+    ASSERT_TRUE(a);
+    worker_.StartAll(*a);
+    worker_.Exited(id, attempt, 0, v1::RankUpdate::FAILED, "exited with code 1",
+                   "Traceback\nValueError: boom " + std::to_string(attempt));
+  }
+  watch.join();
+  EXPECT_EQ(code, kExitJobNotSucceeded);
+  const std::string text = out.str();
+  EXPECT_NE(
+      text.find(" RESTARTING: rank 0 on w1: exited with code 1 (restart 1 of 1) [+3 lines]\n"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find(" QUEUED: requeued; starts over (no checkpoint yet)\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(" FAILED: rank 0 on w1: exited with code 1; max_restarts 1 reached [+"),
+            std::string::npos)
+      << text;
+  // The whole reason at the end, its stderr tail included.
+  EXPECT_NE(text.find("\nreason: rank 0 on w1: exited with code 1; max_restarts 1 reached\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("ValueError: boom 2"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace dyt::cli

@@ -317,12 +317,12 @@ TEST(PlacementTest, CouldEverFitExplains) {
   EXPECT_TRUE(view.CouldEverFit({.ranks = 1, .slots_per_rank = 4, .kind = "cpu"}));
   EXPECT_FALSE(view.CouldEverFit({.ranks = 2, .slots_per_rank = 4, .kind = "cpu"}, &why));
   EXPECT_EQ(why,
-            "asks 2 ranks x 4 cpu slots; the registered cpu workers fit at most 1 such rank "
+            "asks 2 ranks x 4 cpu slots; the schedulable cpu workers fit at most 1 such rank "
             "(largest worker: 4 slots)");
   EXPECT_TRUE(view.CouldEverFit({.ranks = 3, .slots_per_rank = 2, .kind = "cpu"}));
   EXPECT_FALSE(view.CouldEverFit({.ranks = 4, .slots_per_rank = 2, .kind = "cpu"}, &why));
   EXPECT_EQ(why,
-            "asks 4 ranks x 2 cpu slots; the registered cpu workers fit at most 3 such ranks "
+            "asks 4 ranks x 2 cpu slots; the schedulable cpu workers fit at most 3 such ranks "
             "(largest worker: 4 slots)");
   EXPECT_FALSE(view.CouldEverFit({.ranks = 1, .slots_per_rank = 1, .kind = "gpu"}, &why));
   EXPECT_EQ(why,

@@ -215,7 +215,9 @@ TEST(SchedulerTest, FailedRankRestartsThenFailsWithStderrTail) {
   ASSERT_TRUE(WaitState(server, id, v1::FAILED));
   v1::Job job = GetJob(server, id);
   EXPECT_EQ(job.restarts(), 1);
-  EXPECT_NE(job.reason().find("max_restarts 1 reached"), std::string::npos) << job.reason();
+  // On the first line, before the stderr tail (not on a line of its own after it).
+  const std::string first_line = job.reason().substr(0, job.reason().find('\n'));
+  EXPECT_EQ(first_line, "rank 0 on w1: exited with code 1; max_restarts 1 reached") << job.reason();
   EXPECT_NE(job.reason().find("ValueError: boom 2"), std::string::npos) << job.reason();
   auto states = StatesOf(job);
   EXPECT_NE(std::find(states.begin(), states.end(), v1::RESTARTING), states.end());
@@ -303,6 +305,35 @@ TEST(SchedulerTest, APreemptionStopIsSentAgainWhileTheRanksStillRun) {
   ASSERT_TRUE(worker.TakeAssignment(high));
   // Once the ranks are gone, nothing more.
   EXPECT_FALSE(worker.TakeStop(low, milliseconds(1000)));
+}
+
+// A stop decided while the job's worker had no session (here a time limit reached while it
+// reconnects) reaches it as soon as it registers again, not a resend interval later.
+TEST(SchedulerTest, AStopDecidedWhileTheWorkerWasAwayIsSentWhenItReturns) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());  // stop_resend: the default 10 s
+  auto worker = std::make_unique<TestWorker>(server.port(), "w1", 1);
+  v1::JobSpec spec = RanksSpec("timed", 1);
+  spec.set_time_limit_s(1);
+  const std::string id = SubmitJob(server, spec);
+  auto a = worker->TakeAssignment(id);
+  ASSERT_TRUE(a);
+  worker->StartAll(*a);
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+  worker.reset();  // the session ends; the worker is not lost yet (heartbeat timeout 10 s)
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (GetJob(server, id).reason().rfind("stopping: time_limit_s 1 reached", 0) != 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_EQ(GetJob(server, id).reason().rfind("stopping: time_limit_s 1 reached", 0), 0u);
+  TestWorker back(server.port(), "w1", 1, "cpu", {Running(id, a->attempt(), 0, {0})});
+  auto stop = back.TakeStop(id, milliseconds(3000));
+  ASSERT_TRUE(stop) << "the stop waited for the resend interval";
+  EXPECT_EQ(stop->reason(), v1::StopJob::PREEMPT);
+  back.Exited(id, a->attempt(), 0, v1::RankUpdate::STOPPED, "exited with code 3", "", 3);
+  ASSERT_TRUE(WaitState(server, id, v1::FAILED));
 }
 
 // spec.time_limit_s (Slurm's --time): running time counts over all attempts; at the limit the
