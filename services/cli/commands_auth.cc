@@ -139,7 +139,14 @@ int RunTokenRevoke(const CommandContext& ctx, const std::string& id) {
 int RunLogin(const CommandContext& ctx, const LoginArgs& args) {
   if (args.config_path.empty()) return Fail(ctx, "login: no config file path (set HOME)");
   std::string token = args.token;
-  if (token == "-") std::getline(std::cin, token);
+  if (token == "-") {
+    std::getline(std::cin, token);
+  } else {
+    // Other users see a command line (ps, /proc) and shells keep it in their history.
+    *ctx.err << "dytctl: warning: a token given on the command line can be seen by other users "
+                "of this machine and stays in the shell's history; `--token -` reads it from "
+                "stdin\n";
+  }
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
     token.pop_back();
   }

@@ -545,6 +545,20 @@ TEST_F(SecurityTest, DytctlLoginSavesThePrivateConfigAndUsesTls) {
                          env);
   ASSERT_EQ(login.code, 0) << login.err;
   EXPECT_NE(login.out.find("as alice (user)"), std::string::npos) << login.out;
+  EXPECT_NE(login.err.find("warning: a token given on the command line can be seen by other "
+                           "users"),
+            std::string::npos)
+      << login.err;
+  // From stdin: no warning, the same result.
+  auto piped = proc::Run(
+      {"/bin/sh", "-c",
+       "printf '%s\\n' \"$T\" | \"$DYTCTL\" --server \"$ADDR\" login --token - "
+       "--ca-file \"$CA\""},
+      {env[0], env[1], env[2], env[3], env[4], "T=" + alice,
+       std::string("DYTCTL=") + DYT_DYTCTL_BINARY, "ADDR=" + address_, "CA=" + certs_ + "/ca.crt"});
+  ASSERT_EQ(piped.code, 0) << piped.err;
+  EXPECT_NE(piped.out.find("as alice (user)"), std::string::npos) << piped.out;
+  EXPECT_EQ(piped.err.find("warning"), std::string::npos) << piped.err;
   struct stat st {};
   ASSERT_EQ(::stat(config.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
