@@ -55,6 +55,7 @@ inline constexpr JobSpecIntegerRange kJobSpecIntegerRanges[] = {
     {"max_restarts", 0, JobSpecLimits::kMaxRestarts},
     {"stall_timeout_s", 0, 7 * 86400},
     {"time_limit_s", 0, 366 * 86400},
+    {"init_from_step", 0, int64_t{1} << 40},
 };
 
 // The fixed range of `field` ("model.dim"), or nullptr when it has none.

@@ -94,6 +94,7 @@ StatusOr<StateStore::NewJob> JobServiceImpl::Prepare(const v1::SubmitJobRequest&
   v1::JobSpec spec = request.spec();
   spec.set_owner(SubmitOwner(caller, spec.owner()));
   DYT_RETURN_IF_ERROR(validator_.Validate(spec));
+  DYT_RETURN_IF_ERROR(ResolveInitFrom(caller, &spec));
   // Checked before the (batched) write: concurrent submissions of one user may overshoot the
   // limit by the number in flight at once.
   DYT_RETURN_IF_ERROR(CheckQueuedLimit(spec.owner(), request.client_request_id()));
@@ -114,6 +115,37 @@ StatusOr<StateStore::NewJob> JobServiceImpl::Prepare(const v1::SubmitJobRequest&
   out.event.set_state(v1::QUEUED);
   out.event.set_reason("submitted");
   return out;
+}
+
+Status JobServiceImpl::ResolveInitFrom(const Caller& caller, v1::JobSpec* spec) const {
+  if (spec->init_from_job().empty()) {
+    if (spec->init_from_step() != 0) {
+      return InvalidArgument("spec.init_from_step: needs spec.init_from_job");
+    }
+    return Status::Ok();
+  }
+  // Only a job the caller may read (another user's is NOT_FOUND, as everywhere).
+  DYT_RETURN_IF_ERROR(JobFor(caller, Action::kReadJob, spec->init_from_job(), "spec.init_from_job")
+                          .status()
+                          .WithContext("spec.init_from_job"));
+  DYT_ASSIGN_OR_RETURN(std::vector<v1::CheckpointRecord> checkpoints,
+                       store_->ListCheckpoints(spec->init_from_job()));
+  if (checkpoints.empty()) {
+    return FailedPrecondition("spec.init_from_job: job " + spec->init_from_job() +
+                              " has no checkpoint to start from");
+  }
+  if (spec->init_from_step() == 0) {
+    spec->set_init_from_step(checkpoints.back().step());  // lowest step first: the latest
+    return Status::Ok();
+  }
+  for (const auto& c : checkpoints) {
+    if (c.step() == spec->init_from_step()) return Status::Ok();
+  }
+  std::string steps;
+  for (const auto& c : checkpoints) steps += (steps.empty() ? "" : ", ") + std::to_string(c.step());
+  return FailedPrecondition("spec.init_from_step: job " + spec->init_from_job() +
+                            " has no checkpoint at step " + std::to_string(spec->init_from_step()) +
+                            " (it has: " + steps + ")");
 }
 
 v1::Job JobServiceImpl::Preview(const StateStore::NewJob& prepared) const {

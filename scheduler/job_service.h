@@ -108,6 +108,10 @@ class JobServiceImpl final
   // validate_only: the prepared job, not created, with the scheduler's placement preview as
   // its reason.
   v1::Job Preview(const StateStore::NewJob& prepared) const;
+  // spec.init_from_job: a job `caller` may read, with a checkpoint at init_from_step (0: the
+  // latest, whose step is filled in). NOT_FOUND for a job it may not read or that does not
+  // exist; FAILED_PRECONDITION without such a checkpoint.
+  Status ResolveInitFrom(const Caller& caller, v1::JobSpec* spec) const;
   // A validated, authorized submission as the store takes it (owner = the caller's user).
   StatusOr<StateStore::NewJob> Prepare(const v1::SubmitJobRequest& request,
                                        const Caller& caller) const;

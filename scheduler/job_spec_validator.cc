@@ -325,6 +325,7 @@ Status JobSpecValidator::Validate(const v1::JobSpec& spec) const {
   DYT_RETURN_IF_ERROR(CheckSpecRange("max_restarts", spec.max_restarts()));
   DYT_RETURN_IF_ERROR(CheckSpecRange("stall_timeout_s", spec.stall_timeout_s()));
   DYT_RETURN_IF_ERROR(CheckSpecRange("time_limit_s", spec.time_limit_s()));
+  DYT_RETURN_IF_ERROR(CheckSpecRange("init_from_step", spec.init_from_step()));
   DYT_RETURN_IF_ERROR(CheckCheckpoint(spec.checkpoint()));
   return CheckWithTrainer(spec);
 }

@@ -11,6 +11,7 @@
 #include "common/job_run_time.h"
 #include "scheduler/job_states.h"
 #include "scheduler/scheduler.h"
+#include "trainer/checkpoint/checkpoint_names.h"
 
 namespace dyt {
 namespace {
@@ -153,6 +154,11 @@ v1::Assignment Scheduler::MakeAssignment(const LiveJob& job, const std::string& 
   a.set_rendezvous_id(api.id() + ".a" + std::to_string(api.attempt()));
   a.set_scheduler_address(options_.advertise_address);
   for (const std::string& root : options_.data_roots) a.add_data_roots(root);
+  if (!api.spec().init_from_job().empty()) {
+    // The checkpoint the submission found (JobServiceImpl::ResolveInitFrom).
+    a.set_init_checkpoint(options_.artifact_root + "/" + api.spec().init_from_job() + "/" +
+                          StepDirName(api.spec().init_from_step()));
+  }
   return a;
 }
 
@@ -300,10 +306,11 @@ void Scheduler::EndAttempt(LiveJob& job, const std::string& reason, bool failure
     std::snprintf(text, sizeof(text), "%.0f", ran);
     Finish(job, v1::FAILED,
            "time limit: its attempts ran " + std::string(text) + " s, time_limit_s is " +
-               std::to_string(limit) +
-               (step > 0 ? "; its latest checkpoint is step " + std::to_string(step)
-                         : std::string("; it has no checkpoint")) +
-               " (this attempt: " + reason.substr(0, reason.find('\n')) + ")",
+               std::to_string(limit) + " (this attempt: " + reason.substr(0, reason.find('\n')) +
+               ")" +
+               (step > 0 ? "; its latest checkpoint is step " + std::to_string(step) +
+                               ": a job with init_from_job " + id + " goes on from it"
+                         : std::string("; it has no checkpoint")),
            batch);
     return;
   }

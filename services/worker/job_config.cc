@@ -95,9 +95,11 @@ YAML::Node TrainNode(const v1::TrainSpec& t, int threads) {
   return n;
 }
 
-YAML::Node CheckpointNode(const v1::CheckpointPolicy& c, const std::string& dir) {
+YAML::Node CheckpointNode(const v1::CheckpointPolicy& c, const std::string& dir,
+                          const std::string& init_from) {
   YAML::Node n(YAML::NodeType::Map);
   n["dir"] = dir;
+  SetIf(n, "init_from", init_from);
   SetIf(n, "every_steps", c.every_steps());
   SetIf(n, "every_minutes", c.every_minutes());
   SetIf(n, "keep_last", c.keep_last());
@@ -120,7 +122,8 @@ StatusOr<std::string> TrainYamlFromJobSpec(const v1::JobSpec& spec, const JobPat
   root["train"] = TrainNode(spec.train(), paths.threads);
   // A rank on GPU slots trains on its GPU (the CUDA backend; CUDA_VISIBLE_DEVICES names it).
   if (spec.resources().kind() == "gpu") root["train"]["device"] = "cuda";
-  root["checkpoint"] = CheckpointNode(spec.checkpoint(), paths.checkpoint_dir);
+  root["checkpoint"] =
+      CheckpointNode(spec.checkpoint(), paths.checkpoint_dir, paths.init_checkpoint);
   YAML::Node output(YAML::NodeType::Map);
   output["dir"] = paths.output_dir;
   root["output"] = output;

@@ -23,6 +23,7 @@ struct JobPaths {
   std::string output_dir;               // required
   int threads = 0;                      // train.threads; 0: all cores
   std::vector<std::string> data_roots;  // data.roots; empty: not written
+  std::string init_checkpoint;          // checkpoint.init_from; empty: not written
 };
 
 // The YAML text, or INVALID_ARGUMENT naming the field when the spec cannot be expressed

@@ -200,6 +200,7 @@ void Supervisor::Assign(const v1::Assignment& a) {
   paths.output_dir = run_dir + "/output";
   paths.threads = options_.slot_kind == "cpu" ? slots_per_rank : 0;
   paths.data_roots.assign(a.data_roots().begin(), a.data_roots().end());
+  paths.init_checkpoint = a.init_checkpoint();
   StatusOr<std::string> yaml = TrainYamlFromJobSpec(a.spec(), paths);
   if (!yaml.ok()) return ReportFailure(a, "invalid job config: " + yaml.status().message());
   if (Status st = ValidateTrainYaml(*yaml); !st.ok()) {

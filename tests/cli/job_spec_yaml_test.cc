@@ -84,6 +84,8 @@ checkpoint:
   keep_every_steps: 1000
 stall_timeout_s: 900
 time_limit_s: 7200
+init_from_job: job-000000000001
+init_from_step: 100
 )";
 
 StatusOr<JobSpecFile> Parse(const std::string& text, const std::string& owner = "bob") {
@@ -122,6 +124,8 @@ TEST(JobSpecYamlTest, ReadsEveryField) {
   EXPECT_EQ(s.max_restarts(), 3);
   EXPECT_EQ(s.stall_timeout_s(), 900);
   EXPECT_EQ(s.time_limit_s(), 7200);
+  EXPECT_EQ(s.init_from_job(), "job-000000000001");
+  EXPECT_EQ(s.init_from_step(), 100);
   EXPECT_EQ(s.model().preset(), "tiny");
   EXPECT_EQ(s.model().norm(), "rmsnorm");
   EXPECT_EQ(s.model().n_kv_heads(), 2);

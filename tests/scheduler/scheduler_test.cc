@@ -380,8 +380,8 @@ TEST(SchedulerTest, ATimeLimitCountsEveryAttemptAndEndsTheJobAfterACheckpoint) {
   ASSERT_TRUE(WaitState(server, id, v1::FAILED));
   job = GetJob(server, id);
   EXPECT_EQ(job.reason().rfind("time limit: its attempts ran ", 0), 0u) << job.reason();
-  EXPECT_NE(job.reason().find(" s, time_limit_s is 3; it has no checkpoint (this attempt: "
-                              "stopped at its time limit)"),
+  EXPECT_NE(job.reason().find(" s, time_limit_s is 3 (this attempt: stopped at its time "
+                              "limit); it has no checkpoint"),
             std::string::npos)
       << job.reason();
   EXPECT_GE(job.run_seconds(), 3.0);
@@ -837,6 +837,64 @@ TEST(SchedulerTest, LogsTailAndFollowUntilTheJobEnds) {
   worker.ExitAll(*a, v1::RankUpdate::SUCCEEDED);
   follower.join();  // ends by itself once the job has finished
   EXPECT_EQ(followed, (std::vector<std::string>{"line 3", "line 4", "line 5", "line 6", "line 7"}));
+}
+
+// spec.init_from_job: a new job starts from another job's checkpoint; the submission checks it
+// exists (latest, or the step asked for) and the assignment names its directory.
+TEST(SchedulerTest, AJobStartsFromAnotherJobsCheckpoint) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  SchedulerOptions options;
+  options.artifact_root = dir.Join("artifacts");
+  TestServer server(store.get(), {}, options);
+  TestWorker worker(server.port(), "w1", 1);
+  const std::string first = SubmitJob(server, RanksSpec("first", 1));
+  auto a = worker.TakeAssignment(first);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->init_checkpoint(), "");
+  worker.StartAll(*a);
+  auto submit = [&](const std::string& from, int64_t step, grpc::Status* status) {
+    v1::JobSpec spec = RanksSpec("second", 1);
+    spec.set_init_from_job(from);
+    spec.set_init_from_step(step);
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    v1::SubmitJobResponse response;
+    *status = server.stub().SubmitJob(Context().get(), request, &response);
+    return response.job();
+  };
+  grpc::Status status;
+  submit("job-000000000099", 0, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_NE(status.error_message().find("spec.init_from_job"), std::string::npos)
+      << status.error_message();
+  submit(first, 0, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(status.error_message(),
+            "spec.init_from_job: job " + first + " has no checkpoint to start from");
+  for (int64_t step : {10, 20}) {
+    v1::WorkerMessage m;
+    v1::CheckpointRecord* c = m.mutable_checkpoint()->mutable_checkpoint();
+    c->set_job_id(first);
+    c->set_step(step);
+    c->set_attempt(1);
+    c->set_path(a->checkpoint_dir() + "/step-000000" + std::to_string(step));
+    worker.Send(m);
+  }
+  ASSERT_TRUE(
+      WaitJob(server, first, [](const v1::Job& j) { return j.last_checkpoint_step() == 20; }));
+  submit(first, 15, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(status.error_message(),
+            "spec.init_from_step: job " + first + " has no checkpoint at step 15 (it has: 10, 20)");
+  // The latest, its step filled in; the assignment names its directory.
+  worker.ExitAll(*a, v1::RankUpdate::SUCCEEDED);
+  const v1::Job second = submit(first, 0, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(second.spec().init_from_step(), 20);
+  auto b = worker.TakeAssignment(second.id());
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->init_checkpoint(), options.artifact_root + "/" + first + "/step-00000020");
 }
 
 TEST(SchedulerTest, CheckpointsAreListedAndDownloadedWithHashesAndResume) {

@@ -263,6 +263,48 @@ TEST_F(TrainBinaryTest, AnAttemptSupersededByALaterOneWritesNoCheckpoint) {
   EXPECT_EQ(ReadText(store + "/attempt"), "3\n");
 }
 
+// checkpoint.init_from: a run whose own store is empty continues another run's checkpoint
+// (step, parameters, optimizer state, data position), on every rank; once it has saved its
+// own, those win. Another model cannot continue it: exit 2.
+TEST_F(TrainBinaryTest, AnEmptyStoreContinuesTheInitFromCheckpoint) {
+  const std::string first = dir_.Join("first"), second = dir_.Join("second");
+  const std::string base = "batch_size: 2, seq_len: 8, threads: 1, log_every: 1";
+  ProcessResult a = Train({"--config",
+                           Config("a", Synthetic("steps: 6, " + base, "checkpoint: {dir: " + first +
+                                                                          ", every_steps: 3}\n")),
+                           "--stop-at-step", "3"});
+  ASSERT_EQ(a.code, 0) << a.err;
+  const std::string init = first + "/step-00000003";
+  ASSERT_TRUE(std::filesystem::exists(init));
+  const std::string b_config = Config(
+      "b", Synthetic("steps: 6, " + base, "checkpoint: {dir: " + second +
+                                              ", every_steps: 3, init_from: " + init + "}\n"));
+  // Two ranks, so the others load the same checkpoint rank 0 chose.
+  ProcessResult b = ::dyt::testing::Run({DYT_LAUNCH_BIN, "--nproc", "2", "--timeout-s", "30", "--",
+                                         DYT_TRAIN_BIN, "--config", b_config, "--resume", "auto"},
+                                        {}, std::chrono::seconds(120));
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_NE(b.err.find("continuing " + init + " (checkpoint.init_from)"), std::string::npos)
+      << b.err;
+  EXPECT_NE(b.err.find("resumed from " + init + " at step 3"), std::string::npos) << b.err;
+  EXPECT_EQ(b.err.find("step 1/6"), std::string::npos) << b.err;  // not from the start
+  EXPECT_EQ(ReadText(second + "/latest"), "step-00000006\n");
+  EXPECT_EQ(ReadText(first + "/latest"), "step-00000003\n");  // the other store untouched
+  // Its own checkpoints win over init_from from now on.
+  ProcessResult again = Train({"--config", b_config, "--resume", "auto", "--steps", "7"});
+  EXPECT_NE(again.err.find("resumed from " + second + "/step-00000006 at step 6"),
+            std::string::npos)
+      << again.err;
+  // Another model: refused, naming what differs.
+  ProcessResult other = Train(
+      {"--config",
+       Config("c", "model: {preset: test, dim: 64}\ndata: {synthetic: true}\ntrain: {steps: 6, " +
+                       base + "}\ncheckpoint: {dir: " + dir_.Join("third") +
+                       ", init_from: " + init + "}\n"),
+       "--resume", "auto"});
+  EXPECT_EQ(other.code, 2) << other.err;
+}
+
 // dyt-launch --nproc 1 runs the trainer as one process (scripts pass N through, N may be 1).
 TEST_F(TrainBinaryTest, OneRankUnderTheLauncherTrains) {
   ProcessResult r = ::dyt::testing::Run(

@@ -254,6 +254,31 @@ TEST_F(ClusterTest, AKilledWorkersJobFinishesOnTheOtherFromItsLastCheckpoint) {
   EXPECT_TRUE(Eventually([&] { return JobProcesses(id, dir_.path()).empty(); }, seconds(5)));
 }
 
+// A job that reached its end (or its time limit) goes on as a new job from its checkpoint:
+// init_from_job, resolved by the scheduler, written as checkpoint.init_from by the worker,
+// resumed by the real trainer.
+TEST_F(ClusterTest, ANewJobGoesOnFromAnEarlierJobsCheckpoint) {
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  StartWorker("w1");
+  ASSERT_TRUE(WaitForWorkers(1)) << Logs();
+  const std::string first = Submit(Spec(1, 8, 4));
+  ASSERT_EQ(WaitJob(first, Terminal, seconds(60)).state(), v1::SUCCEEDED) << Logs();
+  v1::JobSpec more = Spec(1, 12, 4);
+  more.set_init_from_job(first);
+  const std::string second = Submit(more);
+  const v1::Job done = WaitJob(second, Terminal, seconds(60));
+  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.reason() << "\n" << Logs();
+  EXPECT_EQ(done.spec().init_from_step(), 8);
+  EXPECT_EQ(done.last_checkpoint_step(), 12);
+  const std::string rank0 =
+      ReadFile(dir_.Join("work-w1/jobs/" + second + "/attempt-1/rank-0.log")).value_or("");
+  EXPECT_NE(rank0.find("resumed from " + dir_.Join("artifacts/" + first + "/step-00000008") +
+                       " at step 8"),
+            std::string::npos)
+      << rank0;
+  EXPECT_EQ(rank0.find("step 1/12"), std::string::npos) << rank0;  // not from the start
+}
+
 // `systemctl stop dyt-worker` (SIGTERM) under a two-rank job spread over two workers: the worker
 // says it is shutting down before it stops its trainer, so the job is preempted, not failed
 // (max_restarts 0 would fail it): both ranks stop with a checkpoint, the job is requeued with no

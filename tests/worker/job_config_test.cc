@@ -116,6 +116,7 @@ TEST(JobConfigTest, EveryFieldSetReachesTheTrainer) {
   t->set_zero1(true);
   JobPaths paths = Paths();
   paths.data_roots = {"/data", "/more-data"};
+  paths.init_checkpoint = "/artifacts/job-000000000003/step-00000500";
   auto c = Convert(spec, paths);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->model.norm, NormKind::kRmsNorm);
@@ -152,6 +153,7 @@ TEST(JobConfigTest, EveryFieldSetReachesTheTrainer) {
   EXPECT_EQ(c->data.shards.max_val_windows, 64);
   EXPECT_EQ(c->optim.schedule.total_steps, 40);
   EXPECT_TRUE(c->train.zero1);
+  EXPECT_EQ(c->checkpoint.init_from, "/artifacts/job-000000000003/step-00000500");
 }
 
 // Every field of the spec's model, data, optimizer and train sections is written to the trainer's

@@ -143,6 +143,7 @@ Status ParseCheckpoint(YamlReader& r, CheckpointSection& c) {
   DYT_RETURN_IF_ERROR(r.Get("every_minutes", c.every_minutes));
   DYT_RETURN_IF_ERROR(r.Get("keep_last", c.keep_last));
   DYT_RETURN_IF_ERROR(r.Get("keep_every_steps", c.keep_every_steps));
+  DYT_RETURN_IF_ERROR(r.Get("init_from", c.init_from));
   DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
   DYT_RETURN_IF_ERROR(AtLeast(r, "every_steps", double(c.every_steps), 0));
   DYT_RETURN_IF_ERROR(AtLeast(r, "every_minutes", c.every_minutes, 0));

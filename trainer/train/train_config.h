@@ -76,6 +76,9 @@ struct CheckpointSection {
   double every_minutes = 0;      // 0: off
   int keep_last = 3;             // retention: newest N ...
   int64_t keep_every_steps = 0;  // ... plus every step divisible by this (0: none)
+  // A checkpoint directory (step-XXXXXXXX) that `--resume auto` continues while `dir` holds no
+  // checkpoint: a new run going on from another run's point (the scheduler's init_from_job).
+  std::string init_from;
 };
 
 struct TrainConfig {

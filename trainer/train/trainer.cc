@@ -538,8 +538,22 @@ Status Trainer::Resume(const std::string& resume) {
     // What rank 0 broadcasts: the step it chose, or why it has none.
     constexpr int64_t kFresh = -1, kRank0Failed = -2, kRank0Refused = -3;
     int64_t step = kFresh;
+    bool from_init = false;  // rank 0 chose checkpoint.init_from (its store holds none)
     if (rank() == 0) {
       auto point = FindLatestGood(config_.checkpoint.dir, &config_.model);
+      const std::string& init = config_.checkpoint.init_from;
+      if (!point.ok() && point.status().code() == StatusCode::kNotFound && !init.empty()) {
+        // Nothing of its own yet: this run goes on from another's checkpoint.
+        spdlog::info("resume auto: no checkpoint in {}: continuing {} (checkpoint.init_from)",
+                     config_.checkpoint.dir, init);
+        auto loaded = LoadCheckpoint(init, &config_.model);
+        if (loaded.ok()) {
+          point = ResumePoint{std::move(loaded).value(), init, {}};
+          from_init = true;
+        } else {
+          point = loaded.status().WithContext("checkpoint.init_from " + init);
+        }
+      }
       if (point.ok()) {
         for (const auto& w : point->warnings) {
           spdlog::warn("resume: {}", w);
@@ -559,6 +573,9 @@ Status Trainer::Resume(const std::string& resume) {
     auto agreed = BroadcastFromRank0(step);
     if (!agreed.ok()) return agreed.status().WithContext("resume auto: agreeing on the step");
     step = *agreed;
+    auto init_agreed = BroadcastFromRank0(from_init ? 1 : 0);
+    if (!init_agreed.ok()) return init_agreed.status().WithContext("resume auto: agreeing on it");
+    from_init = *init_agreed != 0;
     if (step == kFresh) {
       if (rank() == 0) {
         spdlog::info("resume auto: no checkpoint in {}: starting fresh", config_.checkpoint.dir);
@@ -573,7 +590,8 @@ Status Trainer::Resume(const std::string& resume) {
       mine =
           FailedPrecondition("resume auto: rank 0 found no usable checkpoint (its log says why)");
     } else if (rank() != 0) {
-      dir = config_.checkpoint.dir + "/" + StepDirName(step);
+      dir = from_init ? config_.checkpoint.init_from
+                      : config_.checkpoint.dir + "/" + StepDirName(step);
       auto loaded = LoadCheckpoint(dir, &config_.model);
       if (loaded.ok() && loaded->step != step) {
         mine = FailedPrecondition("resume auto: rank " + std::to_string(rank()) + ": " + dir +
