@@ -4,7 +4,8 @@
 #      work and artifact directories in a temp dir,
 #   2. prepares the King James Bible as token shards with a trained BPE tokenizer (data/kjv,
 #      reused when up to date),
-#   3. submits examples/jobs/kjv-dyt-tiny.yaml with `dytctl submit` and follows it live with
+#   3. checks examples/jobs/kjv-dyt-tiny.yaml with `dytctl submit --dry-run` (where it would
+#      run), submits it with `dytctl submit` and follows it live with
 #      `dytctl watch` (progress bar, loss, validation loss, tokens/s),
 #   4. `dytctl pull`s the final checkpoint (sha256-verified) into data/runs/kjv-dyt-tiny-demo,
 #      compares the validation loss with the unigram entropy of the validation text and
@@ -152,6 +153,8 @@ echo "== 2/5 preparing the King James Bible corpus (data/kjv)"
 DYT_BIN_DIR="$bin" scripts/prepare_kjv.sh data/kjv
 
 echo "== 3/5 submitting examples/jobs/kjv-dyt-tiny.yaml and watching it"
+# First a dry run: the scheduler checks the spec and says where the job would run.
+ctl submit --dry-run examples/jobs/kjv-dyt-tiny.yaml "${steps[@]}"
 id="$(ctl submit examples/jobs/kjv-dyt-tiny.yaml "${steps[@]}")"  # owner: the token's user
 echo "submitted $id"
 watch_rc=0
