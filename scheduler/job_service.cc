@@ -122,6 +122,9 @@ Status JobServiceImpl::ResolveInitFrom(const Caller& caller, v1::JobSpec* spec) 
     if (spec->init_from_step() != 0) {
       return InvalidArgument("spec.init_from_step: needs spec.init_from_job");
     }
+    if (spec->init_from_weights_only()) {
+      return InvalidArgument("spec.init_from_weights_only: needs spec.init_from_job");
+    }
     return Status::Ok();
   }
   // Only a job the caller may read (another user's is NOT_FOUND, as everywhere).

@@ -96,10 +96,11 @@ YAML::Node TrainNode(const v1::TrainSpec& t, int threads) {
 }
 
 YAML::Node CheckpointNode(const v1::CheckpointPolicy& c, const std::string& dir,
-                          const std::string& init_from) {
+                          const std::string& init_from, bool weights_only) {
   YAML::Node n(YAML::NodeType::Map);
   n["dir"] = dir;
   SetIf(n, "init_from", init_from);
+  if (!init_from.empty() && weights_only) n["init_weights_only"] = true;
   SetIf(n, "every_steps", c.every_steps());
   SetIf(n, "every_minutes", c.every_minutes());
   SetIf(n, "keep_last", c.keep_last());
@@ -122,8 +123,8 @@ StatusOr<std::string> TrainYamlFromJobSpec(const v1::JobSpec& spec, const JobPat
   root["train"] = TrainNode(spec.train(), paths.threads);
   // A rank on GPU slots trains on its GPU (the CUDA backend; CUDA_VISIBLE_DEVICES names it).
   if (spec.resources().kind() == "gpu") root["train"]["device"] = "cuda";
-  root["checkpoint"] =
-      CheckpointNode(spec.checkpoint(), paths.checkpoint_dir, paths.init_checkpoint);
+  root["checkpoint"] = CheckpointNode(spec.checkpoint(), paths.checkpoint_dir,
+                                      paths.init_checkpoint, spec.init_from_weights_only());
   YAML::Node output(YAML::NodeType::Map);
   output["dir"] = paths.output_dir;
   root["output"] = output;

@@ -864,6 +864,15 @@ TEST(SchedulerTest, AJobStartsFromAnotherJobsCheckpoint) {
     return response.job();
   };
   grpc::Status status;
+  {
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = RanksSpec("alone", 1);
+    request.mutable_spec()->set_init_from_weights_only(true);
+    v1::SubmitJobResponse response;
+    status = server.stub().SubmitJob(Context().get(), request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(), "spec.init_from_weights_only: needs spec.init_from_job");
+  }
   submit("job-000000000099", 0, &status);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
   EXPECT_NE(status.error_message().find("spec.init_from_job"), std::string::npos)

@@ -159,6 +159,8 @@ TEST(TrainConfigTest, ParsesAndRejectsWithFieldNames) {
        "train.deterministic"},
       {"model: {preset: test}\ndata: {synthetic: true}\njob_attempt: -1",
        "job_attempt: must be >= 0"},
+      {"model: {preset: test}\ndata: {synthetic: true}\ncheckpoint: {init_weights_only: true}",
+       "checkpoint.init_weights_only: needs checkpoint.init_from"},
   };
   for (const auto& [yaml, needle] : bad) {
     auto node = LoadYamlString(yaml);

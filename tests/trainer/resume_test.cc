@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +26,7 @@
 #include "trainer/dist/make_communicator.h"
 #include "trainer/model/config.h"
 #include "trainer/model/rng.h"
+#include "trainer/optim/adamw.h"
 #include "trainer/train/trainer.h"
 
 namespace dyt {
@@ -280,6 +282,83 @@ TEST_F(ResumeTest, TokensSeenCountsEachStepAtItsOwnBatchSize) {
   // grad_accum 2, the test preset's sequence length on one rank.
   const int64_t seq = ModelPreset("test")->max_seq_len;
   EXPECT_EQ(got->state.tokens_seen, 2 * (3 * 2 * seq) + 2 * (6 * 2 * seq));
+}
+
+// checkpoint.init_weights_only, a fine-tune from another run's checkpoint: the parameters of
+// init_from and nothing else. After its first step the run holds what one AdamW step from those
+// parameters with zero moments gives: step 1, a fresh run's data position, m^2/v equal to
+// (1 - beta1)^2 / (1 - beta2) in every element, parameters within one learning rate of
+// init_from's; and on that first batch (a fresh run's first batch) its loss is the trained
+// model's, below the fresh run's. max_seq_len may differ; a width may not.
+TEST_F(ResumeTest, InitWeightsOnlyTakesTheWeightsAndStartsAfresh) {
+  const auto edit = [](const std::string& cfg, const std::string& from, const std::string& to) {
+    std::string yaml = ::dyt::testing::ReadText(cfg);
+    ASSERT_NE(yaml.find(from), std::string::npos) << from;
+    yaml.replace(yaml.find(from), from.size(), to);
+    std::ofstream(cfg) << yaml;
+  };
+  const std::string base_events = (dir_ / "base.jsonl").string();
+  ASSERT_EQ(RunDytTrain({"--config", Config("base", 12)}, base_events), 0);
+  const std::string init = (dir_ / "base" / "ckpt" / "step-00000012").string();
+  auto base = LoadCheckpoint(init, nullptr);
+  ASSERT_TRUE(base.ok()) << base.status().ToString();
+
+  const std::string fresh_events = (dir_ / "fresh.jsonl").string();
+  ASSERT_EQ(RunDytTrain({"--config", Config("fresh", 4), "--stop-at-step", "1"}, fresh_events), 0);
+  auto fresh = LoadCheckpoint((dir_ / "fresh" / "ckpt" / "step-00000001").string(), nullptr);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+
+  const std::string tune = Config("tune", 4);
+  edit(tune, "model: {preset: test}", "model: {preset: test, max_seq_len: 32}");
+  edit(tune, "log_every: 1,",
+       "log_every: 1, seq_len: " + std::to_string(ModelPreset("test")->max_seq_len) + ",");
+  edit(tune, "keep_last: 2}", "keep_last: 2, init_from: " + init + ", init_weights_only: true}");
+  const std::string tune_events = (dir_ / "tune.jsonl").string();
+  ASSERT_EQ(RunDytTrain({"--config", tune, "--resume", "auto", "--stop-at-step", "1"}, tune_events),
+            0);
+  auto tuned = LoadCheckpoint((dir_ / "tune" / "ckpt" / "step-00000001").string(), nullptr);
+  ASSERT_TRUE(tuned.ok()) << tuned.status().ToString();
+  EXPECT_EQ(tuned->step, 1);
+  EXPECT_EQ(tuned->adam_step, 1);
+  EXPECT_EQ(tuned->loader, fresh->loader);
+  EXPECT_EQ(tuned->tokens_seen, fresh->tokens_seen);
+  const AdamWConfig adamw;
+  const double ratio = double(1 - adamw.beta1) * (1 - adamw.beta1) / (1 - adamw.beta2);
+  const float lr = 0.003f;  // Config's optimizer.lr, the most one AdamW step moves a weight
+  size_t moved = 0, checked = 0;
+  for (size_t i = 0; i < tuned->params.size(); ++i) {
+    const double m = tuned->adam_m[i], v = tuned->adam_v[i];
+    if (v > 1e-30) {
+      ++checked;
+      ASSERT_NEAR(m * m / v, ratio, 1e-4 * ratio) << "element " << i;
+    }
+    const float step = std::fabs(tuned->params[i] - base->params[i]);
+    ASSERT_LE(step, lr * 1.01f) << "element " << i;
+    moved += step > 0;
+  }
+  EXPECT_GT(checked, tuned->params.size() / 2);
+  EXPECT_GT(moved, tuned->params.size() / 2);
+  const auto tune_losses = StepLosses(tune_events), fresh_losses = StepLosses(fresh_events);
+  EXPECT_LT(tune_losses.at(1), fresh_losses.at(1) - 0.05)
+      << "the first batch is the same: the trained weights must do better on it; base "
+      << StepLosses(base_events).at(1) << " -> " << StepLosses(base_events).at(12);
+  EXPECT_NE(::dyt::testing::ReadText(tune_events).find("\"from_step\":12"), std::string::npos)
+      << "an initialized event naming the step the weights came from";
+
+  // Its own checkpoint wins from now on: the run goes on from step 1 to its end.
+  ASSERT_EQ(RunDytTrain({"--config", tune, "--resume", "auto"}, tune_events), 0);
+  EXPECT_EQ(StepLosses(tune_events).size(), 4u);
+  const std::string all = ::dyt::testing::ReadText(tune_events);
+  EXPECT_EQ(all.find("\"initialized\""), all.rfind("\"initialized\"")) << "initialized once";
+  EXPECT_NE(all.find("\"resumed\""), std::string::npos) << all;
+
+  // A tensor of another shape cannot take these weights: exit 2, naming the field.
+  const std::string wide = Config("wide", 4);
+  edit(wide, "model: {preset: test}", "model: {preset: test, dim: 64}");
+  edit(wide, "keep_last: 2}", "keep_last: 2, init_from: " + init + ", init_weights_only: true}");
+  EXPECT_EQ(RunDytTrain({"--config", wide, "--resume", "auto"}, (dir_ / "wide.jsonl").string()), 2);
+  EXPECT_NE(::dyt::testing::ReadText((dir_ / "wide.jsonl").string()).find("dim (checkpoint 32"),
+            std::string::npos);
 }
 
 TEST_F(ResumeTest, SigtermSavesACheckpointAndExitsWithThePreemptedCode) {

@@ -114,6 +114,7 @@ TEST(JobConfigTest, EveryFieldSetReachesTheTrainer) {
   d->set_max_val_windows(64);
   o->set_decay_steps(40);
   t->set_zero1(true);
+  spec.set_init_from_weights_only(true);
   JobPaths paths = Paths();
   paths.data_roots = {"/data", "/more-data"};
   paths.init_checkpoint = "/artifacts/job-000000000003/step-00000500";
@@ -154,6 +155,7 @@ TEST(JobConfigTest, EveryFieldSetReachesTheTrainer) {
   EXPECT_EQ(c->optim.schedule.total_steps, 40);
   EXPECT_TRUE(c->train.zero1);
   EXPECT_EQ(c->checkpoint.init_from, "/artifacts/job-000000000003/step-00000500");
+  EXPECT_TRUE(c->checkpoint.init_weights_only);
 }
 
 // Every field of the spec's model, data, optimizer and train sections is written to the trainer's

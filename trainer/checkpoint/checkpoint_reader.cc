@@ -67,18 +67,21 @@ Status VerifyFiles(const std::string& dir, CheckpointState* state) {
 
 // "dim (checkpoint 64, expected 128)" for each field that differs. Fields that only choose the
 // initial values (init_std, the DyT alpha inits) do not count: a resumed run takes its values
-// from the checkpoint.
-std::string ConfigDifferences(const ModelConfig& stored, const ModelConfig& expected) {
+// from the checkpoint. Taking the weights alone, neither do the fields that shape no tensor.
+std::string ConfigDifferences(const ModelConfig& stored, const ModelConfig& expected,
+                              CheckpointUse use) {
   const nlohmann::json a = nlohmann::json::parse(ModelConfigToJson(stored));
   const nlohmann::json b = nlohmann::json::parse(ModelConfigToJson(expected));
   static const std::set<std::string> kInitOnly = {"init_std", "alpha0_attn", "alpha0_ffn",
                                                   "alpha0_final"};
+  static const std::set<std::string> kNoTensor = {"max_seq_len", "rope_theta", "norm_eps"};
   std::set<std::string> keys;
   for (const auto& [k, v] : a.items()) keys.insert(k);
   for (const auto& [k, v] : b.items()) keys.insert(k);
   std::string out;
   for (const std::string& k : keys) {
     if (kInitOnly.count(k) > 0) continue;
+    if (use == CheckpointUse::kWeights && kNoTensor.count(k) > 0) continue;
     const std::string va = a.contains(k) ? a[k].dump() : "absent";
     const std::string vb = b.contains(k) ? b[k].dump() : "absent";
     if (va == vb) continue;
@@ -125,14 +128,15 @@ Status RejectExtraTensors(const SafetensorsFile& file, const std::string& file_n
   return Status::Ok();
 }
 
-Status LoadInto(const std::string& dir, const ModelConfig* expect, CheckpointState* state) {
+Status LoadInto(const std::string& dir, const ModelConfig* expect, CheckpointUse use,
+                CheckpointState* state) {
   DYT_RETURN_IF_ERROR(VerifyFiles(dir, state));
   auto config = ModelConfigFromJson(state->model_config_json);
   if (!config.ok()) {
     return DataLoss("state.json: model_config: " + config.status().message());
   }
   if (expect) {
-    const std::string diff = ConfigDifferences(*config, *expect);
+    const std::string diff = ConfigDifferences(*config, *expect, use);
     if (!diff.empty()) {
       return FailedPrecondition("model config differs from the expected one: " + diff);
     }
@@ -169,9 +173,10 @@ Status LoadInto(const std::string& dir, const ModelConfig* expect, CheckpointSta
 
 }  // namespace
 
-StatusOr<CheckpointState> LoadCheckpoint(const std::string& dir, const ModelConfig* expect) {
+StatusOr<CheckpointState> LoadCheckpoint(const std::string& dir, const ModelConfig* expect,
+                                         CheckpointUse use) {
   CheckpointState state;
-  const Status s = LoadInto(dir, expect, &state);
+  const Status s = LoadInto(dir, expect, use, &state);
   if (!s.ok()) return s.WithContext(TrimSlashes(dir));
   return state;
 }

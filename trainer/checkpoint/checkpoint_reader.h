@@ -16,14 +16,21 @@
 
 namespace dyt {
 
+// What the caller takes from a checkpoint: everything (a resume: the stored model config must
+// equal the expected one) or the weights alone (a fine-tune from it: only the fields that shape
+// a tensor must be equal; max_seq_len, rope_theta and norm_eps may differ).
+enum class CheckpointUse { kResume, kWeights };
+
 // Checks, in order: manifest.json exists and parses with a known format version; it lists
 // model.safetensors, optimizer.safetensors and state.json; every listed file exists with the
 // listed size and SHA-256; state.json parses (known format version, every field present) and
 // agrees with the manifest and the directory name on the step; its model config is valid;
-// if `expect` is not null, the stored model config equals *expect (ModelConfigToJson of both
-// compared field by field; the message lists each differing field with both values); both
-// tensor files hold exactly the tensors of that config's ParamLayout, F32, with their shapes.
-StatusOr<CheckpointState> LoadCheckpoint(const std::string& dir, const ModelConfig* expect);
+// if `expect` is not null, the stored model config equals *expect as far as `use` needs
+// (ModelConfigToJson of both compared field by field; the message lists each differing field
+// with both values); both tensor files hold exactly the tensors of that config's ParamLayout,
+// F32, with their shapes.
+StatusOr<CheckpointState> LoadCheckpoint(const std::string& dir, const ModelConfig* expect,
+                                         CheckpointUse use = CheckpointUse::kResume);
 
 // The integrity checks of LoadCheckpoint without reading the tensors into memory: manifest,
 // sizes, SHA-256 of every file, state.json. Used by retention to find the newest good

@@ -144,7 +144,12 @@ Status ParseCheckpoint(YamlReader& r, CheckpointSection& c) {
   DYT_RETURN_IF_ERROR(r.Get("keep_last", c.keep_last));
   DYT_RETURN_IF_ERROR(r.Get("keep_every_steps", c.keep_every_steps));
   DYT_RETURN_IF_ERROR(r.Get("init_from", c.init_from));
+  DYT_RETURN_IF_ERROR(r.Get("init_weights_only", c.init_weights_only));
   DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
+  if (c.init_weights_only && c.init_from.empty()) {
+    return InvalidArgument(r.FieldPath("init_weights_only") +
+                           ": needs checkpoint.init_from (the checkpoint to take weights from)");
+  }
   DYT_RETURN_IF_ERROR(AtLeast(r, "every_steps", double(c.every_steps), 0));
   DYT_RETURN_IF_ERROR(AtLeast(r, "every_minutes", c.every_minutes, 0));
   DYT_RETURN_IF_ERROR(AtLeast(r, "keep_last", c.keep_last, 1));

@@ -79,6 +79,10 @@ struct CheckpointSection {
   // A checkpoint directory (step-XXXXXXXX) that `--resume auto` continues while `dir` holds no
   // checkpoint: a new run going on from another run's point (the scheduler's init_from_job).
   std::string init_from;
+  // With init_from: take only its model weights (fine-tuning, or a new schedule on new data):
+  // the run starts at step 0 with fresh optimizer state, learning-rate schedule and data
+  // position. Fields that shape no tensor (max_seq_len, rope_theta, norm_eps) may differ.
+  bool init_weights_only = false;
 };
 
 struct TrainConfig {

@@ -531,6 +531,7 @@ Status Trainer::Resume(const std::string& resume) {
   std::string dir;
   CheckpointState state;
   Status mine = Status::Ok();  // this rank's failure to load, voted on below
+  bool from_init = false;      // rank 0 chose checkpoint.init_from (its store holds none)
   if (resume == "auto") {
     if (config_.checkpoint.dir.empty()) {
       return InvalidArgument("--resume auto: checkpoint.dir (or output.dir) is not set");
@@ -538,7 +539,6 @@ Status Trainer::Resume(const std::string& resume) {
     // What rank 0 broadcasts: the step it chose, or why it has none.
     constexpr int64_t kFresh = -1, kRank0Failed = -2, kRank0Refused = -3;
     int64_t step = kFresh;
-    bool from_init = false;  // rank 0 chose checkpoint.init_from (its store holds none)
     if (rank() == 0) {
       auto point = FindLatestGood(config_.checkpoint.dir, &config_.model);
       const std::string& init = config_.checkpoint.init_from;
@@ -546,7 +546,7 @@ Status Trainer::Resume(const std::string& resume) {
         // Nothing of its own yet: this run goes on from another's checkpoint.
         spdlog::info("resume auto: no checkpoint in {}: continuing {} (checkpoint.init_from)",
                      config_.checkpoint.dir, init);
-        auto loaded = LoadCheckpoint(init, &config_.model);
+        auto loaded = LoadCheckpoint(init, &config_.model, InitUse());
         if (loaded.ok()) {
           point = ResumePoint{std::move(loaded).value(), init, {}};
           from_init = true;
@@ -592,7 +592,8 @@ Status Trainer::Resume(const std::string& resume) {
     } else if (rank() != 0) {
       dir = from_init ? config_.checkpoint.init_from
                       : config_.checkpoint.dir + "/" + StepDirName(step);
-      auto loaded = LoadCheckpoint(dir, &config_.model);
+      auto loaded =
+          LoadCheckpoint(dir, &config_.model, from_init ? InitUse() : CheckpointUse::kResume);
       if (loaded.ok() && loaded->step != step) {
         mine = FailedPrecondition("resume auto: rank " + std::to_string(rank()) + ": " + dir +
                                   " holds step " + std::to_string(loaded->step) +
@@ -614,6 +615,21 @@ Status Trainer::Resume(const std::string& resume) {
     return FailedPrecondition("resume: " + std::to_string(int(failed)) + " of " +
                               std::to_string(world_size()) + " ranks could not load " + dir +
                               " (their logs say why); no rank resumed");
+  }
+  if (from_init && InitUse() == CheckpointUse::kWeights) {
+    // The weights alone: step 0, zero moments, the schedule and the data from their start.
+    const size_t n = state.params.size();
+    DYT_RETURN_IF_ERROR(
+        backend_->ImportState(HostTrainState{std::move(state.params), std::vector<float>(n, 0.0f),
+                                             std::vector<float>(n, 0.0f), /*adam_step=*/0}));
+    if (rank() == 0) {
+      spdlog::info(
+          "took the weights of {} (step {}); training starts at step 0 with fresh "
+          "optimizer state (checkpoint.init_weights_only)",
+          dir, state.step);
+    }
+    Emit({{"event", "initialized"}, {"from_step", state.step}, {"dir", dir}});
+    return Status::Ok();
   }
   DYT_RETURN_IF_ERROR(Restore(state));
   if (rank() == 0) spdlog::info("resumed from {} at step {}", dir, step());

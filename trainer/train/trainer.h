@@ -14,6 +14,7 @@
 
 #include "common/signals.h"
 #include "common/status.h"
+#include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/checkpoint/checkpoint_state.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/train/batch_source.h"
@@ -107,6 +108,10 @@ class Trainer {
   // the config cannot continue an intact checkpoint (another model, format version or
   // tokenizer), the load's own error otherwise.
   Status CheckContinues(StatusOr<CheckpointState> loaded, CheckpointState* state) const;
+  // What this run takes from checkpoint.init_from: everything, or the weights alone.
+  CheckpointUse InitUse() const {
+    return config_.checkpoint.init_weights_only ? CheckpointUse::kWeights : CheckpointUse::kResume;
+  }
   // Sum of `value` over ranks (identity for one process).
   StatusOr<double> SumOverRanks(double value);
   // Rank 0's `value` on every rank (identity for one process).
