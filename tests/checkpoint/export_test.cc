@@ -11,6 +11,7 @@
 
 #include "tests/checkpoint/test_util.h"
 #include "trainer/checkpoint/bf16.h"
+#include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/checkpoint/checkpoint_writer.h"
 
 namespace dyt {
@@ -188,6 +189,34 @@ TEST_F(ExportTest, RefusesDamagedCheckpointsAndBadArguments) {
   EXPECT_EQ(RunExport("--store '" + store + "' --output '" + out + "' --dtype f16"), 2) << log_;
   EXPECT_EQ(RunExport("--output '" + out + "'"), 2) << log_;
   EXPECT_EQ(RunExport("--store a --checkpoint b --output '" + out + "'"), 2) << log_;
+}
+
+// An --output that would overwrite a checkpoint's files (the export's model.safetensors in place
+// of the checkpoint's own, which a resume then finds damaged) is refused, the checkpoint kept.
+TEST_F(ExportTest, RefusesToWriteIntoACheckpoint) {
+  const std::string store = work_.Join("store");
+  SaveResult saved;
+  ASSERT_TRUE(SaveCheckpoint(store, MakeState(config_, 4), layout_, &saved).ok());
+  ASSERT_TRUE(SaveCheckpoint(store, MakeState(config_, 8), layout_, &saved).ok());
+  const std::string older = store + "/step-00000004";
+  const std::pair<std::string, std::string> cases[] = {
+      {"--checkpoint '" + saved.dir + "' --output '" + saved.dir + "'",
+       "is the checkpoint directory"},
+      {"--checkpoint '" + saved.dir + "/' --output '" + store + "/./step-00000008/sub'",
+       "is inside the checkpoint directory"},
+      {"--store '" + store + "' --output '" + saved.dir + "'", "holds a checkpoint"},
+      {"--checkpoint '" + saved.dir + "' --output '" + older + "'", "holds a checkpoint"},
+      {"--checkpoint '" + saved.dir + "' --output ''", "--output: must name a directory"},
+  };
+  for (const auto& [args, says] : cases) {
+    EXPECT_EQ(RunExport(args), 2) << args << "\n" << log_;
+    EXPECT_NE(log_.find(says), std::string::npos) << args << "\n" << log_;
+  }
+  for (const std::string& dir : {saved.dir, older}) {
+    EXPECT_TRUE(VerifyCheckpoint(dir).ok()) << VerifyCheckpoint(dir).ToString();
+  }
+  EXPECT_FALSE(std::filesystem::exists(saved.dir + "/config.json"));
+  EXPECT_FALSE(std::filesystem::exists(saved.dir + "/sub"));
 }
 
 }  // namespace

@@ -39,6 +39,46 @@ TEST(DataBinaryTest, MistakesExitTwoNamingTheOption) {
   }
 }
 
+// An output that names one of the inputs (or the other output), however spelled, is refused
+// with exit 2 before anything is written: the input is left as it was.
+TEST(DataBinaryTest, AnOutputThatWouldDestroyAnInputIsRefused) {
+  ::dyt::testing::TempDir dir;
+  const std::string text = dir.Join("a.txt"), model = dir.Join("c.model");
+  {
+    std::ofstream(text) << "In the beginning\n";
+    std::ofstream(model) << "not really a model\n";
+  }
+  std::filesystem::create_directory(dir.Join("sub"));
+  std::filesystem::create_symlink(text, dir.Join("link.txt"));
+  const std::string tok = dir.Join("tok.model");
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"encode", "--tokenizer", tok, "--input", text, "--output", text},
+       "--output " + text + ": is also --input " + text + "; writing it would destroy that"},
+      {{"encode", "--tokenizer", tok, "--input", text, "--output", dir.Join("sub/../a.txt")},
+       "is also --input " + text},
+      {{"encode", "--tokenizer", tok, "--input", text, "--output", dir.Join("link.txt")},
+       "is also --input " + text},
+      {{"encode", "--tokenizer", tok, "--input", text, "--output", tok}, "is also --tokenizer"},
+      {{"encode", "--tokenizer", tok, "--input", text, "--output", dir.Join("x.bin"),
+        "--val-output", dir.Join("x.bin"), "--val-fraction", "0.1"},
+       "--val-output " + dir.Join("x.bin") + ": is also --output"},
+      {{"decode", "--tokenizer", tok, text, "--output", text}, "is also shard " + text},
+      {{"train-tokenizer", "--input", model, "--model-prefix", dir.Join("c")},
+       "--model-prefix " + model + ": is also --input"},
+  };
+  for (const auto& [args, says] : cases) {
+    std::vector<std::string> argv = {DYT_DATA_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ::dyt::testing::ProcessResult r = ::dyt::testing::Run(argv);
+    EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args) << "\n" << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << ::testing::PrintToString(args) << "\n"
+                                                   << r.err;
+  }
+  EXPECT_EQ(::dyt::testing::ReadText(text), "In the beginning\n");
+  EXPECT_EQ(::dyt::testing::ReadText(model), "not really a model\n");
+  EXPECT_FALSE(std::filesystem::exists(dir.Join("x.bin")));
+}
+
 // A corpus that cannot give the tokenizer asked for is told so in dyt-data's options, not in
 // sentencepiece's internal check messages.
 TEST(DataBinaryTest, ATokenizerTheTextCannotGiveIsExplainedInTermsOfTheOptions) {

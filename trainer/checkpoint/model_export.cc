@@ -1,7 +1,9 @@
 #include "trainer/checkpoint/model_export.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "trainer/checkpoint/checkpoint_names.h"
@@ -139,8 +141,34 @@ StatusOr<std::string> ExportConfigJson(const CheckpointState& state, ExportDtype
   return j.dump(2) + "\n";
 }
 
+Status CheckExportDir(const std::string& out_dir, const std::string& source) {
+  namespace fs = std::filesystem;
+  if (out_dir.empty()) return InvalidArgument("--output: must name a directory");
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(out_dir, ec);
+  const fs::path src = fs::weakly_canonical(source, ec);
+  if (!ec && !src.empty()) {
+    // The export's model.safetensors would replace the checkpoint's own (its manifest then
+    // fails the size and digest checks, and a resume falls back to an older step).
+    const auto [s_end, o_end] = std::mismatch(src.begin(), src.end(), out.begin(), out.end());
+    if (s_end == src.end()) {
+      return InvalidArgument("--output " + out_dir + ": is " +
+                             (o_end == out.end() ? "the checkpoint directory " + source
+                                                 : "inside the checkpoint directory " + source) +
+                             "; export to a directory of its own");
+    }
+  }
+  if (fs::exists(fs::path(out_dir) / "manifest.json", ec)) {
+    return InvalidArgument("--output " + out_dir +
+                           ": holds a checkpoint (manifest.json); export to a directory of its "
+                           "own");
+  }
+  return Status::Ok();
+}
+
 Status ExportModel(const CheckpointState& state, ExportDtype dtype, const std::string& source,
                    const std::string& out_dir) {
+  DYT_RETURN_IF_ERROR(CheckExportDir(out_dir, source));
   DYT_ASSIGN_OR_RETURN(const std::string config_json, ExportConfigJson(state, dtype, source));
   DYT_ASSIGN_OR_RETURN(const ModelConfig c, ModelConfigFromJson(state.model_config_json));
   const ParamLayout layout(c);

@@ -23,9 +23,14 @@ StatusOr<ExportDtype> ParseExportDtype(const std::string& name);
 StatusOr<std::string> ExportConfigJson(const CheckpointState& state, ExportDtype dtype,
                                        const std::string& source);
 
+// INVALID_ARGUMENT when `out_dir` is empty, is the checkpoint directory `source` or inside it,
+// or holds a checkpoint (manifest.json): exporting there would overwrite a checkpoint's files.
+Status CheckExportDir(const std::string& out_dir, const std::string& source);
+
 // Writes <out_dir>/model.safetensors and <out_dir>/config.json (creating out_dir), each via a
 // temp file and rename, so a failed export leaves no half-written file under those names.
-// `state` must be a loaded checkpoint (LoadCheckpoint / FindLatestGood).
+// `state` must be a loaded checkpoint (LoadCheckpoint / FindLatestGood). Checks CheckExportDir
+// first.
 Status ExportModel(const CheckpointState& state, ExportDtype dtype, const std::string& source,
                    const std::string& out_dir);
 

@@ -16,6 +16,7 @@
 
 #include "common/command_line.h"
 #include "common/logging.h"
+#include "common/same_file.h"
 #include "trainer/data/corpus_encoder.h"
 #include "trainer/data/token_shard.h"
 #include "trainer/data/token_stats.h"
@@ -25,6 +26,11 @@ namespace dyt {
 namespace {
 
 Status RunTrainTokenizer(const TokenizerTrainOptions& options) {
+  std::vector<NamedPath> inputs;
+  for (const std::string& in : options.input_files) inputs.push_back({"--input", in});
+  for (const char* ext : {".model", ".vocab"}) {
+    DYT_RETURN_IF_ERROR(RefuseSameFile({"--model-prefix", options.model_prefix + ext}, inputs));
+  }
   DYT_RETURN_IF_ERROR(TrainTokenizer(options));
   const std::string model = options.model_prefix + ".model";
   DYT_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(model));
@@ -35,6 +41,14 @@ Status RunTrainTokenizer(const TokenizerTrainOptions& options) {
 }
 
 Status RunEncode(const std::string& tokenizer_path, const EncodeOptions& options) {
+  // Before any work: an output over an input (or over the other output) would be lost.
+  std::vector<NamedPath> inputs = {{"--tokenizer", tokenizer_path}};
+  for (const std::string& in : options.input_files) inputs.push_back({"--input", in});
+  DYT_RETURN_IF_ERROR(RefuseSameFile({"--output", options.output}, inputs));
+  if (!options.val_output.empty()) {
+    inputs.push_back({"--output", options.output});
+    DYT_RETURN_IF_ERROR(RefuseSameFile({"--val-output", options.val_output}, inputs));
+  }
   DYT_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(tokenizer_path));
   DYT_ASSIGN_OR_RETURN(EncodeResult r, EncodeCorpus(*tokenizer, options));
   for (const InvalidUtf8Input& bad : r.invalid_utf8) {
@@ -95,6 +109,10 @@ Status RunDecode(const std::string& tokenizer_path, const std::string& path,
                  const std::string& format_name, uint64_t begin, uint64_t count,
                  const std::string& output) {
   DYT_ASSIGN_OR_RETURN(const ShardFormat format, ParseShardFormat(format_name));
+  if (!output.empty() && output != "-") {
+    DYT_RETURN_IF_ERROR(
+        RefuseSameFile({"--output", output}, {{"shard", path}, {"--tokenizer", tokenizer_path}}));
+  }
   DYT_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(tokenizer_path));
   DYT_ASSIGN_OR_RETURN(auto shard, TokenShard::Open(path, format));
   if (!shard->tokenizer_id().empty() && shard->tokenizer_id() != tokenizer->id()) {

@@ -43,6 +43,13 @@ int main(int argc, char** argv) {
     return kExitBadArgs;
   }
 
+  // Before the checkpoint is read (seconds for a large one): an --output that would overwrite
+  // it. ExportModel checks again for --store, whose checkpoint is known only once found.
+  if (const dyt::Status where = dyt::CheckExportDir(output, checkpoint); !where.ok()) {
+    spdlog::error("{}", where.message());
+    return kExitBadArgs;
+  }
+
   dyt::CheckpointState state;
   std::string source;
   if (!checkpoint.empty()) {
@@ -67,7 +74,7 @@ int main(int argc, char** argv) {
   const dyt::Status s = dyt::ExportModel(state, *dtype, source, output);
   if (!s.ok()) {
     spdlog::error("export failed: {}", s.ToString());
-    return kExitFailure;
+    return s.code() == dyt::StatusCode::kInvalidArgument ? kExitBadArgs : kExitFailure;
   }
   spdlog::info("exported {} (step {}, {}) to {}/model.safetensors and {}/config.json", source,
                state.step, dtype_name, output, output);
