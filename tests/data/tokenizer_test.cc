@@ -5,7 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <span>
 
 #include "common/sha256.h"
 #include "tests/data/test_util.h"
@@ -244,6 +246,96 @@ TEST_F(TokenizerTest, EncodeCorpusReportsOrRefusesInputThatIsNotUtf8) {
   EXPECT_THAT(strict.status().message(),
               HasSubstr(dir_->File("latin1.txt") + ": not UTF-8 (byte 3 starts no well-formed"));
   EXPECT_FALSE(std::filesystem::exists(options.output));
+}
+
+// The text of sampled ids after a prompt keeps the space their first piece starts with.
+TEST_F(TokenizerTest, AContinuationKeepsTheSpaceItsFirstPieceStartsWith) {
+  const std::string text = "In the beginning God created the heaven\nand the earth.";
+  const std::vector<int32_t> ids = tokenizer_->Encode(text);
+  ASSERT_GT(ids.size(), 4u);
+  bool lost_a_space_alone = false;
+  for (size_t k = 0; k <= ids.size(); ++k) {
+    const std::span<const int32_t> head(ids.data(), k), rest(ids.data() + k, ids.size() - k);
+    EXPECT_EQ(tokenizer_->Decode(head) + DecodeContinuation(*tokenizer_, head, rest), text)
+        << "split at " << k;
+    lost_a_space_alone |= tokenizer_->Decode(head) + tokenizer_->Decode(rest) != text;
+  }
+  EXPECT_TRUE(lost_a_space_alone) << "decoding the rest alone drops a leading space somewhere";
+}
+
+// The number of training threads is not part of the model file: the same text and options
+// give the same tokenizer id on every machine, whatever --threads.
+TEST_F(TokenizerTest, TheModelDoesNotDependOnTheNumberOfThreads) {
+  TokenizerTrainOptions options;
+  options.input_files = {dir_->File("corpus.txt")};
+  options.model_prefix = dir_->File("threads");
+  options.vocab_size = kVocab;
+  options.num_threads = 3;
+  ASSERT_TRUE(TrainTokenizer(options).ok());
+  EXPECT_EQ(testing::ReadFile(dir_->File("threads.model")),
+            testing::ReadFile(dir_->File("tok.model")));
+}
+
+// Without byte fallback, newlines still round-trip (a newline piece of their own; they all
+// became <unk>), and text without a piece is counted as <unk> by EncodeCorpus.
+TEST_F(TokenizerTest, WithoutByteFallbackNewlinesRoundTripAndUnknownTextIsCounted) {
+  TokenizerTrainOptions options;
+  options.input_files = {dir_->File("corpus.txt")};
+  options.model_prefix = dir_->File("nofallback");
+  options.vocab_size = 150;
+  options.byte_fallback = false;
+  const Status trained = TrainTokenizer(options);
+  ASSERT_TRUE(trained.ok()) << trained.ToString();
+  auto t = LoadTokenizer(dir_->File("nofallback.model"));
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  // The corpus's first two lines, and a blank one: characters it has pieces for.
+  const size_t second_end = corpus_->find('\n', corpus_->find('\n') + 1);
+  const std::string lines = corpus_->substr(0, second_end) + "\n\n" + corpus_->substr(0, 9);
+  const std::vector<int32_t> ids = (*t)->Encode(lines);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), (*t)->unk_id()), 0);
+  EXPECT_EQ((*t)->Decode(ids), lines);
+
+  testing::WriteFile(dir_->File("unseen.txt"), "the line\n\xe6\x9d\xb1\xe4\xba\xac the end\n");
+  EncodeOptions encode;
+  encode.input_files = {dir_->File("unseen.txt")};
+  encode.output = dir_->File("unseen.bin");
+  auto r = EncodeCorpus(**t, encode);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(r->unknown_tokens, 1u);
+  auto clean = EncodeCorpus(*tokenizer_, encode);
+  ASSERT_TRUE(clean.ok()) << clean.status().ToString();
+  EXPECT_EQ(clean->unknown_tokens, 0u) << "byte fallback has a piece for everything";
+}
+
+// Lines longer than sentencepiece's max_sentence_length (an article per line) are trained on,
+// in pieces cut before a space or between characters: they were skipped without a word, and a
+// corpus of only such lines had "no text to train on".
+TEST_F(TokenizerTest, LongLinesAreTrainedOn) {
+  std::string long_lines;
+  for (size_t at = 0; at < corpus_->size();) {  // ~20 KB lines of the corpus's words
+    const size_t end = std::min(corpus_->size(), at + 20000);
+    std::string line = corpus_->substr(at, end - at);
+    std::replace(line.begin(), line.end(), '\n', ' ');
+    long_lines += line + "\n";
+    at = end;
+  }
+  std::string unbroken;  // one 12 KB line without a space, of 3-byte characters
+  for (int i = 0; i < 4000; ++i) unbroken += i % 2 ? "\xe6\x9d\xb1" : "\xe4\xba\xac";
+  testing::WriteFile(dir_->File("long.txt"), long_lines + unbroken + "\n");
+  TokenizerTrainOptions options;
+  options.input_files = {dir_->File("long.txt")};
+  options.model_prefix = dir_->File("long");
+  options.vocab_size = kVocab;
+  const Status trained = TrainTokenizer(options);
+  ASSERT_TRUE(trained.ok()) << trained.ToString();
+  auto t = LoadTokenizer(dir_->File("long.model"));
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  const auto ids = (*t)->Encode(long_lines);
+  EXPECT_LT(ids.size() * 2, long_lines.size()) << "it learned the words of the long lines";
+  EXPECT_EQ((*t)->Decode(ids), long_lines);
+  const auto east = (*t)->Encode(unbroken);
+  EXPECT_LT(east.size(), 4000u) << "pieces of the two characters, not bytes";
+  EXPECT_EQ((*t)->Decode(east), unbroken);
 }
 
 TEST(TokenizerErrorsTest, ReportsMissingAndInvalidModels) {

@@ -1,5 +1,6 @@
 #include "trainer/data/corpus_encoder.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <fstream>
@@ -79,6 +80,9 @@ StatusOr<EncodeResult> EncodeCorpus(const Tokenizer& tokenizer, const EncodeOpti
     if (invalid.bytes > 0) result.invalid_utf8.push_back(invalid);
     if (tokenizer.eos_id() >= 0) tokens.push_back(tokenizer.eos_id());
     ++result.documents;
+  }
+  if (tokenizer.unk_id() >= 0) {
+    result.unknown_tokens = uint64_t(std::count(tokens.begin(), tokens.end(), tokenizer.unk_id()));
   }
   const uint64_t val_tokens =
       static_cast<uint64_t>(std::ceil(options.val_fraction * static_cast<double>(tokens.size())));

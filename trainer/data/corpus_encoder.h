@@ -39,6 +39,9 @@ struct EncodeResult {
   uint64_t text_bytes = 0;
   uint64_t train_tokens = 0;
   uint64_t val_tokens = 0;
+  // Tokens that are the tokenizer's unk_id: text it has no piece for, which the model can
+  // neither learn nor write (a tokenizer trained without byte fallback, or on other text).
+  uint64_t unknown_tokens = 0;
   std::vector<InvalidUtf8Input> invalid_utf8;  // inputs that were not clean UTF-8
 };
 

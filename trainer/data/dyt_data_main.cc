@@ -59,6 +59,15 @@ Status RunEncode(const std::string& tokenizer_path, const EncodeOptions& options
                  static_cast<unsigned long long>(bad.first_offset));
   }
   const uint64_t tokens = r.train_tokens + r.val_tokens;
+  if (r.unknown_tokens > 0) {
+    std::fprintf(stderr,
+                 "dyt-data: warning: %llu of %llu tokens are <unk> (id %d): text %s has no piece "
+                 "for, which a model trained on these shards can neither learn nor write; train "
+                 "the tokenizer on this text, with byte fallback (the default)\n",
+                 static_cast<unsigned long long>(r.unknown_tokens),
+                 static_cast<unsigned long long>(tokens), tokenizer->unk_id(),
+                 tokenizer_path.c_str());
+  }
   std::printf("encoded %llu document(s), %llu bytes -> %llu tokens (%.2f bytes/token)\n",
               static_cast<unsigned long long>(r.documents),
               static_cast<unsigned long long>(r.text_bytes),

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <string_view>
 #include <unordered_map>
 
 #include "common/sha256.h"
@@ -27,9 +28,11 @@ class SentencePieceTokenizer final : public Tokenizer {
   SentencePieceTokenizer(std::unique_ptr<sentencepiece::SentencePieceProcessor> sp, std::string id)
       : sp_(std::move(sp)), id_(std::move(id)) {
     vocab_size_ = sp_->GetPieceSize();
-    // PieceToId answers unk_id for a missing piece, so check that it really is the byte piece.
+    // PieceToId answers unk_id for a missing piece, so check that it really is the byte piece
+    // (byte fallback) or the user-defined newline piece (TrainTokenizer adds one without).
     const int nl = sp_->PieceToId("<0x0A>");
-    newline_id_ = sp_->IsByte(nl) ? nl : -1;
+    const int user_nl = sp_->PieceToId("\n");
+    newline_id_ = sp_->IsByte(nl) ? nl : !sp_->IsUnknown(user_nl) ? user_nl : -1;
   }
 
   std::vector<int32_t> Encode(std::string_view text) const override {
@@ -80,6 +83,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   }
 
   int vocab_size() const override { return vocab_size_; }
+  int32_t unk_id() const override { return sp_->unk_id(); }
   int32_t bos_id() const override { return sp_->bos_id(); }
   int32_t eos_id() const override { return sp_->eos_id(); }
   const std::string& id() const override { return id_; }
@@ -108,6 +112,10 @@ class SentencePieceTokenizer final : public Tokenizer {
 
 // Feeds every line of every input file to the trainer, so file names may contain commas
 // (sentencepiece's own `input` option splits on them) and a missing file fails up front.
+// The longest sentence FileLineIterator gives the trainer: below sentencepiece's default
+// max_sentence_length (4192 bytes), left as it is because options are recorded in the model.
+constexpr size_t kMaxSentenceBytes = 4096;
+
 class FileLineIterator final : public sentencepiece::SentenceIterator {
  public:
   explicit FileLineIterator(std::vector<std::string> files) : files_(std::move(files)) {
@@ -121,7 +129,14 @@ class FileLineIterator final : public sentencepiece::SentenceIterator {
  private:
   void Advance() {
     while (true) {
-      if (in_.is_open() && std::getline(in_, line_)) return;
+      if (!rest_.empty()) return TakeChunk();
+      if (in_.is_open() && std::getline(in_, rest_)) {
+        if (rest_.empty()) {  // a blank line is a sentence too, as before
+          line_.clear();
+          return;
+        }
+        continue;
+      }
       if (in_.is_open()) in_.close();
       if (next_file_ == files_.size()) {
         done_ = true;
@@ -131,9 +146,26 @@ class FileLineIterator final : public sentencepiece::SentenceIterator {
     }
   }
 
+  // The next at most kMaxSentenceBytes of rest_, cut before a space (or else between two
+  // UTF-8 characters): sentencepiece skips longer sentences without a word (max_sentence_length),
+  // so a corpus of long lines (an article per line) trained on its short lines only.
+  void TakeChunk() {
+    size_t cut = rest_.size();
+    if (cut > kMaxSentenceBytes) {
+      cut = rest_.rfind(' ', kMaxSentenceBytes);
+      if (cut == std::string::npos || cut == 0) {
+        cut = kMaxSentenceBytes;
+        while (cut > 1 && (static_cast<unsigned char>(rest_[cut]) & 0xC0) == 0x80) --cut;
+      }
+    }
+    line_.assign(rest_, 0, cut);
+    rest_.erase(0, cut);
+  }
+
   std::vector<std::string> files_;
   size_t next_file_ = 0;
   std::ifstream in_;
+  std::string rest_;  // what is left of the current line
   std::string line_;
   bool done_ = false;
 };
@@ -214,6 +246,91 @@ Status ExplainTrainingFailure(const std::string& message, const TokenizerTrainOp
   return InvalidArgument("train-tokenizer: sentencepiece training failed: " + message);
 }
 
+// sentencepiece records the training's num_threads in the model (TrainerSpec, field 16 of
+// ModelProto's field 2), so the same text and options gave another file, and so another
+// tokenizer id, for each --threads; the pieces do not depend on it. This rewrites it to 1.
+// By hand on the protobuf wire format: Debian's libsentencepiece-dev ships no ModelProto
+// header, and libprotobuf must stay out of what links sentencepiece's protobuf-lite copy.
+bool ReadVarint(std::string_view& in, uint64_t* value) {
+  *value = 0;
+  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    *value |= uint64_t(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+void WriteVarint(uint64_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+// Consumes one value of `wire_type`; false when `in` ends inside it or the type is unknown.
+bool SkipValue(std::string_view& in, uint64_t wire_type) {
+  uint64_t n = 0;
+  switch (wire_type) {
+    case 0:
+      return ReadVarint(in, &n);
+    case 1:
+      n = 8;
+      break;
+    case 2:
+      if (!ReadVarint(in, &n)) return false;
+      break;
+    case 5:
+      n = 4;
+      break;
+    default:
+      return false;
+  }
+  if (n > in.size()) return false;
+  in.remove_prefix(n);
+  return true;
+}
+
+StatusOr<std::string> WithOneTrainingThread(std::string_view in) {
+  constexpr uint64_t kTrainerSpec = 2, kNumThreads = 16, kVarint = 0, kLength = 2;
+  const auto malformed = [] {
+    return Internal("train-tokenizer: the trained model is not a valid ModelProto");
+  };
+  std::string out;
+  while (!in.empty()) {
+    const char* field = in.data();
+    uint64_t tag = 0;
+    if (!ReadVarint(in, &tag)) return malformed();
+    if (tag != (kTrainerSpec << 3 | kLength)) {
+      if (!SkipValue(in, tag & 7)) return malformed();
+      out.append(field, size_t(in.data() - field));
+      continue;
+    }
+    uint64_t length = 0;
+    if (!ReadVarint(in, &length) || length > in.size()) return malformed();
+    std::string_view spec = in.substr(0, length);
+    in.remove_prefix(length);
+    std::string rewritten;
+    while (!spec.empty()) {
+      const char* inner = spec.data();
+      uint64_t inner_tag = 0;
+      if (!ReadVarint(spec, &inner_tag) || !SkipValue(spec, inner_tag & 7)) return malformed();
+      if (inner_tag == (kNumThreads << 3 | kVarint)) {
+        WriteVarint(inner_tag, &rewritten);
+        WriteVarint(1, &rewritten);
+      } else {
+        rewritten.append(inner, size_t(spec.data() - inner));
+      }
+    }
+    WriteVarint(tag, &out);
+    WriteVarint(rewritten.size(), &out);
+    out += rewritten;
+  }
+  return out;
+}
+
 }  // namespace
 
 Status TrainTokenizer(const TokenizerTrainOptions& options) {
@@ -229,7 +346,7 @@ Status TrainTokenizer(const TokenizerTrainOptions& options) {
   // Why these options: identity normalization and kept whitespace make Decode(Encode(t)) == t;
   // split digits and whitespace-only pieces follow LLaMA's tokenizer; ids 0..2 are
   // <unk>, <s>, </s> and there is no pad piece (the trainer never pads).
-  const std::unordered_map<std::string, std::string> args = {
+  std::unordered_map<std::string, std::string> args = {
       {"vocab_size", std::to_string(options.vocab_size)},
       {"model_type", "bpe"},
       {"character_coverage", std::to_string(options.character_coverage)},
@@ -250,13 +367,18 @@ Status TrainTokenizer(const TokenizerTrainOptions& options) {
       // that ExplainTrainingFailure says better.
       {"minloglevel", "2"},
   };
+  // Encode joins lines with a newline piece: the byte piece <0x0A> with byte fallback, else
+  // this one (without it every newline became <unk>). Only then: an option set is recorded in
+  // the model, and so changes the tokenizer id.
+  if (!options.byte_fallback) args["user_defined_symbols"] = "\n";
   sentencepiece::SetRandomGeneratorSeed(1234);  // only sampling (max_sentences) uses it
   FileLineIterator lines(options.input_files);
   // Training into memory (no model_prefix) keeps output paths out of the model proto, so the
   // tokenizer id depends only on the corpus and the options, not on where the file is written.
-  std::string model;
-  const auto status = sentencepiece::SentencePieceTrainer::Train(args, &lines, &model);
+  std::string trained;
+  const auto status = sentencepiece::SentencePieceTrainer::Train(args, &lines, &trained);
   if (!status.ok()) return ExplainTrainingFailure(status.ToString(), options);
+  DYT_ASSIGN_OR_RETURN(const std::string model, WithOneTrainingThread(trained));
   sentencepiece::SentencePieceProcessor sp;
   if (const auto s = sp.LoadFromSerializedProto(model); !s.ok()) {
     return Internal("train-tokenizer: trained model does not load: " + s.ToString());

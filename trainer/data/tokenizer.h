@@ -35,7 +35,9 @@ class Tokenizer {
 
   // Number of ids; every id Encode returns is < vocab_size().
   virtual int vocab_size() const = 0;
-  // -1 when the model defines none.
+  // -1 when the model defines none. unk_id: what text without a piece becomes (with byte
+  // fallback, only an invalid UTF-8 sequence's U+FFFD can be left without one).
+  virtual int32_t unk_id() const = 0;
   virtual int32_t bos_id() const = 0;
   virtual int32_t eos_id() const = 0;
 
@@ -43,6 +45,12 @@ class Tokenizer {
   // recorded in shards so a loader can check that data and tokenizer belong together.
   virtual const std::string& id() const = 0;
 };
+
+// The text `ids` add after `before`: Decode(before + ids) past Decode(before). Decoding `ids`
+// alone drops the leading space of its first piece ("▁the" at the start of a decode), which
+// glued a sample to its prompt ("Andthe").
+std::string DecodeContinuation(const Tokenizer& tokenizer, std::span<const int32_t> before,
+                               std::span<const int32_t> ids);
 
 // Loads a sentencepiece model file (e.g. "kjv.model"). NOT_FOUND when the file is missing,
 // INVALID_ARGUMENT when it is not a sentencepiece model.

@@ -90,7 +90,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::vector<int32_t> context = (*tok)->Encode(prompt);
+  const std::vector<int32_t> prompt_ids = (*tok)->Encode(prompt);
+  std::vector<int32_t> context = prompt_ids;
   if (context.empty()) context.push_back((*tok)->eos_id());  // a document boundary
   dyt::LlamaDecoder decoder(*config, state->params.data(), config->max_seq_len);
   dyt::Rng rng{static_cast<uint64_t>(seed)};
@@ -113,6 +114,6 @@ int main(int argc, char** argv) {
     generated.push_back(next);
     context.push_back(next);
   }
-  std::cout << prompt << (*tok)->Decode(generated) << std::endl;
+  std::cout << prompt << dyt::DecodeContinuation(**tok, prompt_ids, generated) << std::endl;
   return 0;
 }
