@@ -148,12 +148,8 @@ WorkerMetrics::Job& WorkerMetrics::JobLocked(const std::string& job_id) {
   j.labels = {{"job_id", job_id}};
   j.start_time = &start_time_->Add(j.labels);
   j.start_time->Set(UnixNow());
-  j.step = &step_->Add(j.labels);
-  j.target_step = &target_step_->Add(j.labels);
-  j.loss = &loss_->Add(j.labels);
-  j.lr = &lr_->Add(j.labels);
-  j.grad_norm = &grad_norm_->Add(j.labels);
-  j.tokens = &tokens_->Add(j.labels);
+  // The step's gauges appear with the first step (JobStep): a loss of 0 scraped before it made
+  // min_over_time(dyt_job_loss) 0 and DytJobLossDiverging fire on a healthy job.
   j.step_seconds = &step_seconds_->Add(j.labels, StepBuckets());
   j.ckpt_seconds = &ckpt_seconds_->Add(j.labels, CheckpointBuckets());
   return j;
@@ -181,6 +177,14 @@ void WorkerMetrics::JobStep(const std::string& job_id, const v1::Progress& p, do
                             bool has_alpha) {
   std::lock_guard<std::mutex> lock(mu_);
   Job& j = JobLocked(job_id);
+  if (j.step == nullptr) {
+    j.step = &step_->Add(j.labels);
+    j.target_step = &target_step_->Add(j.labels);
+    j.loss = &loss_->Add(j.labels);
+    j.lr = &lr_->Add(j.labels);
+    j.grad_norm = &grad_norm_->Add(j.labels);
+    j.tokens = &tokens_->Add(j.labels);
+  }
   j.step->Set(static_cast<double>(p.step()));
   j.target_step->Set(static_cast<double>(p.steps()));
   j.loss->Set(p.loss());

@@ -62,6 +62,16 @@ TEST(WorkerMetricsTest, AJobsSeriesAppearWithTheirEventsAndLeaveWithTheJob) {
 
   m.JobStarted("job-1", 2, 8);
   m.JobModel("job-1", Shape(false));
+  // Started, no step yet: its start time, no made-up zeros (a loss of 0 made
+  // min_over_time(dyt_job_loss) 0 and DytJobLossDiverging fire on a healthy job).
+  std::string started = Text(m);
+  EXPECT_NE(started.find("dyt_job_start_timestamp_seconds{job_id=\"job-1\"}"), std::string::npos)
+      << started;
+  for (const char* name :
+       {"dyt_job_step{", "dyt_job_target_step{", "dyt_job_loss{", "dyt_job_learning_rate{",
+        "dyt_job_grad_norm{", "dyt_job_tokens_per_second{"}) {
+    EXPECT_EQ(started.find(name), std::string::npos) << name << "\n" << started;
+  }
   v1::Progress p;
   p.set_step(7);
   p.set_steps(100);
