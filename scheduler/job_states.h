@@ -22,4 +22,15 @@ inline std::string OnFirstLine(const std::string& reason, const std::string& mor
   return reason.substr(0, nl) + more + reason.substr(nl);
 }
 
+// `reason` on one line, for the service log: its first line, and when more follows (a rank's
+// output tail) the last non-empty line of that, which usually says what went wrong.
+inline std::string ReasonForLog(const std::string& reason) {
+  const size_t nl = reason.find('\n');
+  if (nl == std::string::npos) return reason;
+  size_t end = reason.find_last_not_of("\n ");
+  if (end == std::string::npos || end <= nl) return reason.substr(0, nl);
+  const size_t begin = reason.rfind('\n', end) + 1;
+  return reason.substr(0, nl) + " | last output: " + reason.substr(begin, end + 1 - begin);
+}
+
 }  // namespace dyt

@@ -192,6 +192,9 @@ void Scheduler::SetState(LiveJob& job, v1::JobState state, const std::string& re
   job.progress_dirty = false;
   batch.emplace_back(job.record, event);
   if (metrics_ != nullptr) metrics_->JobTransition(from, state);
+  // One line per transition: what happened to a job, and why, is in the service log too.
+  spdlog::info("job {} {} -> {} (attempt {}): {}", api->id(), v1::JobState_Name(from),
+               v1::JobState_Name(state), api->attempt(), ReasonForLog(reason));
 }
 
 void Scheduler::CheckStops(Batch& batch) {
@@ -273,6 +276,11 @@ std::vector<StatusOr<CreateJobResult>> Scheduler::SubmitMany(std::vector<StateSt
       metrics_->Submitted();
       metrics_->JobTransition(v1::JOB_STATE_UNSPECIFIED, v1::QUEUED);
     }
+    const v1::Job& job = result->record.job();
+    const v1::Resources& r = job.spec().resources();
+    spdlog::info("job {} submitted by {}: '{}', {} rank(s) x {} {} slot(s), priority {}", job.id(),
+                 job.spec().owner(), job.spec().name(), r.ranks(), r.slots_per_rank(), r.kind(),
+                 job.spec().priority());
     Adopt(result->record, /*recovered=*/false);
     any = true;
   }

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -43,8 +44,12 @@ class SchedulerProcess {
  public:
   explicit SchedulerProcess(std::vector<std::string> extra_args = {}, bool tls = false) {
     port_ = FreePort();
-    std::vector<std::string> argv = {DYT_SCHEDULER_BINARY, "--listen",    address(), "--data-dir",
-                                     dir_.Join("db"),      "--log-level", "warn"};
+    std::vector<std::string> argv = {DYT_SCHEDULER_BINARY, "--listen", address(), "--data-dir",
+                                     dir_.Join("db")};
+    // warn, unless extra_args choose a level (the option may be given once).
+    if (std::find(extra_args.begin(), extra_args.end(), "--log-level") == extra_args.end()) {
+      argv.insert(argv.end(), {"--log-level", "warn"});
+    }
     if (tls) {
       ProcessResult certs = Run(
           {"/bin/bash", std::string(DYT_SOURCE_DIR) + "/scripts/dyt-certs.sh", dir_.Join("certs")},

@@ -86,7 +86,8 @@ TEST_F(DemoEndToEndTest, SubmitWatchPullGenerateAndShutDownCleanly) {
   // 2. The cluster, as the demo runs it: a scheduler with TLS and tokens (artifacts in our
   // dir), a worker token and a user token made with the admin token, one worker (2 CPU slots).
   scheduler_ = std::make_unique<SchedulerProcess>(
-      std::vector<std::string>{"--artifact-root", dir_.Join("artifacts")}, /*tls=*/true);
+      std::vector<std::string>{"--artifact-root", dir_.Join("artifacts"), "--log-level", "info"},
+      /*tls=*/true);
   ASSERT_TRUE(scheduler_->ready()) << scheduler_->log();
   ca_file_ = scheduler_->ca_file();
   token_ = scheduler_->admin_token();
@@ -142,6 +143,14 @@ TEST_F(DemoEndToEndTest, SubmitWatchPullGenerateAndShutDownCleanly) {
   bool saw_running = false;
   for (const Json& u : updates) saw_running = saw_running || u["state"] == "RUNNING";
   EXPECT_TRUE(saw_running) << watch.out;
+  // The scheduler's log tells the job's life too, a line per transition.
+  const std::string log = scheduler_->log();
+  for (const std::string& line :
+       {"job " + id + " submitted by e2e: ", "job " + id + " QUEUED -> SCHEDULED (attempt 1): ",
+        "job " + id + " SCHEDULED -> RUNNING (attempt 1): ",
+        "job " + id + " RUNNING -> SUCCEEDED (attempt 1): every rank finished"}) {
+    EXPECT_NE(log.find(line), std::string::npos) << line << "\n" << log;
+  }
 
   ProcessResult get = Ctl({"get", id});
   ASSERT_EQ(get.code, 0) << get.err;
