@@ -91,6 +91,13 @@ StatusOr<std::unique_ptr<WorkerMetrics>> WorkerMetrics::Create(
                        .Help("1 while this worker is registered with the scheduler, else 0")
                        .Register(r)
                        .Add({});
+  m->refused_ = &BuildGauge()
+                     .Name("dyt_worker_scheduler_refused")
+                     .Help(
+                         "1 while the scheduler refuses this worker's token (its log says why; "
+                         "it tries the token file again every --refused-retry-s), else 0")
+                     .Register(r)
+                     .Add({});
   auto gauge = [&r](const char* name, const char* help) {
     return &BuildGauge().Name(name).Help(help).Register(r);
   };

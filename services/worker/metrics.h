@@ -6,7 +6,8 @@
 //   dyt_worker_slots{kind}, dyt_worker_slots_busy, dyt_worker_trainers_running,
 //   dyt_worker_trainer_restarts_total (attempts after the first started here),
 //   dyt_worker_scheduler_connected (1 while registered with the scheduler: a worker that cannot
-//   reach it, or is refused, still serves /metrics, so `up` alone does not say it works)
+//   reach it, or is refused, still serves /metrics, so `up` alone does not say it works),
+//   dyt_worker_scheduler_refused (1 while the scheduler refuses its token)
 // Per-job series, label job_id only (never a step, rank or attempt), exported by the worker
 // that runs the job's rank 0 (the one that reads its events) and removed when the job's
 // attempt ends here, so cardinality is bounded by the jobs running now:
@@ -57,6 +58,7 @@ class WorkerMetrics {
   void SetBusy(int slots, int trainers);
   void JobRestart() { restarts_->Increment(); }
   void SetConnected(bool connected) { connected_->Set(connected ? 1 : 0); }
+  void SetRefused(bool refused) { refused_->Set(refused ? 1 : 0); }
 
   // A job's rank 0 started here; `job_slots` is the slots of the whole job (all ranks, all
   // workers), the denominator of its MFU. Creates the job's series.
@@ -85,6 +87,7 @@ class WorkerMetrics {
   prometheus::Gauge* trainers_ = nullptr;
   prometheus::Counter* restarts_ = nullptr;
   prometheus::Gauge* connected_ = nullptr;
+  prometheus::Gauge* refused_ = nullptr;
   prometheus::Family<prometheus::Gauge>* start_time_ = nullptr;
   prometheus::Family<prometheus::Gauge>* step_ = nullptr;
   prometheus::Family<prometheus::Gauge>* target_step_ = nullptr;

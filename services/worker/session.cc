@@ -39,6 +39,7 @@ std::string StatusText(const grpc::Status& s) {
 Session::Session(SessionOptions options, Outbox* outbox, SessionHandlers handlers)
     : options_(std::move(options)), outbox_(outbox), handlers_(std::move(handlers)) {
   disconnected_since_ = Clock::now();
+  token_ = options_.token;
 }
 
 Session::~Session() { Shutdown(milliseconds(0)); }
@@ -79,26 +80,59 @@ void Session::Loop() {
     const Clock::time_point began = Clock::now();
     RunOnce();
     if (stopping_) break;
-    if (const std::string why = refused(); !why.empty()) {
-      // The token is read once, at start: trying it again cannot succeed.
+    if (duplicate()) {
       spdlog::error("scheduler {}: refused this worker ({}); not reconnecting", options_.scheduler,
-                    why);
+                    refused());
       break;
+    }
+    const std::string why = refused();
+    if (!why.empty()) {
+      // The same token cannot succeed; a new one in the token file may. The daemon stays up,
+      // saying so (here and in dyt_worker_scheduler_refused), rather than exiting into a restart
+      // loop that no metric shows.
+      const std::string& id = options_.registration.worker_id();
+      spdlog::error(
+          "scheduler {}: refused worker {} ({}); trying again in {:.3g} s{}. Give it a valid "
+          "worker token for this worker id (dytctl token create --user {} --role worker; "
+          "docs/security.md)",
+          options_.scheduler, id, why, options_.refused_backoff.count() / 1000.0,
+          options_.token_file.empty() ? "" : " with what " + options_.token_file + " holds then",
+          id);
     }
     // A session that lasted a while resets the backoff.
     if (Clock::now() - began > std::chrono::seconds(10)) backoff = options_.min_backoff;
     std::uniform_int_distribution<int64_t> jitter(0, backoff.count() / 2);
-    const milliseconds wait = backoff + milliseconds(jitter(rng));
-    spdlog::info("scheduler {}: reconnecting in {} ms", options_.scheduler, wait.count());
+    const milliseconds wait =
+        why.empty() ? backoff + milliseconds(jitter(rng)) : options_.refused_backoff;
+    if (why.empty()) {
+      spdlog::info("scheduler {}: reconnecting in {} ms", options_.scheduler, wait.count());
+    }
     const Clock::time_point until = Clock::now() + wait;
     while (!stopping_ && Clock::now() < until) std::this_thread::sleep_for(milliseconds(20));
     backoff = std::min(backoff * 2, options_.max_backoff);
+    if (!why.empty()) ReloadToken();
   }
 }
 
+void Session::ReloadToken() {
+  if (options_.token_file.empty()) return;
+  auto read = ReadTokenFile(options_.token_file);
+  if (!read.ok()) {
+    spdlog::warn("--token-file: {}", read.status().message());
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (*read != token_) spdlog::info("{}: a new token: trying it", options_.token_file);
+  token_ = *read;
+}
+
 void Session::RunOnce() {
-  auto channel =
-      MakeChannel(options_.scheduler, ClientCredentials(options_.ca_pem, options_.token));
+  std::string token;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    token = token_;
+  }
+  auto channel = MakeChannel(options_.scheduler, ClientCredentials(options_.ca_pem, token));
   auto stub = v1::WorkerService::NewStub(channel);
   grpc::ClientContext context;
   {
@@ -164,6 +198,7 @@ void Session::RunOnce() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     artifact_root_ = registered.artifact_root();
+    refused_.clear();
   }
   ++sessions_;
   connected_ = true;
@@ -234,20 +269,25 @@ void Session::RunOnce() {
 }
 
 void Session::NoteRefusal(const grpc::Status& s) {
-  // Refusals that trying again cannot change: a token not good for this worker, or another
-  // live worker under the same id.
-  if (s.error_code() != grpc::StatusCode::UNAUTHENTICATED &&
-      s.error_code() != grpc::StatusCode::PERMISSION_DENIED &&
-      s.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
-    return;
-  }
+  // Refusals that trying again with the same token cannot change: a token not good for this
+  // worker, or another live worker under the same id. Anything else (unreachable, a broken
+  // stream) says nothing about the token: the last refusal no longer holds.
+  const bool refusal = s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+                       s.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+                       s.error_code() == grpc::StatusCode::ALREADY_EXISTS;
   std::lock_guard<std::mutex> lock(mu_);
-  refused_ = StatusText(s);
+  refused_ = refusal ? StatusText(s) : "";
+  duplicate_ = s.error_code() == grpc::StatusCode::ALREADY_EXISTS;
 }
 
 std::string Session::refused() const {
   std::lock_guard<std::mutex> lock(mu_);
   return refused_;
+}
+
+bool Session::duplicate() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return duplicate_;
 }
 
 }  // namespace dyt::worker

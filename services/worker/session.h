@@ -6,7 +6,8 @@
 // registered.heartbeat_interval_ms and everything the Outbox holds, while a reader thread
 // hands each `assign` and `stop` to the handlers. When the stream breaks (either side, or a
 // write fails), it reconnects with exponential backoff (min_backoff doubling to max_backoff,
-// plus up to 50% random jitter) and registers again; messages not written are requeued.
+// plus up to 50% random jitter) and registers again; messages not written are requeued. A
+// refused token is tried again every refused_backoff, re-read from token_file.
 //
 // connected() is true between `registered` and the stream breaking; disconnected_for() is how
 // long it has been false (0 while connected), what the orphan timeout is measured on.
@@ -29,9 +30,15 @@
 namespace dyt::worker {
 
 struct SessionOptions {
-  std::string scheduler;            // HOST:PORT
-  std::string ca_pem;               // TLS roots for the scheduler; empty: plaintext
-  std::string token;                // worker token, sent as a bearer token over TLS
+  std::string scheduler;  // HOST:PORT
+  std::string ca_pem;     // TLS roots for the scheduler; empty: plaintext
+  std::string token;      // worker token, sent as a bearer token over TLS
+  // Where `token` came from: read again before each try after the scheduler refused the token
+  // (a rotated or newly issued token is taken up without a restart). Empty: never re-read.
+  std::string token_file;
+  // The wait before trying again after a refused token (the same token cannot succeed; a new
+  // one is written by a person or a secret manager, at that pace).
+  std::chrono::milliseconds refused_backoff{30000};
   v1::RegisterWorker registration;  // `running` is filled at each connect
   std::chrono::milliseconds min_backoff{200};
   std::chrono::milliseconds max_backoff{5000};
@@ -60,10 +67,13 @@ class Session {
   std::chrono::milliseconds disconnected_for() const;
   std::string artifact_root() const;
   int sessions_opened() const { return sessions_.load(); }
-  // Why the scheduler refused this worker's token (UNAUTHENTICATED: unknown, expired or
-  // revoked; PERMISSION_DENIED: not a worker token, or another worker's), "CODE: message";
-  // empty while it has not. Once set the session stops reconnecting: the daemon should exit.
+  // Why the scheduler refused this worker at its last try, "CODE: message"; empty once it
+  // registers. UNAUTHENTICATED (a token unknown, expired or revoked) or PERMISSION_DENIED (not
+  // a worker token, or another worker's): the session tries again every refused_backoff with
+  // the token file's current token. ALREADY_EXISTS (another live worker under this id): it
+  // stops trying, and duplicate() says so: the daemon should exit.
   std::string refused() const;
+  bool duplicate() const;
   // From now on every registration says the worker is shutting down (a reconnect while its
   // trainers stop must not make it take work again).
   void SetShuttingDown() { shutting_down_ = true; }
@@ -73,6 +83,7 @@ class Session {
   // One session; returns when the stream broke or shutdown was requested.
   void RunOnce();
   void NoteRefusal(const grpc::Status& s);
+  void ReloadToken();  // token_ from options_.token_file, when set
 
   SessionOptions options_;
   Outbox* outbox_;
@@ -86,6 +97,8 @@ class Session {
   std::chrono::steady_clock::time_point disconnected_since_;
   std::string artifact_root_;
   std::string refused_;              // under mu_
+  bool duplicate_ = false;           // under mu_
+  std::string token_;                // under mu_: options_.token, or the token file's newest
   void* current_context_ = nullptr;  // grpc::ClientContext* of the live stream, under mu_
 };
 

@@ -6,9 +6,11 @@
 //              [--orphan-timeout-s 60] [--stop-grace-s 30] [--dist-host HOST]
 //
 // SIGTERM / SIGINT: stops the trainers gracefully (they checkpoint), reports them, exits 0.
-// Exit 2: bad flags or nothing to offer (no GPU and no --cpu-slots), or the scheduler refused
-// its token (unknown, expired, revoked, or another worker's: retrying the same token cannot
-// succeed; its trainers are stopped as on SIGTERM first); 1: another startup error.
+// Exit 2: bad flags or nothing to offer (no GPU and no --cpu-slots), or another live worker
+// holds its worker id (its trainers are stopped as on SIGTERM first); 1: another startup
+// error. A refused token (unknown, expired, revoked, or another worker's) does not end it: it
+// says so (log, dyt_worker_scheduler_refused) and tries the token file again every
+// --refused-retry-s (30 s).
 #include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,7 +62,7 @@ int main(int argc, char** argv) {
   int cpu_slots = 0;
   int64_t rank_log_max_mb = dyt::worker::RankLogs::kDefaultMaxBytes >> 20;
   double keep_attempt_dirs_days = 14;
-  double orphan_timeout_s = 60, stop_grace_s = 30, peak_flops = 0;
+  double orphan_timeout_s = 60, stop_grace_s = 30, peak_flops = 0, refused_retry_s = 30;
   app.add_option("--scheduler", scheduler, "HOST:PORT of dyt-scheduler")->required();
   app.add_option("--worker-id", worker_id, "stable worker id (default: the hostname)");
   app.add_option("--cpu-slots", cpu_slots, "offer N CPU slots (a CPU worker)");
@@ -102,7 +104,12 @@ int main(int argc, char** argv) {
                  "connection is plaintext (a scheduler started with --insecure)");
   app.add_option("--token-file", token_file,
                  "file holding this worker's token (dytctl token create --role worker --user "
-                 "<worker id>); read at start, never logged");
+                 "<worker id>); read at start, and again before each try after the scheduler "
+                 "refused its token (a new token needs no restart); never logged");
+  app.add_option("--refused-retry-s", refused_retry_s,
+                 "seconds between tries while the scheduler refuses the token")
+      ->check(dyt::NumberIn(0.1, 3600.0))
+      ->capture_default_str();
   if (auto exit = dyt::ParseCommandLine(app, argc, argv)) return *exit;
   dyt::InitLogging("dyt-worker", log_level);
 
@@ -195,6 +202,9 @@ int main(int argc, char** argv) {
   session_options.scheduler = scheduler;
   session_options.ca_pem = ca_pem;
   session_options.token = token;
+  session_options.token_file = token_file;
+  session_options.refused_backoff =
+      std::chrono::milliseconds(static_cast<int64_t>(refused_retry_s * 1000));
   dyt::v1::RegisterWorker& reg = session_options.registration;
   {
     // Tells this process from another one started with the same --worker-id.
@@ -235,15 +245,9 @@ int main(int argc, char** argv) {
       supervisor.PruneWorkDir(keep_attempt_dirs);
       next_prune = std::chrono::steady_clock::now() + std::chrono::hours(1);
     }
-    if (const std::string why = session.refused(); !why.empty()) {
-      if (why.find("ALREADY_EXISTS") != std::string::npos) {
-        spdlog::error("the scheduler refused worker {}: {}", worker_id, why);
-      } else {
-        spdlog::error(
-            "the scheduler refused worker {}: {}. Give it a valid worker token for this worker "
-            "id (--token-file; dytctl token create --user {} --role worker; docs/security.md)",
-            worker_id, why, worker_id);
-      }
+    (*metrics)->SetRefused(!session.refused().empty());
+    if (session.duplicate()) {
+      spdlog::error("the scheduler refused worker {}: {}", worker_id, session.refused());
       exit_code = 2;
       break;
     }

@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "tests/common/net.h"
 #include "tests/security/secure_scheduler.h"
 
 namespace dyt::security_testing {
@@ -122,52 +124,67 @@ TEST_F(TlsClusterTest, ADataRootHoldsForFilesAGlobReachesThroughASymlink) {
 }
 
 // A worker the scheduler refuses (a token of another worker; later, its own token revoked)
-// says why and exits 2 instead of reconnecting forever with "CANCELLED".
-TEST_F(TlsClusterTest, RefusedWorkerSaysWhyAndExits) {
-  const std::string other_token = dir_.Join("other.token");
-  std::ofstream(other_token) << Token("node-a", "worker") << "\n";
-  auto wrong =
-      proc::Run({DYT_WORKER_BINARY, "--scheduler", address_, "--worker-id", "node-z", "--cpu-slots",
-                 "1", "--work-dir", dir_.Join("work-z"), "--trainer", DYT_TRAIN_BINARY, "--ca-file",
-                 certs_ + "/ca.crt", "--token-file", other_token},
-                {}, seconds(60));
-  EXPECT_EQ(wrong.code, 2) << wrong.err;
-  EXPECT_NE(wrong.err.find("refused worker node-z: PERMISSION_DENIED"), std::string::npos)
-      << wrong.err;
-
-  StartWorker("node-b");
-  const pid_t pid = workers_.back();
-  // Registered: the scheduler lists it connected.
-  auto connected = [&] {
+// says why, in its log and in dyt_worker_scheduler_refused, and stays up trying the token file
+// again (it exited 2, into a restart loop that no alert could tell from a crash): a valid token
+// written there is taken up without a restart.
+TEST_F(TlsClusterTest, ARefusedWorkerSaysWhyAndTakesUpANewToken) {
+  auto listed = [&](const std::string& id) {
     grpc::ClientContext context;
     context.set_deadline(In(10));
     v1::ListWorkersResponse list;
     if (!Jobs(admin_)->ListWorkers(&context, v1::ListWorkersRequest(), &list).ok()) return false;
     for (const auto& w : list.workers()) {
-      if (w.id() == "node-b" && w.connected()) return true;
+      if (w.id() == id && w.connected()) return true;
     }
     return false;
   };
-  auto deadline = std::chrono::steady_clock::now() + seconds(60);
-  while (!connected() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_TRUE(connected()) << ReadText(dir_.Join("node-b.err"));
-  std::string token = ReadText(dir_.Join("node-b.token"));
+  auto eventually = [](const std::function<bool()>& done, int seconds_) {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(seconds_);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return done();
+  };
+  const std::string token_file = dir_.Join("node-z.token");
+  std::ofstream(token_file) << Token("node-a", "worker") << "\n";  // another worker's
+  const int metrics_port = ::dyt::testing::FreePort();
+  const pid_t pid = SpawnWithOutput(
+      {DYT_WORKER_BINARY, "--scheduler", address_, "--worker-id", "node-z", "--cpu-slots", "1",
+       "--work-dir", dir_.Join("work-z"), "--trainer", DYT_TRAIN_BINARY, "--ca-file",
+       certs_ + "/ca.crt", "--token-file", token_file, "--refused-retry-s", "0.5",
+       "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port)},
+      {}, dir_.Join("node-z.out"), dir_.Join("node-z.err"));
+  ASSERT_GT(pid, 0);
+  workers_.push_back(pid);
+  auto metric = [&] { return ::dyt::testing::HttpGet(metrics_port, "/metrics").body; };
+  EXPECT_TRUE(eventually(
+      [&] { return metric().find("\ndyt_worker_scheduler_refused 1") != std::string::npos; }, 30))
+      << metric() << ReadText(dir_.Join("node-z.err"));
+  EXPECT_NE(metric().find("\ndyt_worker_scheduler_connected 0"), std::string::npos);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), 0) << "it stays up";
+  std::string err = ReadText(dir_.Join("node-z.err"));
+  EXPECT_NE(err.find("refused worker node-z (PERMISSION_DENIED"), std::string::npos) << err;
+  EXPECT_NE(err.find("dytctl token create --user node-z --role worker"), std::string::npos) << err;
+
+  std::ofstream(token_file) << Token("node-z", "worker") << "\n";
+  ASSERT_TRUE(eventually([&] { return listed("node-z"); }, 30))
+      << ReadText(dir_.Join("node-z.err"));
+  EXPECT_TRUE(eventually(
+      [&] { return metric().find("\ndyt_worker_scheduler_refused 0") != std::string::npos; }, 10))
+      << metric();
+  EXPECT_NE(ReadText(dir_.Join("node-z.err")).find("a new token: trying it"), std::string::npos);
+
+  // Its token revoked while registered: refused again, and still up.
+  std::string token = ReadText(token_file);
   while (!token.empty() && token.back() == '\n') token.pop_back();
   ASSERT_TRUE(Revoke(TokenId(token)).ok());
-  int status = 0;
-  bool exited = false;
-  deadline = std::chrono::steady_clock::now() + seconds(30);
-  while (!(exited = ::waitpid(pid, &status, WNOHANG) == pid) &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(exited) << "the worker kept running with a revoked token";
-  workers_.pop_back();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
-  const std::string err = ReadText(dir_.Join("node-b.err"));
-  EXPECT_NE(err.find("refused worker node-b: UNAUTHENTICATED"), std::string::npos) << err;
+  EXPECT_TRUE(eventually(
+      [&] { return metric().find("\ndyt_worker_scheduler_refused 1") != std::string::npos; }, 30))
+      << metric() << ReadText(dir_.Join("node-z.err"));
+  EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), 0) << "it stays up";
+  err = ReadText(dir_.Join("node-z.err"));
+  EXPECT_NE(err.find("refused worker node-z (UNAUTHENTICATED"), std::string::npos) << err;
   EXPECT_NE(err.find("revoked"), std::string::npos) << err;
 }
 
