@@ -115,6 +115,9 @@ def check_prometheus():
     worker = [j for j in cfg.get("scrape_configs", []) if j.get("job_name") == "dyt-worker"]
     if worker and not worker[0].get("file_sd_configs"):
         err(rel(main), "dyt-worker has no file_sd_configs")
+    if worker and worker[0].get("static_configs"):
+        # A worker target with no worker behind it pages DytWorkerDown for ever.
+        err(rel(main), "dyt-worker lists static targets: workers belong in file_sd files")
     if "alerts.yml" not in cfg.get("rule_files", []):
         err(rel(main), "rule_files does not load alerts.yml")
 
@@ -409,6 +412,8 @@ def check_compose():
         for j in prom[0].get("scrape_configs", []):
             for sc in j.get("static_configs", []):
                 targets |= set(sc.get("targets", []))
+            for sd in j.get("dns_sd_configs", []):  # names the services Docker's DNS resolves
+                targets |= {f"{n}:{sd.get('port')}" for n in sd.get("names", [])}
     for name, s in services.items():
         port = port_of(flag_value(s.get("command", []), "--metrics-listen"))
         if port and f"{name}:{port}" not in targets:
