@@ -375,6 +375,17 @@ void Scheduler::UpdateGauges() {
   metrics_->SetWorkers(connected, double(workers_.size()) - connected);
   metrics_->SetWorkersDraining(draining);
   for (const char* kind : {"cpu", "gpu"}) metrics_->SetSlots(kind, total[kind], allocated[kind]);
+  // A walk over the live jobs: once a second is enough for a gauge scraped every 15 s.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - oldest_queued_updated_ < std::chrono::seconds(1)) return;
+  oldest_queued_updated_ = now;
+  std::map<std::string, double> oldest = {{"cpu", 0.0}, {"gpu", 0.0}};
+  for (const auto& [id, job] : jobs_) {
+    if (job.record.job().state() != v1::QUEUED) continue;
+    double& o = oldest[job.record.job().spec().resources().kind()];
+    o = std::max(o, std::chrono::duration<double>(now - job.queued_at).count());
+  }
+  for (const auto& [kind, seconds] : oldest) metrics_->SetOldestQueued(kind, seconds);
 }
 
 }  // namespace dyt

@@ -280,7 +280,8 @@ class Scheduler {
   // Jobs that cannot fit even an idle cluster as registered now. Kept out of queue_ so that
   // passes do not revisit them; back into queue_ when a worker registers (capacity may grow).
   std::unordered_map<std::string, JobQueue::Entry> held_;
-  std::unordered_map<std::string, int> queued_by_owner_;  // QUEUED jobs per spec.owner
+  std::chrono::steady_clock::time_point oldest_queued_updated_{};  // UpdateGauges, under mu_
+  std::unordered_map<std::string, int> queued_by_owner_;           // QUEUED jobs per spec.owner
   ClusterView cluster_;
   std::map<std::string, Worker> workers_;
   std::map<std::string, Attempt> attempts_;  // AttemptKey -> attempt still holding slots

@@ -40,6 +40,13 @@ SchedulerMetrics::SchedulerMetrics() : registry_(std::make_shared<prometheus::Re
                       .Help("Jobs waiting for slots")
                       .Register(*registry_)
                       .Add({});
+  oldest_queued_ = &BuildGauge()
+                        .Name("dyt_scheduler_oldest_queued_job_age_seconds")
+                        .Help(
+                            "How long the longest-waiting queued job of a slot kind has waited "
+                            "(since it was queued, or since the scheduler started); 0: none "
+                            "waits")
+                        .Register(*registry_);
   workers_ = &BuildGauge()
                   .Name("dyt_scheduler_workers")
                   .Help("Registered workers by connection state")
@@ -103,6 +110,10 @@ void SchedulerMetrics::SetWorkers(double connected, double disconnected) {
 void SchedulerMetrics::SetSlots(const std::string& kind, double total, double allocated) {
   slots_->Add({{"kind", kind}, {"state", "total"}}).Set(total);
   slots_->Add({{"kind", kind}, {"state", "allocated"}}).Set(allocated);
+}
+
+void SchedulerMetrics::SetOldestQueued(const std::string& kind, double seconds) {
+  oldest_queued_->Add({{"kind", kind}}).Set(seconds);
 }
 
 void SchedulerMetrics::Rpc(const std::string& method, const std::string& code, double seconds) {

@@ -33,6 +33,9 @@ class SchedulerMetrics {
   void Submitted() { submissions_->Increment(); }
   void Scheduled(double queued_seconds) { scheduling_latency_->Observe(queued_seconds); }
   void SetQueueDepth(double depth) { queue_depth_->Set(depth); }
+  // The wait of the longest-waiting queued job asking for `kind` slots (0: none): a starved
+  // job shows here while other jobs are placed (alert DytJobWaitingLong).
+  void SetOldestQueued(const std::string& kind, double seconds);
   void SetWorkers(double connected, double disconnected);
   void SetWorkersDraining(double draining) { workers_draining_->Set(draining); }
   void SetSlots(const std::string& kind, double total, double allocated);
@@ -49,6 +52,7 @@ class SchedulerMetrics {
   prometheus::Counter* submissions_;
   prometheus::Histogram* scheduling_latency_;
   prometheus::Gauge* queue_depth_;
+  prometheus::Family<prometheus::Gauge>* oldest_queued_;
   prometheus::Family<prometheus::Gauge>* workers_;
   prometheus::Gauge* workers_draining_;
   prometheus::Family<prometheus::Gauge>* slots_;

@@ -290,6 +290,21 @@ TEST(SchedulerProcessTest, MetricsEndpointServesSchedulerMetrics) {
        }) {
     EXPECT_NE(body.find(expected), std::string::npos) << expected << "\n" << body;
   }
+  // The queued job's wait, by the slot kind it asks for; the other kind has none waiting.
+  const std::string kind = request.spec().resources().kind();
+  const std::string other = kind == "cpu" ? "gpu" : "cpu";
+  auto value = [&](const std::string& k) {
+    const std::string name = "\ndyt_scheduler_oldest_queued_job_age_seconds{kind=\"" + k + "\"} ";
+    const size_t at = body.find(name);
+    return at == std::string::npos ? -1.0 : std::atof(body.c_str() + at + name.size());
+  };
+  for (int i = 0; i < 50 && value(kind) < 1.5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    body = HttpGet(metrics_port, "/metrics").body;
+  }
+  EXPECT_GE(value(kind), 1.5) << body;
+  EXPECT_LT(value(kind), 60) << body;
+  EXPECT_EQ(value(other), 0) << body;
 }
 
 }  // namespace
