@@ -164,6 +164,8 @@ class Scheduler {
     bool started = false;
     bool exited = false;
     v1::RankUpdate::Exit exit = v1::RankUpdate::EXIT_UNSPECIFIED;
+    std::string reason;              // EXITED: its worker's "stopped (...): exited with ..."
+    bool stopped_by_worker = false;  // EXITED STOPPED for a cause of the cluster's
   };
   // An unfinished job.
   struct LiveJob {

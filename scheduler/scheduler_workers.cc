@@ -477,6 +477,8 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
   RankState& rank = job.ranks[update.rank()];
   rank.exited = true;
   rank.exit = update.exit();
+  rank.reason = update.reason();
+  rank.stopped_by_worker = update.stopped_by_worker();
   // A rank of a job being preempted may stop on its own before its worker's stop request
   // arrives (its trainer follows the peer that was stopped, checkpoints and exits 3): its worker
   // did not ask, so it says FAILED, but it is the requested stop all the same.
@@ -518,8 +520,26 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
     EndAttempt(job,
                job.record.preemption().empty() ? std::string("preempted") : job.record.preemption(),
                /*failure=*/false, batch);
+    return;
+  }
+  // Say how: the first stopped rank's reason from its worker. Stops of the cluster's making
+  // (the scheduler was unreachable, the worker shut down) spend none of the job's restarts:
+  // a scheduler outage used up max_restarts of every job it outlasted.
+  std::string how;
+  bool by_workers = true;
+  for (const auto& [r, state] : job.ranks) {
+    if (state.exit != v1::RankUpdate::STOPPED) continue;
+    by_workers = by_workers && state.stopped_by_worker;
+    if (how.empty() && !state.reason.empty())
+      how = "rank " + std::to_string(r) + ": " + state.reason;
+  }
+  if (by_workers) {
+    EndAttempt(job,
+               "stopped by its worker, not the job's fault" + (how.empty() ? "" : " (" + how + ")"),
+               /*failure=*/false, batch);
   } else {
-    EndAttempt(job, "ranks stopped without a request", /*failure=*/true, batch);
+    EndAttempt(job, "ranks stopped without a request" + (how.empty() ? "" : " (" + how + ")"),
+               /*failure=*/true, batch);
   }
 }
 

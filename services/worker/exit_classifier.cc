@@ -62,6 +62,8 @@ v1::RankUpdate ClassifyExit(const dist::ChildOutcome& outcome, const ExitContext
   } else if (context.stop != StopCause::kNone) {
     u.set_exit(v1::RankUpdate::STOPPED);
     u.set_reason(std::string("stopped (") + StopCauseName(context.stop) + "): " + how);
+    u.set_stopped_by_worker(context.stop == StopCause::kOrphaned ||
+                            context.stop == StopCause::kShutdown);
   } else if (context.failed_peer_rank >= 0 && outcome.signalled_by_launcher) {
     u.set_exit(v1::RankUpdate::STOPPED);
     u.set_reason("stopped after rank " + std::to_string(context.failed_peer_rank) +

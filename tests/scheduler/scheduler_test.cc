@@ -231,6 +231,67 @@ TEST(SchedulerTest, FailedRankRestartsThenFailsWithStderrTail) {
   EXPECT_TRUE(said_start_over) << job.DebugString();
 }
 
+// Ranks stopped by their worker for a cause of the cluster's (the scheduler unreachable past
+// the orphan timeout, the worker shutting down) are requeued without spending a restart, and
+// the event says how they ended; a stop nobody asked for is a failure that says how too.
+TEST(SchedulerTest, RanksStoppedByTheirWorkerSpendNoRestart) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  SchedulerOptions options;
+  options.restart_backoff = milliseconds(0);
+  TestServer server(store.get(), {}, options);
+  TestWorker worker(server.port(), "w1", 1);
+  const std::string id = SubmitJob(server, RanksSpec("orphaned", 1, 0, /*max_restarts=*/1));
+  auto stop = [&](int attempt, bool by_worker, const std::string& reason) {
+    v1::WorkerMessage m;
+    v1::RankUpdate* u = m.mutable_update();
+    u->set_job_id(id);
+    u->set_attempt(attempt);
+    u->set_rank(0);
+    u->set_kind(v1::RankUpdate::EXITED);
+    u->set_exit(v1::RankUpdate::STOPPED);
+    u->set_exit_code(3);
+    u->set_reason(reason);
+    u->set_stopped_by_worker(by_worker);
+    worker.Send(m);
+  };
+  for (int attempt = 1; attempt <= 3; ++attempt) {  // more than max_restarts
+    auto a = worker.TakeAssignment(id);
+    ASSERT_TRUE(a) << "attempt " << attempt;
+    worker.StartAll(*a);
+    stop(attempt, true, "stopped (scheduler unreachable): exited with code 3 after a checkpoint");
+    ASSERT_TRUE(WaitJob(server, id, [&](const v1::Job& j) {
+      return j.attempt() == attempt && j.state() == v1::QUEUED;
+    })) << GetJob(server, id).DebugString();
+  }
+  v1::Job job = GetJob(server, id);
+  EXPECT_EQ(job.restarts(), 0);
+  bool said = false;
+  for (const auto& e : job.events()) {
+    said |= e.state() == v1::PREEMPTED &&
+            e.reason() ==
+                "stopped by its worker, not the job's fault (rank 0: stopped (scheduler "
+                "unreachable): exited with code 3 after a checkpoint)";
+  }
+  EXPECT_TRUE(said) << job.DebugString();
+  // A stop no one asked for (a stray SIGTERM): a failure, spending a restart, saying how.
+  auto a = worker.TakeAssignment(id);
+  ASSERT_TRUE(a);
+  worker.StartAll(*a);
+  stop(4, false, "exited with code 3 after a checkpoint");
+  ASSERT_TRUE(WaitJob(server, id, [](const v1::Job& j) { return j.restarts() == 1; }))
+      << GetJob(server, id).DebugString();
+  job = GetJob(server, id);
+  bool failed_with_how = false;
+  for (const auto& e : job.events()) {
+    failed_with_how |=
+        e.state() == v1::RESTARTING && e.reason().find(
+                                           "ranks stopped without a request (rank 0: exited with "
+                                           "code 3 after a checkpoint)") == 0;
+  }
+  EXPECT_TRUE(failed_with_how) << job.DebugString();
+}
+
 // submit --dry-run: every check of a submission, and where the job would run now; nothing is
 // stored or queued.
 TEST(SchedulerTest, ADryRunChecksAndPreviewsPlacementWithoutQueueing) {

@@ -44,6 +44,17 @@ TEST(ExitClassifierTest, AStopWeAskedForIsStopped) {
   EXPECT_EQ(k.exit(), v1::RankUpdate::STOPPED);
   EXPECT_EQ(k.signal(), SIGKILL);
   EXPECT_NE(k.reason().find("killed by signal 9"), std::string::npos) << k.reason();
+  EXPECT_FALSE(k.stopped_by_worker()) << "the scheduler asked";
+  // Stops of the worker's own (the cluster's doing, not the job's): flagged so that the
+  // scheduler spends no restart on them.
+  for (StopCause cause : {StopCause::kOrphaned, StopCause::kShutdown}) {
+    c.stop = cause;
+    auto w = ClassifyExit(Exited(3, true), c);
+    EXPECT_EQ(w.exit(), v1::RankUpdate::STOPPED);
+    EXPECT_TRUE(w.stopped_by_worker()) << w.reason();
+  }
+  EXPECT_EQ(ClassifyExit(Exited(3, true), c).reason(),
+            "stopped (worker shutdown): exited with code 3 after a checkpoint");
 }
 
 TEST(ExitClassifierTest, OtherEndsFailWithTheLastError) {
