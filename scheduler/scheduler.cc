@@ -361,18 +361,21 @@ bool Scheduler::IsCurrentAttempt(const std::string& job_id, int attempt) const {
 void Scheduler::UpdateGauges() {
   if (metrics_ == nullptr) return;
   metrics_->SetQueueDepth(double(queue_.size() + held_.size()));
-  int connected = 0, draining = 0;
+  int connected = 0, draining = 0, shut_down = 0;
   // Slots of connected workers, drained ones included, so that allocated <= total and the
   // dashboard's utilisation stays a ratio while a drained worker finishes its jobs.
   std::map<std::string, int> total = {{"cpu", 0}, {"gpu", 0}}, allocated = total;
   for (const auto& [id, worker] : workers_) {
     draining += worker.record.draining();
-    if (worker.session == nullptr) continue;
+    if (worker.session == nullptr) {
+      shut_down += worker.shutting_down;
+      continue;
+    }
     ++connected;
     total[worker.record.slot_kind()] += worker.record.slots();
     allocated[worker.record.slot_kind()] += worker.record.slots() - cluster_.free_slots(id);
   }
-  metrics_->SetWorkers(connected, double(workers_.size()) - connected);
+  metrics_->SetWorkers(connected, double(workers_.size()) - connected - shut_down, shut_down);
   metrics_->SetWorkersDraining(draining);
   for (const char* kind : {"cpu", "gpu"}) metrics_->SetSlots(kind, total[kind], allocated[kind]);
   // A walk over the live jobs: once a second is enough for a gauge scraped every 15 s.

@@ -47,10 +47,13 @@ SchedulerMetrics::SchedulerMetrics() : registry_(std::make_shared<prometheus::Re
                             "(since it was queued, or since the scheduler started); 0: none "
                             "waits")
                         .Register(*registry_);
-  workers_ = &BuildGauge()
-                  .Name("dyt_scheduler_workers")
-                  .Help("Registered workers by connection state")
-                  .Register(*registry_);
+  workers_ =
+      &BuildGauge()
+           .Name("dyt_scheduler_workers")
+           .Help(
+               "Registered workers: connected, disconnected (gone without saying so), shut_down "
+               "(stopped on purpose; until dytctl workers remove or its return)")
+           .Register(*registry_);
   workers_draining_ = &BuildGauge()
                            .Name("dyt_scheduler_workers_draining")
                            .Help("Registered workers that take no new work (drained)")
@@ -83,7 +86,7 @@ SchedulerMetrics::SchedulerMetrics() : registry_(std::make_shared<prometheus::Re
                       .Name("dyt_scheduler_rpc_duration_seconds")
                       .Help("RPC handling time by method")
                       .Register(*registry_);
-  SetWorkers(0, 0);
+  SetWorkers(0, 0, 0);
   SetSlots("cpu", 0, 0);
   SetSlots("gpu", 0, 0);
 }
@@ -102,9 +105,10 @@ void SchedulerMetrics::SetJobsInState(v1::JobState state, double count) {
   jobs_->Add({{"state", v1::JobState_Name(state)}}).Set(count);
 }
 
-void SchedulerMetrics::SetWorkers(double connected, double disconnected) {
+void SchedulerMetrics::SetWorkers(double connected, double disconnected, double shut_down) {
   workers_->Add({{"state", "connected"}}).Set(connected);
   workers_->Add({{"state", "disconnected"}}).Set(disconnected);
+  workers_->Add({{"state", "shut_down"}}).Set(shut_down);
 }
 
 void SchedulerMetrics::SetSlots(const std::string& kind, double total, double allocated) {

@@ -36,7 +36,9 @@ class SchedulerMetrics {
   // The wait of the longest-waiting queued job asking for `kind` slots (0: none): a starved
   // job shows here while other jobs are placed (alert DytJobWaitingLong).
   void SetOldestQueued(const std::string& kind, double seconds);
-  void SetWorkers(double connected, double disconnected);
+  // Registered workers by state; shut_down: disconnected after saying it was shutting down
+  // (a planned stop, which DytWorkerDisconnected must not page on).
+  void SetWorkers(double connected, double disconnected, double shut_down);
   void SetWorkersDraining(double draining) { workers_draining_->Set(draining); }
   void SetSlots(const std::string& kind, double total, double allocated);
   void Preempted() { preemptions_->Increment(); }

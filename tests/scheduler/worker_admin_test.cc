@@ -94,6 +94,18 @@ double DrainingGauge(TestServer& server) {
   return -1;
 }
 
+// dyt_scheduler_workers{state=`state`}.
+double WorkersGauge(TestServer& server, const std::string& state) {
+  for (const auto& family : server.metrics().registry()->Collect()) {
+    if (family.name != "dyt_scheduler_workers") continue;
+    for (const auto& m : family.metric) {
+      if (m.label.size() == 1 && m.label[0].value == state) return m.gauge.value;
+    }
+  }
+  ADD_FAILURE() << "no dyt_scheduler_workers{state=" << state << "}";
+  return -1;
+}
+
 // dyt_scheduler_slots{kind="cpu", state=`state`}.
 double CpuSlotsGauge(TestServer& server, const std::string& state) {
   for (const auto& family : server.metrics().registry()->Collect()) {
@@ -317,9 +329,14 @@ TEST(WorkerAdminTest, AWorkerShuttingDownTakesNoWorkEvenUndrainedOrReconnected) 
   TestWorker again(server.port(), "w1", 1, "cpu", {}, /*shutting_down=*/true);
   EXPECT_FALSE(again.TakeAssignment(id, milliseconds(600)));
   again.StopHeartbeats();
-  // Gone as it said: no lost worker counted.
+  // Gone as it said: no lost worker counted, and shut down rather than disconnected (a planned
+  // stop paged DytWorkerDisconnected until someone removed the worker).
   std::this_thread::sleep_for(milliseconds(1200));
   EXPECT_EQ(Counter(server, "dyt_scheduler_workers_lost_total"), 0);
+  server.scheduler().RunPassForTest();
+  EXPECT_EQ(WorkersGauge(server, "shut_down"), 1);
+  EXPECT_EQ(WorkersGauge(server, "disconnected"), 0);
+  EXPECT_EQ(WorkersGauge(server, "connected"), 0);
 }
 
 // A stop asked for a preemption is still one after a scheduler restart: the job is requeued
