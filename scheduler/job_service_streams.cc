@@ -250,13 +250,13 @@ Status JobServiceImpl::Download(grpc::ServerContext* context,
 grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
                                       const v1::WatchJobRequest* request,
                                       grpc::ServerWriter<v1::WatchJobResponse>* writer) {
-  return RpcGuard(metrics_, "WatchJob", [&] { return Watch(context, *request, writer); });
+  return StreamGuard(metrics_, "WatchJob", [&] { return Watch(context, *request, writer); });
 }
 
 grpc::Status JobServiceImpl::GetJobLogs(grpc::ServerContext* context,
                                         const v1::GetJobLogsRequest* request,
                                         grpc::ServerWriter<v1::GetJobLogsResponse>* writer) {
-  return RpcGuard(metrics_, "GetJobLogs", [&] { return Logs(context, *request, writer); });
+  return StreamGuard(metrics_, "GetJobLogs", [&] { return Logs(context, *request, writer); });
 }
 
 grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context,
@@ -273,8 +273,8 @@ grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context,
 grpc::Status JobServiceImpl::DownloadCheckpoint(
     grpc::ServerContext* context, const v1::DownloadCheckpointRequest* request,
     grpc::ServerWriter<v1::DownloadCheckpointResponse>* writer) {
-  return RpcGuard(metrics_, "DownloadCheckpoint",
-                  [&] { return Download(context, *request, writer); });
+  return StreamGuard(metrics_, "DownloadCheckpoint",
+                     [&] { return Download(context, *request, writer); });
 }
 
 }  // namespace dyt

@@ -46,6 +46,10 @@ class SchedulerMetrics {
   void WorkerLost() { workers_lost_->Increment(); }
   // One finished RPC: its method ("SubmitJob"), status code name ("OK", "NOT_FOUND") and time.
   void Rpc(const std::string& method, const std::string& code, double seconds);
+  // One finished stream (not timed: its length is the client's).
+  void StreamEnded(const std::string& method, const std::string& code) {
+    streams_->Add({{"method", method}, {"code", code}}).Increment();
+  }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -62,6 +66,7 @@ class SchedulerMetrics {
   prometheus::Counter* restarts_;
   prometheus::Counter* workers_lost_;
   prometheus::Family<prometheus::Counter>* rpcs_;
+  prometheus::Family<prometheus::Counter>* streams_;
   prometheus::Family<prometheus::Histogram>* rpc_seconds_;
 };
 

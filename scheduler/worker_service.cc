@@ -21,7 +21,7 @@ AccessTarget WorkerTarget(const std::string& worker_id) {
 grpc::Status WorkerServiceImpl::Connect(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::SchedulerMessage, v1::WorkerMessage>* stream) {
-  return RpcGuard(metrics_, "Connect", [&]() -> Status {
+  return StreamGuard(metrics_, "Connect", [&]() -> Status {
     DYT_ASSIGN_OR_RETURN(Caller caller, auth_->Authenticate(*context));
     DYT_RETURN_IF_ERROR(auth_->Check(caller, Action::kWorkerConnect, WorkerTarget(caller.user)));
     v1::WorkerMessage first;

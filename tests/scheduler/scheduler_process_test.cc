@@ -272,10 +272,23 @@ TEST(SchedulerProcessTest, MetricsEndpointServesSchedulerMetrics) {
   v1::Job job;
   EXPECT_EQ(stub->GetJob(Context().get(), missing, &job).error_code(), grpc::StatusCode::NOT_FOUND);
 
+  {  // a stream: counted apart, not timed with the unary calls
+    v1::GetJobLogsRequest logs;
+    logs.set_id(response.job().id());
+    auto context = Context();
+    auto reader = stub->GetJobLogs(context.get(), logs);
+    v1::GetJobLogsResponse part;
+    while (reader->Read(&part)) {
+    }
+    EXPECT_TRUE(reader->Finish().ok());
+  }
   std::string body;
   for (int i = 0; i < 50; ++i) {
     body = HttpGet(metrics_port, "/metrics").body;
-    if (body.find("dyt_scheduler_queue_depth 1") != std::string::npos) break;
+    if (body.find("dyt_scheduler_queue_depth 1") != std::string::npos &&
+        body.find("dyt_scheduler_streams_total{") != std::string::npos) {
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   for (const char* expected : {
@@ -285,11 +298,15 @@ TEST(SchedulerProcessTest, MetricsEndpointServesSchedulerMetrics) {
            "dyt_scheduler_rpcs_total{code=\"OK\",method=\"SubmitJob\"} 1",
            "dyt_scheduler_rpcs_total{code=\"NOT_FOUND\",method=\"GetJob\"} 1",
            "dyt_scheduler_rpc_duration_seconds_bucket{method=\"SubmitJob\",le=\"+Inf\"} 1",
+           "dyt_scheduler_streams_total{code=\"OK\",method=\"GetJobLogs\"} 1",
            "dyt_scheduler_workers{state=\"connected\"} 0",
            "dyt_scheduler_slots{kind=\"cpu\",state=\"total\"} 0",
        }) {
     EXPECT_NE(body.find(expected), std::string::npos) << expected << "\n" << body;
   }
+  EXPECT_EQ(body.find("method=\"GetJobLogs\",le="), std::string::npos) << "not timed";
+  EXPECT_EQ(body.find("dyt_scheduler_rpcs_total{code=\"OK\",method=\"GetJobLogs\"}"),
+            std::string::npos);
   // The queued job's wait, by the slot kind it asks for; the other kind has none waiting.
   const std::string kind = request.spec().resources().kind();
   const std::string other = kind == "cpu" ? "gpu" : "cpu";
