@@ -25,4 +25,19 @@ Status RefuseSameFile(const NamedPath& output, const std::vector<NamedPath>& oth
   return Status::Ok();
 }
 
+Status CheckOutputFile(const NamedPath& output) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (output.path.empty()) return InvalidArgument(output.option + ": must not be empty");
+  if (fs::is_directory(output.path, ec)) {
+    return InvalidArgument(output.option + " " + output.path + ": is a directory; name a file");
+  }
+  const fs::path dir = fs::path(output.path).parent_path();
+  if (!dir.empty() && !fs::is_directory(dir, ec)) {
+    return InvalidArgument(output.option + " " + output.path + ": no directory " + dir.string() +
+                           " (create it first)");
+  }
+  return Status::Ok();
+}
+
 }  // namespace dyt

@@ -1,5 +1,5 @@
-// Whether two paths name one file, for tools that must not write an output over one of their
-// inputs (dyt-data encode --output over its --input, one output over the other).
+// Output paths of command-line tools: whether two paths name one file (an output must not be
+// written over an input, or over another output), and whether a path can be written at all.
 #pragma once
 
 #include <string>
@@ -22,5 +22,10 @@ struct NamedPath {
 // INVALID_ARGUMENT when `output` names the same file as one of `others`:
 //   "--output a.txt: is also --input a.txt; writing it would destroy that"
 Status RefuseSameFile(const NamedPath& output, const std::vector<NamedPath>& others);
+
+// INVALID_ARGUMENT unless `path` can be written as a file: not a directory, and its directory
+// exists ("--output out/x.bin: no directory out"). Checked before the work that precedes the
+// write, so a typo costs no encoding run.
+Status CheckOutputFile(const NamedPath& output);
 
 }  // namespace dyt

@@ -3,6 +3,7 @@
 // input that is not UTF-8 is reported, or refused with --strict-utf8.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "tests/common/process.h"
+#include "trainer/data/shard_writer.h"
 
 namespace dyt {
 namespace {
@@ -28,6 +30,18 @@ TEST(DataBinaryTest, MistakesExitTwoNamingTheOption) {
       {{"train-tokenizer", "--input", dir.Join("missing.txt"), "--model-prefix", dir.Join("t")},
        "no such file"},
       {{"frobnicate"}, "A subcommand is required"},
+      // Outputs that cannot be written are refused before the work, not after it.
+      {{"encode", "--tokenizer", text, "--input", text, "--output", dir.Join("no/o.bin")},
+       "--output " + dir.Join("no/o.bin") + ": no directory " + dir.Join("no")},
+      {{"encode", "--tokenizer", text, "--input", text, "--output", dir.path()},
+       "is a directory; name a file"},
+      {{"train-tokenizer", "--input", text, "--model-prefix", dir.Join("no/tok")},
+       "--model-prefix " + dir.Join("no/tok.model") + ": no directory"},
+      {{"train-tokenizer", "--input", text, "--model-prefix", dir.Join("t"), "--threads", "0"},
+       "--threads"},
+      {{"train-tokenizer", "--input", text, "--model-prefix", dir.Join("t"), "--max-sentences",
+        "5"},
+       "--max-sentences 5: must be 0 (every line) or above 100"},
   };
   for (const auto& [args, says] : cases) {
     std::vector<std::string> argv = {DYT_DATA_BIN};
@@ -77,6 +91,31 @@ TEST(DataBinaryTest, AnOutputThatWouldDestroyAnInputIsRefused) {
   EXPECT_EQ(::dyt::testing::ReadText(text), "In the beginning\n");
   EXPECT_EQ(::dyt::testing::ReadText(model), "not really a model\n");
   EXPECT_FALSE(std::filesystem::exists(dir.Join("x.bin")));
+}
+
+// stats fails (exit 1) on a shard holding a token past the vocabulary its header records, as
+// the trainer would (it printed the statistics and exited 0); decode refuses a --begin past the
+// end (it printed nothing and exited 0).
+TEST(DataBinaryTest, StatsFailsOnATokenPastTheVocabularyAndDecodeOnABeginPastTheEnd) {
+  ::dyt::testing::TempDir dir;
+  const std::string shard = dir.Join("bad.bin");
+  ASSERT_TRUE(WriteShard(shard, std::vector<int32_t>{1, 2, 3, 4}, 512, "").ok());
+  {
+    std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-2, std::ios::end);
+    f.write("\xff\xff", 2);  // the last uint16 token: 65535
+  }
+  ::dyt::testing::ProcessResult stats = ::dyt::testing::Run({DYT_DATA_BIN, "stats", shard});
+  EXPECT_EQ(stats.code, 1) << stats.out << stats.err;
+  EXPECT_NE(stats.err.find(shard + " (token 65535 >= vocab_size 512)"), std::string::npos)
+      << stats.err;
+  EXPECT_NE(stats.out.find("max_token     65535"), std::string::npos) << stats.out;
+  ::dyt::testing::ProcessResult decode = ::dyt::testing::Run(
+      {DYT_DATA_BIN, "decode", "--tokenizer", dir.Join("none.model"), shard, "--begin", "9"});
+  EXPECT_EQ(decode.code, 2) << decode.err;
+  EXPECT_NE(decode.err.find("--begin 9: past the end of " + shard + " (4 tokens)"),
+            std::string::npos)
+      << decode.err;
 }
 
 // A corpus that cannot give the tokenizer asked for is told so in dyt-data's options, not in

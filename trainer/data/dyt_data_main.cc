@@ -29,6 +29,7 @@ Status RunTrainTokenizer(const TokenizerTrainOptions& options) {
   std::vector<NamedPath> inputs;
   for (const std::string& in : options.input_files) inputs.push_back({"--input", in});
   for (const char* ext : {".model", ".vocab"}) {
+    DYT_RETURN_IF_ERROR(CheckOutputFile({"--model-prefix", options.model_prefix + ext}));
     DYT_RETURN_IF_ERROR(RefuseSameFile({"--model-prefix", options.model_prefix + ext}, inputs));
   }
   DYT_RETURN_IF_ERROR(TrainTokenizer(options));
@@ -44,8 +45,10 @@ Status RunEncode(const std::string& tokenizer_path, const EncodeOptions& options
   // Before any work: an output over an input (or over the other output) would be lost.
   std::vector<NamedPath> inputs = {{"--tokenizer", tokenizer_path}};
   for (const std::string& in : options.input_files) inputs.push_back({"--input", in});
+  DYT_RETURN_IF_ERROR(CheckOutputFile({"--output", options.output}));
   DYT_RETURN_IF_ERROR(RefuseSameFile({"--output", options.output}, inputs));
   if (!options.val_output.empty()) {
+    DYT_RETURN_IF_ERROR(CheckOutputFile({"--val-output", options.val_output}));
     inputs.push_back({"--output", options.output});
     DYT_RETURN_IF_ERROR(RefuseSameFile({"--val-output", options.val_output}, inputs));
   }
@@ -93,6 +96,7 @@ void PrintStats(const TokenStats& s) {
 Status RunStats(const std::vector<std::string>& paths, const std::string& format_name) {
   DYT_ASSIGN_OR_RETURN(const ShardFormat format, ParseShardFormat(format_name));
   TokenCounter all;
+  std::string bad_shards;
   for (const std::string& path : paths) {
     DYT_ASSIGN_OR_RETURN(auto shard, TokenShard::Open(path, format));
     TokenCounter one;
@@ -105,11 +109,23 @@ Status RunStats(const std::vector<std::string>& paths, const std::string& format
                 shard->vocab_size() == 0 ? " (not recorded)" : "");
     std::printf("  tokenizer_id  %s\n",
                 shard->tokenizer_id().empty() ? "(none)" : shard->tokenizer_id().c_str());
-    PrintStats(one.Stats());
+    const TokenStats stats = one.Stats();
+    PrintStats(stats);
+    // The trainer refuses such a shard (an embedding row past the table); say it here first.
+    if (shard->vocab_size() > 0 && stats.tokens > 0 && stats.max_token >= shard->vocab_size()) {
+      bad_shards += path + " (token " + std::to_string(stats.max_token) + " >= vocab_size " +
+                    std::to_string(shard->vocab_size()) + ") ";
+    }
   }
   if (paths.size() > 1) {
     std::printf("all %zu shards\n", paths.size());
     PrintStats(all.Stats());
+  }
+  if (!bad_shards.empty()) {
+    return DataLoss(
+        "tokens outside the vocabulary their header records, which a trainer "
+        "refuses: " +
+        bad_shards.substr(0, bad_shards.size() - 1));
   }
   return Status::Ok();
 }
@@ -119,17 +135,21 @@ Status RunDecode(const std::string& tokenizer_path, const std::string& path,
                  const std::string& output) {
   DYT_ASSIGN_OR_RETURN(const ShardFormat format, ParseShardFormat(format_name));
   if (!output.empty() && output != "-") {
+    DYT_RETURN_IF_ERROR(CheckOutputFile({"--output", output}));
     DYT_RETURN_IF_ERROR(
         RefuseSameFile({"--output", output}, {{"shard", path}, {"--tokenizer", tokenizer_path}}));
   }
-  DYT_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(tokenizer_path));
   DYT_ASSIGN_OR_RETURN(auto shard, TokenShard::Open(path, format));
+  if (begin > shard->size() || (begin == shard->size() && shard->size() > 0)) {
+    return InvalidArgument("--begin " + std::to_string(begin) + ": past the end of " + path + " (" +
+                           std::to_string(shard->size()) + " tokens)");
+  }
+  DYT_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(tokenizer_path));
   if (!shard->tokenizer_id().empty() && shard->tokenizer_id() != tokenizer->id()) {
     return InvalidArgument("tokenizer mismatch: shard " + path + " was encoded with tokenizer " +
                            shard->tokenizer_id() + " but " + tokenizer_path + " has id " +
                            tokenizer->id());
   }
-  begin = std::min(begin, shard->size());
   count = std::min(count, shard->size() - begin);
   std::vector<int32_t> ids(count);
   shard->Read(begin, count, ids.data());
@@ -170,10 +190,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train_cmd->add_flag("--byte-fallback,!--no-byte-fallback", train.byte_fallback,
                       "encode unknown characters as UTF-8 bytes (default on)");
-  train_cmd->add_option("--threads", train.num_threads, "training threads")->capture_default_str();
+  train_cmd->add_option("--threads", train.num_threads, "training threads")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   train_cmd
       ->add_option("--max-sentences", train.max_sentences,
                    "train on at most this many lines (0 = all)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
 
   std::string tokenizer_path;

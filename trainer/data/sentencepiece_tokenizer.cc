@@ -340,6 +340,12 @@ Status TrainTokenizer(const TokenizerTrainOptions& options) {
   }
   if (options.model_prefix.empty()) return InvalidArgument("train-tokenizer: empty model prefix");
   if (options.vocab_size < 1) return InvalidArgument("train-tokenizer: vocab_size must be >= 1");
+  if (options.max_sentences != 0 && options.max_sentences <= 100) {
+    return InvalidArgument("train-tokenizer: --max-sentences " +
+                           std::to_string(options.max_sentences) +
+                           ": must be 0 (every line) or above 100 (sentencepiece samples no "
+                           "fewer)");
+  }
   if (!(options.character_coverage > 0 && options.character_coverage <= 1)) {
     return InvalidArgument("train-tokenizer: character_coverage must be in (0, 1]");
   }
