@@ -295,6 +295,12 @@ TEST_F(TrainBinaryTest, AnEmptyStoreContinuesTheInitFromCheckpoint) {
   EXPECT_NE(again.err.find("resumed from " + second + "/step-00000006 at step 6"),
             std::string::npos)
       << again.err;
+  // Fewer steps than it has: nothing to train, and it says so.
+  ProcessResult done = Train({"--config", b_config, "--resume", "auto", "--steps", "3"});
+  EXPECT_EQ(done.code, 0) << done.err;
+  EXPECT_NE(done.err.find("resumed at step 7, train.steps is 3: nothing left to train"),
+            std::string::npos)
+      << done.err;
   // Another model: refused, naming what differs.
   ProcessResult other = Train(
       {"--config",

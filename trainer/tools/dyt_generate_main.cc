@@ -35,13 +35,22 @@ int main(int argc, char** argv) {
   app.add_option("--tokenizer", tokenizer_path, "sentencepiece model of the training data")
       ->required();
   app.add_option("--prompt", prompt, "text to continue (default: start of a document)");
-  app.add_option("--max-tokens", max_tokens, "tokens to generate")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--temperature", opt.temperature, "0 = greedy")->check(dyt::NumberIn(0.0, 100.0));
+  app.add_option("--max-tokens", max_tokens, "tokens to generate")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--temperature", opt.temperature, "0 = greedy")
+      ->check(dyt::NumberIn(0.0, 100.0))
+      ->capture_default_str();
   app.add_option("--top-k", opt.top_k, "keep the k most likely tokens (0 = all)")
-      ->check(CLI::Range(0, 1 << 30));
-  app.add_option("--top-p", opt.top_p, "nucleus sampling mass (1 = off)")
-      ->check(dyt::NumberIn(0.0, 1.0));
-  app.add_option("--seed", seed, "sampling seed");
+      ->check(CLI::Range(0, 1 << 30))
+      ->capture_default_str();
+  // 0 kept no token at all (greedy in effect, silently): the smallest mass is above 0.
+  app.add_option("--top-p", opt.top_p, "nucleus sampling mass, in (0, 1] (1 = off)")
+      ->check(dyt::NumberIn(1e-6, 1.0))
+      ->capture_default_str();
+  app.add_option("--seed", seed,
+                 "sampling seed: the same seed, checkpoint and options give the same text")
+      ->capture_default_str();
   if (auto exit = dyt::ParseCommandLine(app, argc, argv)) return *exit;
   dyt::InitLogging("dyt-generate", "warn");
 

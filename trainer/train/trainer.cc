@@ -300,6 +300,12 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
         "train: steps {}..{} x {} tokens (batch {} x accum {} x seq {} x {} ranks) on {}: {}",
         step(), tr.steps, tokens_per_step(), tr.batch_size, tr.grad_accum, tr.seq_len, world_size(),
         backend_->name(), backend_->DeviceSummary());
+    if (step() >= tr.steps && step() > 0) {
+      spdlog::warn(
+          "resumed at step {}, train.steps is {}: nothing left to train (a larger "
+          "train.steps, or --steps, goes on)",
+          step(), tr.steps);
+    }
   }
   Emit({{"event", "start"},
         {"step", step()},
