@@ -86,6 +86,7 @@ stall_timeout_s: 900
 time_limit_s: 7200
 init_from_job: job-000000000001
 init_from_step: 100
+init_from_weights_only: true
 )";
 
 StatusOr<JobSpecFile> Parse(const std::string& text, const std::string& owner = "bob") {

@@ -243,27 +243,21 @@ TEST(SchedulerTest, RanksStoppedByTheirWorkerSpendNoRestart) {
   TestWorker worker(server.port(), "w1", 1);
   const std::string id = SubmitJob(server, RanksSpec("orphaned", 1, 0, /*max_restarts=*/1));
   auto stop = [&](int attempt, bool by_worker, const std::string& reason) {
-    v1::WorkerMessage m;
-    v1::RankUpdate* u = m.mutable_update();
-    u->set_job_id(id);
-    u->set_attempt(attempt);
-    u->set_rank(0);
-    u->set_kind(v1::RankUpdate::EXITED);
-    u->set_exit(v1::RankUpdate::STOPPED);
-    u->set_exit_code(3);
-    u->set_reason(reason);
-    u->set_stopped_by_worker(by_worker);
-    worker.Send(m);
+    worker.Exited(id, attempt, 0, v1::RankUpdate::STOPPED, reason, "", /*exit_code=*/3, by_worker);
   };
   for (int attempt = 1; attempt <= 3; ++attempt) {  // more than max_restarts
     auto a = worker.TakeAssignment(id);
     ASSERT_TRUE(a) << "attempt " << attempt;
     worker.StartAll(*a);
     stop(attempt, true, "stopped (scheduler unreachable): exited with code 3 after a checkpoint");
-    ASSERT_TRUE(WaitJob(server, id, [&](const v1::Job& j) {
-      return j.attempt() == attempt && j.state() == v1::QUEUED;
-    })) << GetJob(server, id).DebugString();
   }
+  // (Requeued at once, and placed again: wait for the events, not for a passing state.)
+  auto preempted = [](const v1::Job& j) {
+    return std::count_if(j.events().begin(), j.events().end(),
+                         [](const v1::JobEvent& e) { return e.state() == v1::PREEMPTED; });
+  };
+  ASSERT_TRUE(WaitJob(server, id, [&](const v1::Job& j) { return preempted(j) == 3; }))
+      << GetJob(server, id).DebugString();
   v1::Job job = GetJob(server, id);
   EXPECT_EQ(job.restarts(), 0);
   bool said = false;

@@ -148,7 +148,7 @@ class TestWorker {
   }
   void Exited(const std::string& job, int attempt, int rank, v1::RankUpdate::Exit exit,
               const std::string& reason = "", const std::string& stderr_tail = "",
-              int exit_code = 0) {
+              int exit_code = 0, bool stopped_by_worker = false) {
     v1::WorkerMessage m;
     v1::RankUpdate* u = m.mutable_update();
     u->set_job_id(job);
@@ -159,6 +159,7 @@ class TestWorker {
     u->set_reason(reason);
     u->set_stderr_tail(stderr_tail);
     u->set_exit_code(exit_code);
+    u->set_stopped_by_worker(stopped_by_worker);
     Send(m);
   }
   void Update(const std::string& job, int attempt, int rank, v1::RankUpdate::Kind kind) {

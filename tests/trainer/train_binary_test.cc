@@ -154,6 +154,33 @@ TEST_F(TrainBinaryTest, AFreshRunIntoAUsedStoreIsRefused) {
   EXPECT_EQ(resumed.code, 0) << resumed.err;
 }
 
+// --resume DIR of another store goes on only into an empty store (it wrote among the store's
+// own checkpoints and moved `latest` back); a checkpoint of the store itself may be resumed
+// into it (going back to an earlier step).
+TEST_F(TrainBinaryTest, AnotherStoresCheckpointIsResumedOnlyIntoAnEmptyStore) {
+  auto run = [&](const std::string& name, int steps) {
+    return Config(name, Synthetic("steps: " + std::to_string(steps) + ", batch_size: 2, seq_len: 8",
+                                  "checkpoint: {dir: " + dir_.Join(name) + ", every_steps: 2}\n"));
+  };
+  const std::string a = run("a", 4), b = run("b", 6);
+  ASSERT_EQ(Train({"--config", a}).code, 0);
+  ASSERT_EQ(Train({"--config", b}).code, 0);
+  const std::string from = dir_.Join("a") + "/step-00000002";
+  ProcessResult mixed = Train({"--config", b, "--resume", from});
+  EXPECT_EQ(mixed.code, 2) << mixed.err;
+  EXPECT_NE(mixed.err.find("checkpoint.dir " + dir_.Join("b") +
+                           " holds checkpoints of a run (newest: step 6); going on from " + from +
+                           ", of another store, there would mix two runs"),
+            std::string::npos)
+      << mixed.err;
+  EXPECT_EQ(ReadText(dir_.Join("b") + "/latest"), "step-00000006\n");
+  ProcessResult fresh = Train({"--config", run("c", 4), "--resume", from});
+  EXPECT_EQ(fresh.code, 0) << fresh.err;
+  EXPECT_EQ(ReadText(dir_.Join("c") + "/latest"), "step-00000004\n");
+  ProcessResult back = Train({"--config", a, "--resume", from + "/"});
+  EXPECT_EQ(back.code, 0) << back.err;
+}
+
 // Exit 3 promises a checkpoint to resume from; a run with no store has none to offer.
 TEST_F(TrainBinaryTest, AStopWithNoCheckpointDirIsNotResumable) {
   const std::string config = Config("long", Synthetic("steps: 1000000, batch_size: 2, seq_len: 8"));

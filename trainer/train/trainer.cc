@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 
+#include "common/same_file.h"
 #include "trainer/checkpoint/attempt_fence.h"
 #include "trainer/checkpoint/checkpoint_names.h"
 #include "trainer/checkpoint/checkpoint_reader.h"
@@ -379,7 +380,7 @@ StatusOr<RunOutcome> Trainer::Run(const ShutdownSignal* stop) {
   return RunOutcome::kFinished;
 }
 
-Status Trainer::RefuseUsedStore() {
+Status Trainer::RefuseUsedStore(const std::string& foreign) {
   const std::string& store = config_.checkpoint.dir;
   if (store.empty()) return Status::Ok();
   int64_t newest = 0;  // rank 0's store is the one checkpoints go to
@@ -396,6 +397,14 @@ Status Trainer::RefuseUsedStore() {
   if (newest == 0) return Status::Ok();
   // A fresh run would write its steps among the old run's and move `latest` back: a store
   // mixed from two runs, whose retention may keep the old run's checkpoints over the new one's.
+  // So would a run going on from another store's checkpoint.
+  if (!foreign.empty()) {
+    return InvalidArgument("checkpoint.dir " + store +
+                           " holds checkpoints of a run (newest: step " + std::to_string(newest) +
+                           "); going on from " + foreign +
+                           ", of another store, there would mix two runs: choose an empty "
+                           "checkpoint.dir (or output.dir), or --resume auto to continue its own");
+  }
   return InvalidArgument("checkpoint.dir " + store +
                          " holds checkpoints of an earlier run (newest: step " +
                          std::to_string(newest) +
@@ -612,6 +621,19 @@ Status Trainer::Resume(const std::string& resume) {
     }
   } else {
     dir = resume;
+    // A checkpoint of this store (going back to an earlier step) may be resumed into it; one
+    // of another store only into an empty one.
+    // Rank 0 decides, so that every rank takes the collective below or none does.
+    int64_t own = 0;
+    if (rank() == 0) {
+      std::string path = resume;
+      while (path.size() > 1 && path.back() == '/') path.pop_back();
+      const std::string parent = std::filesystem::path(path).parent_path().string();
+      own = !config_.checkpoint.dir.empty() &&
+            SameFile(parent.empty() ? "." : parent, config_.checkpoint.dir);
+    }
+    DYT_ASSIGN_OR_RETURN(own, BroadcastFromRank0(own));
+    if (own == 0) DYT_RETURN_IF_ERROR(RefuseUsedStore(resume));
     mine = CheckContinues(LoadCheckpoint(resume, &config_.model), &state);
   }
   // Everyone restores (a collective) or nobody does.

@@ -94,7 +94,9 @@ class Trainer {
   void Log(const StepStats& s);
   void Emit(nlohmann::json event);       // rank 0 only
   StatusOr<CheckpointState> Snapshot();  // collective with ZeRO-1 (gathers the moments)
-  Status RefuseUsedStore();              // Resume("none"); collective
+  // Resume("none"), or a resume of `foreign` (another store's checkpoint): checkpoint.dir must
+  // hold no checkpoint. Collective.
+  Status RefuseUsedStore(const std::string& foreign = "");
   // Whether any rank was asked to stop, or rank 0 found this attempt superseded (collective;
   // logs the first time it is so; superseded_ tells which).
   StatusOr<bool> StopAgreed(const ShutdownSignal* stop);
