@@ -1,5 +1,6 @@
 // Token shards: our format's round trip and every way a file can be broken; llm.c and raw
 // nanoGPT files.
+#include <glob.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -97,7 +98,20 @@ TEST_F(ShardTest, WriterStreamsAndPublishesOnlyOnFinish) {
     ASSERT_TRUE((*w)->Append(std::vector<int32_t>{1}).ok());
   }
   EXPECT_FALSE(std::filesystem::exists(dir_.File("abandoned.bin")));
-  EXPECT_FALSE(std::filesystem::exists(dir_.File("abandoned.bin.tmp")));
+  EXPECT_FALSE(std::filesystem::exists(dir_.File(".abandoned.bin.tmp")));
+  // Under way, the temporary file is a dot file: a shard glob does not match it (a killed
+  // encode left one that "shards/*" picked up).
+  {
+    auto w = ShardWriter::Create(dir_.File("writing.bin"), 50, "");
+    ASSERT_TRUE(w.ok());
+    EXPECT_TRUE(std::filesystem::exists(dir_.File(".writing.bin.tmp")));
+    glob_t g;
+    ASSERT_EQ(::glob(dir_.File("*").c_str(), 0, nullptr, &g), 0);
+    for (size_t i = 0; i < g.gl_pathc; ++i) {
+      EXPECT_EQ(std::string(g.gl_pathv[i]).find("writing"), std::string::npos) << g.gl_pathv[i];
+    }
+    ::globfree(&g);
+  }
 }
 
 TEST_F(ShardTest, WriterRejectsTokensOutsideVocab) {

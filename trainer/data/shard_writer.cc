@@ -30,6 +30,14 @@ Status WriteAll(int fd, const void* data, size_t n, const std::string& path) {
   return Status::Ok();
 }
 
+// "<dir>/.<name>.tmp": a dot file, so that a shard glob ("shards/*") never matches the
+// temporary file a killed writer leaves behind.
+std::string TempPathFor(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const size_t base = slash == std::string::npos ? 0 : slash + 1;
+  return path.substr(0, base) + "." + path.substr(base) + ".tmp";
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<ShardWriter>> ShardWriter::Create(const std::string& path,
@@ -39,7 +47,7 @@ StatusOr<std::unique_ptr<ShardWriter>> ShardWriter::Create(const std::string& pa
   if (!IsValidTokenizerId(tokenizer_id)) {
     return InvalidArgument("shard " + path + ": tokenizer id must be 64 lowercase hex chars");
   }
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = TempPathFor(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return IoError("cannot create", tmp, errno);
   std::unique_ptr<ShardWriter> w(new ShardWriter(path, fd, vocab_size, tokenizer_id));
@@ -51,7 +59,7 @@ StatusOr<std::unique_ptr<ShardWriter>> ShardWriter::Create(const std::string& pa
 
 ShardWriter::ShardWriter(std::string path, int fd, uint32_t vocab_size, std::string tokenizer_id)
     : path_(std::move(path)),
-      tmp_path_(path_ + ".tmp"),
+      tmp_path_(TempPathFor(path_)),
       fd_(fd),
       vocab_size_(vocab_size),
       token_bytes_(TokenBytesForVocab(vocab_size)),
