@@ -40,4 +40,11 @@ Status CheckOutputFile(const NamedPath& output) {
   return Status::Ok();
 }
 
+std::string RelativeNote(const std::string& path) {
+  if (path.empty() || path.front() == '/') return "";
+  std::error_code ec;
+  const std::string cwd = std::filesystem::current_path(ec).string();
+  return ec ? "" : " (relative to the working directory " + cwd + ")";
+}
+
 }  // namespace dyt

@@ -28,4 +28,8 @@ Status RefuseSameFile(const NamedPath& output, const std::vector<NamedPath>& oth
 // write, so a typo costs no encoding run.
 Status CheckOutputFile(const NamedPath& output);
 
+// " (relative to the working directory /home/ann)" for a relative `path`, else "": for messages
+// about a file not found, which a relative path may name from another directory than meant.
+std::string RelativeNote(const std::string& path);
+
 }  // namespace dyt

@@ -343,6 +343,14 @@ TEST(TokenizerErrorsTest, ReportsMissingAndInvalidModels) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(missing.status().message(), HasSubstr("tokenizer model not found"));
+  EXPECT_THAT(missing.status().message(), Not(HasSubstr("relative to")));
+  // A relative path says what it was relative to (the trainer reads paths from the working
+  // directory; dytctl reads a job file's relative to the file).
+  auto relative = LoadTokenizer("no/such/tok.model");
+  ASSERT_FALSE(relative.ok());
+  EXPECT_THAT(relative.status().message(),
+              HasSubstr("no/such/tok.model (relative to the working directory " +
+                        std::filesystem::current_path().string() + ")"));
 
   testing::ScratchDir dir;
   testing::WriteFile(dir.File("junk.model"), "this is not a protobuf");

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/logging.h"
+#include "common/same_file.h"
 #include "trainer/data/permutation.h"
 #include "trainer/data/tokenizer.h"
 
@@ -31,7 +32,8 @@ StatusOr<std::vector<std::string>> ExpandPaths(const std::vector<std::string>& e
       for (size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
     }
     ::globfree(&g);
-    if (rc != 0) return NotFound(field + ": pattern '" + entry + "' matches no files");
+    if (rc != 0)
+      return NotFound(field + ": pattern '" + entry + "' matches no files" + RelativeNote(entry));
   }
   return out;
 }

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/same_file.h"
 #include "common/sha256.h"
 #include "trainer/data/tokenizer.h"
 
@@ -192,12 +193,14 @@ Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
 }  // namespace
 
 StatusOr<std::string> TokenizerFileId(const std::string& model_path) {
-  if (!FileExists(model_path)) return NotFound("tokenizer model not found: " + model_path);
+  if (!FileExists(model_path))
+    return NotFound("tokenizer model not found: " + model_path + RelativeNote(model_path));
   return Sha256FileHex(model_path);
 }
 
 StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_path) {
-  if (!FileExists(model_path)) return NotFound("tokenizer model not found: " + model_path);
+  if (!FileExists(model_path))
+    return NotFound("tokenizer model not found: " + model_path + RelativeNote(model_path));
   std::ifstream in(model_path, std::ios::binary);
   if (!in) return IoError("cannot open", model_path, errno);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

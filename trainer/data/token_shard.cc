@@ -11,6 +11,8 @@
 #include <cstring>
 #include <span>
 
+#include "common/same_file.h"
+
 namespace dyt {
 namespace {
 
@@ -57,7 +59,7 @@ Status TokenShard::Map(const std::string& path, ShardFormat format) {
   path_ = path;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return NotFound("shard not found: " + path);
+    if (errno == ENOENT) return NotFound("shard not found: " + path + RelativeNote(path));
     return IoError("cannot open shard", path, errno);
   }
   struct stat st;
