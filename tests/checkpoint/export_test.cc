@@ -191,6 +191,27 @@ TEST_F(ExportTest, RefusesDamagedCheckpointsAndBadArguments) {
   EXPECT_EQ(RunExport("--store a --checkpoint b --output '" + out + "'"), 2) << log_;
 }
 
+// The weights are what an export needs: a damaged optimizer.safetensors (which a resume
+// refuses) does not keep an intact model from being exported (salvage), and the model file
+// itself is still checked.
+TEST_F(ExportTest, AnIntactModelIsExportedDespiteADamagedOptimizerFile) {
+  const std::string store = work_.Join("store");
+  SaveResult saved;
+  const CheckpointState state = MakeState(config_, 4);
+  ASSERT_TRUE(SaveCheckpoint(store, state, layout_, &saved).ok());
+  testing::FlipByte(saved.dir + "/optimizer.safetensors", 100);
+  EXPECT_EQ(LoadCheckpoint(saved.dir, nullptr).status().code(), StatusCode::kDataLoss);
+  auto weights = LoadCheckpoint(saved.dir, nullptr, CheckpointUse::kWeights);
+  ASSERT_TRUE(weights.ok()) << weights.status().ToString();
+  EXPECT_EQ(weights->params, state.params);
+  const std::string out = work_.Join("out");
+  ASSERT_EQ(RunExport("--checkpoint '" + saved.dir + "' --output '" + out + "'"), 0) << log_;
+  EXPECT_TRUE(std::filesystem::exists(out + "/model.safetensors"));
+  testing::FlipByte(saved.dir + "/model.safetensors", 100);
+  EXPECT_EQ(RunExport("--checkpoint '" + saved.dir + "' --output '" + work_.Join("out2") + "'"), 1);
+  EXPECT_NE(log_.find("model.safetensors: sha256 mismatch"), std::string::npos) << log_;
+}
+
 // An --output that would overwrite a checkpoint's files (the export's model.safetensors in place
 // of the checkpoint's own, which a resume then finds damaged) is refused, the checkpoint kept.
 TEST_F(ExportTest, RefusesToWriteIntoACheckpoint) {

@@ -35,7 +35,8 @@ std::string TrimSlashes(const std::string& dir) {
 
 // The integrity part shared by LoadCheckpoint and VerifyCheckpoint. Messages carry no
 // directory prefix; the public functions add it.
-Status VerifyFiles(const std::string& dir, CheckpointState* state) {
+Status VerifyFiles(const std::string& dir, CheckpointState* state,
+                   CheckpointUse use = CheckpointUse::kResume) {
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0) {
     if (errno == ENOENT) return NotFound("no such checkpoint directory");
@@ -48,7 +49,14 @@ Status VerifyFiles(const std::string& dir, CheckpointState* state) {
     for (const ManifestEntry& e : manifest.files) listed = listed || e.name == required;
     if (!listed) return DataLoss(std::string("manifest.json does not list ") + required);
   }
-  DYT_RETURN_IF_ERROR(VerifyManifestFiles(dir, manifest));
+  if (use == CheckpointUse::kWeights) {
+    // The optimizer file is not read: a damaged one does not keep the weights from use.
+    Manifest weights = manifest;
+    std::erase_if(weights.files, [](const ManifestEntry& e) { return e.name == kOptimizerFile; });
+    DYT_RETURN_IF_ERROR(VerifyManifestFiles(dir, weights));
+  } else {
+    DYT_RETURN_IF_ERROR(VerifyManifestFiles(dir, manifest));
+  }
   DYT_ASSIGN_OR_RETURN(const std::string text,
                        ReadFileToString(JoinPath(dir, kStateFile), kMaxStateBytes));
   DYT_RETURN_IF_ERROR(StateFromJson(text, state));
@@ -130,7 +138,7 @@ Status RejectExtraTensors(const SafetensorsFile& file, const std::string& file_n
 
 Status LoadInto(const std::string& dir, const ModelConfig* expect, CheckpointUse use,
                 CheckpointState* state) {
-  DYT_RETURN_IF_ERROR(VerifyFiles(dir, state));
+  DYT_RETURN_IF_ERROR(VerifyFiles(dir, state, use));
   auto config = ModelConfigFromJson(state->model_config_json);
   if (!config.ok()) {
     return DataLoss("state.json: model_config: " + config.status().message());
@@ -156,7 +164,7 @@ Status LoadInto(const std::string& dir, const ModelConfig* expect, CheckpointUse
         CopyTensors(*model, kModelFile, layout, "", state->params.data(), &expected));
     DYT_RETURN_IF_ERROR(RejectExtraTensors(*model, kModelFile, expected));
   }
-  {
+  if (use == CheckpointUse::kResume) {
     auto optimizer = ReadSafetensors(JoinPath(dir, kOptimizerFile));
     if (!optimizer.ok()) return DataLoss(optimizer.status().message());
     std::set<std::string> expected;

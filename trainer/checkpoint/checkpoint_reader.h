@@ -17,8 +17,9 @@
 namespace dyt {
 
 // What the caller takes from a checkpoint: everything (a resume: the stored model config must
-// equal the expected one) or the weights alone (a fine-tune from it: only the fields that shape
-// a tensor must be equal; max_seq_len, rope_theta and norm_eps may differ).
+// equal the expected one) or the weights alone (a fine-tune from it, an export, sampling: only
+// the fields that shape a tensor must be equal, max_seq_len, rope_theta and norm_eps may
+// differ; optimizer.safetensors is neither read nor checked, and adam_m/adam_v come back zero).
 enum class CheckpointUse { kResume, kWeights };
 
 // Checks, in order: manifest.json exists and parses with a known format version; it lists

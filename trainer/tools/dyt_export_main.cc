@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   dyt::CheckpointState state;
   std::string source;
   if (!checkpoint.empty()) {
-    auto loaded = dyt::LoadCheckpoint(checkpoint, nullptr);
+    auto loaded = dyt::LoadCheckpoint(checkpoint, nullptr, dyt::CheckpointUse::kWeights);
     if (!loaded.ok()) {
       spdlog::error("{}", loaded.status().ToString());
       return kExitFailure;

@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     for (const auto& w : point->warnings) std::cerr << "dyt-generate: warning: " << w << "\n";
     state = std::move(point->state);
   } else {
-    state = dyt::LoadCheckpoint(checkpoint, nullptr);
+    state = dyt::LoadCheckpoint(checkpoint, nullptr, dyt::CheckpointUse::kWeights);
   }
   if (!state.ok()) {
     std::cerr << "dyt-generate: " << state.status().ToString();
