@@ -37,6 +37,7 @@ Status Scheduler::Start() {
     for (auto& record : state.workers) {
       Worker& worker = workers_[record.id()];
       worker.record = record;
+      worker.shutting_down = record.shut_down();  // a planned stop stays one
       worker.last_heartbeat = now;
       Status added = cluster_.AddWorker(record.id(), record.slot_kind(), record.slots());
       if (!added.ok()) spdlog::warn("worker {}: {}", record.id(), added.ToString());
@@ -385,7 +386,8 @@ void Scheduler::UpdateGauges() {
   std::map<std::string, double> oldest = {{"cpu", 0.0}, {"gpu", 0.0}};
   for (const auto& [id, job] : jobs_) {
     if (job.record.job().state() != v1::QUEUED) continue;
-    double& o = oldest[job.record.job().spec().resources().kind()];
+    const std::string& kind = job.record.job().spec().resources().kind();
+    double& o = oldest[kind.empty() ? "cpu" : kind];  // as placement reads an empty kind
     o = std::max(o, std::chrono::duration<double>(now - job.queued_at).count());
   }
   for (const auto& [kind, seconds] : oldest) metrics_->SetOldestQueued(kind, seconds);

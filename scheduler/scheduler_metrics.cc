@@ -86,12 +86,14 @@ SchedulerMetrics::SchedulerMetrics() : registry_(std::make_shared<prometheus::Re
                       .Name("dyt_scheduler_rpc_duration_seconds")
                       .Help("RPC handling time by method")
                       .Register(*registry_);
-  streams_ = &BuildCounter()
-                  .Name("dyt_scheduler_streams_total")
-                  .Help(
-                      "Finished streaming calls (WatchJob, GetJobLogs, Connect) by method and "
-                      "status code (CANCELLED: the client left)")
-                  .Register(*registry_);
+  streams_ =
+      &BuildCounter()
+           .Name("dyt_scheduler_streams_total")
+           .Help(
+               "Finished streaming calls (WatchJob, GetJobLogs, DownloadCheckpoint, Connect) by "
+               "method and "
+               "status code (CANCELLED: the client left)")
+           .Register(*registry_);
   SetWorkers(0, 0, 0);
   SetSlots("cpu", 0, 0);
   SetSlots("gpu", 0, 0);

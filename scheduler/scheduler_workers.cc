@@ -124,6 +124,7 @@ StatusOr<std::shared_ptr<WorkerSession>> Scheduler::Register(const v1::RegisterW
   cluster_.SetSchedulable(request.worker_id(), !worker.record.draining() && !worker.shutting_down);
   ReleaseHeld();  // more capacity: held jobs may fit now
   v1::WorkerRecord& record = worker.record;
+  record.set_shut_down(request.shutting_down());
   record.set_id(request.worker_id());
   record.set_hostname(request.hostname());
   record.set_slot_kind(request.slot_kind());
@@ -288,6 +289,10 @@ Status Scheduler::OnWorkerMessage(const std::shared_ptr<WorkerSession>& session,
       // No new work until it registers again; its jobs stop as preempted, not failed.
       const std::string& id = worker.record.id();
       worker.shutting_down = true;
+      worker.record.set_shut_down(true);
+      if (Status put = store_->PutWorker(worker.record); !put.ok()) {
+        spdlog::warn("worker {}: {}", id, put.ToString());  // only the gauge would be wrong
+      }
       cluster_.SetSchedulable(id, false);
       const std::string why = message.shutting_down().reason().empty()
                                   ? "worker " + id + " shut down"
@@ -482,8 +487,10 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
   // A rank of a job being preempted may stop on its own before its worker's stop request
   // arrives (its trainer follows the peer that was stopped, checkpoints and exits 3): its worker
   // did not ask, so it says FAILED, but it is the requested stop all the same.
-  const bool stopped_with_peers =
-      job.preempting && update.exit_code() == kTrainerExitStoppedAfterCheckpoint;
+  // So may a rank whose peer on another worker was stopped by its worker (that worker lost the
+  // scheduler first): whether the attempt failed is decided once every rank has said how it
+  // ended, below.
+  const bool stopped_with_peers = update.exit_code() == kTrainerExitStoppedAfterCheckpoint;
   if (update.exit() == v1::RankUpdate::FAILED && !stopped_with_peers) {
     std::string reason = "rank " + std::to_string(update.rank()) + " on " + worker_id + ": " +
                          (update.reason().empty() ? "failed" : update.reason());
@@ -525,13 +532,18 @@ void Scheduler::RankExited(const std::string& worker_id, const v1::RankUpdate& u
   // Say how: the first stopped rank's reason from its worker. Stops of the cluster's making
   // (the scheduler was unreachable, the worker shut down) spend none of the job's restarts:
   // a scheduler outage used up max_restarts of every job it outlasted.
+  // The ranks that stopped after a checkpoint without their worker asking followed a peer
+  // (StopAgreed); one rank stopped by its worker makes it the cluster's doing.
   std::string how;
-  bool by_workers = true;
+  bool by_workers = false;
   for (const auto& [r, state] : job.ranks) {
-    if (state.exit != v1::RankUpdate::STOPPED) continue;
-    by_workers = by_workers && state.stopped_by_worker;
-    if (how.empty() && !state.reason.empty())
+    if (state.exit == v1::RankUpdate::STOPPED && state.stopped_by_worker && !by_workers) {
+      by_workers = true;
       how = "rank " + std::to_string(r) + ": " + state.reason;
+    }
+    if (how.empty() && !state.reason.empty()) {
+      how = "rank " + std::to_string(r) + ": " + state.reason;
+    }
   }
   if (by_workers) {
     EndAttempt(job,

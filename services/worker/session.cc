@@ -76,6 +76,8 @@ void Session::Shutdown(milliseconds flush_timeout) {
 void Session::Loop() {
   std::mt19937_64 rng(std::random_device{}());
   milliseconds backoff = options_.min_backoff;
+  std::string logged_refusal;  // the refusal last logged as an error, and when
+  Clock::time_point logged_at;
   while (!stopping_) {
     const Clock::time_point began = Clock::now();
     RunOnce();
@@ -86,47 +88,63 @@ void Session::Loop() {
       break;
     }
     const std::string why = refused();
-    if (!why.empty()) {
-      // The same token cannot succeed; a new one in the token file may. The daemon stays up,
-      // saying so (here and in dyt_worker_scheduler_refused), rather than exiting into a restart
-      // loop that no metric shows.
-      const std::string& id = options_.registration.worker_id();
-      spdlog::error(
-          "scheduler {}: refused worker {} ({}); trying again in {:.3g} s{}. Give it a valid "
-          "worker token for this worker id (dytctl token create --user {} --role worker; "
-          "docs/security.md)",
-          options_.scheduler, id, why, options_.refused_backoff.count() / 1000.0,
-          options_.token_file.empty() ? "" : " with what " + options_.token_file + " holds then",
-          id);
-    }
     // A session that lasted a while resets the backoff.
     if (Clock::now() - began > std::chrono::seconds(10)) backoff = options_.min_backoff;
-    std::uniform_int_distribution<int64_t> jitter(0, backoff.count() / 2);
-    const milliseconds wait =
-        why.empty() ? backoff + milliseconds(jitter(rng)) : options_.refused_backoff;
-    if (why.empty()) {
-      spdlog::info("scheduler {}: reconnecting in {} ms", options_.scheduler, wait.count());
+    if (!why.empty()) {
+      // The same token cannot succeed; a new one in the token file may, at once (written before
+      // the old one was revoked, it lets the worker back within the scheduler's heartbeat
+      // timeout: its jobs keep running). The daemon stays up, saying so (here, once per reason
+      // and then every 10 minutes, and in dyt_worker_scheduler_refused), rather than exiting
+      // into a restart loop that no metric shows.
+      if (ReloadToken()) continue;
+      if (why != logged_refusal || Clock::now() - logged_at > std::chrono::minutes(10)) {
+        const std::string& id = options_.registration.worker_id();
+        spdlog::error(
+            "scheduler {}: refused worker {} ({}); trying again when {} changes, or in {:.3g} s. "
+            "Give it a valid worker token for this worker id (dytctl token create --user {} "
+            "--role worker; docs/security.md)",
+            options_.scheduler, id, why,
+            options_.token_file.empty() ? "its token file" : options_.token_file,
+            options_.refused_backoff.count() / 1000.0, id);
+        logged_refusal = why;
+        logged_at = Clock::now();
+      }
+      const Clock::time_point until = Clock::now() + options_.refused_backoff;
+      Clock::time_point next_read = Clock::now() + std::chrono::seconds(1);
+      while (!stopping_ && Clock::now() < until) {
+        std::this_thread::sleep_for(milliseconds(20));
+        if (Clock::now() >= next_read) {
+          if (ReloadToken()) break;
+          next_read = Clock::now() + std::chrono::seconds(1);
+        }
+      }
+      continue;
     }
+    std::uniform_int_distribution<int64_t> jitter(0, backoff.count() / 2);
+    const milliseconds wait = backoff + milliseconds(jitter(rng));
+    spdlog::info("scheduler {}: reconnecting in {} ms", options_.scheduler, wait.count());
     const Clock::time_point until = Clock::now() + wait;
     while (!stopping_ && Clock::now() < until) std::this_thread::sleep_for(milliseconds(20));
     backoff = std::min(backoff * 2, options_.max_backoff);
-    if (!why.empty()) ReloadToken();
   }
 }
 
-void Session::ReloadToken() {
-  if (options_.token_file.empty()) return;
+bool Session::ReloadToken() {
+  if (options_.token_file.empty()) return false;
   auto read = ReadTokenFile(options_.token_file);
   if (!read.ok()) {
     spdlog::warn("--token-file: {}", read.status().message());
-    return;
+    return false;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (*read != token_) spdlog::info("{}: a new token: trying it", options_.token_file);
+  if (*read == token_) return false;
+  spdlog::info("{}: a new token: trying it", options_.token_file);
   token_ = *read;
+  return true;
 }
 
 void Session::RunOnce() {
+  ReloadToken();  // every connect uses the file's newest token (a rotation needs no restart)
   std::string token;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -7,7 +7,8 @@
 // hands each `assign` and `stop` to the handlers. When the stream breaks (either side, or a
 // write fails), it reconnects with exponential backoff (min_backoff doubling to max_backoff,
 // plus up to 50% random jitter) and registers again; messages not written are requeued. A
-// refused token is tried again every refused_backoff, re-read from token_file.
+// refused token is not sent again: the session waits for token_file to change (read every
+// second), or refused_backoff at most. Every connect reads token_file first.
 //
 // connected() is true between `registered` and the stream breaking; disconnected_for() is how
 // long it has been false (0 while connected), what the orphan timeout is measured on.
@@ -33,8 +34,9 @@ struct SessionOptions {
   std::string scheduler;  // HOST:PORT
   std::string ca_pem;     // TLS roots for the scheduler; empty: plaintext
   std::string token;      // worker token, sent as a bearer token over TLS
-  // Where `token` came from: read again before each try after the scheduler refused the token
-  // (a rotated or newly issued token is taken up without a restart). Empty: never re-read.
+  // Where `token` came from: read again before each connect, and every second while the
+  // scheduler refuses the token (a rotated or newly issued token is taken up without a
+  // restart). Empty: never re-read.
   std::string token_file;
   // The wait before trying again after a refused token (the same token cannot succeed; a new
   // one is written by a person or a secret manager, at that pace).
@@ -83,7 +85,8 @@ class Session {
   // One session; returns when the stream broke or shutdown was requested.
   void RunOnce();
   void NoteRefusal(const grpc::Status& s);
-  void ReloadToken();  // token_ from options_.token_file, when set
+  // token_ from options_.token_file, when set; true when it changed.
+  bool ReloadToken();
 
   SessionOptions options_;
   Outbox* outbox_;

@@ -228,6 +228,8 @@ TEST_F(ExportTest, RefusesToWriteIntoACheckpoint) {
       {"--store '" + store + "' --output '" + saved.dir + "'", "holds a checkpoint"},
       {"--checkpoint '" + saved.dir + "' --output '" + older + "'", "holds a checkpoint"},
       {"--checkpoint '" + saved.dir + "' --output ''", "--output: must name a directory"},
+      {"--store '" + store + "' --output '" + saved.dir + "/sub'",
+       "is inside the checkpoint directory"},
   };
   for (const auto& [args, says] : cases) {
     EXPECT_EQ(RunExport(args), 2) << args << "\n" << log_;

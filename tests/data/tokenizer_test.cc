@@ -12,6 +12,7 @@
 #include "common/sha256.h"
 #include "tests/data/test_util.h"
 #include "trainer/data/corpus_encoder.h"
+#include "trainer/data/sentence_chunks.h"
 #include "trainer/data/shard_writer.h"
 #include "trainer/data/token_shard.h"
 
@@ -294,6 +295,9 @@ TEST_F(TokenizerTest, WithoutByteFallbackNewlinesRoundTripAndUnknownTextIsCounte
   const std::vector<int32_t> ids = (*t)->Encode(lines);
   EXPECT_EQ(std::count(ids.begin(), ids.end(), (*t)->unk_id()), 0);
   EXPECT_EQ((*t)->Decode(ids), lines);
+  const std::string vocab = testing::ReadFile(dir_->File("nofallback.vocab"));
+  EXPECT_EQ(std::count(vocab.begin(), vocab.end(), '\n'), 150) << "a line per piece";
+  EXPECT_NE(vocab.find("\\n\t"), std::string::npos) << "the newline piece, escaped";
 
   testing::WriteFile(dir_->File("unseen.txt"), "the line\n\xe6\x9d\xb1\xe4\xba\xac the end\n");
   EncodeOptions encode;
@@ -336,6 +340,50 @@ TEST_F(TokenizerTest, LongLinesAreTrainedOn) {
   const auto east = (*t)->Encode(unbroken);
   EXPECT_LT(east.size(), 4000u) << "pieces of the two characters, not bytes";
   EXPECT_EQ((*t)->Decode(east), unbroken);
+}
+
+// The sentences of a long line: none longer than the limit, none cut inside a UTF-8 character,
+// a cut at a space drops only that space, and together they are the line.
+TEST(SentenceChunkTest, CutsAtSpacesOrBetweenCharactersAndLosesNothingElse) {
+  std::string line;
+  uint64_t x = 7;
+  for (int i = 0; i < 20000; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    switch ((x >> 33) % 8) {
+      case 0:
+        line += ' ';
+        break;
+      case 1:
+        line += "\xe6\x9d\xb1";  // 3 bytes
+        break;
+      case 2:
+        line += "\xf0\x9f\x99\x82";  // 4 bytes
+        break;
+      default:
+        line += char('a' + (x >> 40) % 26);
+    }
+    if (i == 9000) line += std::string(3000, 'z');  // stretches without a space
+    if (i == 15000) {
+      for (int k = 0; k < 2000; ++k) line += k % 2 ? "\xe6\x9d\xb1" : "\xf0\x9f\x99\x82";
+    }
+  }
+  for (size_t max : {7u, 64u, 4096u}) {
+    std::string rebuilt;
+    size_t pos = 0, chunks = 0;
+    while (pos < line.size()) {
+      const SentenceChunk c = NextSentenceChunk(line, pos, max);
+      ASSERT_GT(c.end, pos) << "max " << max;
+      ASSERT_LE(c.end - pos, max);
+      ASSERT_NE(static_cast<unsigned char>(line[pos]) & 0xC0, 0x80) << "starts mid-character";
+      ASSERT_TRUE(c.next == c.end || (c.next == c.end + 1 && line[c.end] == ' '));
+      rebuilt += line.substr(pos, c.end - pos) + line.substr(c.end, c.next - c.end);
+      pos = c.next;
+      ++chunks;
+    }
+    EXPECT_EQ(rebuilt, line) << "max " << max;
+    EXPECT_GE(chunks, line.size() / max);
+  }
+  EXPECT_EQ(NextSentenceChunk("short", 0, 10).end, 5u);
 }
 
 TEST(TokenizerErrorsTest, ReportsMissingAndInvalidModels) {

@@ -196,6 +196,12 @@ TEST_F(DemoEndToEndTest, SubmitWatchPullGenerateAndShutDownCleanly) {
   std::string generated = gen.out.substr(std::min(gen.out.size(), prompt.size()));
   generated.erase(std::remove_if(generated.begin(), generated.end(), ::isspace), generated.end());
   EXPECT_FALSE(generated.empty()) << gen.out;
+  ProcessResult no_mass =
+      cli::testing::Run({DYT_GENERATE_BINARY, "--checkpoint", pulled, "--tokenizer",
+                         dir_.Join("tokenizer.model"), "--top-p", "0"},
+                        {}, seconds(60));
+  EXPECT_EQ(no_mass.code, 2) << no_mass.err;
+  EXPECT_NE(no_mass.err.find("must be a number in (0, 1]"), std::string::npos) << no_mass.err;
   // Given the job's store where a checkpoint belongs, it says what to give instead.
   const std::string store = fs::path(record["path"].get<std::string>()).parent_path().string();
   ProcessResult not_one = cli::testing::Run(

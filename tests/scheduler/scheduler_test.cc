@@ -286,6 +286,41 @@ TEST(SchedulerTest, RanksStoppedByTheirWorkerSpendNoRestart) {
   EXPECT_TRUE(failed_with_how) << job.DebugString();
 }
 
+// A gang across two workers: one worker lost the scheduler first and stopped its rank; the
+// peer on the other worker followed (exit 3, FAILED by its worker, which did not ask), and may
+// report first. Decided once both have: the cluster's doing, no restart spent.
+TEST(SchedulerTest, APeerThatFollowedARankItsWorkerStoppedSpendsNoRestart) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  TestServer server(store.get());
+  TestWorker w1(server.port(), "w1", 1);
+  TestWorker w2(server.port(), "w2", 1);
+  const std::string id = SubmitJob(server, RanksSpec("gang", 2, 0, /*max_restarts=*/0));
+  auto a1 = w1.TakeAssignment(id);
+  auto a2 = w2.TakeAssignment(id);
+  ASSERT_TRUE(a1 && a2);
+  w1.StartAll(*a1);
+  w2.StartAll(*a2);
+  ASSERT_TRUE(WaitState(server, id, v1::RUNNING));
+  for (const auto& r : a2->ranks()) {
+    w2.Exited(id, 1, r.rank(), v1::RankUpdate::FAILED, "exited with code 3 after a checkpoint", "",
+              /*exit_code=*/3);
+  }
+  std::this_thread::sleep_for(milliseconds(200));
+  EXPECT_EQ(GetJob(server, id).state(), v1::RUNNING) << "not decided on one rank's word";
+  for (const auto& r : a1->ranks()) {
+    w1.Exited(id, 1, r.rank(), v1::RankUpdate::STOPPED,
+              "stopped (scheduler unreachable): exited with code 3 after a checkpoint", "",
+              /*exit_code=*/3, /*stopped_by_worker=*/true);
+  }
+  ASSERT_TRUE(WaitJob(server, id, [](const v1::Job& j) {
+    return j.state() == v1::QUEUED || j.state() == v1::SCHEDULED || j.state() == v1::FAILED;
+  })) << GetJob(server, id).DebugString();
+  const v1::Job job = GetJob(server, id);
+  EXPECT_NE(job.state(), v1::FAILED) << job.DebugString();
+  EXPECT_EQ(job.restarts(), 0);
+}
+
 // submit --dry-run: every check of a submission, and where the job would run now; nothing is
 // stored or queued.
 TEST(SchedulerTest, ADryRunChecksAndPreviewsPlacementWithoutQueueing) {

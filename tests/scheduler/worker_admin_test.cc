@@ -339,6 +339,31 @@ TEST(WorkerAdminTest, AWorkerShuttingDownTakesNoWorkEvenUndrainedOrReconnected) 
   EXPECT_EQ(WorkersGauge(server, "connected"), 0);
 }
 
+// A planned stop stays one across a scheduler restart (shut_down, not disconnected, so no page),
+// until the worker registers again as a fresh process.
+TEST(WorkerAdminTest, AShutDownWorkerStaysShutDownAcrossASchedulerRestart) {
+  TempDir dir;
+  auto store = OpenStore(dir.Join("db"));
+  {
+    TestServer server(store.get());
+    TestWorker w1(server.port(), "w1", 1);
+    ASSERT_TRUE(WaitConnected(server, "w1"));
+    v1::WorkerMessage leaving;
+    leaving.mutable_shutting_down()->set_reason("received signal 15");
+    ASSERT_TRUE(w1.Send(leaving));
+    std::this_thread::sleep_for(milliseconds(300));  // handled before the scheduler stops
+  }
+  TestServer server(store.get());
+  server.scheduler().RunPassForTest();
+  EXPECT_EQ(WorkersGauge(server, "shut_down"), 1);
+  EXPECT_EQ(WorkersGauge(server, "disconnected"), 0);
+  TestWorker again(server.port(), "w1", 1);
+  ASSERT_TRUE(WaitConnected(server, "w1"));
+  server.scheduler().RunPassForTest();
+  EXPECT_EQ(WorkersGauge(server, "shut_down"), 0);
+  EXPECT_EQ(WorkersGauge(server, "connected"), 1);
+}
+
 // A stop asked for a preemption is still one after a scheduler restart: the job is requeued
 // with no restart counted (the flag was in memory only; a restart made it a failure), and its
 // event names the preemption (a RUNNING event in between used to become its reason).

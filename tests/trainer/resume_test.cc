@@ -357,8 +357,12 @@ TEST_F(ResumeTest, InitWeightsOnlyTakesTheWeightsAndStartsAfresh) {
   edit(wide, "model: {preset: test}", "model: {preset: test, dim: 64}");
   edit(wide, "keep_last: 2}", "keep_last: 2, init_from: " + init + ", init_weights_only: true}");
   EXPECT_EQ(RunDytTrain({"--config", wide, "--resume", "auto"}, (dir_ / "wide.jsonl").string()), 2);
-  EXPECT_NE(::dyt::testing::ReadText((dir_ / "wide.jsonl").string()).find("dim (checkpoint 32"),
-            std::string::npos);
+  const std::string wide_events = ::dyt::testing::ReadText((dir_ / "wide.jsonl").string());
+  EXPECT_NE(wide_events.find("dim (checkpoint 32"), std::string::npos) << wide_events;
+  EXPECT_NE(wide_events.find("the model must have its tensor shapes"), std::string::npos)
+      << wide_events;
+  EXPECT_EQ(wide_events.find("resume with the config that saved it"), std::string::npos)
+      << wide_events;
 }
 
 TEST_F(ResumeTest, SigtermSavesACheckpointAndExitsWithThePreemptedCode) {

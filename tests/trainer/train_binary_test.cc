@@ -179,6 +179,13 @@ TEST_F(TrainBinaryTest, AnotherStoresCheckpointIsResumedOnlyIntoAnEmptyStore) {
   EXPECT_EQ(ReadText(dir_.Join("c") + "/latest"), "step-00000004\n");
   ProcessResult back = Train({"--config", a, "--resume", from + "/"});
   EXPECT_EQ(back.code, 0) << back.err;
+  ProcessResult store = Train({"--config", run("d", 4), "--resume", dir_.Join("a")});
+  EXPECT_EQ(store.code, 2) << store.err;
+  EXPECT_NE(store.err.find("--resume " + dir_.Join("a") +
+                           ": is a checkpoint store; --resume takes one of its step-XXXXXXXX "
+                           "directories"),
+            std::string::npos)
+      << store.err;
 }
 
 // Exit 3 promises a checkpoint to resume from; a run with no store has none to offer.

@@ -17,6 +17,7 @@
 
 #include "common/same_file.h"
 #include "common/sha256.h"
+#include "trainer/data/sentence_chunks.h"
 #include "trainer/data/tokenizer.h"
 
 namespace dyt {
@@ -111,11 +112,13 @@ class SentencePieceTokenizer final : public Tokenizer {
   int newline_id_ = -1;
 };
 
-// Feeds every line of every input file to the trainer, so file names may contain commas
-// (sentencepiece's own `input` option splits on them) and a missing file fails up front.
 // The longest sentence FileLineIterator gives the trainer: below sentencepiece's default
 // max_sentence_length (4192 bytes), left as it is because options are recorded in the model.
 constexpr size_t kMaxSentenceBytes = 4096;
+
+// Feeds every line of every input file to the trainer (a long one in sentences of at most
+// kMaxSentenceBytes), so file names may contain commas (sentencepiece's own `input` option
+// splits on them) and a missing file fails up front.
 
 class FileLineIterator final : public sentencepiece::SentenceIterator {
  public:
@@ -130,9 +133,10 @@ class FileLineIterator final : public sentencepiece::SentenceIterator {
  private:
   void Advance() {
     while (true) {
-      if (!rest_.empty()) return TakeChunk();
-      if (in_.is_open() && std::getline(in_, rest_)) {
-        if (rest_.empty()) {  // a blank line is a sentence too, as before
+      if (pos_ < text_.size()) return TakeChunk();
+      if (in_.is_open() && std::getline(in_, text_)) {
+        pos_ = 0;
+        if (text_.empty()) {  // a blank line is a sentence too, as before
           line_.clear();
           return;
         }
@@ -147,26 +151,17 @@ class FileLineIterator final : public sentencepiece::SentenceIterator {
     }
   }
 
-  // The next at most kMaxSentenceBytes of rest_, cut before a space (or else between two
-  // UTF-8 characters): sentencepiece skips longer sentences without a word (max_sentence_length),
-  // so a corpus of long lines (an article per line) trained on its short lines only.
   void TakeChunk() {
-    size_t cut = rest_.size();
-    if (cut > kMaxSentenceBytes) {
-      cut = rest_.rfind(' ', kMaxSentenceBytes);
-      if (cut == std::string::npos || cut == 0) {
-        cut = kMaxSentenceBytes;
-        while (cut > 1 && (static_cast<unsigned char>(rest_[cut]) & 0xC0) == 0x80) --cut;
-      }
-    }
-    line_.assign(rest_, 0, cut);
-    rest_.erase(0, cut);
+    const SentenceChunk chunk = NextSentenceChunk(text_, pos_, kMaxSentenceBytes);
+    line_.assign(text_, pos_, chunk.end - pos_);
+    pos_ = chunk.next;
   }
 
   std::vector<std::string> files_;
   size_t next_file_ = 0;
   std::ifstream in_;
-  std::string rest_;  // what is left of the current line
+  std::string text_;  // the current line
+  size_t pos_ = 0;    // where its next sentence starts
   std::string line_;
   bool done_ = false;
 };
@@ -395,7 +390,9 @@ Status TrainTokenizer(const TokenizerTrainOptions& options) {
   // The .vocab file is for people (piece and score per line, as sentencepiece writes it).
   std::string vocab;
   for (int i = 0; i < sp.GetPieceSize(); ++i) {
-    vocab += sp.IdToPiece(i) + "\t" + std::to_string(static_cast<int>(sp.GetScore(i))) + "\n";
+    // The newline piece (no byte fallback) as "\n", so each piece stays on a line of its own.
+    const std::string piece = sp.IdToPiece(i) == "\n" ? "\\n" : sp.IdToPiece(i);
+    vocab += piece + "\t" + std::to_string(static_cast<int>(sp.GetScore(i))) + "\n";
   }
   DYT_RETURN_IF_ERROR(WriteFileAtomically(options.model_prefix + ".model", model));
   DYT_RETURN_IF_ERROR(WriteFileAtomically(options.model_prefix + ".vocab", vocab));

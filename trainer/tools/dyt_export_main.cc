@@ -71,10 +71,16 @@ int main(int argc, char** argv) {
     source = point->dir;
   }
 
+  // Again now that the checkpoint is known (--store): an --output inside it is the user's
+  // mistake (exit 2); whatever ExportModel then fails at is a failure (exit 1).
+  if (const dyt::Status where = dyt::CheckExportDir(output, source); !where.ok()) {
+    spdlog::error("{}", where.message());
+    return kExitBadArgs;
+  }
   const dyt::Status s = dyt::ExportModel(state, *dtype, source, output);
   if (!s.ok()) {
     spdlog::error("export failed: {}", s.ToString());
-    return s.code() == dyt::StatusCode::kInvalidArgument ? kExitBadArgs : kExitFailure;
+    return kExitFailure;
   }
   spdlog::info("exported {} (step {}, {}) to {}/model.safetensors and {}/config.json", source,
                state.step, dtype_name, output, output);

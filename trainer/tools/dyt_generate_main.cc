@@ -11,6 +11,7 @@
 // 2 bad arguments.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -46,7 +47,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   // 0 kept no token at all (greedy in effect, silently): the smallest mass is above 0.
   app.add_option("--top-p", opt.top_p, "nucleus sampling mass, in (0, 1] (1 = off)")
-      ->check(dyt::NumberIn(1e-6, 1.0))
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            char* end = nullptr;
+            const double v = std::strtod(text.c_str(), &end);
+            return (end != text.c_str() && *end == '\0' && v > 0 && v <= 1)
+                       ? ""
+                       : "must be a number in (0, 1]: above 0 (0 would keep no token), 1 = off";
+          },
+          "(0, 1]"))
       ->capture_default_str();
   app.add_option("--seed", seed,
                  "sampling seed: the same seed, checkpoint and options give the same text")

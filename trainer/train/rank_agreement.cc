@@ -112,7 +112,9 @@ std::vector<std::string> AgreementLines(const TrainConfig& c, const std::string&
       "data training tokens: " + std::to_string(train_tokens),
       "checkpoint.every_steps: " + std::to_string(c.checkpoint.every_steps),
       "checkpoint.every_minutes: " + Num(c.checkpoint.every_minutes),
-      "checkpoint.init_from: " + c.checkpoint.init_from,
+      // Set or not (its path may differ between machines, as checkpoint.dir's may; the ranks
+      // load the step rank 0 chose and compare it).
+      "checkpoint.init_from: " + std::string(c.checkpoint.init_from.empty() ? "unset" : "set"),
       "checkpoint.init_weights_only: " + Flag(c.checkpoint.init_weights_only),
       "job_id: " + c.job_id,
       "job_attempt: " + std::to_string(c.job_attempt),

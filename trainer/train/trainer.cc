@@ -567,6 +567,17 @@ Status Trainer::Resume(const std::string& resume) {
           from_init = true;
         } else {
           point = loaded.status().WithContext("checkpoint.init_from " + init);
+          // Intact but another model: the job's model is what must change (not a resume).
+          if (point.status().code() == StatusCode::kFailedPrecondition) {
+            point = InvalidArgument(
+                point.status().message() +
+                (InitUse() == CheckpointUse::kWeights
+                     ? "; the model must have its tensor shapes (every field but max_seq_len, "
+                       "rope_theta and norm_eps the same)"
+                     : "; the model config must be the same (init_weights_only takes the "
+                       "weights of a model that differs only in max_seq_len, rope_theta or "
+                       "norm_eps)"));
+          }
         }
       }
       if (point.ok()) {
@@ -624,16 +635,27 @@ Status Trainer::Resume(const std::string& resume) {
     // A checkpoint of this store (going back to an earlier step) may be resumed into it; one
     // of another store only into an empty one.
     // Rank 0 decides, so that every rank takes the collective below or none does.
-    int64_t own = 0;
+    constexpr int64_t kForeign = 0, kOwn = 1, kAStore = 2;
+    int64_t where = kForeign;
     if (rank() == 0) {
       std::string path = resume;
       while (path.size() > 1 && path.back() == '/') path.pop_back();
       const std::string parent = std::filesystem::path(path).parent_path().string();
-      own = !config_.checkpoint.dir.empty() &&
-            SameFile(parent.empty() ? "." : parent, config_.checkpoint.dir);
+      std::error_code ec;
+      if (std::filesystem::exists(path + "/latest", ec)) {
+        where = kAStore;
+      } else if (!config_.checkpoint.dir.empty() &&
+                 SameFile(parent.empty() ? "." : parent, config_.checkpoint.dir)) {
+        where = kOwn;
+      }
     }
-    DYT_ASSIGN_OR_RETURN(own, BroadcastFromRank0(own));
-    if (own == 0) DYT_RETURN_IF_ERROR(RefuseUsedStore(resume));
+    DYT_ASSIGN_OR_RETURN(where, BroadcastFromRank0(where));
+    if (where == kAStore) {
+      return InvalidArgument("--resume " + resume +
+                             ": is a checkpoint store; --resume takes one of its step-XXXXXXXX "
+                             "directories, and --resume auto continues checkpoint.dir's latest");
+    }
+    if (where == kForeign) DYT_RETURN_IF_ERROR(RefuseUsedStore(resume));
     mine = CheckContinues(LoadCheckpoint(resume, &config_.model), &state);
   }
   // Everyone restores (a collective) or nobody does.
