@@ -39,11 +39,12 @@ trap cleanup EXIT
   --log-level "${DYT_LOG_LEVEL:-info}" ${SCHEDULER_ARGS:-} >"$tmp/scheduler.log" 2>&1 &
 pid=$!
 
-# The scheduler logs "serving on 127.0.0.1:0 (port N)" at info level; with a quieter level
-# we fall back to asking the kernel which port the process listens on.
+# The scheduler logs "serving on 127.0.0.1:0 (port N)" at info level and prints "listening on
+# 127.0.0.1:N" on stdout at any level; else we ask the kernel which port it listens on.
 port=""
 for _ in $(seq 1 200); do
-  port=$(sed -n 's/.*serving on .* (port \([0-9]\+\)).*/\1/p' "$tmp/scheduler.log" | head -1 || true)
+  port=$(sed -n -e 's/.*serving on .* (port \([0-9]\+\)).*/\1/p' \
+    -e 's/^listening on 127\.0\.0\.1:\([0-9]\+\)$/\1/p' "$tmp/scheduler.log" | head -1 || true)
   if [[ -z "$port" ]] && command -v ss >/dev/null; then
     port=$(ss -ltnpH 2>/dev/null | grep "pid=$pid," | sed -n 's/.*127\.0\.0\.1:\([0-9]\+\).*/\1/p' |
       head -1 || true)
