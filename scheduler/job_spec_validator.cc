@@ -194,8 +194,8 @@ Status CheckWithTrainer(const v1::JobSpec& spec) {
   paths.attempt = 1;
   paths.checkpoint_dir = "/checkpoints";  // stand-ins: only the worker knows its own
   paths.output_dir = "/output";
-  StatusOr<std::string> yaml = worker::TrainYamlFromJobSpec(spec, paths);
-  Status checked = yaml.ok() ? worker::ValidateTrainYaml(*yaml) : yaml.status();
+  StatusOr<YAML::Node> config = worker::TrainConfigFromJobSpec(spec, paths);
+  Status checked = config.ok() ? worker::ValidateTrainConfig(*config) : config.status();
   if (checked.ok()) return Status::Ok();
   return InvalidArgument("spec." + checked.message());
 }

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <set>
 #include <utility>
 
 #include "common/job_run_time.h"
@@ -201,7 +202,18 @@ void Scheduler::SetState(LiveJob& job, v1::JobState state, const std::string& re
 void Scheduler::CheckStops(Batch& batch) {
   const auto now = PreciseNow();
   const auto steady_now = std::chrono::steady_clock::now();
-  for (auto& [id, job] : jobs_) {
+  // Ten times a second is ample for limits in whole seconds and a resend every stop_resend;
+  // walking every job once per pass (every few ms under load) cost a third of SubmitJob
+  // throughput with 30,000 jobs queued.
+  if (steady_now - stops_checked_ < std::chrono::milliseconds(100)) return;
+  stops_checked_ = steady_now;
+  // Only jobs with a live attempt can need a stop: walk those (the attempts), not every job.
+  std::set<std::string> live_ids;
+  for (const auto& [key, attempt] : attempts_) live_ids.insert(attempt.job_id);
+  for (const std::string& id : live_ids) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) continue;
+    LiveJob& job = it->second;
     const v1::Job& api = job.record.job();
     const bool live = api.state() == v1::RUNNING || api.state() == v1::SCHEDULED;
     if (job.preempting && live && steady_now - job.stop_sent >= options_.stop_resend) {

@@ -283,6 +283,7 @@ class Scheduler {
   // passes do not revisit them; back into queue_ when a worker registers (capacity may grow).
   std::unordered_map<std::string, JobQueue::Entry> held_;
   std::chrono::steady_clock::time_point oldest_queued_updated_{};  // UpdateGauges, under mu_
+  std::chrono::steady_clock::time_point stops_checked_{};          // CheckStops, under mu_
   std::unordered_map<std::string, int> queued_by_owner_;           // QUEUED jobs per spec.owner
   ClusterView cluster_;
   std::map<std::string, Worker> workers_;

@@ -110,7 +110,7 @@ YAML::Node CheckpointNode(const v1::CheckpointPolicy& c, const std::string& dir,
 
 }  // namespace
 
-StatusOr<std::string> TrainYamlFromJobSpec(const v1::JobSpec& spec, const JobPaths& paths) {
+StatusOr<YAML::Node> TrainConfigFromJobSpec(const v1::JobSpec& spec, const JobPaths& paths) {
   if (paths.checkpoint_dir.empty()) {
     return InvalidArgument("checkpoint_dir: the assignment names no checkpoint directory");
   }
@@ -130,11 +130,22 @@ StatusOr<std::string> TrainYamlFromJobSpec(const v1::JobSpec& spec, const JobPat
   root["output"] = output;
   if (!paths.job_id.empty()) root["job_id"] = paths.job_id;
   if (paths.attempt > 0) root["job_attempt"] = paths.attempt;
+  return root;
+}
+
+StatusOr<std::string> TrainYamlFromJobSpec(const v1::JobSpec& spec, const JobPaths& paths) {
+  DYT_ASSIGN_OR_RETURN(const YAML::Node root, TrainConfigFromJobSpec(spec, paths));
   YAML::Emitter out;
   out << root;
   if (!out.good())
     return InvalidArgument("job spec: cannot be written as YAML: " + out.GetLastError());
   return std::string(out.c_str()) + "\n";
+}
+
+Status ValidateTrainConfig(const YAML::Node& root) {
+  StatusOr<TrainConfig> config = ParseTrainConfig(root, /*keep_source=*/false);
+  if (!config.ok()) return config.status();
+  return Status::Ok();
 }
 
 Status ValidateTrainYaml(const std::string& yaml) {

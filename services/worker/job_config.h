@@ -8,6 +8,8 @@
 // train.threads (the rank's CPU slots) for cpu jobs.
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <string>
 #include <vector>
 
@@ -26,10 +28,17 @@ struct JobPaths {
   std::string init_checkpoint;          // checkpoint.init_from; empty: not written
 };
 
-// The YAML text, or INVALID_ARGUMENT naming the field when the spec cannot be expressed
-// (e.g. a missing checkpoint dir). Does not validate the trainer's rules: see
-// ValidateTrainYaml.
+// The config as a YAML tree, or INVALID_ARGUMENT naming the field when the spec cannot be
+// expressed (e.g. a missing checkpoint dir). Does not validate the trainer's rules: see
+// ValidateTrainConfig.
+StatusOr<YAML::Node> TrainConfigFromJobSpec(const v1::JobSpec& spec, const JobPaths& paths);
+
+// The same as YAML text (what the worker writes for dyt-train).
 StatusOr<std::string> TrainYamlFromJobSpec(const v1::JobSpec& spec, const JobPaths& paths);
+
+// The trainer's own ParseTrainConfig on a tree (the scheduler checks every submission with it,
+// without writing and parsing the text: that cost 3x its SubmitJob throughput).
+Status ValidateTrainConfig(const YAML::Node& root);
 
 // Parses `yaml` with the trainer's own ParseTrainConfig: OK, or its INVALID_ARGUMENT naming the
 // field ("train.batch_size: must be >= 1").

@@ -159,7 +159,7 @@ Status ParseCheckpoint(YamlReader& r, CheckpointSection& c) {
 
 }  // namespace
 
-StatusOr<TrainConfig> ParseTrainConfig(const YAML::Node& root) {
+StatusOr<TrainConfig> ParseTrainConfig(const YAML::Node& root, bool keep_source) {
   if (!root.IsMap()) return InvalidArgument("config: must be a YAML map with model/data/train");
   YamlReader r(root, "");
   TrainConfig c;
@@ -192,7 +192,7 @@ StatusOr<TrainConfig> ParseTrainConfig(const YAML::Node& root) {
   DYT_RETURN_IF_ERROR(r.Get("job_attempt", c.job_attempt));
   if (c.job_attempt < 0) return InvalidArgument("job_attempt: must be >= 0");
   DYT_RETURN_IF_ERROR(r.RejectUnknownKeys());
-  c.source_yaml = YAML::Dump(root);
+  if (keep_source) c.source_yaml = YAML::Dump(root);
   return c;
 }
 

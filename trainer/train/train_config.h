@@ -103,7 +103,9 @@ struct TrainConfig {
 };
 
 // Parses and validates a config; errors name the field ("train.batch_size: must be >= 1").
-StatusOr<TrainConfig> ParseTrainConfig(const YAML::Node& root);
+// `keep_source`: fill source_yaml with the tree written out (a check alone, like the
+// scheduler's of every submission, skips that: writing YAML is most of the cost).
+StatusOr<TrainConfig> ParseTrainConfig(const YAML::Node& root, bool keep_source = true);
 StatusOr<TrainConfig> LoadTrainConfig(const std::string& path);
 
 }  // namespace dyt
