@@ -16,6 +16,19 @@
 namespace dyt {
 namespace {
 
+// Runs dyt-data with each case's arguments: exit 2, and stderr says the case's text.
+template <size_t N>
+void ExpectEachExitsTwoSaying(const std::pair<std::vector<std::string>, std::string> (&cases)[N]) {
+  for (const auto& [args, says] : cases) {
+    std::vector<std::string> argv = {DYT_DATA_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ::dyt::testing::ProcessResult r = ::dyt::testing::Run(argv);
+    EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args) << "\n" << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << ::testing::PrintToString(args) << "\n"
+                                                   << r.err;
+  }
+}
+
 TEST(DataBinaryTest, MistakesExitTwoNamingTheOption) {
   ::dyt::testing::TempDir dir;
   const std::string text = dir.Join("corpus.txt");
@@ -43,14 +56,7 @@ TEST(DataBinaryTest, MistakesExitTwoNamingTheOption) {
         "5"},
        "--max-sentences 5: must be 0 (every line) or above 100"},
   };
-  for (const auto& [args, says] : cases) {
-    std::vector<std::string> argv = {DYT_DATA_BIN};
-    argv.insert(argv.end(), args.begin(), args.end());
-    ::dyt::testing::ProcessResult r = ::dyt::testing::Run(argv);
-    EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args) << "\n" << r.err;
-    EXPECT_NE(r.err.find(says), std::string::npos) << ::testing::PrintToString(args) << "\n"
-                                                   << r.err;
-  }
+  ExpectEachExitsTwoSaying(cases);
 }
 
 // An output that names one of the inputs (or the other output), however spelled, is refused
@@ -80,14 +86,7 @@ TEST(DataBinaryTest, AnOutputThatWouldDestroyAnInputIsRefused) {
       {{"train-tokenizer", "--input", model, "--model-prefix", dir.Join("c")},
        "--model-prefix " + model + ": is also --input"},
   };
-  for (const auto& [args, says] : cases) {
-    std::vector<std::string> argv = {DYT_DATA_BIN};
-    argv.insert(argv.end(), args.begin(), args.end());
-    ::dyt::testing::ProcessResult r = ::dyt::testing::Run(argv);
-    EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args) << "\n" << r.err;
-    EXPECT_NE(r.err.find(says), std::string::npos) << ::testing::PrintToString(args) << "\n"
-                                                   << r.err;
-  }
+  ExpectEachExitsTwoSaying(cases);
   EXPECT_EQ(::dyt::testing::ReadText(text), "In the beginning\n");
   EXPECT_EQ(::dyt::testing::ReadText(model), "not really a model\n");
   EXPECT_FALSE(std::filesystem::exists(dir.Join("x.bin")));
